@@ -1,0 +1,47 @@
+/* comm.h: the communicator and the cross-rank error protocol.
+ *
+ * sr_comm wraps a duplicated MPI communicator so softrec's traffic never
+ * mixes with a caller's. Errors follow DESIGN.md section 5:
+ *  - a problem every rank can detect (bad config, bad dataset) goes through
+ *    sr_comm_agree(): every rank calls it at the same point, the error of the
+ *    lowest failing rank becomes every rank's error, and sr_comm_exit() makes
+ *    rank 0 print it once and every rank exit with the same code;
+ *  - a problem only one rank sees (I/O, NaN, OOM in the middle of a step)
+ *    goes to sr_comm_abort(): "[rank r] file:line: msg" and MPI_Abort, so no
+ *    peer is left waiting in a collective.
+ */
+#ifndef SR_COMM_COMM_H
+#define SR_COMM_COMM_H
+
+#include <mpi.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct sr_comm {
+    MPI_Comm comm; /* owned duplicate */
+    int rank;
+    int size;
+} sr_comm;
+
+/* Duplicate parent (collective). */
+sr_status sr_comm_init(sr_comm *c, MPI_Comm parent, sr_error *err);
+void sr_comm_destroy(sr_comm *c);
+
+/* Collective: combine per-rank status. Returns SR_OK when no rank failed;
+ * otherwise every rank's err holds the lowest failing rank's error (code,
+ * file:line and message) and the code is returned on every rank. */
+sr_status sr_comm_agree(const sr_comm *c, sr_error *err);
+
+/* Collective, after sr_comm_agree failed: rank 0 prints "softrec: error: msg"
+ * once, every rank finalizes MPI and exits with err->code. */
+_Noreturn void sr_comm_exit(const sr_comm *c, const sr_error *err);
+
+/* One rank's unrecoverable error: print with the rank and abort the job with
+ * err->code. */
+_Noreturn void sr_comm_abort(const sr_comm *c, const sr_error *err);
+
+/* Checked narrowing of a 64-bit count or displacement to MPI's int. */
+sr_status sr_comm_int(int64_t v, int *out, const char *what, sr_error *err);
+
+#endif

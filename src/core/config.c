@@ -1,0 +1,386 @@
+/* config.c: the key table and its parsers. Add a key: one field in
+ * sr_config, one row below; everything else (files, --set, printing, help,
+ * checkpoints) follows from the row. */
+#include "core/config.h"
+
+#include <errno.h>
+#include <ini.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+
+#define F(field) offsetof(sr_config, field), sizeof(((sr_config *)0)->field)
+#define NOB 0, 0
+
+static const sr_config_key TABLE[] = {
+    {"data.path", SR_CFG_STRING, F(data_path), "", NOB, NULL,
+     "HDF5 dataset (softrec data convert/synth); empty = none"},
+    {"model.name", SR_CFG_ENUM, F(model_name), "mf", NOB, "mf", "backbone that builds the queries"},
+    {"model.dim", SR_CFG_INT, F(model_dim), "64", 1, 4096, NULL, "embedding dimension d"},
+    {"model.init_std", SR_CFG_FLOAT, F(model_init_std), "0.1", 0, 10, NULL,
+     "standard deviation of the normal initialisation of embeddings"},
+    {"loss.name", SR_CFG_ENUM, F(loss_name), "softmax", NOB, "softmax",
+     "loss of the softmax family"},
+    {"loss.tile", SR_CFG_INT, F(loss_tile), "4096", 16, 1 << 22, NULL,
+     "items per tile in the exact softmax (memory is O(batch x tile))"},
+    {"train.epochs", SR_CFG_INT, F(train_epochs), "10", 0, 1e9, NULL, "passes over the training data"},
+    {"train.batch_size", SR_CFG_INT, F(train_batch_size), "1024", 1, 1 << 24, NULL,
+     "global batch: examples per step summed over all ranks"},
+    {"train.lr", SR_CFG_FLOAT, F(train_lr), "0.001", 0, 1e6, NULL, "learning rate"},
+    {"train.seed", SR_CFG_INT, F(train_seed), "1", 0, 9.2e18, NULL, "seed of every random stream"},
+    {"train.shuffle", SR_CFG_BOOL, F(train_shuffle), "true", NOB, NULL,
+     "shuffle the training examples every epoch"},
+    {"train.init", SR_CFG_STRING, F(train_init), "", NOB, NULL,
+     "checkpoint to initialise the model from (empty = random init)"},
+    {"optim.name", SR_CFG_ENUM, F(optim_name), "adam", NOB, "sgd|adam|adagrad", "optimiser"},
+    {"optim.weight_decay", SR_CFG_FLOAT, F(optim_weight_decay), "0", 0, 1e3, NULL,
+     "L2 penalty on the embedding rows a step uses"},
+    {"optim.beta1", SR_CFG_FLOAT, F(optim_beta1), "0.9", 0, 0.999999, NULL, "Adam first-moment decay"},
+    {"optim.beta2", SR_CFG_FLOAT, F(optim_beta2), "0.999", 0, 0.999999999, NULL,
+     "Adam second-moment decay"},
+    {"optim.eps", SR_CFG_FLOAT, F(optim_eps), "1e-8", 1e-30, 1, NULL, "Adam/Adagrad denominator floor"},
+    {"eval.topk", SR_CFG_INTLIST, F(eval_topk), "20", 1, 10000, NULL,
+     "cut-offs K of NDCG@K, Precision@K, Recall@K (comma-separated)"},
+    {"eval.every", SR_CFG_INT, F(eval_every), "1", 0, 1e9, NULL,
+     "epochs between validation evaluations (0 = only the final test)"},
+    {"shard.layout", SR_CFG_ENUM, F(shard_layout), "block", NOB, "block|interleave",
+     "item to rank map: contiguous blocks or round-robin (spreads popular head items)"},
+    {"run.dir", SR_CFG_STRING, F(run_dir), "runs/default", NOB, NULL,
+     "run directory: resolved config, metrics.jsonl, checkpoints"},
+    {"run.progress_every", SR_CFG_FLOAT, F(run_progress_every), "5", 0, 1e6, NULL,
+     "seconds between progress lines on rank 0 (0 = every step)"},
+};
+
+#undef F
+#undef NOB
+
+const sr_config_key *sr_config_table(size_t *count)
+{
+    *count = sizeof TABLE / sizeof TABLE[0];
+    return TABLE;
+}
+
+static const sr_config_key *find_key(const char *name)
+{
+    for (size_t i = 0; i < sizeof TABLE / sizeof TABLE[0]; i++)
+        if (!strcmp(TABLE[i].name, name)) return &TABLE[i];
+    return NULL;
+}
+
+static void trim(char *s)
+{
+    size_t n = strlen(s);
+    while (n && (s[n - 1] == ' ' || s[n - 1] == '\t' || s[n - 1] == '\n' || s[n - 1] == '\r'))
+        s[--n] = '\0';
+    size_t i = 0;
+    while (s[i] == ' ' || s[i] == '\t') i++;
+    if (i) memmove(s, s + i, n - i + 1);
+}
+
+static bool parse_int(const char *s, int64_t *out)
+{
+    if (!*s) return false;
+    errno = 0;
+    char *end = NULL;
+    long long v = strtoll(s, &end, 10);
+    if (errno || *end) {
+        /* Accept exact floats like 1e6 for convenience, nothing else. */
+        errno = 0;
+        double d = strtod(s, &end);
+        if (errno || *end || d != floor(d) || fabs(d) > 9.2e18) return false;
+        v = (long long)d;
+    }
+    *out = v;
+    return true;
+}
+
+static bool parse_float(const char *s, double *out)
+{
+    if (!*s) return false;
+    errno = 0;
+    char *end = NULL;
+    double v = strtod(s, &end);
+    if (errno || *end || !isfinite(v)) return false;
+    *out = v;
+    return true;
+}
+
+static bool parse_bool(const char *s, bool *out)
+{
+    if (!strcasecmp(s, "true") || !strcasecmp(s, "yes") || !strcasecmp(s, "on") || !strcmp(s, "1")) {
+        *out = true;
+        return true;
+    }
+    if (!strcasecmp(s, "false") || !strcasecmp(s, "no") || !strcasecmp(s, "off") || !strcmp(s, "0")) {
+        *out = false;
+        return true;
+    }
+    return false;
+}
+
+static bool in_choices(const char *choices, const char *v)
+{
+    size_t n = strlen(v);
+    const char *p = choices;
+    while (*p) {
+        const char *bar = strchr(p, '|');
+        size_t len = bar ? (size_t)(bar - p) : strlen(p);
+        if (len == n && !strncmp(p, v, n)) return true;
+        if (!bar) break;
+        p = bar + 1;
+    }
+    return false;
+}
+
+static sr_status check_bounds(const sr_config_key *k, double v, const char *text, const char *source,
+                              sr_error *err)
+{
+    if (k->min == 0 && k->max == 0) return SR_OK;
+    if (v < k->min)
+        SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = %s is below the minimum %g", source, k->name, text,
+                k->min);
+    if (v > k->max)
+        SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = %s is above the maximum %g", source, k->name, text,
+                k->max);
+    return SR_OK;
+}
+
+sr_status sr_config_set(sr_config *cfg, const char *key, const char *value, const char *source,
+                        sr_error *err)
+{
+    const sr_config_key *k = find_key(key);
+    if (!k) SR_FAIL(err, SR_ERR_CONFIG, "%s: unknown key '%s' (softrec help config lists them)", source, key);
+    char v[SR_CONFIG_PATH_MAX + 64];
+    if (strlen(value) >= sizeof v) SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: value too long", source, key);
+    strcpy(v, value);
+    trim(v);
+    char *field = (char *)cfg + k->offset;
+    switch (k->type) {
+    case SR_CFG_INT: {
+        int64_t x;
+        if (!parse_int(v, &x))
+            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' is not an integer", source, k->name, v);
+        SR_TRY(check_bounds(k, (double)x, v, source, err));
+        *(int64_t *)field = x;
+        break;
+    }
+    case SR_CFG_FLOAT: {
+        double x;
+        if (!parse_float(v, &x))
+            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' is not a finite number", source, k->name, v);
+        SR_TRY(check_bounds(k, x, v, source, err));
+        *(double *)field = x;
+        break;
+    }
+    case SR_CFG_BOOL: {
+        bool x;
+        if (!parse_bool(v, &x))
+            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' is not a boolean (true/false)", source,
+                    k->name, v);
+        *(bool *)field = x;
+        break;
+    }
+    case SR_CFG_ENUM:
+        if (!in_choices(k->choices, v))
+            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' is not one of %s", source, k->name, v,
+                    k->choices);
+        __attribute__((fallthrough)); /* stored like a string */
+    case SR_CFG_STRING:
+        if (strlen(v) >= k->size)
+            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: value longer than %zu characters", source, k->name,
+                    k->size - 1);
+        strcpy(field, v);
+        break;
+    case SR_CFG_INTLIST: {
+        int64_t vals[SR_CONFIG_LIST_MAX];
+        int n = 0;
+        char *save = NULL;
+        for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+            trim(tok);
+            if (n == SR_CONFIG_LIST_MAX)
+                SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: more than %d values", source, k->name,
+                        SR_CONFIG_LIST_MAX);
+            if (!parse_int(tok, &vals[n]))
+                SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: '%s' is not an integer", source, k->name, tok);
+            SR_TRY(check_bounds(k, (double)vals[n], tok, source, err));
+            n++;
+        }
+        if (n == 0) SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: empty list", source, k->name);
+        /* eval.topk is the only list; its count lives beside it. */
+        memcpy(field, vals, (size_t)n * sizeof vals[0]);
+        if (k->offset == offsetof(sr_config, eval_topk)) cfg->eval_topk_count = n;
+        break;
+    }
+    }
+    return SR_OK;
+}
+
+void sr_config_defaults(sr_config *cfg)
+{
+    memset(cfg, 0, sizeof *cfg);
+    size_t n;
+    const sr_config_key *t = sr_config_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        sr_error e;
+        sr_error_clear(&e);
+        if (sr_config_set(cfg, t[i].name, t[i].def, "defaults", &e) != SR_OK)
+            sr_panic(__FILE__, __LINE__, "bad default in config table: %s", e.msg);
+    }
+}
+
+sr_status sr_config_set_assignment(sr_config *cfg, const char *assignment, sr_error *err)
+{
+    const char *eq = strchr(assignment, '=');
+    if (!eq || eq == assignment)
+        SR_FAIL(err, SR_ERR_CONFIG, "--set %s: expected key=value", assignment);
+    char key[128];
+    size_t kl = (size_t)(eq - assignment);
+    if (kl >= sizeof key) SR_FAIL(err, SR_ERR_CONFIG, "--set %s: key too long", assignment);
+    memcpy(key, assignment, kl);
+    key[kl] = '\0';
+    trim(key);
+    return sr_config_set(cfg, key, eq + 1, "--set", err);
+}
+
+typedef struct ini_ctx {
+    sr_config *cfg;
+    const char *source;
+    sr_error *err;
+    int failed;
+} ini_ctx;
+
+static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
+{
+    ini_ctx *c = user;
+    if (c->failed) return 0;
+    char key[256];
+    if (section && *section)
+        snprintf(key, sizeof key, "%s.%s", section, name);
+    else
+        snprintf(key, sizeof key, "%s", name);
+    if (sr_config_set(c->cfg, key, value, c->source, c->err) != SR_OK) {
+        c->failed = 1;
+        return 0;
+    }
+    return 1;
+}
+
+/* inih reports the line of the first failing entry as its return value; the
+ * handler's message is then prefixed with it. */
+static sr_status finish_ini(int rc, ini_ctx *c, const char *what)
+{
+    if (rc == 0) return SR_OK;
+    if (c->failed) {
+        char msg[SR_ERROR_MSG_MAX];
+        snprintf(msg, sizeof msg, "%s", c->err->msg);
+        /* Rewrite "source: ..." as "source:line: ..." */
+        size_t sl = strlen(c->source);
+        if (!strncmp(msg, c->source, sl) && msg[sl] == ':')
+            snprintf(c->err->msg, sizeof c->err->msg, "%s:%d%s", c->source, rc, msg + sl);
+        return c->err->code;
+    }
+    if (rc < 0) SR_FAIL(c->err, SR_ERR_IO, "%s: cannot open config file", what);
+    SR_FAIL(c->err, SR_ERR_CONFIG, "%s:%d: syntax error (expected [section] or key = value)", what, rc);
+}
+
+sr_status sr_config_load_file(sr_config *cfg, const char *path, sr_error *err)
+{
+    ini_ctx c = {cfg, path, err, 0};
+    FILE *f = fopen(path, "r");
+    if (!f) SR_FAIL(err, SR_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
+    int rc = ini_parse_file(f, on_ini_entry, &c);
+    fclose(f);
+    return finish_ini(rc, &c, path);
+}
+
+sr_status sr_config_load_string(sr_config *cfg, const char *text, const char *source, sr_error *err)
+{
+    ini_ctx c = {cfg, source, err, 0};
+    int rc = ini_parse_string(text, on_ini_entry, &c);
+    return finish_ini(rc, &c, source);
+}
+
+bool sr_config_get(const sr_config *cfg, const char *key, char *buf, size_t len)
+{
+    const sr_config_key *k = find_key(key);
+    if (!k) return false;
+    const char *field = (const char *)cfg + k->offset;
+    switch (k->type) {
+    case SR_CFG_INT: snprintf(buf, len, "%lld", (long long)*(const int64_t *)field); break;
+    case SR_CFG_FLOAT: snprintf(buf, len, "%.17g", *(const double *)field); break;
+    case SR_CFG_BOOL: snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false"); break;
+    case SR_CFG_STRING:
+    case SR_CFG_ENUM: snprintf(buf, len, "%s", field); break;
+    case SR_CFG_INTLIST: {
+        size_t off = 0;
+        buf[0] = '\0';
+        for (int i = 0; i < cfg->eval_topk_count && off < len; i++)
+            off += (size_t)snprintf(buf + off, len - off, "%s%lld", i ? "," : "",
+                                    (long long)((const int64_t *)field)[i]);
+        break;
+    }
+    }
+    return true;
+}
+
+size_t sr_config_write_ini(const sr_config *cfg, char *buf, size_t len)
+{
+    size_t n, off = 0;
+    const sr_config_key *t = sr_config_table(&n);
+    char section[64] = "";
+    for (size_t i = 0; i < n; i++) {
+        const char *dot = strchr(t[i].name, '.');
+        size_t sl = (size_t)(dot - t[i].name);
+        char val[SR_CONFIG_PATH_MAX + 64];
+        sr_config_get(cfg, t[i].name, val, sizeof val);
+        if (strlen(section) != sl || strncmp(section, t[i].name, sl)) {
+            memcpy(section, t[i].name, sl);
+            section[sl] = '\0';
+            int w = snprintf(buf ? buf + off : NULL, buf && off < len ? len - off : 0, "%s[%s]\n",
+                             off ? "\n" : "", section);
+            off += (size_t)w;
+        }
+        int w = snprintf(buf ? buf + off : NULL, buf && off < len ? len - off : 0, "%s = %s\n",
+                         dot + 1, val);
+        off += (size_t)w;
+    }
+    return off;
+}
+
+void sr_config_print(const sr_config *cfg, FILE *out)
+{
+    size_t n;
+    const sr_config_key *t = sr_config_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        char val[SR_CONFIG_PATH_MAX + 64];
+        sr_config_get(cfg, t[i].name, val, sizeof val);
+        fprintf(out, "  %-22s = %s\n", t[i].name, val);
+    }
+}
+
+static const char *type_name(sr_config_type t)
+{
+    switch (t) {
+    case SR_CFG_INT: return "int";
+    case SR_CFG_FLOAT: return "float";
+    case SR_CFG_BOOL: return "bool";
+    case SR_CFG_STRING: return "string";
+    case SR_CFG_ENUM: return "enum";
+    case SR_CFG_INTLIST: return "int list";
+    }
+    return "?";
+}
+
+void sr_config_print_help(FILE *out)
+{
+    size_t n;
+    const sr_config_key *t = sr_config_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        fprintf(out, "%-22s %-8s default %s", t[i].name, type_name(t[i].type),
+                *t[i].def ? t[i].def : "''");
+        if (t[i].type == SR_CFG_ENUM) fprintf(out, "  one of %s", t[i].choices);
+        else if (t[i].min != 0 || t[i].max != 0) fprintf(out, "  in [%g, %g]", t[i].min, t[i].max);
+        fprintf(out, "\n    %s\n", t[i].help);
+    }
+}

@@ -1,0 +1,112 @@
+/* config.h: the run configuration, filled from one table of keys.
+ *
+ * Every key has a row in the table in config.c: name ("section.key"), type,
+ * default, bounds or allowed values, help. Sources apply in order: defaults,
+ * then an INI file (read by inih; "[train]\nepochs = 10" sets train.epochs),
+ * then --set key=value overrides. Unknown keys, malformed values and values
+ * out of bounds are SR_ERR_CONFIG errors that name the source, the key and the
+ * problem. The struct is plain data: pass it as const *, store it in
+ * checkpoints as text (sr_config_write_ini).
+ */
+#ifndef SR_CORE_CONFIG_H
+#define SR_CORE_CONFIG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#include "core/error.h"
+
+#define SR_CONFIG_PATH_MAX 1024
+#define SR_CONFIG_NAME_MAX 32
+#define SR_CONFIG_LIST_MAX 8
+
+typedef struct sr_config {
+    /* data */
+    char data_path[SR_CONFIG_PATH_MAX];
+    /* model */
+    char model_name[SR_CONFIG_NAME_MAX];
+    int64_t model_dim;
+    double model_init_std;
+    /* loss */
+    char loss_name[SR_CONFIG_NAME_MAX];
+    int64_t loss_tile;           /* items per tile in the exact softmax */
+    /* training */
+    int64_t train_epochs;
+    int64_t train_batch_size;    /* global batch, summed over ranks */
+    double train_lr;
+    int64_t train_seed;
+    bool train_shuffle;
+    char train_init[SR_CONFIG_PATH_MAX];
+    /* optimiser */
+    char optim_name[SR_CONFIG_NAME_MAX];
+    double optim_weight_decay;
+    double optim_beta1, optim_beta2, optim_eps;
+    /* evaluation */
+    int64_t eval_topk[SR_CONFIG_LIST_MAX];
+    int eval_topk_count;
+    int64_t eval_every;
+    /* layout */
+    char shard_layout[SR_CONFIG_NAME_MAX]; /* block | interleave */
+    /* run */
+    char run_dir[SR_CONFIG_PATH_MAX];
+    double run_progress_every;   /* seconds between progress lines */
+} sr_config;
+
+typedef enum sr_config_type {
+    SR_CFG_INT,
+    SR_CFG_FLOAT,
+    SR_CFG_BOOL,
+    SR_CFG_STRING,
+    SR_CFG_ENUM,   /* a string from a '|'-separated list */
+    SR_CFG_INTLIST /* comma-separated int64 values */
+} sr_config_type;
+
+typedef struct sr_config_key {
+    const char *name;
+    sr_config_type type;
+    size_t offset;       /* of the field in sr_config */
+    size_t size;         /* of the field (strings: capacity) */
+    const char *def;     /* default as text */
+    double min, max;     /* INT, FLOAT, INTLIST elements: inclusive bounds */
+    const char *choices; /* ENUM: "a|b|c" */
+    const char *help;
+} sr_config_key;
+
+/* The table (static storage) and its length. */
+const sr_config_key *sr_config_table(size_t *count);
+
+/* Fill with the defaults of the table. */
+void sr_config_defaults(sr_config *cfg);
+
+/* Apply one key. source names where it came from (for messages), e.g.
+ * "--set" or "run.ini:12". */
+sr_status sr_config_set(sr_config *cfg, const char *key, const char *value, const char *source,
+                        sr_error *err);
+
+/* Apply "key=value" (the --set syntax). */
+sr_status sr_config_set_assignment(sr_config *cfg, const char *assignment, sr_error *err);
+
+/* Apply every key of an INI file. */
+sr_status sr_config_load_file(sr_config *cfg, const char *path, sr_error *err);
+
+/* Apply INI text held in memory (checkpoints store the config this way). */
+sr_status sr_config_load_string(sr_config *cfg, const char *text, const char *source,
+                                sr_error *err);
+
+/* Write the resolved config as INI text, every key, one per line, grouped in
+ * sections. Returns the length it needs (like snprintf). */
+size_t sr_config_write_ini(const sr_config *cfg, char *buf, size_t len);
+
+/* Print "key = value" lines, aligned, for the log. */
+void sr_config_print(const sr_config *cfg, FILE *out);
+
+/* Print the table with types, defaults, bounds and help (softrec help config). */
+void sr_config_print_help(FILE *out);
+
+/* Value of one key as text (for messages and JSON rows); returns false if
+ * the key is unknown. */
+bool sr_config_get(const sr_config *cfg, const char *key, char *buf, size_t len);
+
+#endif

@@ -1,0 +1,43 @@
+/* mem.h: allocation with byte accounting.
+ *
+ * Every long-lived buffer (tables, optimiser state, scratch) is allocated
+ * through an sr_mem so a run can report its peak bytes, the figure the
+ * benchmarks compare with B x N. Blocks are 64-byte aligned (AVX-512 rows).
+ *
+ * Ownership: memory from sr_mem_alloc must go back through sr_mem_free on the
+ * same sr_mem. A NULL sr_mem is allowed and means "do not count".
+ * Not thread-safe: one sr_mem per thread of control (softrec is one thread
+ * per rank; BLAS threads never allocate through it).
+ */
+#ifndef SR_CORE_MEM_H
+#define SR_CORE_MEM_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef struct sr_mem {
+    size_t current; /* bytes live now */
+    size_t peak;    /* high-water mark of current */
+    size_t limit;   /* 0 = none; else allocations beyond it fail with SR_ERR_NOMEM */
+    int64_t allocs; /* number of live blocks */
+} sr_mem;
+
+void sr_mem_init(sr_mem *m, size_t limit);
+
+/* Allocate bytes (zeroed when zero != 0). On failure returns NULL and records
+ * SR_ERR_NOMEM in err naming `what` and the size. bytes == 0 returns a valid
+ * unique pointer. */
+void *sr_mem_alloc(sr_mem *m, size_t bytes, int zero, const char *what, sr_error *err);
+
+/* Allocate count * size with an overflow check. */
+void *sr_mem_calloc(sr_mem *m, size_t count, size_t size, const char *what, sr_error *err);
+
+/* Free a block from sr_mem_alloc (NULL is a no-op). */
+void sr_mem_free(sr_mem *m, void *p);
+
+/* Resident-set high-water mark of this process in bytes (VmHWM), 0 if unknown. */
+size_t sr_mem_process_peak(void);
+
+#endif
