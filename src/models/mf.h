@@ -1,0 +1,38 @@
+/* mf.h: matrix factorisation backbone. The query of user u is its embedding
+ * row; items are scored by the dot product with the (sharded) item table.
+ *
+ * Ownership: users [u0, u1) live on the rank that owns their training
+ * examples; item rows follow the shard map. Initialisation draws row r of
+ * a table from a Philox stream positioned by the row's *global* id, so the
+ * model at step 0 is the same at any rank count and layout.
+ */
+#ifndef SR_MODELS_MF_H
+#define SR_MODELS_MF_H
+
+#include <stdint.h>
+
+#include "comm/shard.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "models/optim.h"
+
+typedef struct sr_mf {
+    int64_t d;
+    int64_t u0, u1;       /* local users: global ids [u0, u1) */
+    int64_t n_items;      /* local item rows */
+    float *user;          /* (u1 - u0) x d */
+    float *item;          /* n_items x d, local row order of the shard map */
+    sr_optim_state user_state, item_state;
+} sr_mf;
+
+sr_status sr_mf_create(sr_mf *m, const sr_config *cfg, const sr_optim *opt, int64_t u0, int64_t u1,
+                       const sr_shard *items, int rank, sr_mem *mem, sr_error *err);
+void sr_mf_destroy(sr_mf *m, sr_mem *mem);
+
+/* Fill rows [0, n) of table (n x d) with N(0, std^2) drawn from the stream
+ * (seed, table_id), row k taking the draws of global id gid(k). */
+void sr_table_init_normal(float *table, int64_t n, int64_t d, double std, uint64_t seed,
+                          uint32_t table_id, const sr_shard *map, int rank, int64_t first_global);
+
+#endif

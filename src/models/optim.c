@@ -1,0 +1,90 @@
+/* optim.c: optimiser kernels. Inner loops over d are simple so the compiler
+ * vectorises them; the update is memory-bound (reads W, G, m, v; writes W,
+ * m, v), so its limit is memory bandwidth, not FLOPs. */
+#include "models/optim.h"
+
+#include <math.h>
+#include <string.h>
+
+sr_status sr_optim_from_config(sr_optim *o, const sr_config *cfg, sr_error *err)
+{
+    memset(o, 0, sizeof *o);
+    if (!strcmp(cfg->optim_name, "sgd")) o->kind = SR_OPTIM_SGD;
+    else if (!strcmp(cfg->optim_name, "adam")) o->kind = SR_OPTIM_ADAM;
+    else if (!strcmp(cfg->optim_name, "adagrad")) o->kind = SR_OPTIM_ADAGRAD;
+    else SR_FAIL(err, SR_ERR_CONFIG, "optim.name = '%s' is not one of sgd|adam|adagrad", cfg->optim_name);
+    o->lr = cfg->train_lr;
+    o->beta1 = cfg->optim_beta1;
+    o->beta2 = cfg->optim_beta2;
+    o->eps = cfg->optim_eps;
+    o->weight_decay = cfg->optim_weight_decay;
+    return SR_OK;
+}
+
+sr_status sr_optim_state_create(sr_optim_state *s, const sr_optim *o, int64_t rows, int64_t d,
+                                sr_mem *mem, sr_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->rows = rows;
+    s->d = d;
+    size_t n = (size_t)rows * (size_t)d;
+    if (o->kind == SR_OPTIM_ADAM || o->kind == SR_OPTIM_ADAGRAD) {
+        s->m = sr_mem_calloc(mem, n, sizeof(float), "optimiser state", err);
+        if (!s->m) return err->code;
+    }
+    if (o->kind == SR_OPTIM_ADAM) {
+        s->v = sr_mem_calloc(mem, n, sizeof(float), "optimiser state", err);
+        if (!s->v) {
+            sr_optim_state_destroy(s, mem);
+            return err->code;
+        }
+    }
+    return SR_OK;
+}
+
+void sr_optim_state_destroy(sr_optim_state *s, sr_mem *mem)
+{
+    sr_mem_free(mem, s->m);
+    sr_mem_free(mem, s->v);
+    s->m = s->v = NULL;
+}
+
+void sr_optim_update(const sr_optim *o, sr_optim_state *s, float *W, const float *G,
+                     const int64_t *rows, int64_t n, int64_t d, int64_t t)
+{
+    const float lr = (float)o->lr, wd = (float)o->weight_decay;
+    const float b1 = (float)o->beta1, b2 = (float)o->beta2, eps = (float)o->eps;
+    /* Bias corrections folded into the step size (Kingma & Ba, section 2). */
+    const double c1 = 1.0 - pow(o->beta1, (double)t), c2 = 1.0 - pow(o->beta2, (double)t);
+    const float alpha = (float)(o->lr * sqrt(c2) / c1);
+    const float eps_hat = (float)(o->eps * sqrt(c2));
+    for (int64_t k = 0; k < n; k++) {
+        int64_t r = rows ? rows[k] : k;
+        float *w = W + r * d;
+        const float *g = G + k * d;
+        switch (o->kind) {
+        case SR_OPTIM_SGD:
+            for (int64_t j = 0; j < d; j++) w[j] -= lr * (g[j] + wd * w[j]);
+            break;
+        case SR_OPTIM_ADAGRAD: {
+            float *acc = s->m + r * d;
+            for (int64_t j = 0; j < d; j++) {
+                float gj = g[j] + wd * w[j];
+                acc[j] += gj * gj;
+                w[j] -= lr * gj / (sqrtf(acc[j]) + eps);
+            }
+            break;
+        }
+        case SR_OPTIM_ADAM: {
+            float *m = s->m + r * d, *v = s->v + r * d;
+            for (int64_t j = 0; j < d; j++) {
+                float gj = g[j] + wd * w[j];
+                m[j] = b1 * m[j] + (1.0f - b1) * gj;
+                v[j] = b2 * v[j] + (1.0f - b2) * gj * gj;
+                w[j] -= alpha * m[j] / (sqrtf(v[j]) + eps_hat);
+            }
+            break;
+        }
+        }
+    }
+}

@@ -1,0 +1,49 @@
+/* optim.h: SGD, Adam and Adagrad over embedding tables, dense or row-sparse.
+ *
+ * A table is rows x d float32, row-major. Its optimiser state (Adam m and v,
+ * Adagrad's accumulated g^2) lives in an sr_optim_state of the same shape,
+ * created by sr_optim_state_create and freed by sr_optim_state_destroy.
+ * Updates take the gradient of the rows given (rows == NULL: all rows in
+ * order, i.e. a dense update) and touch only those rows, so a step that used
+ * k rows costs O(k d) whatever the table size. Weight decay is L2 on the rows
+ * updated (g += wd * w), applied before the optimiser (classic L2, not AdamW).
+ * Adam on row-sparse updates is "lazy Adam": moments of untouched rows do not
+ * decay; bias correction uses the global step t (1-based).
+ * Pure kernels: no MPI, no allocation in the update path.
+ */
+#ifndef SR_MODELS_OPTIM_H
+#define SR_MODELS_OPTIM_H
+
+#include <stdint.h>
+
+#include "core/config.h"
+#include "core/error.h"
+#include "core/mem.h"
+
+typedef enum sr_optim_kind { SR_OPTIM_SGD = 0, SR_OPTIM_ADAM = 1, SR_OPTIM_ADAGRAD = 2 } sr_optim_kind;
+
+typedef struct sr_optim {
+    sr_optim_kind kind;
+    double lr, beta1, beta2, eps, weight_decay;
+} sr_optim;
+
+typedef struct sr_optim_state {
+    int64_t rows, d;
+    float *m; /* Adam first moment; Adagrad sum of g^2; NULL for SGD */
+    float *v; /* Adam second moment; NULL otherwise */
+} sr_optim_state;
+
+/* From optim.name, train.lr, optim.*. */
+sr_status sr_optim_from_config(sr_optim *o, const sr_config *cfg, sr_error *err);
+
+sr_status sr_optim_state_create(sr_optim_state *s, const sr_optim *o, int64_t rows, int64_t d,
+                                sr_mem *mem, sr_error *err);
+void sr_optim_state_destroy(sr_optim_state *s, sr_mem *mem);
+
+/* Update n rows of W (rows[k] indexes W and the state; rows == NULL means rows
+ * 0..n-1) with gradients G (n x d, G row k belongs to rows[k]). t >= 1 is the
+ * global step. Row indices must be distinct. */
+void sr_optim_update(const sr_optim *o, sr_optim_state *s, float *W, const float *G,
+                     const int64_t *rows, int64_t n, int64_t d, int64_t t);
+
+#endif
