@@ -6,7 +6,7 @@
 set -euo pipefail
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)
 cd "$here"
-[[ -x build/softrec ]] || launch/setup.sh build
+launch/setup.sh build   # installs missing packages, configures, builds (fast when up to date)
 mkdir -p data
 data=data/quickstart-synth.h5
 if [[ ! -f $data ]]; then
