@@ -1,0 +1,60 @@
+/* train.h: the training loop and full-ranking evaluation, where the modules
+ * meet (DESIGN.md section 2).
+ *
+ * A trainer owns everything one run needs on one rank: its users' CSR rows
+ * of every split, the MF tables (its users, its item shard), optimiser state,
+ * the loss workspace. sr_trainer_create reads the dataset collectively,
+ * sr_trainer_fit runs the epochs (validation every eval.every epochs, the test
+ * split at the end), sr_trainer_evaluate ranks the whole catalogue for one
+ * split. All functions are collective and return errors agreed by all ranks.
+ *
+ * Determinism: with the same seed and rank count, the same bits (example
+ * order comes from Philox streams keyed by (seed, rank, epoch); reductions
+ * have a fixed order). Every rank takes the same number of steps per epoch:
+ * the global example count sets the step count, and each rank splits its own
+ * examples evenly over those steps (a rank may contribute nothing to a step).
+ */
+#ifndef SR_TRAIN_TRAIN_H
+#define SR_TRAIN_TRAIN_H
+
+#include <stdint.h>
+
+#include "comm/comm.h"
+#include "core/config.h"
+#include "core/error.h"
+
+#define SR_METRICS_MAX 8
+
+/* Averages over the users with at least one item in the split. */
+typedef struct sr_eval_result {
+    int nk;
+    int64_t k[SR_METRICS_MAX];
+    double ndcg[SR_METRICS_MAX];
+    double precision[SR_METRICS_MAX];
+    double recall[SR_METRICS_MAX];
+    int64_t users;   /* users evaluated */
+    double seconds;
+} sr_eval_result;
+
+typedef struct sr_trainer sr_trainer;
+
+/* Reads cfg->data_path, builds the shard map and the model (random init, or
+ * cfg->train_init when set). */
+sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config *cfg, sr_error *err);
+void sr_trainer_destroy(sr_trainer **t);
+
+/* Train cfg->train_epochs epochs; writes run_dir/metrics.jsonl (rank 0),
+ * run_dir/model.h5 at the end; fills the final test metrics. */
+sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seconds, sr_error *err);
+
+/* Full-ranking evaluation of split (1 = valid, 2 = test) with the user's
+ * known items masked (train, and valid when evaluating test). */
+sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_error *err);
+
+/* Load model tables from a checkpoint (same shapes as the dataset). */
+sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err);
+
+/* "ndcg@20": value pairs as a JSON object text (for metrics lines). */
+void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len);
+
+#endif
