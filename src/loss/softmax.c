@@ -1,0 +1,187 @@
+/* softmax.c: the tiled exact softmax kernels (forward partial, backward).
+ *
+ * Per tile of the local shard: one SGEMM writes the b x nt logits into the
+ * workspace, then row-wise vector passes (vexp.h) fold them: forward takes
+ * the row max, then sum exp(z - max) in double; backward overwrites the tile
+ * with P = exp(z - M) / (B * S) in place, subtracts 1/B at the owned targets,
+ * and two SGEMMs give dV_tile and dQ. Rows of one tile are at most `tile`
+ * floats (16 KiB at 4096), so the second pass over a row hits L1.
+ */
+#include "loss/softmax.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "loss/vexp.h"
+
+struct sr_softmax_ws {
+    sr_mem *mem;
+    int64_t b_max;
+    int64_t tile;
+    float *logits; /* b_max x tile: one tile of logits, then of P */
+    int64_t *trow; /* b_max: local row of the query's target, -1 if not owned */
+    float *scale;  /* b_max: 1 / (B * S_i) in backward */
+    sr_lse *lse;   /* b_max: the caller's merge buffer */
+};
+
+size_t sr_softmax_ws_bytes(int64_t b_max, int64_t tile)
+{
+    return (size_t)b_max * (size_t)tile * sizeof(float) +
+           (size_t)b_max * (sizeof(int64_t) + sizeof(float) + sizeof(sr_lse)) + sizeof(sr_softmax_ws);
+}
+
+sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile, sr_mem *mem,
+                               sr_error *err)
+{
+    *out = NULL;
+    if (b_max < 1 || tile < 1)
+        SR_FAIL(err, SR_ERR_INTERNAL, "softmax workspace: batch %lld, tile %lld (both must be >= 1)",
+                (long long)b_max, (long long)tile);
+    if (b_max > INT_MAX || tile > INT_MAX)
+        SR_FAIL(err, SR_ERR_INTERNAL, "softmax workspace: batch %lld or tile %lld exceeds BLAS's int",
+                (long long)b_max, (long long)tile);
+    if ((uint64_t)b_max > SIZE_MAX / sizeof(float) / (uint64_t)tile)
+        SR_FAIL(err, SR_ERR_NOMEM, "softmax workspace: %lld x %lld floats overflow", (long long)b_max,
+                (long long)tile);
+    sr_softmax_ws *ws = sr_mem_alloc(mem, sizeof *ws, 1, "softmax workspace", err);
+    if (!ws) return err ? err->code : SR_ERR_NOMEM;
+    ws->mem = mem;
+    ws->b_max = b_max;
+    ws->tile = tile;
+    ws->logits = sr_mem_alloc(mem, (size_t)b_max * (size_t)tile * sizeof(float), 0,
+                              "softmax logit tile", err);
+    ws->trow = sr_mem_calloc(mem, (size_t)b_max, sizeof(int64_t), "softmax target rows", err);
+    ws->scale = sr_mem_calloc(mem, (size_t)b_max, sizeof(float), "softmax scales", err);
+    ws->lse = sr_mem_calloc(mem, (size_t)b_max, sizeof(sr_lse), "softmax lse", err);
+    if (!ws->logits || !ws->trow || !ws->scale || !ws->lse) {
+        sr_softmax_ws_destroy(&ws);
+        return err ? err->code : SR_ERR_NOMEM;
+    }
+    *out = ws;
+    return SR_OK;
+}
+
+void sr_softmax_ws_destroy(sr_softmax_ws **ws)
+{
+    if (!ws || !*ws) return;
+    sr_softmax_ws *w = *ws;
+    sr_mem_free(w->mem, w->logits);
+    sr_mem_free(w->mem, w->trow);
+    sr_mem_free(w->mem, w->scale);
+    sr_mem_free(w->mem, w->lse);
+    sr_mem_free(w->mem, w);
+    *ws = NULL;
+}
+
+sr_lse *sr_softmax_ws_lse(sr_softmax_ws *ws) { return ws->lse; }
+int64_t sr_softmax_ws_tile(const sr_softmax_ws *ws) { return ws->tile; }
+
+/* Shared argument checks; fills ws->trow. */
+static sr_status check_args_(const char *fn, int64_t b, int64_t d, int64_t n_local,
+                             const sr_shard *shard, int rank, const int64_t *targets,
+                             sr_softmax_ws *ws, sr_error *err)
+{
+    if (b < 1 || b > ws->b_max)
+        SR_FAIL(err, SR_ERR_INTERNAL, "%s: batch %lld outside [1, %lld] of the workspace", fn,
+                (long long)b, (long long)ws->b_max);
+    if (d < 1 || d > INT_MAX) SR_FAIL(err, SR_ERR_INTERNAL, "%s: dimension %lld", fn, (long long)d);
+    if (rank < 0 || rank >= shard->p || n_local != sr_shard_count(shard, rank))
+        SR_FAIL(err, SR_ERR_INTERNAL, "%s: rank %d holds %lld rows, the shard map says %lld", fn,
+                rank, (long long)n_local,
+                (long long)(rank >= 0 && rank < shard->p ? sr_shard_count(shard, rank) : -1));
+    for (int64_t i = 0; i < b; i++) {
+        int64_t t = targets[i];
+        if (t < 0 || t >= shard->n)
+            SR_FAIL(err, SR_ERR_DATA, "%s: target %lld of query %lld is not an item id in [0, %lld)",
+                    fn, (long long)t, (long long)i, (long long)shard->n);
+        ws->trow[i] = sr_shard_owner(shard, t) == rank ? sr_shard_local(shard, t) : -1;
+    }
+    return SR_OK;
+}
+
+sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *v,
+                             int64_t n_local, const sr_shard *shard, int rank,
+                             const int64_t *targets, sr_softmax_ws *ws, sr_lse *part,
+                             sr_error *err)
+{
+    SR_TRY(check_args_("softmax forward", b, d, n_local, shard, rank, targets, ws, err));
+    for (int64_t i = 0; i < b; i++) part[i] = sr_lse_empty();
+    const int64_t tile = ws->tile;
+    float *lg = ws->logits;
+    for (int64_t j0 = 0; j0 < n_local; j0 += tile) {
+        int64_t nt = n_local - j0 < tile ? n_local - j0 : tile;
+        /* logits (b x nt) = Q (b x d) . V_tile^T; ld = nt keeps rows packed. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nt, (int)d, 1.0f, q,
+                    (int)d, v + j0 * d, (int)d, 0.0f, lg, (int)nt);
+        for (int64_t i = 0; i < b; i++) {
+            const float *row = lg + i * nt;
+            sr_lse *t = &part[i];
+            int64_t tr = ws->trow[i];
+            if (tr >= j0 && tr < j0 + nt) t->target = row[tr - j0];
+            int bad = 0;
+            float mt = sr_vexp_row_max(row, nt, &bad);
+            if (bad) {
+                t->sum = NAN; /* poison: the merged loss becomes NaN everywhere */
+                continue;
+            }
+            /* mt and t->max are float values, so the shift is exact in float. */
+            double m = t->max > mt ? t->max : mt;
+            double s = sr_vexp_row_sum(row, nt, (float)m);
+            t->sum = (t->sum == 0.0 ? 0.0 : t->sum * exp(t->max - m)) + s;
+            t->max = m;
+        }
+    }
+    return SR_OK;
+}
+
+double sr_softmax_loss(const sr_lse *merged, int64_t b)
+{
+    double acc = 0.0;
+    for (int64_t i = 0; i < b; i++) acc += sr_lse_value(&merged[i]) - merged[i].target;
+    return b > 0 ? acc / (double)b : 0.0;
+}
+
+sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float *v,
+                              int64_t n_local, const sr_shard *shard, int rank,
+                              const int64_t *targets, const sr_lse *merged, sr_softmax_ws *ws,
+                              float *dq, float *dv, sr_error *err)
+{
+    SR_TRY(check_args_("softmax backward", b, d, n_local, shard, rank, targets, ws, err));
+    for (int64_t i = 0; i < b; i++) {
+        const sr_lse *t = &merged[i];
+        if (!isfinite(t->max) || !isfinite(t->sum) || !(t->sum >= 1.0) || !isfinite(t->target))
+            SR_FAIL(err, SR_ERR_NUMERIC,
+                    "softmax backward: query %lld has a non-finite log-sum-exp (max %g, sum %g, "
+                    "target %g): NaN or infinite embeddings",
+                    (long long)i, t->max, t->sum, t->target);
+        /* P_ij = exp(z_ij - M_i) / S_i / B: no rounded log Z enters exp. */
+        ws->scale[i] = (float)(1.0 / (t->sum * (double)b));
+    }
+    if (dq && n_local == 0) memset(dq, 0, (size_t)b * (size_t)d * sizeof(float));
+    const float inv_b = (float)(1.0 / (double)b);
+    const int64_t tile = ws->tile;
+    float *lg = ws->logits;
+    for (int64_t j0 = 0; j0 < n_local; j0 += tile) {
+        int64_t nt = n_local - j0 < tile ? n_local - j0 : tile;
+        const float *vt = v + j0 * d;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nt, (int)d, 1.0f, q,
+                    (int)d, vt, (int)d, 0.0f, lg, (int)nt);
+        for (int64_t i = 0; i < b; i++) {
+            float *row = lg + i * nt;
+            sr_vexp_row_scale(row, nt, (float)merged[i].max, ws->scale[i]);
+            int64_t tr = ws->trow[i];
+            if (tr >= j0 && tr < j0 + nt) row[tr - j0] -= inv_b; /* owner only */
+        }
+        /* dV_tile (nt x d) = P^T (nt x b) . Q (b x d) */
+        if (dv)
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nt, (int)d, (int)b, 1.0f, lg,
+                        (int)nt, q, (int)d, 0.0f, dv + j0 * d, (int)d);
+        /* dQ (b x d) += P (b x nt) . V_tile (nt x d) */
+        if (dq)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)nt, 1.0f, lg,
+                        (int)nt, vt, (int)d, j0 == 0 ? 0.0f : 1.0f, dq, (int)d);
+    }
+    return SR_OK;
+}

@@ -1,0 +1,558 @@
+/* test_softmax.c: the tiled exact softmax over P virtual shards in one
+ * process, against the float64 reference twin; finite-difference checks;
+ * the vector exp; workspace accounting; error paths. */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/shard.h"
+#include "core/lse.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "harness.h"
+#include "loss/softmax.h"
+#include "loss/vexp.h"
+
+/* ---- problem set-up ---------------------------------------------------- */
+
+typedef struct problem {
+    int64_t b, d, n;
+    float *q;        /* b x d */
+    float *v;        /* n x d, global order */
+    int64_t *target; /* b */
+} problem;
+
+static void problem_make(problem *p, int64_t b, int64_t d, int64_t n, double scale, uint64_t seed)
+{
+    p->b = b;
+    p->d = d;
+    p->n = n;
+    p->q = malloc((size_t)(b * d) * sizeof(float));
+    p->v = malloc((size_t)(n * d) * sizeof(float));
+    p->target = malloc((size_t)b * sizeof(int64_t));
+    sr_rng r;
+    sr_rng_init(&r, seed, 0, 1);
+    for (int64_t i = 0; i < b * d; i++) p->q[i] = (float)(scale * sr_rng_normal(&r));
+    for (int64_t i = 0; i < n * d; i++) p->v[i] = (float)(scale * sr_rng_normal(&r));
+    for (int64_t i = 0; i < b; i++) p->target[i] = (int64_t)sr_rng_below(&r, (uint64_t)n);
+}
+
+static void problem_free(problem *p)
+{
+    free(p->q);
+    free(p->v);
+    free(p->target);
+}
+
+/* Result of the fast path over virtual shards, gradients in double so the
+ * partial dQ of the shards can be summed without extra rounding. */
+typedef struct result {
+    double loss;
+    double *dq; /* b x d */
+    double *dv; /* n x d, global order */
+} result;
+
+static void result_alloc(result *r, const problem *p)
+{
+    r->dq = calloc((size_t)(p->b * p->d), sizeof(double));
+    r->dv = calloc((size_t)(p->n * p->d), sizeof(double));
+}
+
+static void result_free(result *r)
+{
+    free(r->dq);
+    free(r->dv);
+}
+
+/* Run partial -> merge -> backward over the shards of s, tile items a tile.
+ * Returns the status of the first failing call (SR_OK normally). */
+static sr_status run_virtual(const problem *p, const sr_shard *s, int64_t tile, result *out)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_mem m;
+    sr_mem_init(&m, 0);
+    sr_softmax_ws *ws = NULL;
+    sr_status st = sr_softmax_ws_create(&ws, p->b, tile, &m, &e);
+    if (st) return st;
+    int64_t d = p->d;
+    float **vr = calloc((size_t)s->p, sizeof *vr);
+    sr_lse *part = malloc((size_t)p->b * sizeof *part);
+    sr_lse *merged = malloc((size_t)p->b * sizeof *merged);
+    float *dq = malloc((size_t)(p->b * d) * sizeof(float));
+    for (int64_t i = 0; i < p->b; i++) merged[i] = sr_lse_empty();
+    for (int r = 0; r < s->p && !st; r++) {
+        int64_t nr = sr_shard_count(s, r);
+        vr[r] = malloc((size_t)(nr * d + 1) * sizeof(float));
+        for (int64_t j = 0; j < nr; j++)
+            memcpy(vr[r] + j * d, p->v + sr_shard_global(s, r, j) * d, (size_t)d * sizeof(float));
+        st = sr_softmax_partial(p->q, p->b, d, vr[r], nr, s, r, p->target, ws, part, &e);
+        if (!st) sr_lse_merge(merged, part, p->b);
+    }
+    if (!st) out->loss = sr_softmax_loss(merged, p->b);
+    memset(out->dq, 0, (size_t)(p->b * d) * sizeof(double));
+    for (int r = 0; r < s->p && !st; r++) {
+        int64_t nr = sr_shard_count(s, r);
+        float *dv = malloc((size_t)(nr * d + 1) * sizeof(float));
+        st = sr_softmax_backward(p->q, p->b, d, vr[r], nr, s, r, p->target, merged, ws, dq, dv, &e);
+        if (!st) {
+            for (int64_t k = 0; k < p->b * d; k++) out->dq[k] += dq[k];
+            for (int64_t j = 0; j < nr; j++)
+                for (int64_t k = 0; k < d; k++) out->dv[sr_shard_global(s, r, j) * d + k] = dv[j * d + k];
+        }
+        free(dv);
+    }
+    if (st) fprintf(stderr, "run_virtual: %s\n", e.msg);
+    for (int r = 0; r < s->p; r++) free(vr[r]);
+    free(vr);
+    free(part);
+    free(merged);
+    free(dq);
+    sr_softmax_ws_destroy(&ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+    return st;
+}
+
+/* max |a - b| / max(max |b|, floor): norm-wise relative error of a vector;
+ * floor > 0 where the exact value cancels to zero. */
+static double rel_err_floor(const double *a, const double *b, int64_t n, double floor)
+{
+    double num = 0.0, den = floor;
+    for (int64_t i = 0; i < n; i++) {
+        num = fmax(num, fabs(a[i] - b[i]));
+        den = fmax(den, fabs(b[i]));
+    }
+    return den > 0 ? num / den : num;
+}
+
+static double rel_err(const double *a, const double *b, int64_t n) { return rel_err_floor(a, b, n, 0.0); }
+
+/* Compare the fast path on shard map s with the reference; returns the worst
+ * relative error seen and asserts < tol. */
+static double check_against_ref_floor(const problem *p, const sr_shard *s, int64_t tile, double tol,
+                                      double floor, const char *what)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    double ref_loss;
+    double *rdq = malloc((size_t)(p->b * p->d) * sizeof(double));
+    double *rdv = malloc((size_t)(p->n * p->d) * sizeof(double));
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ref(p->q, p->b, p->d, p->v, p->n, p->target, &ref_loss, rdq, rdv, &e),
+                          SR_OK);
+    result got;
+    result_alloc(&got, p);
+    CU_ASSERT_EQUAL(run_virtual(p, s, tile, &got), SR_OK);
+    double el = fabs(got.loss - ref_loss) / fmax(1.0, fabs(ref_loss));
+    double eq = rel_err_floor(got.dq, rdq, p->b * p->d, floor);
+    double ev = rel_err_floor(got.dv, rdv, p->n * p->d, floor);
+    double worst = fmax(el, fmax(eq, ev));
+    CU_ASSERT(worst < tol);
+    if (!(worst < tol))
+        fprintf(stderr, "%s (P=%d layout=%d tile=%lld): loss %.9g vs %.9g; rel err loss %.2e dq %.2e dv %.2e\n",
+                what, s->p, (int)s->layout, (long long)tile, got.loss, ref_loss, el, eq, ev);
+    result_free(&got);
+    free(rdq);
+    free(rdv);
+    return worst;
+}
+
+static double check_against_ref(const problem *p, const sr_shard *s, int64_t tile, double tol,
+                                const char *what)
+{
+    return check_against_ref_floor(p, s, tile, tol, 0.0, what);
+}
+
+/* ---- shard-count and tile invariance ----------------------------------- */
+
+static void test_block_shards_and_tiles(void)
+{
+    problem p;
+    problem_make(&p, 6, 8, 37, 0.7, 11);
+    /* With P = 1..4 the shards hold 37 / 19,18 / 13,12,12 / 10,9,9,9 rows:
+     * tiles below, equal to, not dividing and above the shard size. */
+    const int64_t tiles[] = {1, 3, 4, 9, 10, 12, 19, 37, 64};
+    double worst = 0;
+    for (int P = 1; P <= 4; P++)
+        for (size_t t = 0; t < sizeof tiles / sizeof *tiles; t++) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+            worst = fmax(worst, check_against_ref(&p, &s, tiles[t], 1e-5, "block"));
+            sr_shard_destroy(&s);
+        }
+    problem_free(&p);
+    if (sr_test_rank() == 0) fprintf(stderr, "  block shards: worst relative error %.2e\n", worst);
+}
+
+static void test_uneven_and_empty_shards(void)
+{
+    problem p;
+    problem_make(&p, 5, 16, 37, 0.5, 12);
+    const int64_t c1[] = {10, 0, 20, 7}, c2[] = {0, 37}, c3[] = {37, 0, 0}, c4[] = {1, 35, 0, 1};
+    const int64_t *counts[] = {c1, c2, c3, c4};
+    const int ps[] = {4, 2, 3, 4};
+    for (int c = 0; c < 4; c++)
+        for (int64_t tile = 2; tile <= 40; tile += 19) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, ps[c], counts[c], &e), SR_OK);
+            check_against_ref(&p, &s, tile, 1e-5, "uneven block");
+            sr_shard_destroy(&s);
+        }
+    problem_free(&p);
+}
+
+static void test_interleave_shards(void)
+{
+    problem p;
+    problem_make(&p, 7, 5, 23, 1.0, 13);
+    for (int P = 1; P <= 4; P++)
+        for (int64_t tile = 1; tile <= 9; tile += 4) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p.n, P, &e), SR_OK);
+            check_against_ref(&p, &s, tile, 1e-5, "interleave");
+            sr_shard_destroy(&s);
+        }
+    /* More ranks than items: rank 3 of 4 over 3 items is empty. */
+    problem q3;
+    problem_make(&q3, 4, 5, 3, 1.0, 14);
+    sr_shard s;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, q3.n, 4, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_shard_count(&s, 3), 0);
+    check_against_ref(&q3, &s, 2, 1e-5, "interleave, empty rank");
+    sr_shard_destroy(&s);
+    problem_free(&q3);
+    problem_free(&p);
+}
+
+/* A batch and a catalogue large enough to take the 8-wide vector paths many
+ * times over, with tails: 1 to 4 shards, tiles 64 and 100. */
+static void test_vector_paths(void)
+{
+    problem p;
+    problem_make(&p, 33, 24, 1001, 0.4, 15);
+    for (int P = 1; P <= 4; P += 3)
+        for (int64_t tile = 64; tile <= 100; tile += 36) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+            check_against_ref(&p, &s, tile, 1e-5, "vector paths");
+            sr_shard_destroy(&s);
+        }
+    problem_free(&p);
+}
+
+/* ---- extreme logits ---------------------------------------------------- */
+
+static void test_extreme_dominant_logit(void)
+{
+    /* Item 5 is aligned with every query at a logit near 1000 (exp would
+     * overflow without the max shift); the other logits are O(1). Targets
+     * alternate between the dominant item and others (loss ~ 1000). */
+    problem p;
+    problem_make(&p, 6, 4, 29, 0.3, 21);
+    for (int64_t k = 0; k < p.d; k++) p.v[5 * p.d + k] = k == 0 ? 31.5f : 0.0f;
+    for (int64_t i = 0; i < p.b; i++) {
+        p.q[i * p.d] = 31.5f + 0.01f * (float)i;
+        p.target[i] = i % 2 ? 5 : (int64_t)(3 * i + 1);
+    }
+    for (int P = 1; P <= 4; P++) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+        check_against_ref(&p, &s, 4, 1e-5, "dominant logit");
+        sr_shard_destroy(&s);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p.n, P, &e), SR_OK);
+        check_against_ref(&p, &s, 3, 1e-5, "dominant logit, interleave");
+        sr_shard_destroy(&s);
+    }
+    problem_free(&p);
+}
+
+static void test_extreme_large_negative_and_equal(void)
+{
+    /* All logits equal (every item row the same): loss = log N exactly, every
+     * probability 1/N. */
+    problem p;
+    problem_make(&p, 5, 6, 41, 1.0, 22);
+    for (int64_t j = 1; j < p.n; j++) memcpy(p.v + j * p.d, p.v, (size_t)p.d * sizeof(float));
+    for (int P = 1; P <= 4; P++) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+        /* dQ = sum_j p_j v_j - v_t cancels to 0: measure it against the
+         * size of its terms, |v| / B. */
+        check_against_ref_floor(&p, &s, 8, 1e-5, 1.0 / (double)p.b, "equal logits");
+        result got;
+        result_alloc(&got, &p);
+        CU_ASSERT_EQUAL(run_virtual(&p, &s, 8, &got), SR_OK);
+        CU_ASSERT_DOUBLE_EQUAL(got.loss, log((double)p.n), 1e-6);
+        result_free(&got);
+        sr_shard_destroy(&s);
+    }
+    /* Huge spread: logits from about -2000 to +2000, so most exp terms
+     * underflow to 0 and the shift must come from the global max. */
+    problem h;
+    problem_make(&h, 4, 3, 50, 1.0, 23);
+    for (int64_t j = 0; j < h.n; j++) {
+        h.v[j * h.d] = (float)(j - 25) * 2.0f;
+        h.v[j * h.d + 1] = 0.1f * (float)(j % 7);
+        h.v[j * h.d + 2] = 0.0f;
+    }
+    for (int64_t i = 0; i < h.b; i++) {
+        h.q[i * h.d] = (i % 2 ? 40.0f : -40.0f);
+        h.q[i * h.d + 1] = 1.0f;
+        h.target[i] = i < 2 ? 49 - i : i;
+    }
+    for (int P = 1; P <= 4; P++) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, h.n, P, NULL, &e), SR_OK);
+        check_against_ref(&h, &s, 5, 1e-5, "huge spread");
+        sr_shard_destroy(&s);
+    }
+    problem_free(&h);
+    problem_free(&p);
+}
+
+/* ---- finite differences ------------------------------------------------- */
+
+/* Central difference of the reference loss in each coordinate of x (which
+ * aliases p->q or p->v), using the exactly representable step h. */
+static double fd_ref(problem *p, float *x, int64_t idx, float h)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    float x0 = x[idx];
+    double lp, lm;
+    x[idx] = x0 + h;
+    sr_softmax_ref(p->q, p->b, p->d, p->v, p->n, p->target, &lp, NULL, NULL, &e);
+    double dp = (double)x[idx] - (double)x0;
+    x[idx] = x0 - h;
+    sr_softmax_ref(p->q, p->b, p->d, p->v, p->n, p->target, &lm, NULL, NULL, &e);
+    double dm = (double)x0 - (double)x[idx];
+    x[idx] = x0;
+    return (lp - lm) / (dp + dm);
+}
+
+static void test_finite_difference_reference(void)
+{
+    problem p;
+    problem_make(&p, 3, 4, 9, 1.0, 31);
+    p.target[1] = p.target[0]; /* two queries on one target */
+    sr_error e;
+    sr_error_clear(&e);
+    double loss;
+    double *dq = malloc((size_t)(p.b * p.d) * sizeof(double));
+    double *dv = malloc((size_t)(p.n * p.d) * sizeof(double));
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ref(p.q, p.b, p.d, p.v, p.n, p.target, &loss, dq, dv, &e), SR_OK);
+    double *fq = malloc((size_t)(p.b * p.d) * sizeof(double));
+    double *fv = malloc((size_t)(p.n * p.d) * sizeof(double));
+    const float h = 1.0f / 4096.0f;
+    for (int64_t k = 0; k < p.b * p.d; k++) fq[k] = fd_ref(&p, p.q, k, h);
+    for (int64_t k = 0; k < p.n * p.d; k++) fv[k] = fd_ref(&p, p.v, k, h);
+    double eq = rel_err(dq, fq, p.b * p.d), ev = rel_err(dv, fv, p.n * p.d);
+    CU_ASSERT(eq < 1e-6 && ev < 1e-6);
+    if (!(eq < 1e-6 && ev < 1e-6)) fprintf(stderr, "reference FD: dq %.2e dv %.2e\n", eq, ev);
+    free(dq);
+    free(dv);
+    free(fq);
+    free(fv);
+    problem_free(&p);
+}
+
+/* The fast path's loss is float-accurate only (float logits), so its finite
+ * differences need a large step: checked at 2e-3, enough to catch a wrong
+ * sign, a missing 1/B or a wrong owner subtraction. */
+static double fast_loss(problem *p, const sr_shard *s)
+{
+    result r;
+    result_alloc(&r, p);
+    run_virtual(p, s, 3, &r);
+    double l = r.loss;
+    result_free(&r);
+    return l;
+}
+
+static void test_finite_difference_fast(void)
+{
+    problem p;
+    problem_make(&p, 3, 4, 11, 1.0, 32);
+    sr_shard s;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, 3, NULL, &e), SR_OK);
+    result g;
+    result_alloc(&g, &p);
+    CU_ASSERT_EQUAL_FATAL(run_virtual(&p, &s, 3, &g), SR_OK);
+    const float h = 1.0f / 128.0f;
+    double *fq = malloc((size_t)(p.b * p.d) * sizeof(double));
+    double *fv = malloc((size_t)(p.n * p.d) * sizeof(double));
+    for (int pass = 0; pass < 2; pass++) {
+        float *x = pass ? p.v : p.q;
+        double *f = pass ? fv : fq;
+        int64_t cnt = pass ? p.n * p.d : p.b * p.d;
+        for (int64_t k = 0; k < cnt; k++) {
+            float x0 = x[k];
+            x[k] = x0 + h;
+            double lp = fast_loss(&p, &s);
+            x[k] = x0 - h;
+            double lm = fast_loss(&p, &s);
+            x[k] = x0;
+            f[k] = (lp - lm) / (2.0 * (double)h);
+        }
+    }
+    double eq = rel_err(g.dq, fq, p.b * p.d), ev = rel_err(g.dv, fv, p.n * p.d);
+    CU_ASSERT(eq < 2e-3 && ev < 2e-3);
+    if (!(eq < 2e-3 && ev < 2e-3)) fprintf(stderr, "fast FD: dq %.2e dv %.2e\n", eq, ev);
+    free(fq);
+    free(fv);
+    result_free(&g);
+    sr_shard_destroy(&s);
+    problem_free(&p);
+}
+
+/* ---- building blocks ---------------------------------------------------- */
+
+static void test_vexp_accuracy(void)
+{
+    double worst = 0.0;
+    enum { NX = 880001 };
+    float *xs = malloc(NX * sizeof(float)), *ys = malloc(NX * sizeof(float));
+    for (int64_t i = 0; i < NX; i++) xs[i] = -87.0f + (float)i * (175.0f / (float)(NX - 1));
+    sr_vexp_array(xs, ys, NX);
+    for (int64_t i = 0; i < NX; i++) {
+        if (xs[i] > 88.0f) continue;
+        double ref = exp((double)xs[i]);
+        worst = fmax(worst, fabs((double)ys[i] - ref) / ref);
+    }
+    free(xs);
+    free(ys);
+    CU_ASSERT(worst < 2e-7);
+    if (sr_test_rank() == 0) fprintf(stderr, "  vexp: max relative error %.3g on [-87, 88]\n", worst);
+    float sp[4] = {-INFINITY, -87.5f, 0.0f, -1e30f}, so[4];
+    sr_vexp_array(sp, so, 4);
+    CU_ASSERT_EQUAL(so[0], 0.0f);
+    CU_ASSERT_EQUAL(so[1], 0.0f);
+    CU_ASSERT_EQUAL(so[2], 1.0f);
+    CU_ASSERT_EQUAL(so[3], 0.0f);
+    /* Row helpers with tails: 13 elements = one vector + 5. */
+    float row[13];
+    double want = 0.0;
+    for (int k = 0; k < 13; k++) {
+        row[k] = -0.37f * (float)k;
+        want += exp((double)row[k] - 0.5);
+    }
+    int bad = 0;
+    CU_ASSERT_EQUAL(sr_vexp_row_max(row, 13, &bad), 0.0f);
+    CU_ASSERT_EQUAL(bad, 0);
+    CU_ASSERT(fabs(sr_vexp_row_sum(row, 13, 0.5f) - want) < 1e-6 * want);
+    sr_vexp_row_scale(row, 13, 0.5f, 2.0f);
+    CU_ASSERT(fabs(row[12] - 2.0 * exp(-0.37 * 12 - 0.5)) < 1e-6);
+    row[11] = NAN;
+    sr_vexp_row_max(row, 13, &bad);
+    CU_ASSERT_EQUAL(bad, 1);
+    bad = 0;
+    row[11] = 1.0f;
+    row[3] = INFINITY;
+    sr_vexp_row_max(row, 13, &bad);
+    CU_ASSERT_EQUAL(bad, 1);
+}
+
+static void test_workspace_accounting(void)
+{
+    sr_mem m;
+    sr_mem_init(&m, 0);
+    sr_error e;
+    sr_error_clear(&e);
+    sr_softmax_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 128, 512, &m, &e), SR_OK);
+    CU_ASSERT_EQUAL(m.current, sr_softmax_ws_bytes(128, 512));
+    CU_ASSERT(m.current < 128 * 512 * 4 + 128 * 64 + 4096);
+    CU_ASSERT_EQUAL(sr_softmax_ws_tile(ws), 512);
+    sr_softmax_ws_destroy(&ws);
+    CU_ASSERT_PTR_NULL(ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+    sr_softmax_ws_destroy(&ws); /* no-op */
+    CU_ASSERT_EQUAL(sr_softmax_ws_create(&ws, 0, 512, &m, &e), SR_ERR_INTERNAL);
+    /* A limit below the tile fails cleanly and leaks nothing. */
+    sr_mem_init(&m, 1000);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_softmax_ws_create(&ws, 64, 64, &m, &e), SR_ERR_NOMEM);
+    CU_ASSERT_PTR_NULL(ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+}
+
+static void test_errors_and_nan(void)
+{
+    problem p;
+    problem_make(&p, 4, 3, 10, 1.0, 41);
+    sr_shard s;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, 2, NULL, &e), SR_OK);
+    sr_softmax_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, p.b, 4, NULL, &e), SR_OK);
+    sr_lse part[4];
+    /* Out-of-range target: a data error naming the query. */
+    p.target[2] = 10;
+    CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v, 5, &s, 0, p.target, ws, part, &e), SR_ERR_DATA);
+    CU_ASSERT(strstr(e.msg, "query 2") != NULL);
+    p.target[2] = 3;
+    /* Wrong local row count for the rank: a bug in the caller. */
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v, 6, &s, 0, p.target, ws, part, &e), SR_ERR_INTERNAL);
+    /* Batch larger than the workspace. */
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_softmax_partial(p.q, 5, p.d, p.v, 5, &s, 0, p.target, ws, part, &e), SR_ERR_INTERNAL);
+    /* A NaN in one item row poisons every query's sum, and backward refuses. */
+    sr_error_clear(&e);
+    p.v[1 * p.d + 1] = NAN;
+    CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v, 5, &s, 0, p.target, ws, part, &e), SR_OK);
+    CU_ASSERT(isnan(sr_softmax_loss(part, p.b)));
+    float dq[12], dv[15];
+    CU_ASSERT_EQUAL(sr_softmax_backward(p.q, p.b, p.d, p.v, 5, &s, 0, p.target, part, ws, dq, dv, &e),
+                    SR_ERR_NUMERIC);
+    /* NULL dq / dv skip their products without touching anything else. */
+    p.v[1 * p.d + 1] = 0.5f;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v, 5, &s, 0, p.target, ws, part, &e), SR_OK);
+    sr_lse merged[4];
+    memcpy(merged, part, sizeof part);
+    CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v + 5 * p.d, 5, &s, 1, p.target, ws, part, &e), SR_OK);
+    sr_lse_merge(merged, part, p.b);
+    CU_ASSERT_EQUAL(sr_softmax_backward(p.q, p.b, p.d, p.v, 5, &s, 0, p.target, merged, ws, NULL, dv, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_softmax_backward(p.q, p.b, p.d, p.v, 5, &s, 0, p.target, merged, ws, dq, NULL, &e), SR_OK);
+    sr_softmax_ws_destroy(&ws);
+    sr_shard_destroy(&s);
+    problem_free(&p);
+}
+
+static void register_tests(void)
+{
+    CU_pSuite s = CU_add_suite("softmax", NULL, NULL);
+    CU_add_test(s, "vexp_accuracy", test_vexp_accuracy);
+    CU_add_test(s, "workspace_accounting", test_workspace_accounting);
+    CU_add_test(s, "block_shards_and_tiles", test_block_shards_and_tiles);
+    CU_add_test(s, "uneven_and_empty_shards", test_uneven_and_empty_shards);
+    CU_add_test(s, "interleave_shards", test_interleave_shards);
+    CU_add_test(s, "vector_paths", test_vector_paths);
+    CU_add_test(s, "extreme_dominant_logit", test_extreme_dominant_logit);
+    CU_add_test(s, "extreme_large_negative_and_equal", test_extreme_large_negative_and_equal);
+    CU_add_test(s, "finite_difference_reference", test_finite_difference_reference);
+    CU_add_test(s, "finite_difference_fast", test_finite_difference_fast);
+    CU_add_test(s, "errors_and_nan", test_errors_and_nan);
+}
+
+int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
