@@ -47,6 +47,9 @@ typedef struct sr_dataset_meta {
     char source_sha256[72];
     char split_protocol[128];
     char created_by[128];
+    /* Added: "sha256  path" lines, one per input file (sha256sum -c format);
+     * empty when the file has no source_files attribute. */
+    char source_files[1024];
 } sr_dataset_meta;
 
 /* Rows [u0, u1) of one split. indptr is rebased: indptr[0] = 0,
@@ -88,6 +91,9 @@ typedef struct sr_dataset_attrs {
     const char *split_protocol; /* e.g. "given", "random 80/10/10", "leave-last-out" */
     int64_t split_seed;
     int has_time;               /* time arrays are passed to append */
+    /* Added (optional, NULL = none): "sha256  path" lines, one per input
+     * file, stored as the source_files attribute. */
+    const char *source_files;
 } sr_dataset_attrs;
 
 typedef struct sr_dataset_writer sr_dataset_writer;
@@ -105,9 +111,17 @@ sr_status sr_dataset_writer_append(sr_dataset_writer *w, int64_t n_users,
 sr_status sr_dataset_writer_set_id_maps(sr_dataset_writer *w, const int64_t *user_ids,
                                         const int64_t *item_ids, sr_error *err);
 /* Check that every user was appended, write popularity (computed from the
- * appended train items), close and rename into place. */
+ * appended train items), close and rename into place. Commit does not free
+ * w: call sr_dataset_writer_abort(&w) afterwards in every case (after a
+ * successful commit it only frees; after a failed one it also deletes the
+ * temporary file). */
 sr_status sr_dataset_writer_commit(sr_dataset_writer *w, sr_error *err);
 /* Discard: close and delete the temporary file (safe after any failure). */
 void sr_dataset_writer_abort(sr_dataset_writer **w);
+
+/* Added: cheap pre-flight for an output path, so a long conversion fails
+ * before it starts: the directory must exist and be writable, and an
+ * existing file is an error unless overwrite != 0. Local (no MPI). */
+sr_status sr_dataset_check_output(const char *path, int overwrite, sr_error *err);
 
 #endif

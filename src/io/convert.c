@@ -1,0 +1,821 @@
+/* convert.c: text formats -> rows -> filters -> dense ids -> splits -> writer.
+ * Pipeline and error contract in convert.h. Everything is in memory (about
+ * 40 bytes per interaction); the writer streams users in blocks. */
+#include "io/convert.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <zlib.h>
+
+#include "core/rng.h"
+#include "io/sha256.h"
+
+#define WRITE_BLOCK_USERS 65536
+
+static const char *const format_names[SR_FORMAT_COUNT] = {"ml-100k",   "ml-1m",     "lightgcn",
+                                                          "seq-pairs", "seq-lines", "csv"};
+
+void sr_convert_opts_default(sr_convert_opts *o)
+{
+    memset(o, 0, sizeof *o);
+    o->format = SR_FORMAT_COUNT;
+    o->sep = ',';
+    o->user_col = 0;
+    o->item_col = 1;
+    o->rating_col = -1;
+    o->time_col = -1;
+    o->dedup = 1;
+    o->split = SR_SPLITK_DEFAULT;
+    o->ratio[0] = 0.8;
+    o->ratio[1] = 0.1;
+    o->ratio[2] = 0.1;
+    o->seed = 0;
+}
+
+const char *sr_convert_format_name(sr_convert_format f)
+{
+    return (f >= 0 && f < SR_FORMAT_COUNT) ? format_names[f] : "?";
+}
+
+sr_status sr_convert_format_parse(const char *name, sr_convert_format *out, sr_error *err)
+{
+    for (int f = 0; f < SR_FORMAT_COUNT; f++)
+        if (!strcmp(name, format_names[f])) {
+            *out = (sr_convert_format)f;
+            return SR_OK;
+        }
+    SR_FAIL(err, SR_ERR_USAGE,
+            "unknown --format '%s' (expected ml-100k, ml-1m, lightgcn, seq-pairs, seq-lines or csv)", name);
+}
+
+sr_status sr_convert_split_parse(const char *name, sr_split_kind *out, sr_error *err)
+{
+    if (!strcmp(name, "given")) *out = SR_SPLITK_GIVEN;
+    else if (!strcmp(name, "random")) *out = SR_SPLITK_RANDOM;
+    else if (!strcmp(name, "leave-last-out") || !strcmp(name, "llo")) *out = SR_SPLITK_LLO;
+    else SR_FAIL(err, SR_ERR_USAGE, "unknown --split '%s' (expected given, random or leave-last-out)", name);
+    return SR_OK;
+}
+
+sr_status sr_convert_ratio_parse(const char *s, double ratio[3], sr_error *err)
+{
+    double v[3] = {0, 0, 0};
+    int n = 0;
+    const char *p = s;
+    while (*p) {
+        if (n == 3) goto bad;
+        char *end;
+        errno = 0;
+        v[n] = strtod(p, &end);
+        if (end == p || errno || !isfinite(v[n]) || v[n] < 0 || v[n] > 1) goto bad;
+        n++;
+        p = end;
+        if (*p == ',') {
+            p++;
+            if (!*p) goto bad;
+        } else if (*p) {
+            goto bad;
+        }
+    }
+    if (n < 2 || fabs(v[0] + v[1] + v[2] - 1.0) > 1e-6) goto bad;
+    if (n == 2) { /* train,test */
+        v[2] = v[1];
+        v[1] = 0;
+    }
+    memcpy(ratio, v, sizeof v);
+    return SR_OK;
+bad:
+    SR_FAIL(err, SR_ERR_USAGE,
+            "bad --ratio '%s': expected train,valid,test (or train,test) as numbers in [0, 1] summing to 1", s);
+}
+
+/* ---- rows ----------------------------------------------------------------- */
+
+typedef struct row {
+    int64_t user, item, time;
+    int64_t seq;   /* input order, breaks ties and keeps files' order */
+    int32_t split; /* given split (sr_split), then the assigned one */
+    int32_t alive;
+} row;
+
+typedef struct rowvec {
+    row *r;
+    int64_t n, cap;
+} rowvec;
+
+static sr_status rows_push(rowvec *v, const row *x, sr_error *err)
+{
+    if (v->n == v->cap) {
+        int64_t cap = v->cap ? v->cap * 2 : 1 << 16;
+        row *p = realloc(v->r, (size_t)cap * sizeof *p);
+        if (!p) SR_FAIL(err, SR_ERR_NOMEM, "out of memory after %lld interactions", (long long)v->n);
+        v->r = p;
+        v->cap = cap;
+    }
+    v->r[v->n++] = *x;
+    return SR_OK;
+}
+
+/* ---- line reading (plain or gzip, via zlib's transparent mode) ----------- */
+
+typedef struct reader {
+    gzFile f;
+    const char *path;
+    char *buf;
+    size_t cap;
+    int64_t lineno;
+} reader;
+
+static sr_status reader_open(reader *r, const char *path, sr_error *err)
+{
+    memset(r, 0, sizeof *r);
+    r->path = path;
+    FILE *probe = fopen(path, "rb"); /* errno-accurate message for missing files */
+    if (!probe) SR_FAIL(err, SR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    fclose(probe);
+    r->f = gzopen(path, "rb");
+    if (!r->f) SR_FAIL(err, SR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
+    gzbuffer(r->f, 1 << 17);
+    r->cap = 1 << 12;
+    r->buf = malloc(r->cap);
+    if (!r->buf) {
+        gzclose(r->f);
+        SR_FAIL(err, SR_ERR_NOMEM, "%s: out of memory", path);
+    }
+    return SR_OK;
+}
+
+static void reader_close(reader *r)
+{
+    if (r->f) gzclose(r->f);
+    free(r->buf);
+    r->f = NULL;
+    r->buf = NULL;
+}
+
+/* Next line without its newline (and CR). 1 = got a line, 0 = end of file. */
+static sr_status reader_next(reader *r, int *got, size_t *len_out, sr_error *err)
+{
+    size_t len = 0;
+    *got = 0;
+    for (;;) {
+        if (r->cap - len < 2) {
+            char *p = realloc(r->buf, r->cap * 2);
+            if (!p) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory for a long line", r->path, (long long)r->lineno + 1);
+            r->buf = p;
+            r->cap *= 2;
+        }
+        char *s = gzgets(r->f, r->buf + len, (int)(r->cap - len > INT_MAX ? INT_MAX : r->cap - len));
+        if (!s) {
+            int zerr = Z_OK;
+            const char *msg = gzerror(r->f, &zerr);
+            if (zerr != Z_OK && zerr != Z_STREAM_END)
+                SR_FAIL(err, SR_ERR_DATA, "%s:%lld: corrupt or truncated gzip data (%s)", r->path,
+                        (long long)r->lineno + 1, msg ? msg : "zlib error");
+            if (len == 0) return SR_OK; /* clean end of file */
+            break;                      /* last line without a newline */
+        }
+        len += strlen(r->buf + len);
+        if (len > 0 && r->buf[len - 1] == '\n') break;
+    }
+    while (len > 0 && (r->buf[len - 1] == '\n' || r->buf[len - 1] == '\r')) r->buf[--len] = '\0';
+    r->lineno++;
+    *got = 1;
+    *len_out = len;
+    return SR_OK;
+}
+
+/* ---- fields --------------------------------------------------------------- */
+
+typedef struct fields {
+    char **f;
+    int n, cap;
+} fields;
+
+static int fields_add(fields *fs, char *p)
+{
+    if (fs->n == fs->cap) {
+        int cap = fs->cap ? fs->cap * 2 : 16;
+        char **q = realloc(fs->f, (size_t)cap * sizeof *q);
+        if (!q) return -1;
+        fs->f = q;
+        fs->cap = cap;
+    }
+    fs->f[fs->n++] = p;
+    return 0;
+}
+
+/* Split in place. sep == NULL: runs of blanks; else the exact separator
+ * string (empty fields kept). */
+static int split_line(char *line, const char *sep, fields *fs)
+{
+    fs->n = 0;
+    if (!sep) {
+        char *p = line;
+        for (;;) {
+            while (*p == ' ' || *p == '\t') p++;
+            if (!*p) return 0;
+            if (fields_add(fs, p)) return -1;
+            while (*p && *p != ' ' && *p != '\t') p++;
+            if (!*p) return 0;
+            *p++ = '\0';
+        }
+    }
+    size_t sl = strlen(sep);
+    char *p = line;
+    for (;;) {
+        if (fields_add(fs, p)) return -1;
+        char *q = strstr(p, sep);
+        if (!q) return 0;
+        *q = '\0';
+        p = q + sl;
+    }
+}
+
+static int is_blank(const char *s)
+{
+    for (; *s; s++)
+        if (!isspace((unsigned char)*s)) return 0;
+    return 1;
+}
+
+static char *trim(char *s)
+{
+    while (isspace((unsigned char)*s)) s++;
+    size_t n = strlen(s);
+    while (n > 0 && isspace((unsigned char)s[n - 1])) s[--n] = '\0';
+    return s;
+}
+
+/* Strict int64: optional '-', digits only, overflow detected. */
+static sr_status parse_i64(const reader *r, const char *s, const char *what, int nonneg, int64_t *out, sr_error *err)
+{
+    const char *p = s;
+    int neg = 0;
+    if (*p == '-' || *p == '+') neg = *p++ == '-';
+    if (!*p) goto notint;
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; *p; p++) {
+        if (*p < '0' || *p > '9') goto notint;
+        unsigned d = (unsigned)(*p - '0');
+        if (v > (lim - d) / 10)
+            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' overflows int64", r->path, (long long)r->lineno, what, s);
+        v = v * 10 + d;
+    }
+    int64_t x = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
+    if (nonneg && x < 0)
+        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: negative %s %lld", r->path, (long long)r->lineno, what, (long long)x);
+    *out = x;
+    return SR_OK;
+notint:
+    SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' is not an integer", r->path, (long long)r->lineno, what, s);
+}
+
+static sr_status parse_f64(const reader *r, const char *s, const char *what, double *out, sr_error *err)
+{
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end == s || *end || errno == ERANGE || !isfinite(v))
+        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' is not a finite number", r->path, (long long)r->lineno, what, s);
+    *out = v;
+    return SR_OK;
+}
+
+/* ---- parsing one file ----------------------------------------------------- */
+
+typedef struct parse_ctx {
+    const sr_convert_opts *o;
+    rowvec *rows;
+    sr_convert_report *rep;
+    int64_t seq;
+} parse_ctx;
+
+static sr_status add_row(parse_ctx *c, int64_t u, int64_t i, int64_t t, int split, sr_error *err)
+{
+    row x = {.user = u, .item = i, .time = t, .seq = c->seq++, .split = split, .alive = 1};
+    c->rep->rows_read++;
+    return rows_push(c->rows, &x, err);
+}
+
+/* Keep or drop by --min-rating. */
+static sr_status rating_gate(parse_ctx *c, const reader *r, const char *field, int *keep, sr_error *err)
+{
+    *keep = 1;
+    double rating = 0;
+    SR_TRY(parse_f64(r, field, "rating", &rating, err));
+    if (c->o->use_min_rating && rating < c->o->min_rating) {
+        *keep = 0;
+        c->rep->below_min_rating++;
+    }
+    return SR_OK;
+}
+
+static sr_status parse_line(parse_ctx *c, reader *r, fields *fs, int split, sr_error *err)
+{
+    const sr_convert_opts *o = c->o;
+    const char *path = r->path;
+    long long ln = (long long)r->lineno;
+    int64_t u, i, t = 0;
+    int keep = 1;
+    switch (o->format) {
+    case SR_FORMAT_ML100K:
+    case SR_FORMAT_ML1M: {
+        int ml1m = o->format == SR_FORMAT_ML1M;
+        if (split_line(r->buf, ml1m ? "::" : NULL, fs)) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory", path, ln);
+        if (fs->n != 4)
+            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: expected 4 fields (%s), found %d", path, ln,
+                    ml1m ? "user::item::rating::time" : "user item rating time, tab-separated", fs->n);
+        SR_TRY(parse_i64(r, trim(fs->f[0]), "user id", 1, &u, err));
+        SR_TRY(parse_i64(r, trim(fs->f[1]), "item id", 1, &i, err));
+        SR_TRY(rating_gate(c, r, trim(fs->f[2]), &keep, err));
+        SR_TRY(parse_i64(r, trim(fs->f[3]), "timestamp", 0, &t, err));
+        return keep ? add_row(c, u, i, t, split, err) : SR_OK;
+    }
+    case SR_FORMAT_SEQ_PAIRS:
+        if (split_line(r->buf, NULL, fs)) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory", path, ln);
+        if (fs->n != 2) SR_FAIL(err, SR_ERR_DATA, "%s:%lld: expected 2 fields (user item), found %d", path, ln, fs->n);
+        SR_TRY(parse_i64(r, fs->f[0], "user id", 1, &u, err));
+        SR_TRY(parse_i64(r, fs->f[1], "item id", 1, &i, err));
+        return add_row(c, u, i, 0, split, err);
+    case SR_FORMAT_LIGHTGCN:
+    case SR_FORMAT_SEQ_LINES:
+        if (split_line(r->buf, NULL, fs)) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory", path, ln);
+        SR_TRY(parse_i64(r, fs->f[0], "user id", 1, &u, err));
+        for (int k = 1; k < fs->n; k++) {
+            SR_TRY(parse_i64(r, fs->f[k], "item id", 1, &i, err));
+            SR_TRY(add_row(c, u, i, 0, split, err));
+        }
+        return SR_OK;
+    case SR_FORMAT_CSV: {
+        char sep[2] = {o->sep, '\0'};
+        if (split_line(r->buf, sep, fs)) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory", path, ln);
+        int need = o->user_col;
+        if (o->item_col > need) need = o->item_col;
+        if (o->rating_col > need) need = o->rating_col;
+        if (o->time_col > need) need = o->time_col;
+        if (fs->n < need + 1)
+            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: expected at least %d fields separated by '%s', found %d", path, ln,
+                    need + 1, o->sep == '\t' ? "\\t" : sep, fs->n);
+        SR_TRY(parse_i64(r, trim(fs->f[o->user_col]), "user id", 1, &u, err));
+        SR_TRY(parse_i64(r, trim(fs->f[o->item_col]), "item id", 1, &i, err));
+        if (o->rating_col >= 0) SR_TRY(rating_gate(c, r, trim(fs->f[o->rating_col]), &keep, err));
+        if (o->time_col >= 0) SR_TRY(parse_i64(r, trim(fs->f[o->time_col]), "timestamp", 0, &t, err));
+        return keep ? add_row(c, u, i, t, split, err) : SR_OK;
+    }
+    default: break;
+    }
+    SR_FAIL(err, SR_ERR_INTERNAL, "unknown format %d", (int)o->format);
+}
+
+static sr_status parse_file(parse_ctx *c, const char *path, int split, sr_error *err)
+{
+    reader r;
+    SR_TRY(reader_open(&r, path, err));
+    fields fs = {0};
+    sr_status st = SR_OK;
+    int64_t data_lines = 0;
+    int skip_header = c->o->format == SR_FORMAT_CSV && c->o->header;
+    for (;;) {
+        int got = 0;
+        size_t len = 0;
+        if ((st = reader_next(&r, &got, &len, err)) != SR_OK || !got) break;
+        if (skip_header) {
+            skip_header = 0;
+            continue;
+        }
+        if (is_blank(r.buf)) continue;
+        data_lines++;
+        if ((st = parse_line(c, &r, &fs, split, err)) != SR_OK) break;
+    }
+    if (st == SR_OK && data_lines == 0)
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: empty file (no interaction lines)", path);
+    c->rep->lines += data_lines;
+    free(fs.f);
+    reader_close(&r);
+    return st;
+}
+
+/* ---- ordering and filters -------------------------------------------------- */
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Dedup order: pair, then earliest (time, input order). */
+static int cmp_pair_time(const void *a, const void *b)
+{
+    const row *x = a, *y = b;
+    if (x->user != y->user) return (x->user > y->user) - (x->user < y->user);
+    if (x->item != y->item) return (x->item > y->item) - (x->item < y->item);
+    if (x->time != y->time) return (x->time > y->time) - (x->time < y->time);
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+/* Canonical order: user, then time, then input order. */
+static int cmp_user_time(const void *a, const void *b)
+{
+    const row *x = a, *y = b;
+    if (x->user != y->user) return (x->user > y->user) - (x->user < y->user);
+    if (x->time != y->time) return (x->time > y->time) - (x->time < y->time);
+    return (x->seq > y->seq) - (x->seq < y->seq);
+}
+
+static int64_t lookup(const int64_t *sorted, int64_t n, int64_t v)
+{
+    int64_t lo = 0, hi = n;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (sorted[mid] < v) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo;
+}
+
+/* Replace the original ids by dense ones (ascending original id); returns
+ * the sorted distinct originals in *ids_out (caller frees). */
+static sr_status densify(rowvec *v, int which_item, int64_t **ids_out, int64_t *n_out, sr_error *err)
+{
+    int64_t *ids = malloc((size_t)(v->n ? v->n : 1) * sizeof *ids);
+    if (!ids) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the id map");
+    for (int64_t k = 0; k < v->n; k++) ids[k] = which_item ? v->r[k].item : v->r[k].user;
+    qsort(ids, (size_t)v->n, sizeof *ids, cmp_i64);
+    int64_t n = 0;
+    for (int64_t k = 0; k < v->n; k++)
+        if (n == 0 || ids[n - 1] != ids[k]) ids[n++] = ids[k];
+    for (int64_t k = 0; k < v->n; k++) {
+        int64_t *f = which_item ? &v->r[k].item : &v->r[k].user;
+        *f = lookup(ids, n, *f);
+    }
+    *ids_out = ids;
+    *n_out = n;
+    return SR_OK;
+}
+
+static void compact(rowvec *v)
+{
+    int64_t n = 0;
+    for (int64_t k = 0; k < v->n; k++)
+        if (v->r[k].alive) v->r[n++] = v->r[k];
+    v->n = n;
+}
+
+static int64_t dedup(rowvec *v, int remove)
+{
+    qsort(v->r, (size_t)v->n, sizeof *v->r, cmp_pair_time);
+    int64_t dups = 0;
+    for (int64_t k = 1; k < v->n; k++)
+        if (v->r[k].user == v->r[k - 1].user && v->r[k].item == v->r[k - 1].item) {
+            dups++;
+            if (remove) v->r[k].alive = 0;
+        }
+    if (remove) compact(v);
+    return dups;
+}
+
+/* Iterative k-core on dense ids: drop users and items with < k rows until
+ * none is left below k. */
+static sr_status kcore(rowvec *v, int64_t k, int64_t nu, int64_t ni, int64_t *removed, sr_error *err)
+{
+    int64_t *cu = malloc((size_t)(nu + 1) * sizeof *cu), *ci = malloc((size_t)(ni + 1) * sizeof *ci);
+    if (!cu || !ci) {
+        free(cu);
+        free(ci);
+        SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the k-core filter");
+    }
+    int64_t before = v->n;
+    for (;;) {
+        memset(cu, 0, (size_t)(nu + 1) * sizeof *cu);
+        memset(ci, 0, (size_t)(ni + 1) * sizeof *ci);
+        for (int64_t j = 0; j < v->n; j++) {
+            cu[v->r[j].user]++;
+            ci[v->r[j].item]++;
+        }
+        int64_t drop = 0;
+        for (int64_t j = 0; j < v->n; j++)
+            if (cu[v->r[j].user] < k || ci[v->r[j].item] < k) {
+                v->r[j].alive = 0;
+                drop++;
+            }
+        if (!drop) break;
+        compact(v);
+    }
+    free(cu);
+    free(ci);
+    *removed = before - v->n;
+    return SR_OK;
+}
+
+/* Renumber surviving ids 0.. in ascending order; map[] old dense -> original. */
+static sr_status renumber(rowvec *v, int which_item, const int64_t *orig, int64_t n_old, int64_t **orig_out,
+                          int64_t *n_out, sr_error *err)
+{
+    int64_t *newid = malloc((size_t)(n_old + 1) * sizeof *newid);
+    if (!newid) SR_FAIL(err, SR_ERR_NOMEM, "out of memory renumbering ids");
+    for (int64_t j = 0; j < n_old; j++) newid[j] = -1;
+    for (int64_t k = 0; k < v->n; k++) newid[which_item ? v->r[k].item : v->r[k].user] = 0;
+    int64_t n = 0;
+    for (int64_t j = 0; j < n_old; j++)
+        if (newid[j] == 0) newid[j] = n++;
+    int64_t *o = malloc((size_t)(n ? n : 1) * sizeof *o);
+    if (!o) {
+        free(newid);
+        SR_FAIL(err, SR_ERR_NOMEM, "out of memory renumbering ids");
+    }
+    for (int64_t j = 0; j < n_old; j++)
+        if (newid[j] >= 0) o[newid[j]] = orig[j];
+    for (int64_t k = 0; k < v->n; k++) {
+        int64_t *f = which_item ? &v->r[k].item : &v->r[k].user;
+        *f = newid[*f];
+    }
+    free(newid);
+    *orig_out = o;
+    *n_out = n;
+    return SR_OK;
+}
+
+/* ---- splits --------------------------------------------------------------- */
+
+/* Random subset of the m indices idx[]: Fisher-Yates with the user's own
+ * Philox block range, so a user's split depends only on (seed, user, rows). */
+static void shuffle(int64_t *idx, int64_t m, sr_rng *rng)
+{
+    for (int64_t j = m - 1; j > 0; j--) {
+        int64_t k = (int64_t)sr_rng_below(rng, (uint64_t)j + 1);
+        int64_t t = idx[j];
+        idx[j] = idx[k];
+        idx[k] = t;
+    }
+}
+
+static sr_status assign_splits(rowvec *v, const sr_convert_opts *o, sr_split_kind kind, sr_error *err)
+{
+    int64_t cap = 0, *idx = NULL;
+    sr_rng rng;
+    sr_rng_init(&rng, o->seed, 0, SR_STREAM_SPLIT);
+    for (int64_t a = 0; a < v->n;) {
+        int64_t b = a;
+        while (b < v->n && v->r[b].user == v->r[a].user) b++;
+        int64_t n = b - a;
+        row *r = v->r + a;
+        if (n > cap) {
+            int64_t *p = realloc(idx, (size_t)n * sizeof *p);
+            if (!p) {
+                free(idx);
+                SR_FAIL(err, SR_ERR_NOMEM, "out of memory splitting");
+            }
+            idx = p;
+            cap = n;
+        }
+        /* 2^24 blocks (2^26 draws) per user: far more than any row needs. */
+        sr_rng_seek(&rng, (uint64_t)r[0].user << 24);
+        if (kind == SR_SPLITK_LLO) {
+            for (int64_t j = 0; j < n; j++) r[j].split = SR_SPLIT_TRAIN;
+            if (n >= 2) r[n - 1].split = SR_SPLIT_TEST;
+            if (n >= 3) r[n - 2].split = SR_SPLIT_VALID;
+        } else if (kind == SR_SPLITK_RANDOM) {
+            for (int64_t j = 0; j < n; j++) idx[j] = j;
+            shuffle(idx, n, &rng);
+            int64_t c1 = llround((double)n * o->ratio[0]);
+            int64_t c2 = llround((double)n * (o->ratio[0] + o->ratio[1]));
+            if (c1 > n) c1 = n;
+            if (c2 > n) c2 = n;
+            if (c2 < c1) c2 = c1;
+            for (int64_t j = 0; j < n; j++)
+                r[idx[j]].split = j < c1 ? SR_SPLIT_TRAIN : j < c2 ? SR_SPLIT_VALID : SR_SPLIT_TEST;
+        } else if (o->valid_ratio > 0) { /* given, carve valid out of train */
+            int64_t m = 0;
+            for (int64_t j = 0; j < n; j++)
+                if (r[j].split == SR_SPLIT_TRAIN) idx[m++] = j;
+            shuffle(idx, m, &rng);
+            int64_t nv = llround((double)m * o->valid_ratio);
+            for (int64_t j = 0; j < nv && j < m; j++) r[idx[j]].split = SR_SPLIT_VALID;
+        }
+        a = b;
+    }
+    free(idx);
+    return SR_OK;
+}
+
+/* ---- writing -------------------------------------------------------------- */
+
+static sr_status write_rows(sr_dataset_writer *w, const rowvec *v, int64_t nu, int has_time, sr_error *err)
+{
+    int64_t *ip[SR_SPLIT_COUNT] = {0}, *it[SR_SPLIT_COUNT] = {0}, *tm[SR_SPLIT_COUNT] = {0};
+    int64_t bu = nu < WRITE_BLOCK_USERS ? nu : WRITE_BLOCK_USERS;
+    sr_status st = SR_OK;
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) {
+        ip[s] = malloc((size_t)(bu + 1) * sizeof(int64_t));
+        if (!ip[s]) st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory writing");
+    }
+    int64_t k = 0; /* rows are sorted by user */
+    for (int64_t u0 = 0; st == SR_OK && u0 < nu; u0 += bu) {
+        int64_t u1 = u0 + bu < nu ? u0 + bu : nu;
+        int64_t k0 = k, k1 = k;
+        while (k1 < v->n && v->r[k1].user < u1) k1++;
+        for (int s = 0; s < SR_SPLIT_COUNT && st == SR_OK; s++) {
+            free(it[s]);
+            free(tm[s]);
+            it[s] = malloc((size_t)(k1 - k0 + 1) * sizeof(int64_t));
+            tm[s] = malloc((size_t)(k1 - k0 + 1) * sizeof(int64_t));
+            if (!it[s] || !tm[s]) {
+                st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory writing");
+                break;
+            }
+            int64_t n = 0, j = k0;
+            ip[s][0] = 0;
+            for (int64_t u = u0; u < u1; u++) {
+                for (; j < k1 && v->r[j].user == u; j++)
+                    if (v->r[j].split == s) {
+                        it[s][n] = v->r[j].item;
+                        tm[s][n] = v->r[j].time;
+                        n++;
+                    }
+                ip[s][u - u0 + 1] = n;
+            }
+        }
+        if (st == SR_OK)
+            st = sr_dataset_writer_append(w, u1 - u0, (const int64_t *const *)ip, (const int64_t *const *)it,
+                                          has_time ? (const int64_t *const *)tm : NULL, err);
+        k = k1;
+    }
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) {
+        free(ip[s]);
+        free(it[s]);
+        free(tm[s]);
+    }
+    return st;
+}
+
+/* ---- the pipeline ---------------------------------------------------------- */
+
+static sr_status check_opts(const sr_convert_opts *o, sr_split_kind *kind, sr_error *err)
+{
+    if (o->format < 0 || o->format >= SR_FORMAT_COUNT) SR_FAIL(err, SR_ERR_USAGE, "convert: --format is required");
+    if (!o->input || !*o->input) SR_FAIL(err, SR_ERR_USAGE, "convert: --input is required");
+    if (!o->output || !*o->output) SR_FAIL(err, SR_ERR_USAGE, "convert: --output is required");
+    if (o->test && o->format != SR_FORMAT_LIGHTGCN)
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --test is only for --format lightgcn");
+    int has_rating = o->format == SR_FORMAT_ML100K || o->format == SR_FORMAT_ML1M ||
+                     (o->format == SR_FORMAT_CSV && o->rating_col >= 0);
+    if (o->use_min_rating && !has_rating)
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --min-rating needs a rating column (format %s has none%s)",
+                sr_convert_format_name(o->format), o->format == SR_FORMAT_CSV ? "; set --rating-col" : "");
+    if (o->format == SR_FORMAT_CSV) {
+        if (o->user_col < 0 || o->item_col < 0 || o->user_col == o->item_col)
+            SR_FAIL(err, SR_ERR_USAGE, "convert: csv needs distinct --user-col and --item-col (0-based)");
+        if (o->sep == '\0' || o->sep == '\n') SR_FAIL(err, SR_ERR_USAGE, "convert: bad --sep");
+    }
+    if (o->kcore < 0) SR_FAIL(err, SR_ERR_USAGE, "convert: --kcore must be >= 0");
+    *kind = o->split;
+    if (*kind == SR_SPLITK_DEFAULT)
+        *kind = o->format == SR_FORMAT_LIGHTGCN                                      ? SR_SPLITK_GIVEN
+                : (o->format == SR_FORMAT_SEQ_PAIRS || o->format == SR_FORMAT_SEQ_LINES) ? SR_SPLITK_LLO
+                                                                                       : SR_SPLITK_RANDOM;
+    if (o->valid_ratio < 0 || o->valid_ratio >= 1)
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --valid-ratio must be in [0, 1)");
+    if (o->valid_ratio > 0 && *kind != SR_SPLITK_GIVEN)
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --valid-ratio only applies to --split given");
+    if (o->test && *kind != SR_SPLITK_GIVEN)
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --test gives the split; use --split given (the default for lightgcn)");
+    return SR_OK;
+}
+
+/* Append with truncation (provenance strings are informative only). */
+static void append(char *dst, size_t n, const char *s)
+{
+    size_t l = strlen(dst), m = strlen(s);
+    if (l + 1 >= n) return;
+    if (m > n - l - 1) m = n - l - 1;
+    memcpy(dst + l, s, m);
+    dst[l + m] = '\0';
+}
+
+/* Provenance: sha256 of each input; with two inputs the recorded digest is
+ * the sha256 of the sha256sum-style listing (both are stored). */
+static sr_status provenance(const sr_convert_opts *o, char *source, size_t ns, char sha[65], char *files, size_t nf,
+                            sr_error *err)
+{
+    const char *paths[2] = {o->input, o->test};
+    int n = o->test ? 2 : 1;
+    source[0] = files[0] = '\0';
+    char hex[2][65];
+    for (int k = 0; k < n; k++) {
+        SR_TRY(sr_sha256_file(paths[k], hex[k], err));
+        char full[PATH_MAX];
+        const char *p = realpath(paths[k], full) ? full : paths[k];
+        if (k) append(source, ns, ",");
+        append(source, ns, p);
+        append(files, nf, hex[k]);
+        append(files, nf, "  ");
+        append(files, nf, p);
+        append(files, nf, "\n");
+    }
+    if (n == 1) {
+        memcpy(sha, hex[0], 65);
+    } else {
+        sr_sha256 s;
+        sr_sha256_init(&s);
+        sr_sha256_update(&s, files, strlen(files));
+        sr_sha256_hex(&s, sha);
+    }
+    return SR_OK;
+}
+
+static void default_name(const char *output, char *buf, size_t n)
+{
+    const char *b = strrchr(output, '/');
+    b = b ? b + 1 : output;
+    snprintf(buf, n, "%s", b);
+    size_t l = strlen(buf);
+    if (l > 3 && !strcmp(buf + l - 3, ".h5")) buf[l - 3] = '\0';
+}
+
+sr_status sr_convert_run(const sr_convert_opts *o, sr_convert_report *rep_out, sr_error *err)
+{
+    sr_convert_report rep_local, *rep = rep_out ? rep_out : &rep_local;
+    memset(rep, 0, sizeof *rep);
+    sr_split_kind kind = SR_SPLITK_DEFAULT;
+    SR_TRY(check_opts(o, &kind, err));
+    SR_TRY(sr_dataset_check_output(o->output, o->overwrite, err));
+
+    rowvec v = {0};
+    int64_t *uorig = NULL, *iorig = NULL, *ufinal = NULL, *ifinal = NULL;
+    int64_t nu = 0, ni = 0, nuf = 0, nif = 0;
+    sr_dataset_writer *w = NULL;
+    sr_status st;
+    parse_ctx pc = {.o = o, .rows = &v, .rep = rep};
+    if ((st = parse_file(&pc, o->input, SR_SPLIT_TRAIN, err))) goto done;
+    if (o->test && (st = parse_file(&pc, o->test, SR_SPLIT_TEST, err))) goto done;
+
+    int real_time = o->format == SR_FORMAT_ML100K || o->format == SR_FORMAT_ML1M ||
+                    (o->format == SR_FORMAT_CSV && o->time_col >= 0);
+    int seq_time = o->format == SR_FORMAT_SEQ_PAIRS || o->format == SR_FORMAT_SEQ_LINES;
+    rep->has_time = real_time || seq_time;
+
+    if ((st = densify(&v, 0, &uorig, &nu, err)) || (st = densify(&v, 1, &iorig, &ni, err))) goto done;
+    rep->duplicates = dedup(&v, o->dedup);
+    if (o->kcore > 0 && (st = kcore(&v, o->kcore, nu, ni, &rep->kcore_removed, err))) goto done;
+    if (v.n == 0) {
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                          "%s: no interactions left after filtering (%lld read, %lld below --min-rating, %lld removed by the %lld-core)",
+                          o->input, (long long)rep->rows_read, (long long)rep->below_min_rating,
+                          (long long)rep->kcore_removed, (long long)o->kcore);
+        goto done;
+    }
+    if ((st = renumber(&v, 0, uorig, nu, &ufinal, &nuf, err)) || (st = renumber(&v, 1, iorig, ni, &ifinal, &nif, err)))
+        goto done;
+    qsort(v.r, (size_t)v.n, sizeof *v.r, cmp_user_time);
+    if (seq_time) { /* position in the user's sequence is the time */
+        for (int64_t k = 0; k < v.n; k++) v.r[k].time = (k > 0 && v.r[k].user == v.r[k - 1].user) ? v.r[k - 1].time + 1 : 0;
+    }
+    if ((st = assign_splits(&v, o, kind, err))) goto done;
+
+    char name[128], source[512], sha[65], files[1200];
+    if (o->name) snprintf(name, sizeof name, "%s", o->name);
+    else default_name(o->output, name, sizeof name);
+    if ((st = provenance(o, source, sizeof source, sha, files, sizeof files, err))) goto done;
+    switch (kind) {
+    case SR_SPLITK_GIVEN:
+        if (o->valid_ratio > 0)
+            snprintf(rep->split_protocol, sizeof rep->split_protocol, "given; valid = %g of each user's train (random)",
+                     o->valid_ratio);
+        else snprintf(rep->split_protocol, sizeof rep->split_protocol, "given");
+        break;
+    case SR_SPLITK_RANDOM:
+        snprintf(rep->split_protocol, sizeof rep->split_protocol, "random per user %g/%g/%g", o->ratio[0], o->ratio[1],
+                 o->ratio[2]);
+        break;
+    default: snprintf(rep->split_protocol, sizeof rep->split_protocol, "leave-last-out"); break;
+    }
+    int seeded = kind == SR_SPLITK_RANDOM || (kind == SR_SPLITK_GIVEN && o->valid_ratio > 0);
+    sr_dataset_attrs attrs = {.name = name,
+                              .source = source,
+                              .source_sha256 = sha,
+                              .split_protocol = rep->split_protocol,
+                              .split_seed = seeded ? (int64_t)o->seed : -1,
+                              .has_time = rep->has_time,
+                              .source_files = files};
+    if ((st = sr_dataset_writer_create(&w, o->output, nuf, nif, &attrs, err))) goto done;
+    if ((st = write_rows(w, &v, nuf, rep->has_time, err))) goto done;
+    if ((st = sr_dataset_writer_set_id_maps(w, ufinal, ifinal, err))) goto done;
+    if ((st = sr_dataset_writer_commit(w, err))) goto done;
+    rep->num_users = nuf;
+    rep->num_items = nif;
+    for (int64_t k = 0; k < v.n; k++) rep->nnz[v.r[k].split]++;
+done:
+    sr_dataset_writer_abort(&w);
+    free(v.r);
+    free(uorig);
+    free(iorig);
+    free(ufinal);
+    free(ifinal);
+    return st;
+}
