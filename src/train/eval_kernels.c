@@ -1,0 +1,357 @@
+/* eval_kernels.c: tiled local top-K with exclusion masking, the candidate
+ * merge and the sort-based reference.
+ *
+ * Per tile: one SGEMM (b x nt scores), then per query row: mask the excluded
+ * ids that fall in the tile (a per-query cursor walks the sorted exclusion
+ * list, since tiles visit global ids in increasing order for both layouts),
+ * and feed the row to a size-k min-heap whose root is the worst kept entry.
+ * Most items lose to the root, so the scan is a vector compare of 8 scores
+ * against the root's score and a skip; only the survivors touch the heap.
+ */
+#include "train/eval_kernels.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct sr_topk_ws {
+    sr_mem *mem;
+    int64_t b_max, tile, k_max;
+    float *scores;   /* b_max x tile */
+    float *hs;       /* b_max x k_max heap scores */
+    int64_t *hid;    /* b_max x k_max heap ids */
+    int64_t *hlen;   /* b_max */
+    int64_t *cursor; /* b_max: next exclusion entry to look at */
+};
+
+size_t sr_topk_ws_bytes(int64_t b_max, int64_t tile, int64_t k_max)
+{
+    return sizeof(sr_topk_ws) + (size_t)b_max * (size_t)tile * sizeof(float) +
+           (size_t)b_max * (size_t)k_max * (sizeof(float) + sizeof(int64_t)) +
+           2 * (size_t)b_max * sizeof(int64_t);
+}
+
+sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64_t k_max, sr_mem *mem,
+                            sr_error *err)
+{
+    *out = NULL;
+    if (b_max < 1 || tile < 1 || k_max < 1 || b_max > INT_MAX || tile > INT_MAX)
+        SR_FAIL(err, SR_ERR_INTERNAL, "top-k workspace: batch %lld, tile %lld, k %lld", (long long)b_max,
+                (long long)tile, (long long)k_max);
+    if ((uint64_t)b_max > SIZE_MAX / sizeof(float) / (uint64_t)tile ||
+        (uint64_t)b_max > SIZE_MAX / sizeof(int64_t) / (uint64_t)k_max)
+        SR_FAIL(err, SR_ERR_NOMEM, "top-k workspace: sizes overflow");
+    sr_topk_ws *ws = sr_mem_alloc(mem, sizeof *ws, 1, "top-k workspace", err);
+    if (!ws) return err ? err->code : SR_ERR_NOMEM;
+    ws->mem = mem;
+    ws->b_max = b_max;
+    ws->tile = tile;
+    ws->k_max = k_max;
+    ws->scores = sr_mem_alloc(mem, (size_t)b_max * (size_t)tile * sizeof(float), 0, "top-k score tile", err);
+    ws->hs = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(float), 0, "top-k heap scores", err);
+    ws->hid = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(int64_t), 0, "top-k heap ids", err);
+    ws->hlen = sr_mem_alloc(mem, (size_t)b_max * sizeof(int64_t), 0, "top-k heap sizes", err);
+    ws->cursor = sr_mem_alloc(mem, (size_t)b_max * sizeof(int64_t), 0, "top-k cursors", err);
+    if (!ws->scores || !ws->hs || !ws->hid || !ws->hlen || !ws->cursor) {
+        sr_topk_ws_destroy(&ws);
+        return err ? err->code : SR_ERR_NOMEM;
+    }
+    *out = ws;
+    return SR_OK;
+}
+
+void sr_topk_ws_destroy(sr_topk_ws **ws)
+{
+    if (!ws || !*ws) return;
+    sr_topk_ws *w = *ws;
+    sr_mem_free(w->mem, w->scores);
+    sr_mem_free(w->mem, w->hs);
+    sr_mem_free(w->mem, w->hid);
+    sr_mem_free(w->mem, w->hlen);
+    sr_mem_free(w->mem, w->cursor);
+    sr_mem_free(w->mem, w);
+    *ws = NULL;
+}
+
+sr_mem *sr_topk_ws_mem(const sr_topk_ws *ws) { return ws->mem; }
+
+/* ---- ordering and the heap --------------------------------------------- */
+
+/* a ranks before b: higher score, then smaller id. */
+static inline int better_(float sa, int64_t ia, float sb, int64_t ib)
+{
+    return sa > sb || (sa == sb && ia < ib);
+}
+
+/* Min-heap on "worse first": the root is the entry every other one beats. */
+static void heap_sift_down_(float *hs, int64_t *hid, int64_t len, int64_t pos)
+{
+    float s = hs[pos];
+    int64_t id = hid[pos];
+    for (;;) {
+        int64_t c = 2 * pos + 1;
+        if (c >= len) break;
+        if (c + 1 < len && better_(hs[c], hid[c], hs[c + 1], hid[c + 1])) c++; /* the worse child */
+        if (!better_(s, id, hs[c], hid[c])) break;
+        hs[pos] = hs[c];
+        hid[pos] = hid[c];
+        pos = c;
+    }
+    hs[pos] = s;
+    hid[pos] = id;
+}
+
+static void heap_push_(float *hs, int64_t *hid, int64_t *len, float s, int64_t id)
+{
+    int64_t pos = (*len)++;
+    while (pos > 0) {
+        int64_t par = (pos - 1) / 2;
+        if (!better_(hs[par], hid[par], s, id)) break; /* parent already worse */
+        hs[pos] = hs[par];
+        hid[pos] = hid[par];
+        pos = par;
+    }
+    hs[pos] = s;
+    hid[pos] = id;
+}
+
+/* Offer (s, id) to a heap of capacity k; returns the new admission threshold
+ * (the root's score when full, -inf otherwise). */
+static inline float heap_offer_(float *hs, int64_t *hid, int64_t *len, int64_t k, float s, int64_t id)
+{
+    if (*len < k) {
+        heap_push_(hs, hid, len, s, id);
+    } else if (better_(s, id, hs[0], hid[0])) {
+        hs[0] = s;
+        hid[0] = id;
+        heap_sift_down_(hs, hid, *len, 0);
+    }
+    return *len < k ? -INFINITY : hs[0];
+}
+
+/* Empty the heap into out (best first) and pad to k. */
+static void heap_drain_(float *hs, int64_t *hid, int64_t len, int64_t k, float *out_s, int64_t *out_id)
+{
+    for (int64_t j = len; j < k; j++) {
+        out_s[j] = -INFINITY;
+        out_id[j] = -1;
+    }
+    while (len > 0) {
+        out_s[len - 1] = hs[0];
+        out_id[len - 1] = hid[0];
+        len--;
+        hs[0] = hs[len];
+        hid[0] = hid[len];
+        heap_sift_down_(hs, hid, len, 0);
+    }
+}
+
+/* ---- local top-k --------------------------------------------------------- */
+
+sr_status sr_eval_topk_check(int64_t b, int64_t d, int64_t n_local, const sr_shard *shard, int rank,
+                             const int64_t *excl_indptr, const int64_t *excl_ids, int64_t k,
+                             const sr_topk_ws *ws, sr_error *err)
+{
+    if (b < 1 || b > ws->b_max || k < 1 || k > ws->k_max || d < 1 || d > INT_MAX)
+        SR_FAIL(err, SR_ERR_INTERNAL,
+                "top-k: batch %lld (max %lld), k %lld (max %lld), dimension %lld outside the workspace",
+                (long long)b, (long long)ws->b_max, (long long)k, (long long)ws->k_max, (long long)d);
+    if (rank < 0 || rank >= shard->p || n_local != sr_shard_count(shard, rank))
+        SR_FAIL(err, SR_ERR_INTERNAL, "top-k: rank %d of %d holds %lld rows, not what the shard map says",
+                rank, shard->p, (long long)n_local);
+    if (!excl_indptr) return SR_OK;
+    if (excl_indptr[0] != 0)
+        SR_FAIL(err, SR_ERR_DATA, "top-k: exclusion lists start at %lld, not 0", (long long)excl_indptr[0]);
+    for (int64_t i = 0; i < b; i++) {
+        if (excl_indptr[i + 1] < excl_indptr[i])
+            SR_FAIL(err, SR_ERR_DATA, "top-k: exclusion offsets decrease at query %lld", (long long)i);
+        for (int64_t e = excl_indptr[i]; e < excl_indptr[i + 1]; e++) {
+            int64_t id = excl_ids[e];
+            if (id < 0 || id >= shard->n || (e > excl_indptr[i] && id <= excl_ids[e - 1]))
+                SR_FAIL(err, SR_ERR_DATA,
+                        "top-k: exclusion list of query %lld is not strictly ascending ids in [0, %lld) "
+                        "(entry %lld = %lld)",
+                        (long long)i, (long long)shard->n, (long long)(e - excl_indptr[i]), (long long)id);
+        }
+    }
+    return SR_OK;
+}
+
+typedef float f8_ __attribute__((vector_size(32)));
+typedef int64_t l4_ __attribute__((vector_size(32)));
+
+sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *v, int64_t n_local,
+                             const sr_shard *shard, int rank, const int64_t *excl_indptr,
+                             const int64_t *excl_ids, int64_t k, sr_topk_ws *ws, float *top_score,
+                             int64_t *top_id, sr_error *err)
+{
+    SR_TRY(sr_eval_topk_check(b, d, n_local, shard, rank, excl_indptr, excl_ids, k, ws, err));
+    /* Local row j has global id g(j) = base + j * stride in both layouts. */
+    const int64_t stride = shard->layout == SR_SHARD_INTERLEAVE ? shard->p : 1;
+    const int64_t base = n_local > 0 ? sr_shard_global(shard, rank, 0) : 0;
+    for (int64_t i = 0; i < b; i++) {
+        ws->hlen[i] = 0;
+        ws->cursor[i] = excl_indptr ? excl_indptr[i] : 0;
+    }
+    float *sc = ws->scores;
+    for (int64_t j0 = 0; j0 < n_local; j0 += ws->tile) {
+        int64_t nt = n_local - j0 < ws->tile ? n_local - j0 : ws->tile;
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nt, (int)d, 1.0f, q, (int)d,
+                    v + j0 * d, (int)d, 0.0f, sc, (int)nt);
+        const int64_t g0 = base + j0 * stride, g_last = base + (j0 + nt - 1) * stride;
+        for (int64_t i = 0; i < b; i++) {
+            float *row = sc + i * nt;
+            if (excl_indptr) {
+                int64_t e = ws->cursor[i], end = excl_indptr[i + 1];
+                while (e < end && excl_ids[e] < g0) e++;
+                for (; e < end && excl_ids[e] <= g_last; e++) {
+                    int64_t off = excl_ids[e] - g0;
+                    if (off % stride == 0) row[off / stride] = -INFINITY; /* ours, in this tile */
+                }
+                ws->cursor[i] = e;
+            }
+            float *hs = ws->hs + i * k;
+            int64_t *hid = ws->hid + i * k;
+            int64_t *len = &ws->hlen[i];
+            float thr = *len < k ? -INFINITY : hs[0];
+            f8_ thr8 = {thr, thr, thr, thr, thr, thr, thr, thr};
+            int64_t jj = 0;
+            /* Vector prefilter: skip 8 scores at once when none reaches thr
+             * (>= keeps ties, which the id rule then decides). */
+            for (; jj + 8 <= nt; jj += 8) {
+                f8_ x;
+                memcpy(&x, row + jj, sizeof x);
+                l4_ m = (l4_)(x >= thr8);
+                if (!(m[0] | m[1] | m[2] | m[3])) continue;
+                for (int u = 0; u < 8; u++) {
+                    float s = row[jj + u];
+                    if (s >= thr && s > -INFINITY) /* false for NaN and masked */
+                        thr = heap_offer_(hs, hid, len, k, s, g0 + (jj + u) * stride);
+                }
+                thr8 = (f8_){thr, thr, thr, thr, thr, thr, thr, thr};
+            }
+            for (; jj < nt; jj++) {
+                float s = row[jj];
+                if (s >= thr && s > -INFINITY) thr = heap_offer_(hs, hid, len, k, s, g0 + jj * stride);
+            }
+        }
+    }
+    for (int64_t i = 0; i < b; i++)
+        heap_drain_(ws->hs + i * k, ws->hid + i * k, ws->hlen[i], k, top_score + i * k, top_id + i * k);
+    return SR_OK;
+}
+
+/* ---- merge ---------------------------------------------------------------- */
+
+/* Entries before the first padding (-1) id. */
+static int64_t valid_len_(const int64_t *ids, int64_t k)
+{
+    int64_t n = 0;
+    while (n < k && ids[n] >= 0) n++;
+    return n;
+}
+
+/* a (k entries, in place) = best k of a and bb, both sorted best first.
+ * Merge path: c = how many of bb make the cut (binary search), then a
+ * backward merge, which never overwrites an a entry it still has to read. */
+static void merge_into_(float *as, int64_t *aid, const float *bs, const int64_t *bid, int64_t k)
+{
+    int64_t la = valid_len_(aid, k), lb = valid_len_(bid, k);
+    int64_t total = la + lb < k ? la + lb : k;
+    int64_t lo = total - la > 0 ? total - la : 0, hi = total < lb ? total : lb;
+    while (lo < hi) {
+        int64_t mid = (lo + hi + 1) / 2; /* does bb[mid-1] beat a[total-mid]? */
+        int64_t ai = total - mid;
+        if (ai >= la || better_(bs[mid - 1], bid[mid - 1], as[ai], aid[ai])) lo = mid;
+        else hi = mid - 1;
+    }
+    int64_t ia = total - lo - 1, ib = lo - 1;
+    for (int64_t w = total - 1; w >= 0; w--) {
+        int take_b = ia < 0 || (ib >= 0 && better_(as[ia], aid[ia], bs[ib], bid[ib]));
+        if (take_b) {
+            as[w] = bs[ib];
+            aid[w] = bid[ib];
+            ib--;
+        } else {
+            as[w] = as[ia];
+            aid[w] = aid[ia];
+            ia--;
+        }
+    }
+    for (int64_t w = total; w < k; w++) {
+        as[w] = -INFINITY;
+        aid[w] = -1;
+    }
+}
+
+void sr_eval_topk_merge(int p, int64_t b, int64_t k, const float *cand_score, const int64_t *cand_id,
+                        float *top_score, int64_t *top_id)
+{
+    const int64_t blk = b * k;
+    for (int64_t i = 0; i < b; i++) {
+        float *os = top_score + i * k;
+        int64_t *oid = top_id + i * k;
+        for (int64_t j = 0; j < k; j++) {
+            os[j] = -INFINITY;
+            oid[j] = -1;
+        }
+        for (int r = 0; r < p; r++) merge_into_(os, oid, cand_score + r * blk + i * k, cand_id + r * blk + i * k, k);
+    }
+}
+
+/* ---- reference ------------------------------------------------------------ */
+
+typedef struct ref_entry_ {
+    double s;
+    int64_t id;
+} ref_entry_;
+
+static int ref_cmp_(const void *pa, const void *pb)
+{
+    const ref_entry_ *a = pa, *b = pb;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1;
+    return a->id < b->id ? -1 : (a->id > b->id);
+}
+
+static int excluded_(const int64_t *ids, int64_t lo, int64_t end, int64_t id)
+{
+    int64_t hi = end;
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (ids[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return lo < end && ids[lo] == id;
+}
+
+sr_status sr_eval_topk_ref(const float *q, int64_t b, int64_t d, const float *v_all, int64_t n,
+                           const int64_t *excl_indptr, const int64_t *excl_ids, int64_t k,
+                           double *top_score, int64_t *top_id, sr_mem *mem, sr_error *err)
+{
+    if (b < 1 || d < 1 || n < 0 || k < 1)
+        SR_FAIL(err, SR_ERR_INTERNAL, "top-k reference: batch %lld, dim %lld, items %lld, k %lld",
+                (long long)b, (long long)d, (long long)n, (long long)k);
+    ref_entry_ *all = sr_mem_calloc(mem, (size_t)(n > 0 ? n : 1), sizeof *all, "top-k reference", err);
+    if (!all) return err ? err->code : SR_ERR_NOMEM;
+    for (int64_t i = 0; i < b; i++) {
+        int64_t m = 0;
+        for (int64_t j = 0; j < n; j++) {
+            if (excl_indptr && excluded_(excl_ids, excl_indptr[i], excl_indptr[i + 1], j)) continue;
+            double s = 0.0;
+            for (int64_t c = 0; c < d; c++) s += (double)q[i * d + c] * (double)v_all[j * d + c];
+            if (isnan(s) || s == -INFINITY) continue;
+            all[m].s = s;
+            all[m].id = j;
+            m++;
+        }
+        qsort(all, (size_t)m, sizeof *all, ref_cmp_);
+        for (int64_t j = 0; j < k; j++) {
+            top_score[i * k + j] = j < m ? all[j].s : -INFINITY;
+            top_id[i * k + j] = j < m ? all[j].id : -1;
+        }
+    }
+    sr_mem_free(mem, all);
+    return SR_OK;
+}

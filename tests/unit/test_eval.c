@@ -1,0 +1,352 @@
+/* test_eval.c: local top-K with masking over P virtual shards + merge
+ * against the sort-based reference; the merge alone; metrics on
+ * hand-computed examples.
+ *
+ * Embeddings are small integers, so every score is an exact integer in float
+ * and double whatever the summation order: results must match the reference
+ * exactly, ties (there are many) included.
+ */
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/shard.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "harness.h"
+#include "train/eval_kernels.h"
+#include "train/metrics.h"
+
+typedef struct eval_problem {
+    int64_t b, d, n;
+    float *q, *v;
+    int64_t *indptr, *excl; /* exclusions, CSR */
+} eval_problem;
+
+static void eval_problem_make(eval_problem *p, int64_t b, int64_t d, int64_t n, double excl_rate, uint64_t seed)
+{
+    p->b = b;
+    p->d = d;
+    p->n = n;
+    p->q = malloc((size_t)(b * d) * sizeof(float));
+    p->v = malloc((size_t)(n * d) * sizeof(float));
+    p->indptr = malloc((size_t)(b + 1) * sizeof(int64_t));
+    p->excl = malloc((size_t)(b * n + 1) * sizeof(int64_t));
+    sr_rng r;
+    sr_rng_init(&r, seed, 0, 1);
+    for (int64_t i = 0; i < b * d; i++) p->q[i] = (float)((int)sr_rng_below(&r, 5) - 2);
+    for (int64_t i = 0; i < n * d; i++) p->v[i] = (float)((int)sr_rng_below(&r, 5) - 2);
+    p->indptr[0] = 0;
+    for (int64_t i = 0; i < b; i++) {
+        int64_t c = p->indptr[i];
+        /* Query 0 excludes everything: its list is all padding. */
+        for (int64_t j = 0; j < n; j++)
+            if (i == 0 || sr_rng_uniform(&r) < excl_rate) p->excl[c++] = j;
+        p->indptr[i + 1] = c;
+    }
+}
+
+static void eval_problem_free(eval_problem *p)
+{
+    free(p->q);
+    free(p->v);
+    free(p->indptr);
+    free(p->excl);
+}
+
+/* Top-k over the virtual shards of s, merged, compared with the reference. */
+static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *what)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_mem m;
+    sr_mem_init(&m, 0);
+    sr_topk_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, p->b, tile, k, &m, &e), SR_OK);
+    int64_t bk = p->b * k, d = p->d;
+    float *cs = malloc((size_t)(s->p * bk) * sizeof(float));
+    int64_t *cid = malloc((size_t)(s->p * bk) * sizeof(int64_t));
+    for (int r = 0; r < s->p; r++) {
+        int64_t nr = sr_shard_count(s, r);
+        float *vr = malloc((size_t)(nr * d + 1) * sizeof(float));
+        for (int64_t j = 0; j < nr; j++)
+            memcpy(vr + j * d, p->v + sr_shard_global(s, r, j) * d, (size_t)d * sizeof(float));
+        CU_ASSERT_EQUAL(sr_eval_topk_local(p->q, p->b, d, vr, nr, s, r, p->indptr, p->excl, k, ws,
+                                           cs + r * bk, cid + r * bk, &e),
+                        SR_OK);
+        free(vr);
+    }
+    float *ts = malloc((size_t)bk * sizeof(float));
+    int64_t *tid = malloc((size_t)bk * sizeof(int64_t));
+    sr_eval_topk_merge(s->p, p->b, k, cs, cid, ts, tid);
+    double *rs = malloc((size_t)bk * sizeof(double));
+    int64_t *rid = malloc((size_t)bk * sizeof(int64_t));
+    CU_ASSERT_EQUAL_FATAL(sr_eval_topk_ref(p->q, p->b, d, p->v, p->n, p->indptr, p->excl, k, rs, rid, NULL, &e),
+                          SR_OK);
+    int bad = 0;
+    for (int64_t x = 0; x < bk; x++)
+        if (tid[x] != rid[x] || (double)ts[x] != rs[x]) bad++;
+    CU_ASSERT_EQUAL(bad, 0);
+    if (bad)
+        fprintf(stderr, "%s (P=%d layout=%d tile=%lld k=%lld): %d entries differ\n", what, s->p,
+                (int)s->layout, (long long)tile, (long long)k, bad);
+    /* Query 0 excluded every item: all padding. */
+    for (int64_t j = 0; j < k; j++) CU_ASSERT(tid[j] == -1 && isinf(ts[j]) && ts[j] < 0);
+    free(cs);
+    free(cid);
+    free(ts);
+    free(tid);
+    free(rs);
+    free(rid);
+    sr_topk_ws_destroy(&ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+}
+
+static void test_topk_block(void)
+{
+    eval_problem p;
+    eval_problem_make(&p, 9, 6, 50, 0.2, 51);
+    const int64_t ks[] = {1, 5, 20, 50};
+    const int64_t tiles[] = {3, 8, 13, 64};
+    for (int P = 1; P <= 4; P++)
+        for (int t = 0; t < 4; t++)
+            for (int kk = 0; kk < 4; kk++) {
+                sr_shard s;
+                sr_error e;
+                sr_error_clear(&e);
+                CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+                check_topk(&p, &s, tiles[t], ks[kk], "block");
+                sr_shard_destroy(&s);
+            }
+    eval_problem_free(&p);
+}
+
+static void test_topk_uneven_empty_interleave(void)
+{
+    eval_problem p;
+    eval_problem_make(&p, 7, 4, 45, 0.3, 52);
+    const int64_t c1[] = {20, 0, 5, 20}, c2[] = {0, 45}, c3[] = {45, 0, 0};
+    const int64_t *counts[] = {c1, c2, c3};
+    const int ps[] = {4, 2, 3};
+    for (int c = 0; c < 3; c++)
+        for (int64_t k = 3; k <= 45; k += 21) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, ps[c], counts[c], &e), SR_OK);
+            check_topk(&p, &s, 9, k, "uneven block");
+            sr_shard_destroy(&s);
+        }
+    for (int P = 1; P <= 4; P++)
+        for (int64_t tile = 2; tile <= 17; tile += 15) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p.n, P, &e), SR_OK);
+            check_topk(&p, &s, tile, 10, "interleave");
+            check_topk(&p, &s, tile, 44, "interleave");
+            sr_shard_destroy(&s);
+        }
+    eval_problem_free(&p);
+}
+
+static void test_topk_no_exclusions_large(void)
+{
+    /* No exclusion lists, a wider catalogue (vector prefilter and tails). */
+    eval_problem p;
+    eval_problem_make(&p, 5, 8, 1203, 0.0, 53);
+    free(p.indptr);
+    p.indptr = NULL;
+    for (int P = 1; P <= 4; P += 3) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+        sr_mem m;
+        sr_mem_init(&m, 0);
+        sr_topk_ws *ws = NULL;
+        int64_t k = 30;
+        CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, p.b, 100, k, &m, &e), SR_OK);
+        float *cs = malloc((size_t)(P * p.b * k) * sizeof(float));
+        int64_t *cid = malloc((size_t)(P * p.b * k) * sizeof(int64_t));
+        for (int r = 0; r < P; r++) {
+            int64_t nr = sr_shard_count(&s, r);
+            CU_ASSERT_EQUAL(sr_eval_topk_local(p.q, p.b, p.d, p.v + sr_shard_global(&s, r, 0) * p.d, nr, &s, r,
+                                               NULL, NULL, k, ws, cs + r * p.b * k, cid + r * p.b * k, &e),
+                            SR_OK);
+        }
+        float ts[150];
+        int64_t tid[150], rid[150];
+        double rs[150];
+        sr_eval_topk_merge(P, p.b, k, cs, cid, ts, tid);
+        CU_ASSERT_EQUAL(sr_eval_topk_ref(p.q, p.b, p.d, p.v, p.n, NULL, NULL, k, rs, rid, NULL, &e), SR_OK);
+        CU_ASSERT_EQUAL(memcmp(tid, rid, sizeof tid), 0);
+        free(cs);
+        free(cid);
+        sr_topk_ws_destroy(&ws);
+        sr_shard_destroy(&s);
+    }
+    eval_problem_free(&p);
+}
+
+static void test_merge_ties_and_padding(void)
+{
+    /* 3 lists, k = 4, one query. Ties on 5.0 across lists: smaller id first. */
+    float cs[12] = {5, 5, 1, -INFINITY, /* list 0 */ 7, 5, 5, 0, /* list 1 */ -INFINITY, -INFINITY, -INFINITY, -INFINITY};
+    int64_t cid[12] = {8, 9, 2, -1, 30, 4, 12, 1, -1, -1, -1, -1};
+    float ts[4];
+    int64_t tid[4];
+    sr_eval_topk_merge(3, 1, 4, cs, cid, ts, tid);
+    int64_t want[4] = {30, 4, 8, 9};
+    CU_ASSERT_EQUAL(memcmp(tid, want, sizeof want), 0);
+    CU_ASSERT_EQUAL(ts[0], 7.0f);
+    CU_ASSERT_EQUAL(ts[3], 5.0f);
+    /* Fewer than k candidates overall: padded. */
+    float cs2[4] = {2, -INFINITY, 3, -INFINITY};
+    int64_t cid2[4] = {5, -1, 6, -1};
+    float ts2[2];
+    int64_t tid2[2];
+    sr_eval_topk_merge(2, 1, 2, cs2, cid2, ts2, tid2);
+    CU_ASSERT(tid2[0] == 6 && tid2[1] == 5);
+    float cs3[4] = {2, -INFINITY, -INFINITY, -INFINITY};
+    int64_t cid3[4] = {5, -1, -1, -1};
+    sr_eval_topk_merge(2, 1, 2, cs3, cid3, ts2, tid2);
+    CU_ASSERT(tid2[0] == 5 && tid2[1] == -1 && isinf(ts2[1]));
+}
+
+static void test_exclusion_errors(void)
+{
+    sr_shard s;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 10, 1, NULL, &e), SR_OK);
+    sr_topk_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, 2, 4, 3, NULL, &e), SR_OK);
+    float q[4] = {1, 0, 0, 1}, v[20] = {0}, ts[6];
+    int64_t tid[6];
+    int64_t indptr[3] = {0, 2, 3}, unsorted[3] = {4, 2, 7}, range[3] = {1, 2, 10};
+    CU_ASSERT_EQUAL(sr_eval_topk_local(q, 2, 2, v, 10, &s, 0, indptr, unsorted, 3, ws, ts, tid, &e), SR_ERR_DATA);
+    CU_ASSERT(strstr(e.msg, "query 0") != NULL);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_eval_topk_local(q, 2, 2, v, 10, &s, 0, indptr, range, 3, ws, ts, tid, &e), SR_ERR_DATA);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_eval_topk_local(q, 2, 2, v, 10, &s, 0, indptr, range, 4, ws, ts, tid, &e), SR_ERR_INTERNAL);
+    sr_topk_ws_destroy(&ws);
+    sr_shard_destroy(&s);
+}
+
+/* ---- metrics ------------------------------------------------------------- */
+
+static void test_metrics_hand_computed(void)
+{
+    /* test = {a, b} = {3, 7}; ranked [a, x, b] = [3, 5, 7]. */
+    int64_t test[2] = {3, 7}, ranked[3] = {3, 5, 7}, ks[3] = {1, 2, 3};
+    double nd[3], pr[3], rc[3];
+    sr_metrics_user(ranked, 3, test, 2, ks, 3, nd, pr, rc);
+    CU_ASSERT_DOUBLE_EQUAL(nd[2], (1.0 + 1.0 / log2(4.0)) / (1.0 + 1.0 / log2(3.0)), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(pr[2], 2.0 / 3.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(rc[2], 1.0, 1e-15);
+    /* @1: a hit at rank 1; IDCG over min(2, 1) = 1 position. */
+    CU_ASSERT_DOUBLE_EQUAL(nd[0], 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(pr[0], 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(rc[0], 0.5, 1e-15);
+    /* @2: one hit of two. */
+    CU_ASSERT_DOUBLE_EQUAL(nd[1], 1.0 / (1.0 + 1.0 / log2(3.0)), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(pr[1], 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(rc[1], 0.5, 1e-15);
+
+    /* Hit only at rank 2, |test| = 3 > K = 2: IDCG over 2 positions. */
+    int64_t t2[3] = {1, 2, 9}, r2[2] = {4, 9}, k2 = 2;
+    sr_metrics_user(r2, 2, t2, 3, &k2, 1, nd, pr, rc);
+    CU_ASSERT_DOUBLE_EQUAL(nd[0], (1.0 / log2(3.0)) / (1.0 + 1.0 / log2(3.0)), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(pr[0], 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(rc[0], 1.0 / 3.0, 1e-15);
+
+    /* A padded list (catalogue smaller than K): precision still over K. */
+    int64_t r3[4] = {2, -1, -1, -1}, k4 = 4;
+    sr_metrics_user(r3, 4, t2, 3, &k4, 1, nd, pr, rc);
+    CU_ASSERT_DOUBLE_EQUAL(pr[0], 0.25, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(nd[0], 1.0 / (1.0 + 1.0 / log2(3.0) + 0.5), 1e-15);
+    /* No hits. */
+    int64_t r4[2] = {0, 5};
+    sr_metrics_user(r4, 2, t2, 3, &k2, 1, nd, pr, rc);
+    CU_ASSERT(nd[0] == 0.0 && pr[0] == 0.0 && rc[0] == 0.0);
+}
+
+static void test_metrics_accumulate(void)
+{
+    sr_metrics m, part, fin;
+    sr_error e;
+    sr_error_clear(&e);
+    int64_t ks[2] = {3, 1};
+    CU_ASSERT_EQUAL_FATAL(sr_metrics_init(&m, ks, 2, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_metrics_kmax(&m), 3);
+    /* Three users: {3,7} ranked [3,5,7]; empty test set (skipped); {5}
+     * ranked [1,2,5]. */
+    int64_t ranked[9] = {3, 5, 7, 0, 1, 2, 1, 2, 5};
+    int64_t indptr[4] = {0, 2, 2, 3}, tests[3] = {3, 7, 5};
+    sr_metrics_add_batch(&m, ranked, 3, 3, 3, indptr, tests);
+    CU_ASSERT_DOUBLE_EQUAL(m.users, 2.0, 0);
+    sr_metrics_finalise(&m, &fin);
+    double nd_a = (1.0 + 1.0 / log2(4.0)) / (1.0 + 1.0 / log2(3.0)), nd_b = 1.0 / log2(4.0);
+    CU_ASSERT_DOUBLE_EQUAL(fin.ndcg[0], (nd_a + nd_b) / 2, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(fin.precision[0], (2.0 / 3 + 1.0 / 3) / 2, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(fin.recall[0], (1.0 + 1.0) / 2, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(fin.ndcg[1], 0.5, 1e-15);      /* @1: hit, miss */
+    CU_ASSERT_DOUBLE_EQUAL(fin.recall[1], 0.25, 1e-15);   /* 1/2 and 0 */
+    /* Merging two halves equals adding all; pack/unpack round-trips. */
+    CU_ASSERT_EQUAL_FATAL(sr_metrics_init(&part, ks, 2, &e), SR_OK);
+    sr_metrics_add(&part, ranked + 6, 3, tests + 2, 1);
+    sr_metrics half;
+    sr_metrics_init(&half, ks, 2, &e);
+    sr_metrics_add(&half, ranked, 3, tests, 2);
+    CU_ASSERT_EQUAL(sr_metrics_add(&half, ranked + 3, 3, tests, 0), 0);
+    sr_metrics_merge(&half, &part);
+    double a[7], b[7];
+    sr_metrics_pack(&half, a);
+    sr_metrics_pack(&m, b);
+    CU_ASSERT_EQUAL(sr_metrics_packed_len(&m), 7);
+    for (int j = 0; j < 7; j++) CU_ASSERT_DOUBLE_EQUAL(a[j], b[j], 1e-15);
+    sr_metrics_unpack(&part, a);
+    CU_ASSERT_DOUBLE_EQUAL(part.users, 2.0, 0);
+    /* No users: finalise gives zeros, not NaN. */
+    sr_metrics z;
+    sr_metrics_init(&z, ks, 2, &e);
+    sr_metrics_finalise(&z, &fin);
+    CU_ASSERT(fin.ndcg[0] == 0.0 && fin.users == 0.0);
+    /* Bad cut-offs are config errors. */
+    int64_t bad = 0;
+    CU_ASSERT_EQUAL(sr_metrics_init(&z, &bad, 1, &e), SR_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sr_metrics_init(&z, ks, 9, &e), SR_ERR_CONFIG);
+}
+
+static void test_topk_workspace_accounting(void)
+{
+    sr_mem m;
+    sr_mem_init(&m, 0);
+    sr_error e;
+    sr_error_clear(&e);
+    sr_topk_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, 64, 256, 20, &m, &e), SR_OK);
+    CU_ASSERT_EQUAL(m.current, sr_topk_ws_bytes(64, 256, 20));
+    CU_ASSERT_PTR_EQUAL(sr_topk_ws_mem(ws), &m);
+    sr_topk_ws_destroy(&ws);
+    CU_ASSERT_PTR_NULL(ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+}
+
+static void register_tests(void)
+{
+    CU_pSuite s = CU_add_suite("eval", NULL, NULL);
+    CU_add_test(s, "topk_block", test_topk_block);
+    CU_add_test(s, "topk_uneven_empty_interleave", test_topk_uneven_empty_interleave);
+    CU_add_test(s, "topk_no_exclusions_large", test_topk_no_exclusions_large);
+    CU_add_test(s, "merge_ties_and_padding", test_merge_ties_and_padding);
+    CU_add_test(s, "exclusion_errors", test_exclusion_errors);
+    CU_add_test(s, "topk_workspace_accounting", test_topk_workspace_accounting);
+    CU_add_test(s, "metrics_hand_computed", test_metrics_hand_computed);
+    CU_add_test(s, "metrics_accumulate", test_metrics_accumulate);
+}
+
+int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
