@@ -174,9 +174,13 @@ static sr_status reader_next(reader *r, int *got, size_t *len_out, sr_error *err
         if (!s) {
             int zerr = Z_OK;
             const char *msg = gzerror(r->f, &zerr);
-            if (zerr != Z_OK && zerr != Z_STREAM_END)
+            if (zerr != Z_OK && zerr != Z_STREAM_END) {
+                /* zlib prefixes "path: "; the message already names the file. */
+                size_t pl = strlen(r->path);
+                if (msg && !strncmp(msg, r->path, pl) && !strncmp(msg + pl, ": ", 2)) msg += pl + 2;
                 SR_FAIL(err, SR_ERR_DATA, "%s:%lld: corrupt or truncated gzip data (%s)", r->path,
                         (long long)r->lineno + 1, msg ? msg : "zlib error");
+            }
             if (len == 0) return SR_OK; /* clean end of file */
             break;                      /* last line without a newline */
         }
