@@ -50,6 +50,7 @@ typedef struct sr_dataset_meta {
     /* Added: "sha256  path" lines, one per input file (sha256sum -c format);
      * empty when the file has no source_files attribute. */
     char source_files[1024];
+    int has_id_maps; /* Added: /user_ids and /item_ids are present */
 } sr_dataset_meta;
 
 /* Rows [u0, u1) of one split. indptr is rebased: indptr[0] = 0,
@@ -82,6 +83,9 @@ sr_status sr_dataset_read_split(sr_dataset *ds, sr_split split, int64_t u0, int6
 sr_status sr_dataset_read_popularity(sr_dataset *ds, int64_t i0, int64_t i1, int64_t *out,
                                      sr_error *err);
 void sr_dataset_close(sr_dataset **ds);
+/* Added: original ids of dense ids [i0, i1) from /item_ids (items != 0) or
+ * /user_ids. SR_ERR_DATA when the file has no id maps. Collective. */
+sr_status sr_dataset_read_id_map(sr_dataset *ds, int items, int64_t i0, int64_t i1, int64_t *out, sr_error *err);
 
 /* ---- writing (one process, streaming) ----------------------------------- */
 typedef struct sr_dataset_attrs {
