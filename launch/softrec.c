@@ -11,6 +11,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "io/data_cmd.h"
+#include "train/train_cmd.h"
 
 static void usage(FILE *out)
 {
@@ -21,6 +22,8 @@ static void usage(FILE *out)
             "  data convert   raw ratings/sequence files -> HDF5 dataset\n"
             "  data synth     planted synthetic dataset (millions of items)\n"
             "  data info      statistics of an HDF5 dataset (--json)\n"
+            "  train          train a model (--config FILE.ini, --set key=value)\n"
+            "  eval           full-ranking metrics of a checkpoint\n"
             "  help config    every configuration key with default, bounds and help\n"
             "  version        print the version\n"
             "Run under mpirun for more than one rank. 'softrec COMMAND --help' for details.\n",
@@ -50,6 +53,10 @@ int main(int argc, char **argv)
         if (comm.rank == 0) printf("softrec %s\n", SOFTREC_VERSION);
     } else if (!strcmp(argv[1], "data")) {
         st = sr_cmd_data(&comm, argc - 2, argv + 2, &err);
+    } else if (!strcmp(argv[1], "train")) {
+        st = sr_cmd_train(&comm, argc - 1, argv + 1, &err);
+    } else if (!strcmp(argv[1], "eval")) {
+        st = sr_cmd_eval(&comm, argc - 1, argv + 1, &err);
     } else {
         if (comm.rank == 0) usage(stderr);
         st = sr_error_set(&err, SR_ERR_USAGE, __FILE__, __LINE__, "unknown command '%s'", argv[1]);

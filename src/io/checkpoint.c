@@ -102,8 +102,11 @@ static void ensure_groups(hid_t f, const char *path)
         if (*p != '/') continue;
         *p = '\0';
         if (H5Lexists(f, buf, H5P_DEFAULT) <= 0) {
-            hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+            hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
+            H5Pset_obj_track_times(gcpl, 0);
+            hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
             if (g >= 0) H5Gclose(g);
+            H5Pclose(gcpl);
         }
         *p = '/';
     }
@@ -139,7 +142,11 @@ sr_status sr_ckpt_write(const sr_comm *c, const char *path, const sr_ckpt_info *
         ensure_groups(f, t->name);
         hsize_t dims[2] = {(hsize_t)t->global_rows, (hsize_t)t->d};
         hid_t fs = H5Screate_simple(2, dims, NULL);
-        hid_t ds = H5Dcreate2(f, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        /* No object timestamps: the same model gives the same file bytes. */
+        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+        H5Pset_obj_track_times(dcpl, 0);
+        hid_t ds = H5Dcreate2(f, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+        H5Pclose(dcpl);
         if (ds < 0) {
             bad = 1;
             H5Sclose(fs);

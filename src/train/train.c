@@ -1,0 +1,570 @@
+/* train.c: MF + exact sharded softmax training and full-ranking evaluation.
+ *
+ * One step (DESIGN.md section 2): local queries -> all-gather (Q, targets) ->
+ * every rank scores its item shard (tiled, never B x N_r) and the per-query
+ * log-sum-exp triples meet in one all-reduce -> item gradients stay local,
+ * query gradients are reduce-scattered back to the users' owners -> dense
+ * update of the local item rows, row-sparse update of the batch's users.
+ */
+#include "train/train.h"
+
+#include <errno.h>
+#include <jansson.h>
+#include <math.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "comm/collectives.h"
+#include "comm/gather.h"
+#include "comm/shard.h"
+#include "core/log.h"
+#include "core/mem.h"
+#include "core/rng.h"
+#include "io/checkpoint.h"
+#include "io/dataset.h"
+#include "loss/softmax_mpi.h"
+#include "models/mf.h"
+#include "models/optim.h"
+#include "train/eval_kernels.h"
+#include "train/eval_mpi.h"
+#include "train/metrics.h"
+
+struct sr_trainer {
+    const sr_comm *c;
+    sr_config cfg;
+    sr_log log;
+    sr_mem mem;
+    sr_dataset_meta meta;
+    sr_shard items;
+    int64_t u0, u1;
+    sr_csr split[SR_SPLIT_COUNT];
+    int64_t ex_offset;  /* global index of this rank's first training example */
+    int64_t ex_total;   /* training examples over all ranks */
+    int64_t *ex_order;  /* local example permutation (indices into train items) */
+    int64_t *ex_user;   /* local user index of each local training example */
+    sr_optim opt;
+    sr_mf mf;
+    int64_t step;       /* global optimiser steps taken */
+    int64_t max_local_batch;
+    /* step buffers */
+    float *q_local, *q_all, *dq_all, *dq_local, *dv, *ug;
+    int64_t *t_local, *t_all, *slot, *rows;
+    int64_t *counts;    /* per-rank batch rows */
+    sr_softmax_ws *ws;
+};
+
+static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
+static sr_status make_dirs(const char *path, sr_error *err)
+{
+    char buf[SR_CONFIG_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                SR_FAIL(err, SR_ERR_IO, "%s: cannot create run directory: %s", buf, strerror(errno));
+            *p = saved;
+            if (!saved) break;
+        }
+    }
+    return SR_OK;
+}
+
+/* Out of memory on one rank: abort the job (peers are in collectives). */
+#define ALLOC(ptr, n, what)                                                              \
+    do {                                                                                 \
+        size_t n_ = (size_t)(n);                                                         \
+        (ptr) = sr_mem_calloc(&t->mem, n_ > 0 ? n_ : 1, sizeof *(ptr), what, err);      \
+        if (!(ptr)) sr_comm_abort(c, err);                                               \
+    } while (0)
+
+sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config *cfg, sr_error *err)
+{
+    *out = NULL;
+    sr_trainer *t = calloc(1, sizeof *t);
+    if (!t) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the trainer");
+    t->c = c;
+    t->cfg = *cfg;
+    sr_log_init(&t->log, c->rank, c->size);
+    sr_mem_init(&t->mem, 0);
+
+    if (!cfg->data_path[0])
+        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "data.path is not set (give a dataset from softrec data convert/synth)");
+    if (sr_comm_agree(c, err) != SR_OK) goto fail_early;
+    sr_dataset *ds = NULL;
+    if (sr_dataset_open(&ds, c, cfg->data_path, err) != SR_OK) goto fail_early;
+    t->meta = *sr_dataset_meta_get(ds);
+    sr_dataset_user_range(t->meta.num_users, c->size, c->rank, &t->u0, &t->u1);
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) {
+        if (sr_dataset_read_split(ds, (sr_split)s, t->u0, t->u1, &t->split[s], &t->mem, err) != SR_OK) {
+            sr_dataset_close(&ds);
+            goto fail;
+        }
+    }
+    sr_dataset_close(&ds);
+    /* Same inputs on every rank: these fail alike everywhere. */
+    if (sr_shard_init_named(&t->items, cfg->shard_layout, t->meta.num_items, c->size, err) != SR_OK)
+        goto fail;
+    if (sr_optim_from_config(&t->opt, cfg, err) != SR_OK) goto fail;
+
+    /* Local examples and their global offset (for the unshuffled global order). */
+    const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
+    int64_t *all = malloc((size_t)c->size * sizeof *all);
+    if (!all) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
+    if (sr_comm_allgather_i64(c, tr->nnz, all, err) != SR_OK) {
+        free(all);
+        goto fail;
+    }
+    t->ex_total = 0;
+    t->ex_offset = 0;
+    for (int r = 0; r < c->size; r++) {
+        if (r < c->rank) t->ex_offset += all[r];
+        t->ex_total += all[r];
+    }
+    free(all);
+    if (t->ex_total == 0)
+        sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: the train split is empty", cfg->data_path);
+    if (sr_comm_agree(c, err) != SR_OK) goto fail;
+    ALLOC(t->ex_order, tr->nnz, "example order");
+    ALLOC(t->ex_user, tr->nnz, "example users");
+    for (int64_t u = 0; u < t->u1 - t->u0; u++)
+        for (int64_t k = tr->indptr[u]; k < tr->indptr[u + 1]; k++) t->ex_user[k] = u;
+
+    if (sr_mf_create(&t->mf, cfg, &t->opt, t->u0, t->u1, &t->items, c->rank, &t->mem, err) != SR_OK)
+        sr_comm_abort(c, err);
+
+    /* Buffers for the largest step: a rank holds at most ceil(E_r / steps)
+     * (shuffled) or the global batch (unshuffled) examples. */
+    int64_t B = cfg->train_batch_size, d = cfg->model_dim;
+    int64_t steps = ceil_div(t->ex_total, B);
+    t->max_local_batch = cfg->train_shuffle ? ceil_div(tr->nnz, steps) : B;
+    if (t->max_local_batch > B) t->max_local_batch = B;
+    int64_t Bmax = B + c->size; /* rounding of per-rank shares */
+    ALLOC(t->q_local, t->max_local_batch * d, "step buffers");
+    ALLOC(t->dq_local, t->max_local_batch * d, "step buffers");
+    ALLOC(t->ug, t->max_local_batch * d, "step buffers");
+    ALLOC(t->t_local, t->max_local_batch, "step buffers");
+    ALLOC(t->rows, t->max_local_batch, "step buffers");
+    ALLOC(t->q_all, Bmax * d, "step buffers");
+    ALLOC(t->dq_all, Bmax * d, "step buffers");
+    ALLOC(t->t_all, Bmax, "step buffers");
+    ALLOC(t->dv, t->mf.n_items * d, "item gradient");
+    ALLOC(t->slot, t->u1 - t->u0, "user slots");
+    ALLOC(t->counts, c->size, "step buffers");
+    for (int64_t u = 0; u < t->u1 - t->u0; u++) t->slot[u] = -1;
+    if (sr_softmax_ws_create(&t->ws, Bmax, cfg->loss_tile, &t->mem, err) != SR_OK)
+        sr_comm_abort(c, err);
+    if (cfg->train_init[0] && sr_trainer_load(t, cfg->train_init, err) != SR_OK) goto fail;
+    *out = t;
+    return SR_OK;
+fail: /* every path here carries an error all ranks agreed on */
+    sr_trainer_destroy(&t);
+    return err->code;
+fail_early:
+    free(t);
+    return err->code;
+}
+
+void sr_trainer_destroy(sr_trainer **tp)
+{
+    sr_trainer *t = *tp;
+    if (!t) return;
+    sr_softmax_ws_destroy(&t->ws);
+    sr_mf_destroy(&t->mf, &t->mem);
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&t->split[s], &t->mem);
+    void *bufs[] = {t->ex_order, t->ex_user, t->q_local, t->dq_local, t->ug, t->t_local, t->rows,
+                    t->q_all, t->dq_all, t->t_all, t->dv, t->slot, t->counts};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
+    sr_shard_destroy(&t->items);
+    free(t);
+    *tp = NULL;
+}
+
+sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
+{
+    sr_ckpt_table tabs[2] = {
+        {"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items, t->mf.d, &t->items, 0},
+        {"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users, t->mf.d, NULL, t->u0},
+    };
+    sr_ckpt_info info;
+    SR_TRY(sr_ckpt_read(t->c, path, tabs, 2, &info, err));
+    free(info.config_ini);
+    sr_log_root(&t->log, SR_LOG_INFO, "loaded model from %s (step %lld)", path, (long long)info.step);
+    return SR_OK;
+}
+
+static sr_status save_model(sr_trainer *t, const char *path, int64_t epoch, sr_error *err)
+{
+    sr_ckpt_table tabs[2] = {
+        {"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items, t->mf.d, &t->items, 0},
+        {"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users, t->mf.d, NULL, t->u0},
+    };
+    sr_ckpt_info info;
+    memset(&info, 0, sizeof info);
+    info.step = t->step;
+    info.epoch = epoch;
+    info.num_users = t->meta.num_users;
+    info.num_items = t->meta.num_items;
+    info.dim = t->mf.d;
+    snprintf(info.dataset, sizeof info.dataset, "%s", t->cfg.data_path);
+    snprintf(info.dataset_sha256, sizeof info.dataset_sha256, "%s", t->meta.source_sha256);
+    size_t need = sr_config_write_ini(&t->cfg, NULL, 0) + 1;
+    info.config_ini = malloc(need);
+    if (!info.config_ini) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
+    sr_config_write_ini(&t->cfg, info.config_ini, need);
+    sr_status st = sr_ckpt_write(t->c, path, &info, tabs, 2, err);
+    free(info.config_ini);
+    return st;
+}
+
+/* This rank's examples of step s: [*lo, *hi) positions of ex_order. */
+static void step_range(const sr_trainer *t, int64_t s, int64_t steps, int64_t *lo, int64_t *hi)
+{
+    int64_t n = t->split[SR_SPLIT_TRAIN].nnz;
+    if (t->cfg.train_shuffle) {
+        *lo = s * n / steps;
+        *hi = (s + 1) * n / steps;
+        return;
+    }
+    /* Unshuffled: global batch s is the same whatever the rank count. */
+    int64_t gs = s * t->ex_total / steps, ge = (s + 1) * t->ex_total / steps;
+    int64_t a = gs > t->ex_offset ? gs : t->ex_offset;
+    int64_t b = ge < t->ex_offset + n ? ge : t->ex_offset + n;
+    if (b < a) b = a;
+    *lo = a - t->ex_offset;
+    *hi = b - t->ex_offset;
+}
+
+static void shuffle_examples(sr_trainer *t, int64_t epoch)
+{
+    int64_t n = t->split[SR_SPLIT_TRAIN].nnz;
+    for (int64_t i = 0; i < n; i++) t->ex_order[i] = i;
+    if (!t->cfg.train_shuffle) return;
+    sr_rng r;
+    sr_rng_init(&r, (uint64_t)t->cfg.train_seed, (uint32_t)t->c->rank, SR_STREAM_SHUFFLE);
+    sr_rng_seek(&r, (uint64_t)epoch << 40); /* one disjoint block range per epoch */
+    for (int64_t i = n - 1; i > 0; i--) {
+        int64_t j = (int64_t)sr_rng_below(&r, (uint64_t)i + 1);
+        int64_t tmp = t->ex_order[i];
+        t->ex_order[i] = t->ex_order[j];
+        t->ex_order[j] = tmp;
+    }
+}
+
+/* One optimiser step on local examples [lo, hi). Returns the global mean loss. */
+static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss, sr_error *err)
+{
+    const sr_comm *c = t->c;
+    const int64_t d = t->mf.d, nb = hi - lo;
+    const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t e = t->ex_order[lo + k];
+        memcpy(t->q_local + k * d, t->mf.user + t->ex_user[e] * d, (size_t)d * sizeof(float));
+        t->t_local[k] = tr->items[e];
+    }
+    SR_TRY(sr_comm_allgather_i64(c, nb, t->counts, err));
+    int64_t B = 0;
+    for (int r = 0; r < c->size; r++) B += t->counts[r];
+    SR_TRY(sr_comm_allgather_rows(c, t->q_local, t->counts, d, t->q_all, err));
+    SR_TRY(sr_comm_allgather_ids(c, t->t_local, t->counts, t->t_all, err));
+
+    SR_TRY(sr_softmax_step(c, t->q_all, B, d, t->mf.item, t->mf.n_items, &t->items, t->t_all,
+                           t->ws, loss, t->dq_all, t->dv, err));
+
+    SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
+    t->step++;
+    /* Exact softmax touches every local item row: dense update. */
+    sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, t->dv, NULL, t->mf.n_items, d, t->step);
+    /* Users: sum the rows of repeated users, then one row-sparse update. */
+    int64_t nu = 0;
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t u = t->ex_user[t->ex_order[lo + k]];
+        if (t->slot[u] < 0) {
+            t->slot[u] = nu;
+            t->rows[nu] = u;
+            memset(t->ug + nu * d, 0, (size_t)d * sizeof(float));
+            nu++;
+        }
+        float *g = t->ug + t->slot[u] * d;
+        const float *src = t->dq_local + k * d;
+        for (int64_t j = 0; j < d; j++) g[j] += src[j];
+    }
+    sr_optim_update(&t->opt, &t->mf.user_state, t->mf.user, t->ug, t->rows, nu, d, t->step);
+    for (int64_t k = 0; k < nu; k++) t->slot[t->rows[k]] = -1;
+    return SR_OK;
+}
+
+static void format_eta(double s, char *buf, size_t len)
+{
+    if (!isfinite(s) || s < 0) s = 0;
+    long v = (long)(s + 0.5);
+    if (v >= 3600) snprintf(buf, len, "%ld:%02ld:%02ld", v / 3600, (v / 60) % 60, v % 60);
+    else snprintf(buf, len, "%02ld:%02ld", v / 60, v % 60);
+}
+
+void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len)
+{
+    size_t off = 0;
+    off += (size_t)snprintf(buf + off, len - off, "{");
+    for (int i = 0; i < r->nk && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off,
+                                "%s\"ndcg@%lld\": %.6f, \"precision@%lld\": %.6f, \"recall@%lld\": %.6f",
+                                i ? ", " : "", (long long)r->k[i], r->ndcg[i], (long long)r->k[i],
+                                r->precision[i], (long long)r->k[i], r->recall[i]);
+    if (off < len) snprintf(buf + off, len - off, ", \"users\": %lld}", (long long)r->users);
+}
+
+static void append_jsonl(const sr_trainer *t, const char *line)
+{
+    if (t->c->rank != 0) return;
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/metrics.jsonl", t->cfg.run_dir);
+    FILE *f = fopen(path, "a");
+    if (!f) {
+        sr_log_root(&t->log, SR_LOG_WARN, "%s: cannot append metrics: %s", path, strerror(errno));
+        return;
+    }
+    fprintf(f, "%s\n", line);
+    fclose(f);
+}
+
+sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seconds, sr_error *err)
+{
+    const sr_comm *c = t->c;
+    const sr_config *cfg = &t->cfg;
+    if (c->rank == 0) make_dirs(cfg->run_dir, err);
+    SR_TRY(sr_comm_agree(c, err));
+    if (c->rank == 0) {
+        char path[SR_CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->run_dir);
+        remove(path); /* one run, one metrics file */
+        snprintf(path, sizeof path, "%s/config.ini", cfg->run_dir);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            size_t need = sr_config_write_ini(cfg, NULL, 0) + 1;
+            char *txt = malloc(need);
+            if (txt) {
+                sr_config_write_ini(cfg, txt, need);
+                fputs(txt, f);
+                free(txt);
+            }
+            fclose(f);
+        }
+    }
+    const int64_t steps = ceil_div(t->ex_total, cfg->train_batch_size);
+    sr_log_root(&t->log, SR_LOG_INFO,
+                "training MF (d=%lld) with exact softmax: %lld users, %lld items over %d ranks "
+                "(%s shards), %lld examples, %lld steps/epoch of %lld",
+                (long long)t->mf.d, (long long)t->meta.num_users, (long long)t->meta.num_items, c->size,
+                cfg->shard_layout, (long long)t->ex_total, (long long)steps,
+                (long long)cfg->train_batch_size);
+    double t_train = 0, t_start = sr_time_now();
+    double best = -1;
+    int64_t best_epoch = 0;
+    for (int64_t epoch = 1; epoch <= cfg->train_epochs; epoch++) {
+        double t0 = sr_time_now(), last = t0;
+        shuffle_examples(t, epoch);
+        double loss_sum = 0;
+        for (int64_t s = 0; s < steps; s++) {
+            int64_t lo, hi;
+            step_range(t, s, steps, &lo, &hi);
+            double loss = 0;
+            sr_status st = train_step(t, lo, hi, &loss, err);
+            if (st == SR_ERR_NUMERIC || st == SR_ERR_DATA) {
+                /* The loss layer returns these on every rank alike. */
+                char msg[SR_ERROR_MSG_MAX + 96];
+                snprintf(msg, sizeof msg, "epoch %lld step %lld: %s (try a lower train.lr)",
+                         (long long)epoch, (long long)s + 1, err->msg);
+                snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);
+                return st;
+            }
+            if (st != SR_OK) sr_comm_abort(c, err); /* one rank's failure mid-step */
+            loss_sum += loss;
+            double now = sr_time_now();
+            if (c->rank == 0 && (now - last >= cfg->run_progress_every || s + 1 == steps)) {
+                double done = (double)(epoch - 1) * steps + s + 1;
+                double rate = (double)(s + 1) * cfg->train_batch_size / (now - t0);
+                double left = (now - t_start) / done * ((double)cfg->train_epochs * steps - done);
+                char eta[32];
+                format_eta(left, eta, sizeof eta);
+                fprintf(stderr, "%sepoch %lld/%lld step %lld/%lld loss %.4f %.0f ex/s ETA %s%s",
+                        t->log.tty ? "\r\033[K" : "", (long long)epoch, (long long)cfg->train_epochs,
+                        (long long)s + 1, (long long)steps, loss_sum / (double)(s + 1), rate, eta,
+                        t->log.tty && s + 1 < steps ? "" : "\n");
+                fflush(stderr);
+                last = now;
+            }
+        }
+        double secs = sr_time_now() - t0;
+        t_train += secs;
+        char line[2048];
+        int n = snprintf(line, sizeof line,
+                         "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6f, \"epoch_seconds\": %.3f, "
+                         "\"examples_per_second\": %.1f",
+                         (long long)epoch, (long long)t->step, loss_sum / (double)steps, secs,
+                         (double)t->ex_total / secs);
+        if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
+            sr_eval_result v;
+            SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err));
+            char js[1024];
+            sr_eval_result_json(&v, js, sizeof js);
+            n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
+            if (v.ndcg[0] > best) {
+                best = v.ndcg[0];
+                best_epoch = epoch;
+            }
+            sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld valid ndcg@%lld %.4f recall@%lld %.4f (%.1f s)",
+                        (long long)epoch, (long long)v.k[0], v.ndcg[0], (long long)v.k[0], v.recall[0],
+                        v.seconds);
+        }
+        snprintf(line + n, sizeof line - (size_t)n, "}");
+        append_jsonl(t, line);
+    }
+    *train_seconds = t_train;
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
+    SR_TRY(save_model(t, path, cfg->train_epochs, err));
+    SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, test, err));
+    char js[1024], line[1400];
+    sr_eval_result_json(test, js, sizeof js);
+    snprintf(line, sizeof line, "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test\": %s}",
+             (long long)t->step, (long long)best_epoch, js);
+    append_jsonl(t, line);
+    return SR_OK;
+}
+
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Row u of m appended to buf; returns the count. */
+static int64_t append_row(const sr_csr *m, int64_t u, int64_t *buf)
+{
+    int64_t n = m->indptr[u + 1] - m->indptr[u];
+    memcpy(buf, m->items + m->indptr[u], (size_t)n * sizeof *buf);
+    return n;
+}
+
+/* Sort and drop duplicates in place; returns the new length. */
+static int64_t sort_unique(int64_t *v, int64_t n)
+{
+    qsort(v, (size_t)n, sizeof *v, cmp_i64);
+    int64_t w = 0;
+    for (int64_t i = 0; i < n; i++)
+        if (w == 0 || v[w - 1] != v[i]) v[w++] = v[i];
+    return w;
+}
+
+#define EVAL_BATCH 256 /* users per rank per evaluation step */
+
+sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_error *err)
+{
+    const sr_comm *c = t->c;
+    const int64_t d = t->mf.d, P = c->size;
+    const double t0 = sr_time_now();
+    const sr_csr *ev = &t->split[split];
+    memset(res, 0, sizeof *res);
+    sr_metrics m;
+    SR_TRY(sr_metrics_init(&m, t->cfg.eval_topk, t->cfg.eval_topk_count, err));
+    const int64_t kmax = sr_metrics_kmax(&m);
+
+    /* This rank's users with something to predict, and the step count: the
+     * same on every rank (ranks with fewer users send empty batches). */
+    int64_t nloc = t->u1 - t->u0, nev = 0;
+    int64_t *users = sr_mem_calloc(&t->mem, (size_t)(nloc ? nloc : 1), sizeof *users, "eval users", err);
+    int64_t *counts = sr_mem_calloc(&t->mem, (size_t)P, sizeof *counts, "eval counts", err);
+    if (!users || !counts) sr_comm_abort(c, err);
+    int64_t max_known = 1;
+    for (int64_t u = 0; u < nloc; u++) {
+        if (ev->indptr[u + 1] > ev->indptr[u]) users[nev++] = u;
+        int64_t known = t->split[SR_SPLIT_TRAIN].indptr[u + 1] - t->split[SR_SPLIT_TRAIN].indptr[u];
+        if (split == SR_SPLIT_TEST)
+            known += t->split[SR_SPLIT_VALID].indptr[u + 1] - t->split[SR_SPLIT_VALID].indptr[u];
+        if (known > max_known) max_known = known;
+    }
+    SR_TRY(sr_comm_allgather_i64(c, nev, counts, err));
+    int64_t steps = 0;
+    for (int r = 0; r < P; r++) steps = counts[r] > steps ? counts[r] : steps;
+    steps = ceil_div(steps, EVAL_BATCH);
+    /* Exclusion buffer: sized by the largest known-item list of any rank. */
+    SR_TRY(sr_comm_allgather_i64(c, max_known, counts, err));
+    for (int r = 0; r < P; r++) max_known = counts[r] > max_known ? counts[r] : max_known;
+
+    const int64_t bmax = EVAL_BATCH * P;
+    sr_topk_ws *ws = NULL;
+    if (sr_topk_ws_create(&ws, bmax, t->cfg.loss_tile, kmax, &t->mem, err) != SR_OK) sr_comm_abort(c, err);
+    float *q_loc = sr_mem_calloc(&t->mem, EVAL_BATCH * d, sizeof(float), "eval buffers", err);
+    float *q_all = sr_mem_calloc(&t->mem, (size_t)(bmax * d), sizeof(float), "eval buffers", err);
+    float *top_s = sr_mem_calloc(&t->mem, (size_t)(bmax * kmax), sizeof(float), "eval buffers", err);
+    int64_t *top_i = sr_mem_calloc(&t->mem, (size_t)(bmax * kmax), sizeof(int64_t), "eval buffers", err);
+    int64_t *len_loc = sr_mem_calloc(&t->mem, EVAL_BATCH, sizeof(int64_t), "eval buffers", err);
+    int64_t *len_all = sr_mem_calloc(&t->mem, (size_t)bmax, sizeof(int64_t), "eval buffers", err);
+    int64_t *indptr = sr_mem_calloc(&t->mem, (size_t)bmax + 1, sizeof(int64_t), "eval buffers", err);
+    int64_t *ex_loc = sr_mem_calloc(&t->mem, (size_t)(EVAL_BATCH * max_known), sizeof(int64_t), "eval buffers", err);
+    int64_t *ex_all = sr_mem_calloc(&t->mem, (size_t)(bmax * max_known), sizeof(int64_t), "eval buffers", err);
+    int64_t *ecounts = sr_mem_calloc(&t->mem, (size_t)P, sizeof(int64_t), "eval buffers", err);
+    int64_t *test = sr_mem_calloc(&t->mem, (size_t)(max_known + ev->nnz + 1), sizeof(int64_t), "eval buffers", err);
+    if (!q_loc || !q_all || !top_s || !top_i || !len_loc || !len_all || !indptr || !ex_loc || !ex_all ||
+        !ecounts || !test)
+        sr_comm_abort(c, err);
+
+    sr_status st = SR_OK;
+    for (int64_t s = 0; s < steps && st == SR_OK; s++) {
+        int64_t lo = s * EVAL_BATCH, hi = lo + EVAL_BATCH < nev ? lo + EVAL_BATCH : nev;
+        int64_t nb = hi > lo ? hi - lo : 0, ne = 0;
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t u = users[lo + i];
+            memcpy(q_loc + i * d, t->mf.user + u * d, (size_t)d * sizeof(float));
+            int64_t n = append_row(&t->split[SR_SPLIT_TRAIN], u, ex_loc + ne);
+            if (split == SR_SPLIT_TEST) n += append_row(&t->split[SR_SPLIT_VALID], u, ex_loc + ne + n);
+            len_loc[i] = sort_unique(ex_loc + ne, n);
+            ne += len_loc[i];
+        }
+        if ((st = sr_comm_allgather_i64(c, nb, counts, err)) != SR_OK) break;
+        if ((st = sr_comm_allgather_i64(c, ne, ecounts, err)) != SR_OK) break;
+        int64_t B = 0, off = 0;
+        for (int r = 0; r < P; r++) {
+            if (r < c->rank) off += counts[r];
+            B += counts[r];
+        }
+        if ((st = sr_comm_allgather_rows(c, q_loc, counts, d, q_all, err)) != SR_OK) break;
+        if ((st = sr_comm_allgather_ids(c, len_loc, counts, len_all, err)) != SR_OK) break;
+        if ((st = sr_comm_allgather_ids(c, ex_loc, ecounts, ex_all, err)) != SR_OK) break;
+        indptr[0] = 0;
+        for (int64_t i = 0; i < B; i++) indptr[i + 1] = indptr[i] + len_all[i];
+        if (B == 0) continue;
+        st = sr_eval_topk(c, q_all, B, d, t->mf.item, t->mf.n_items, &t->items, indptr, ex_all, kmax, ws,
+                          top_s, top_i, err);
+        if (st != SR_OK) break;
+        for (int64_t i = 0; i < nb; i++) {
+            int64_t u = users[lo + i];
+            int64_t n = append_row(ev, u, test);
+            n = sort_unique(test, n);
+            sr_metrics_add(&m, top_i + (off + i) * kmax, kmax, test, n);
+        }
+    }
+    if (st == SR_OK) st = sr_metrics_allreduce(c, &m, err);
+    if (st == SR_OK) {
+        sr_metrics fin;
+        sr_metrics_finalise(&m, &fin);
+        res->nk = fin.n_k;
+        for (int i = 0; i < fin.n_k; i++) {
+            res->k[i] = fin.k[i];
+            res->ndcg[i] = fin.ndcg[i];
+            res->precision[i] = fin.precision[i];
+            res->recall[i] = fin.recall[i];
+        }
+        res->users = (int64_t)m.users;
+        res->seconds = sr_time_now() - t0;
+    }
+    void *bufs[] = {users, counts, q_loc, q_all, top_s, top_i, len_loc, len_all, indptr, ex_loc, ex_all, ecounts, test};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
+    sr_topk_ws_destroy(&ws);
+    return st;
+}
