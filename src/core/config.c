@@ -308,7 +308,15 @@ bool sr_config_get(const sr_config *cfg, const char *key, char *buf, size_t len)
     const char *field = (const char *)cfg + k->offset;
     switch (k->type) {
     case SR_CFG_INT: snprintf(buf, len, "%lld", (long long)*(const int64_t *)field); break;
-    case SR_CFG_FLOAT: snprintf(buf, len, "%.17g", *(const double *)field); break;
+    case SR_CFG_FLOAT: {
+        /* Shortest text that reads back to the same double. */
+        double v = *(const double *)field;
+        for (int prec = 6; prec <= 17; prec++) {
+            snprintf(buf, len, "%.*g", prec, v);
+            if (strtod(buf, NULL) == v) break;
+        }
+        break;
+    }
     case SR_CFG_BOOL: snprintf(buf, len, "%s", *(const bool *)field ? "true" : "false"); break;
     case SR_CFG_STRING:
     case SR_CFG_ENUM: snprintf(buf, len, "%s", field); break;
