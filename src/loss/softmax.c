@@ -1,11 +1,11 @@
 /* softmax.c: the tiled exact softmax kernels (forward partial, backward).
  *
  * Per tile of the local shard: one SGEMM writes the b x nt logits into the
- * workspace, then row-wise vector passes (vexp.h) fold them: forward takes
- * the row max, then sum exp(z - max) in double; backward overwrites the tile
+ * workspace, then row-wise vector passes (vexp.h) fold them: forward, one
+ * pass of exp(z - running max) summed in double; backward overwrites the tile
  * with P = exp(z - M) / (B * S) in place, subtracts 1/B at the owned targets,
  * and two SGEMMs give dV_tile and dQ. Rows of one tile are at most `tile`
- * floats (16 KiB at 4096), so the second pass over a row hits L1.
+ * floats (16 KiB at 4096).
  */
 #include "loss/softmax.h"
 
@@ -121,15 +121,14 @@ sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *
             int64_t tr = ws->trow[i];
             if (tr >= j0 && tr < j0 + nt) t->target = row[tr - j0];
             int bad = 0;
-            float mt = sr_vexp_row_max(row, nt, &bad);
+            /* t->max is a float logit (or -inf), so the shift is exact. */
+            float m = (float)t->max;
+            double s = sr_vexp_row_lse(row, nt, &m, &bad);
             if (bad) {
                 t->sum = NAN; /* poison: the merged loss becomes NaN everywhere */
                 continue;
             }
-            /* mt and t->max are float values, so the shift is exact in float. */
-            double m = t->max > mt ? t->max : mt;
-            double s = sr_vexp_row_sum(row, nt, (float)m);
-            t->sum = (t->sum == 0.0 ? 0.0 : t->sum * exp(t->max - m)) + s;
+            t->sum = (t->sum == 0.0 ? 0.0 : t->sum * exp(t->max - (double)m)) + s;
             t->max = m;
         }
     }

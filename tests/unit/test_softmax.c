@@ -447,27 +447,56 @@ static void test_vexp_accuracy(void)
     CU_ASSERT_EQUAL(so[1], 0.0f);
     CU_ASSERT_EQUAL(so[2], 1.0f);
     CU_ASSERT_EQUAL(so[3], 0.0f);
-    /* Row helpers with tails: 13 elements = one vector + 5. */
+    /* Row helpers with tails: 13 elements = one vector + 5. The maximum sits
+     * in the tail so the lazy shift must rescale there. */
     float row[13];
+    for (int k = 0; k < 13; k++) row[k] = -0.37f * (float)k;
+    row[10] = 2.5f;
     double want = 0.0;
-    for (int k = 0; k < 13; k++) {
-        row[k] = -0.37f * (float)k;
-        want += exp((double)row[k] - 0.5);
-    }
+    for (int k = 0; k < 13; k++) want += exp((double)row[k] - 2.5);
     int bad = 0;
-    CU_ASSERT_EQUAL(sr_vexp_row_max(row, 13, &bad), 0.0f);
+    float shift = -INFINITY;
+    double got = sr_vexp_row_lse(row, 13, &shift, &bad);
+    CU_ASSERT_EQUAL(shift, 2.5f);
     CU_ASSERT_EQUAL(bad, 0);
-    CU_ASSERT(fabs(sr_vexp_row_sum(row, 13, 0.5f) - want) < 1e-6 * want);
+    CU_ASSERT(fabs(got - want) < 1e-6 * want);
+    /* A running shift above the row stays; the sum is relative to it. */
+    shift = 4.0f;
+    got = sr_vexp_row_lse(row, 13, &shift, &bad);
+    CU_ASSERT_EQUAL(shift, 4.0f);
+    CU_ASSERT(fabs(got - want * exp(-1.5)) < 1e-6 * want);
+    /* Empty row: nothing changes. */
+    shift = -INFINITY;
+    CU_ASSERT_EQUAL(sr_vexp_row_lse(row, 0, &shift, &bad), 0.0);
+    CU_ASSERT(isinf(shift) && shift < 0);
     sr_vexp_row_scale(row, 13, 0.5f, 2.0f);
     CU_ASSERT(fabs(row[12] - 2.0 * exp(-0.37 * 12 - 0.5)) < 1e-6);
+    CU_ASSERT(fabs(row[10] - 2.0 * exp(2.0)) < 1e-6 * 2.0 * exp(2.0));
+    for (int k = 0; k < 13; k++) row[k] = (float)k;
     row[11] = NAN;
-    sr_vexp_row_max(row, 13, &bad);
+    shift = -INFINITY;
+    sr_vexp_row_lse(row, 13, &shift, &bad);
     CU_ASSERT_EQUAL(bad, 1);
     bad = 0;
     row[11] = 1.0f;
     row[3] = INFINITY;
-    sr_vexp_row_max(row, 13, &bad);
+    shift = -INFINITY;
+    sr_vexp_row_lse(row, 13, &shift, &bad);
     CU_ASSERT_EQUAL(bad, 1);
+    /* Long rows with a rising trend (many rescales) against double. */
+    enum { NL = 1037 };
+    float *lr = malloc(NL * sizeof(float));
+    want = 0.0;
+    for (int k = 0; k < NL; k++) lr[k] = 0.05f * (float)k + (float)((k * 7919) % 13) * 0.3f - 60.0f;
+    float mx = -INFINITY;
+    for (int k = 0; k < NL; k++) mx = fmaxf(mx, lr[k]);
+    for (int k = 0; k < NL; k++) want += exp((double)lr[k] - mx);
+    shift = -INFINITY;
+    bad = 0;
+    got = sr_vexp_row_lse(lr, NL, &shift, &bad);
+    CU_ASSERT_EQUAL(shift, mx);
+    CU_ASSERT(fabs(got - want) < 3e-7 * want);
+    free(lr);
 }
 
 static void test_workspace_accounting(void)
