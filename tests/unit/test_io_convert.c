@@ -83,6 +83,7 @@ static void row_str(const loaded *L, int s, int64_t u, char *buf, size_t n)
 
 static sr_status convert(sr_convert_opts *o, const char *out, sr_convert_report *rep, sr_error *err)
 {
+    free((char *)o->output); /* a previous call's */
     o->output = strdup(tmp_file(out));
     o->overwrite = 1;
     sr_error_clear(err);
@@ -91,7 +92,11 @@ static sr_status convert(sr_convert_opts *o, const char *out, sr_convert_report 
     return st;
 }
 
-static void free_out(sr_convert_opts *o) { free((char *)o->output); }
+static void free_out(sr_convert_opts *o)
+{
+    free((char *)o->output);
+    o->output = NULL;
+}
 
 static void test_sha256_known_answers(void)
 {
