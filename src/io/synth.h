@@ -22,8 +22,10 @@
  * and the catalogue from (seed, 2^32 - 1, SR_STREAM_SYNTH), so the output
  * depends only on the parameters, not on the block size or rank count.
  *
- * Memory: O(N) for the catalogue (12 bytes/item, plus 4 bytes/item while it
- * is built) and O(block) for users; never the whole interaction list.
+ * Memory: O(N) for the catalogue (12 bytes/item: one alias slot holding the
+ * acceptance probability, the item and its alias item; plus 12 bytes per item
+ * of the largest topic while it is built) and O(block) for users; never the
+ * whole interaction list.
  */
 #ifndef SR_IO_SYNTH_H
 #define SR_IO_SYNTH_H
