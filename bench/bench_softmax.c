@@ -10,9 +10,11 @@
  * Flop count (stated in the output): a step is 4 GEMMs of 2 B N d flops each
  * (forward logits, backward recompute, dV = P^T Q, dQ = P V); eval is 1.
  * The SGEMM reference runs the three tile shapes the step uses (B x T x d
- * NT, T x d x B TN, B x d x T NN) on this rank's own buffers; "sgemm_gflops"
- * is the rate of the whole 4-GEMM mix summed over ranks, so "fraction" is
- * (time the GEMMs alone would take) / (measured step time). Everything the
+ * NT, T x d x B TN, B x d x T NN) on this rank's own buffers, right before
+ * each measured step (so both see the same machine load); "sgemm_gflops" is
+ * the rate of the 4-GEMM mix summed over ranks, and "fraction_of_sgemm" is
+ * (time the GEMMs alone would take: tiles x mix time, slowest rank) /
+ * (measured step time, slowest rank), summed over the steps. Everything the
  * step allocates goes through sr_mem: its peak must not grow with B x N.
  * Prints one JSON line per configuration on rank 0 (stdout).
  */
@@ -48,6 +50,39 @@ static int64_t arg_i64(int argc, char **argv, const char *name, int64_t def)
 static void die(const sr_comm *c, const sr_error *e)
 {
     sr_comm_abort(c, e);
+}
+
+/* The three SGEMM shapes of one tile, timed on this rank's own buffers. */
+typedef struct gemm_ref {
+    int64_t b, d, tile;
+    float *cbuf, *dvb, *vt; /* b x tile, tile x d, tile x d */
+    const float *q;
+    float *dq;
+    double t_nt, t_tn, t_nn; /* seconds per call of each shape */
+} gemm_ref;
+
+static double time_sgemm(int ta, int tb, int m, int n, int kk, const float *a, int lda, const float *b, int ldb,
+                         float *cc, int ldc, int reps);
+
+/* Time each shape (reps calls) now, so the reference sees the same machine
+ * load as the measurement next to it. */
+static void gemm_ref_measure(gemm_ref *g, int reps)
+{
+    int b = (int)g->b, d = (int)g->d, t = (int)g->tile;
+    g->t_nt = time_sgemm(0, 1, b, t, d, g->q, d, g->vt, d, g->cbuf, t, reps);
+    g->t_tn = time_sgemm(1, 0, t, d, b, g->cbuf, t, g->q, d, g->dvb, d, reps);
+    g->t_nn = time_sgemm(0, 0, b, d, t, g->cbuf, t, g->vt, d, g->dq, d, reps);
+}
+
+static double loadavg(void)
+{
+    double l = -1;
+    FILE *f = fopen("/proc/loadavg", "r");
+    if (f) {
+        if (fscanf(f, "%lf", &l) != 1) l = -1;
+        fclose(f);
+    }
+    return l;
 }
 
 /* Seconds for `reps` calls of one SGEMM shape (after one warm-up call). */
@@ -114,45 +149,39 @@ int main(int argc, char **argv)
 
     /* ---- SGEMM reference on the step's tile shapes ----------------------- */
     const int64_t tile = o.tile < nr ? o.tile : (nr > 0 ? nr : 1);
-    double t_nt = 0, t_tn = 0, t_nn = 0;
-    {
-        sr_mem scratch;
-        sr_mem_init(&scratch, 0);
-        float *cbuf = sr_mem_alloc(&scratch, (size_t)(b * tile) * sizeof(float), 0, "sgemm C", &e);
-        float *dvb = sr_mem_alloc(&scratch, (size_t)(tile * d) * sizeof(float), 0, "sgemm dV", &e);
-        float *vt = sr_mem_alloc(&scratch, (size_t)(tile * d) * sizeof(float), 1, "sgemm V", &e);
-        if (!cbuf || !dvb || !vt) die(&c, &e);
-        for (int64_t i = 0; i < b * tile; i++) cbuf[i] = 1e-3f;
-        if (nr > 0) memcpy(vt, v, (size_t)(tile * d) * sizeof(float));
-        int reps = 6;
-        t_nt = time_sgemm(0, 1, (int)b, (int)tile, (int)d, q, (int)d, vt, (int)d, cbuf, (int)tile, reps);
-        t_tn = time_sgemm(1, 0, (int)tile, (int)d, (int)b, cbuf, (int)tile, q, (int)d, dvb, (int)d, reps);
-        t_nn = time_sgemm(0, 0, (int)b, (int)d, (int)tile, cbuf, (int)tile, vt, (int)d, dq, (int)d, reps);
-        sr_mem_free(&scratch, cbuf);
-        sr_mem_free(&scratch, dvb);
-        sr_mem_free(&scratch, vt);
-    }
+    sr_mem scratch;
+    sr_mem_init(&scratch, 0);
+    gemm_ref g = {b, d, tile, NULL, NULL, NULL, q, dq, 0, 0, 0};
+    g.cbuf = sr_mem_alloc(&scratch, (size_t)(b * tile) * sizeof(float), 0, "sgemm C", &e);
+    g.dvb = sr_mem_alloc(&scratch, (size_t)(tile * d) * sizeof(float), 0, "sgemm dV", &e);
+    g.vt = sr_mem_alloc(&scratch, (size_t)(tile * d) * sizeof(float), 1, "sgemm V", &e);
+    if (!g.cbuf || !g.dvb || !g.vt) die(&c, &e);
+    for (int64_t i = 0; i < b * tile; i++) g.cbuf[i] = 1e-3f;
+    if (nr > 0) memcpy(g.vt, v, (size_t)(tile * d) * sizeof(float));
     const double tile_flops = 2.0 * (double)b * (double)tile * (double)d;
-    /* This rank's SGEMM-only time for its share of a step (4 GEMMs/tile). */
-    double tiles_local = nr > 0 ? (double)nr / (double)tile : 0.0;
-    double sgemm_step_local = tiles_local * (2 * t_nt + t_tn + t_nn);
-    double rate_nt = sum_over_ranks(&c, tile_flops / t_nt) / 1e9;
-    double rate_mix = sum_over_ranks(&c, 4 * tile_flops / (2 * t_nt + t_tn + t_nn)) / 1e9;
-    double sgemm_step = max_over_ranks(&c, sgemm_step_local);
+    const double tiles_local = nr > 0 ? (double)nr / (double)tile : 0.0;
 
     /* ---- softmax step ------------------------------------------------------ */
     sr_mem work; /* the step's own allocations */
     sr_mem_init(&work, 0);
     sr_softmax_ws *ws = NULL;
     if (sr_softmax_ws_create(&ws, b, o.tile, &work, &e)) die(&c, &e);
-    double loss = 0, best = INFINITY, total = 0;
+    double loss = 0, best = INFINITY, total = 0, gemm_total = 0, rate_mix = 0, rate_nt = 0;
     for (int64_t it = 0; it <= o.steps; it++) { /* it == 0: warm-up */
+        gemm_ref_measure(&g, 3);
+        double mix = 2 * g.t_nt + g.t_tn + g.t_nn; /* one tile's 4 GEMMs */
+        double sg = max_over_ranks(&c, tiles_local * mix);
+        double rm = sum_over_ranks(&c, 4 * tile_flops / mix) / 1e9;
+        double rn = sum_over_ranks(&c, tile_flops / g.t_nt) / 1e9;
         MPI_Barrier(c.comm);
         double t0 = sr_time_now();
         if (sr_softmax_step(&c, q, b, d, v, nr, &s, tg, ws, &loss, dq, dv, &e)) die(&c, &e);
         double t = max_over_ranks(&c, sr_time_now() - t0);
         if (it > 0) {
             total += t;
+            gemm_total += sg;
+            rate_mix += rm / (double)o.steps;
+            rate_nt += rn / (double)o.steps;
             if (t < best) best = t;
         }
     }
@@ -168,10 +197,10 @@ int main(int argc, char **argv)
                "\"gflops\":%.2f,\"flop_count\":\"4 GEMMs x 2BNd\",\"sgemm_gflops\":%.2f,"
                "\"sgemm_nt_gflops\":%.2f,\"sgemm_step_s\":%.4f,\"fraction_of_sgemm\":%.3f,"
                "\"mem_peak_bytes\":%.0f,\"tables_bytes\":%.0f,\"vmhwm_bytes\":%.0f,\"bxn_bytes\":%.0f,"
-               "\"loss\":%.6f}\n",
+               "\"loss\":%.6f,\"loadavg_1m\":%.2f}\n",
                c.size, threads, (long long)n, (long long)d, (long long)b, (long long)o.tile, (long long)o.steps,
-               step_s, best, flops / step_s / 1e9, rate_mix, rate_nt, sgemm_step, sgemm_step / step_s, mem_peak,
-               table_bytes, hwm, 4.0 * (double)b * (double)n, loss);
+               step_s, best, flops / step_s / 1e9, rate_mix, rate_nt, gemm_total / o.steps, gemm_total / total,
+               mem_peak, table_bytes, hwm, 4.0 * (double)b * (double)n, loss, loadavg());
     fflush(stdout);
 
     /* ---- full-ranking top-K eval ------------------------------------------ */
@@ -198,30 +227,37 @@ int main(int argc, char **argv)
     if (!ts || !tid) die(&c, &e);
     total = 0;
     best = INFINITY;
+    gemm_total = 0;
+    rate_nt = 0;
     for (int64_t it = 0; it <= o.steps; it++) {
+        gemm_ref_measure(&g, 3);
+        double sg = max_over_ranks(&c, tiles_local * g.t_nt);
+        double rn = sum_over_ranks(&c, tile_flops / g.t_nt) / 1e9;
         MPI_Barrier(c.comm);
         double t0 = sr_time_now();
         if (sr_eval_topk(&c, q, b, d, v, nr, &s, indptr, excl, o.k, tw, ts, tid, &e)) die(&c, &e);
         double t = max_over_ranks(&c, sr_time_now() - t0);
         if (it > 0) {
             total += t;
+            gemm_total += sg;
+            rate_nt += rn / (double)o.steps;
             if (t < best) best = t;
         }
     }
     sr_topk_ws_destroy(&tw);
     double eval_s = total / (double)o.steps;
     double eflops = 2.0 * (double)b * (double)n * (double)d;
-    double sgemm_eval = max_over_ranks(&c, tiles_local * t_nt);
     mem_peak = max_over_ranks(&c, (double)work.peak);
     hwm = max_over_ranks(&c, (double)sr_mem_process_peak());
     if (c.rank == 0)
         printf("{\"bench\":\"eval_topk\",\"ranks\":%d,\"blas_threads\":%d,\"items\":%lld,\"dim\":%lld,"
                "\"batch\":%lld,\"tile\":%lld,\"k\":%lld,\"excl_per_user\":%lld,\"eval_s\":%.4f,\"best_eval_s\":%.4f,"
                "\"gflops\":%.2f,\"flop_count\":\"1 GEMM x 2BNd\",\"sgemm_nt_gflops\":%.2f,\"sgemm_eval_s\":%.4f,"
-               "\"fraction_of_sgemm\":%.3f,\"mem_peak_bytes\":%.0f,\"vmhwm_bytes\":%.0f,\"top1_id\":%lld}\n",
+               "\"fraction_of_sgemm\":%.3f,\"mem_peak_bytes\":%.0f,\"vmhwm_bytes\":%.0f,\"top1_id\":%lld,"
+               "\"loadavg_1m\":%.2f}\n",
                c.size, threads, (long long)n, (long long)d, (long long)b, (long long)o.tile, (long long)o.k,
-               (long long)o.excl, eval_s, best, eflops / eval_s / 1e9, rate_nt, sgemm_eval, sgemm_eval / eval_s,
-               mem_peak, hwm, (long long)tid[0]);
+               (long long)o.excl, eval_s, best, eflops / eval_s / 1e9, rate_nt, gemm_total / o.steps,
+               gemm_total / total, mem_peak, hwm, (long long)tid[0], loadavg());
     fflush(stdout);
 
     sr_mem_free(&tables, v);
@@ -233,6 +269,9 @@ int main(int argc, char **argv)
     sr_mem_free(&tables, excl);
     sr_mem_free(&tables, ts);
     sr_mem_free(&tables, tid);
+    sr_mem_free(&scratch, g.cbuf);
+    sr_mem_free(&scratch, g.dvb);
+    sr_mem_free(&scratch, g.vt);
     sr_shard_destroy(&s);
     sr_comm_destroy(&c);
     MPI_Finalize();

@@ -7,9 +7,11 @@
  * returns is bit-identical on every rank (it is computed from the all-reduced
  * triples). dq is this rank's partial: reduce-scatter it to the query owners
  * (sr_comm_reduce_scatter_rows); dv is complete.
- * Errors: argument and data errors (bad target id, non-finite loss) are seen
- * by every rank alike and returned on all of them before or after the single
- * collective, so no rank is left waiting; an MPI failure is SR_ERR_MPI.
+ * Errors: data errors (bad target id, non-finite loss) are seen by every rank
+ * alike and returned on all of them before or after the single collective,
+ * so no rank is left waiting; an inconsistency that may be local to one rank
+ * (n_local not matching the shard map, batch larger than the workspace)
+ * aborts the job through sr_comm_abort; an MPI failure is SR_ERR_MPI.
  */
 #ifndef SR_LOSS_SOFTMAX_MPI_H
 #define SR_LOSS_SOFTMAX_MPI_H
