@@ -545,7 +545,7 @@ sr_status sr_exchange_push(sr_exchange *x, const float *rows, int64_t d, float *
     ensure_scratch(x, &x->buf_served, &x->cap_served, x->n_served * d);
     ensure_scratch(x, &x->buf_mine, &x->cap_mine, x->n_unique * d);
     /* Combine duplicates locally, in position order (deterministic sums). */
-    memset(x->buf_mine, 0, (size_t)(x->n_unique * d) * sizeof(float));
+    if (x->n_unique > 0) memset(x->buf_mine, 0, (size_t)(x->n_unique * d) * sizeof(float));
     for (int64_t i = 0; i < x->n; i++) {
         float *dst = x->buf_mine + x->pos[i] * d;
         const float *src = rows + i * d;
