@@ -1,11 +1,12 @@
 /* softmax.c: the tiled exact softmax kernels (forward partial, backward).
  *
- * Per tile of the local shard: one SGEMM writes the b x nt logits into the
- * workspace, then row-wise vector passes (vexp.h) fold them: forward, one
+ * Per tile of the local shard and block of queries: one SGEMM writes the
+ * nb x nt logits into the workspace (a block small enough to stay in cache),
+ * then row-wise vector passes (vexp.h) fold them: forward, one
  * pass of exp(z - running max) summed in double; backward overwrites the tile
  * with P = exp(z - M) / (B * S) in place, subtracts 1/B at the owned targets,
- * and two SGEMMs give dV_tile and dQ. Rows of one tile are at most `tile`
- * floats (16 KiB at 4096).
+ * and two SGEMMs accumulate dV_tile and dQ_blk. Rows of one tile are at most
+ * `tile` floats (16 KiB at 4096).
  */
 #include "loss/softmax.h"
 
@@ -20,15 +21,30 @@ struct sr_softmax_ws {
     sr_mem *mem;
     int64_t b_max;
     int64_t tile;
-    float *logits; /* b_max x tile: one tile of logits, then of P */
+    int64_t qb;    /* queries per block: a qb x tile block of logits stays in cache */
+    float *logits; /* qb x tile: one block of logits, then of P */
     int64_t *trow; /* b_max: local row of the query's target, -1 if not owned */
     float *scale;  /* b_max: 1 / (B * S_i) in backward */
     sr_lse *lse;   /* b_max: the caller's merge buffer */
 };
 
+/* Queries per block: the qb x tile logit block is about SR_SOFTMAX_BLOCK_BYTES,
+ * so the SGEMM that writes it, the exp pass and the two SGEMMs that read it
+ * (backward) find it in L2/L3 instead of main memory. With 16 MiB blocks
+ * (1024 x 4096) the step ran at ~35 GFLOP/s on the 2-core dev VM, with
+ * 2 MiB blocks at ~50 (docs/benchmarks.md). At least 16 rows (or b_max). */
+#define SR_SOFTMAX_BLOCK_BYTES ((int64_t)2 << 20)
+
+static int64_t qblock_(int64_t b_max, int64_t tile)
+{
+    int64_t qb = SR_SOFTMAX_BLOCK_BYTES / ((int64_t)sizeof(float) * tile);
+    qb = qb < 16 ? 16 : qb / 16 * 16;
+    return qb < b_max ? qb : b_max;
+}
+
 size_t sr_softmax_ws_bytes(int64_t b_max, int64_t tile)
 {
-    return (size_t)b_max * (size_t)tile * sizeof(float) +
+    return (size_t)qblock_(b_max, tile) * (size_t)tile * sizeof(float) +
            (size_t)b_max * (sizeof(int64_t) + sizeof(float) + sizeof(sr_lse)) + sizeof(sr_softmax_ws);
 }
 
@@ -50,8 +66,9 @@ sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile,
     ws->mem = mem;
     ws->b_max = b_max;
     ws->tile = tile;
-    ws->logits = sr_mem_alloc(mem, (size_t)b_max * (size_t)tile * sizeof(float), 0,
-                              "softmax logit tile", err);
+    ws->qb = qblock_(b_max, tile);
+    ws->logits = sr_mem_alloc(mem, (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
+                              "softmax logit block", err);
     ws->trow = sr_mem_calloc(mem, (size_t)b_max, sizeof(int64_t), "softmax target rows", err);
     ws->scale = sr_mem_calloc(mem, (size_t)b_max, sizeof(float), "softmax scales", err);
     ws->lse = sr_mem_calloc(mem, (size_t)b_max, sizeof(sr_lse), "softmax lse", err);
@@ -77,6 +94,7 @@ void sr_softmax_ws_destroy(sr_softmax_ws **ws)
 
 sr_lse *sr_softmax_ws_lse(sr_softmax_ws *ws) { return ws->lse; }
 int64_t sr_softmax_ws_tile(const sr_softmax_ws *ws) { return ws->tile; }
+int64_t sr_softmax_ws_qblock(const sr_softmax_ws *ws) { return ws->qb; }
 
 /* Shared argument checks; fills ws->trow. */
 static sr_status check_args_(const char *fn, int64_t b, int64_t d, int64_t n_local,
@@ -108,28 +126,31 @@ sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *
 {
     SR_TRY(check_args_("softmax forward", b, d, n_local, shard, rank, targets, ws, err));
     for (int64_t i = 0; i < b; i++) part[i] = sr_lse_empty();
-    const int64_t tile = ws->tile;
+    const int64_t tile = ws->tile, qb = ws->qb;
     float *lg = ws->logits;
     for (int64_t j0 = 0; j0 < n_local; j0 += tile) {
         int64_t nt = n_local - j0 < tile ? n_local - j0 : tile;
-        /* logits (b x nt) = Q (b x d) . V_tile^T; ld = nt keeps rows packed. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nt, (int)d, 1.0f, q,
-                    (int)d, v + j0 * d, (int)d, 0.0f, lg, (int)nt);
-        for (int64_t i = 0; i < b; i++) {
-            const float *row = lg + i * nt;
-            sr_lse *t = &part[i];
-            int64_t tr = ws->trow[i];
-            if (tr >= j0 && tr < j0 + nt) t->target = row[tr - j0];
-            int bad = 0;
-            /* t->max is a float logit (or -inf), so the shift is exact. */
-            float m = (float)t->max;
-            double s = sr_vexp_row_lse(row, nt, &m, &bad);
-            if (bad) {
-                t->sum = NAN; /* poison: the merged loss becomes NaN everywhere */
-                continue;
+        for (int64_t i0 = 0; i0 < b; i0 += qb) {
+            int64_t nb = b - i0 < qb ? b - i0 : qb;
+            /* logits (nb x nt) = Q_blk (nb x d) . V_tile^T; ld = nt keeps rows packed. */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
+                        q + i0 * d, (int)d, v + j0 * d, (int)d, 0.0f, lg, (int)nt);
+            for (int64_t i = 0; i < nb; i++) {
+                const float *row = lg + i * nt;
+                sr_lse *t = &part[i0 + i];
+                int64_t tr = ws->trow[i0 + i];
+                if (tr >= j0 && tr < j0 + nt) t->target = row[tr - j0];
+                int bad = 0;
+                /* t->max is a float logit (or -inf), so the shift is exact. */
+                float m = (float)t->max;
+                double s = sr_vexp_row_lse(row, nt, &m, &bad);
+                if (bad) {
+                    t->sum = NAN; /* poison: the merged loss becomes NaN everywhere */
+                    continue;
+                }
+                t->sum = (t->sum == 0.0 ? 0.0 : t->sum * exp(t->max - (double)m)) + s;
+                t->max = m;
             }
-            t->sum = (t->sum == 0.0 ? 0.0 : t->sum * exp(t->max - (double)m)) + s;
-            t->max = m;
         }
     }
     return SR_OK;
@@ -160,27 +181,31 @@ sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float 
     }
     if (dq && n_local == 0) memset(dq, 0, (size_t)b * (size_t)d * sizeof(float));
     const float inv_b = (float)(1.0 / (double)b);
-    const int64_t tile = ws->tile;
+    const int64_t tile = ws->tile, qb = ws->qb;
     float *lg = ws->logits;
     for (int64_t j0 = 0; j0 < n_local; j0 += tile) {
         int64_t nt = n_local - j0 < tile ? n_local - j0 : tile;
         const float *vt = v + j0 * d;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nt, (int)d, 1.0f, q,
-                    (int)d, vt, (int)d, 0.0f, lg, (int)nt);
-        for (int64_t i = 0; i < b; i++) {
-            float *row = lg + i * nt;
-            sr_vexp_row_scale(row, nt, (float)merged[i].max, ws->scale[i]);
-            int64_t tr = ws->trow[i];
-            if (tr >= j0 && tr < j0 + nt) row[tr - j0] -= inv_b; /* owner only */
+        for (int64_t i0 = 0; i0 < b; i0 += qb) {
+            int64_t nb = b - i0 < qb ? b - i0 : qb;
+            const float *qblk = q + i0 * d;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f, qblk,
+                        (int)d, vt, (int)d, 0.0f, lg, (int)nt);
+            for (int64_t i = 0; i < nb; i++) {
+                float *row = lg + i * nt;
+                sr_vexp_row_scale(row, nt, (float)merged[i0 + i].max, ws->scale[i0 + i]);
+                int64_t tr = ws->trow[i0 + i];
+                if (tr >= j0 && tr < j0 + nt) row[tr - j0] -= inv_b; /* owner only */
+            }
+            /* dV_tile (nt x d) += P_blk^T (nt x nb) . Q_blk (nb x d) */
+            if (dv)
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nt, (int)d, (int)nb, 1.0f, lg,
+                            (int)nt, qblk, (int)d, i0 == 0 ? 0.0f : 1.0f, dv + j0 * d, (int)d);
+            /* dQ_blk (nb x d) += P_blk (nb x nt) . V_tile (nt x d) */
+            if (dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)nt, 1.0f, lg,
+                            (int)nt, vt, (int)d, j0 == 0 ? 0.0f : 1.0f, dq + i0 * d, (int)d);
         }
-        /* dV_tile (nt x d) = P^T (nt x b) . Q (b x d) */
-        if (dv)
-            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nt, (int)d, (int)b, 1.0f, lg,
-                        (int)nt, q, (int)d, 0.0f, dv + j0 * d, (int)d);
-        /* dQ (b x d) += P (b x nt) . V_tile (nt x d) */
-        if (dq)
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)nt, 1.0f, lg,
-                        (int)nt, vt, (int)d, j0 == 0 ? 0.0f : 1.0f, dq, (int)d);
     }
     return SR_OK;
 }

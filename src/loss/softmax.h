@@ -25,7 +25,10 @@
  * loss and gradients agree with the float64 reference (sr_softmax_ref) to a
  * relative error < 1e-5 in the tests, including logits near 1000.
  *
- * Memory: the workspace is O(B_max x tile) floats, allocated through sr_mem.
+ * Memory: the workspace is O(min(B_max, qb) x tile) floats plus O(B_max),
+ * allocated through sr_mem; queries go through in blocks of qb rows so that
+ * one qb x tile block of logits (about 2 MiB) stays in cache between the
+ * SGEMM that writes it and the passes that read it.
  * Kernels are pure over their arguments: no MPI, no globals, no allocation.
  * Errors: argument checks depend only on arguments that are replicated in the
  * MPI setting (b, d, targets, the shard map) except n_local, which must equal
@@ -57,6 +60,8 @@ void sr_softmax_ws_destroy(sr_softmax_ws **ws);
 /* b_max triples owned by the workspace, free for the caller's merge. */
 sr_lse *sr_softmax_ws_lse(sr_softmax_ws *ws);
 int64_t sr_softmax_ws_tile(const sr_softmax_ws *ws);
+/* Queries per block (min(b_max, ~2 MiB / (4 tile)), a multiple of 16). */
+int64_t sr_softmax_ws_qblock(const sr_softmax_ws *ws);
 
 /* Phase 1. part[i] = triple of query i over this shard's items: max and sum
  * of exp over the n_local logits (the empty triple when n_local == 0), and the

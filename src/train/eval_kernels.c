@@ -15,20 +15,34 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#if defined(__AVX__)
+#include <immintrin.h>
+#endif
 
 struct sr_topk_ws {
     sr_mem *mem;
     int64_t b_max, tile, k_max;
-    float *scores;   /* b_max x tile */
+    int64_t qb;      /* queries per block (the score block stays in cache) */
+    float *scores;   /* qb x tile */
     float *hs;       /* b_max x k_max heap scores */
     int64_t *hid;    /* b_max x k_max heap ids */
     int64_t *hlen;   /* b_max */
     int64_t *cursor; /* b_max: next exclusion entry to look at */
 };
 
+/* Queries per block so that a qb x tile score block is about 2 MiB: the
+ * SGEMM writes it and the scan reads it back from cache (same reasoning and
+ * measurements as the softmax workspace, softmax.c). */
+static int64_t qblock_(int64_t b_max, int64_t tile)
+{
+    int64_t qb = ((int64_t)2 << 20) / ((int64_t)sizeof(float) * tile);
+    qb = qb < 16 ? 16 : qb / 16 * 16;
+    return qb < b_max ? qb : b_max;
+}
+
 size_t sr_topk_ws_bytes(int64_t b_max, int64_t tile, int64_t k_max)
 {
-    return sizeof(sr_topk_ws) + (size_t)b_max * (size_t)tile * sizeof(float) +
+    return sizeof(sr_topk_ws) + (size_t)qblock_(b_max, tile) * (size_t)tile * sizeof(float) +
            (size_t)b_max * (size_t)k_max * (sizeof(float) + sizeof(int64_t)) +
            2 * (size_t)b_max * sizeof(int64_t);
 }
@@ -49,7 +63,8 @@ sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64
     ws->b_max = b_max;
     ws->tile = tile;
     ws->k_max = k_max;
-    ws->scores = sr_mem_alloc(mem, (size_t)b_max * (size_t)tile * sizeof(float), 0, "top-k score tile", err);
+    ws->qb = qblock_(b_max, tile);
+    ws->scores = sr_mem_alloc(mem, (size_t)ws->qb * (size_t)tile * sizeof(float), 0, "top-k score block", err);
     ws->hs = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(float), 0, "top-k heap scores", err);
     ws->hid = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(int64_t), 0, "top-k heap ids", err);
     ws->hlen = sr_mem_alloc(mem, (size_t)b_max * sizeof(int64_t), 0, "top-k heap sizes", err);
@@ -180,7 +195,42 @@ sr_status sr_eval_topk_check(int64_t b, int64_t d, int64_t n_local, const sr_sha
 }
 
 typedef float f8_ __attribute__((vector_size(32)));
+typedef int32_t i8_ __attribute__((vector_size(32)));
 typedef int64_t l4_ __attribute__((vector_size(32)));
+
+/* Any lane of a comparison mask set (vptest on AVX). */
+#if defined(__AVX__)
+#define ANY8_(m) (!_mm256_testz_si256((__m256i)(m), (__m256i)(m)))
+#else
+#define ANY8_(m) ((((l4_)(m))[0] | ((l4_)(m))[1] | ((l4_)(m))[2] | ((l4_)(m))[3]) != 0)
+#endif
+
+/* Offer the row's scores (global id g0 + j * stride) to the heap. */
+static void scan_row_(const float *row, int64_t nt, int64_t g0, int64_t stride, int64_t k, float *hs, int64_t *hid,
+                      int64_t *len)
+{
+    float thr = *len < k ? -INFINITY : hs[0];
+    f8_ thr8 = {thr, thr, thr, thr, thr, thr, thr, thr};
+    int64_t jj = 0;
+    /* Vector prefilter: skip 8 scores at once when none reaches thr (>= keeps
+     * ties, which the id rule then decides). */
+    for (; jj + 8 <= nt; jj += 8) {
+        f8_ x;
+        memcpy(&x, row + jj, sizeof x);
+        i8_ m = x >= thr8;
+        if (!ANY8_(m)) continue;
+        for (int u = 0; u < 8; u++) {
+            float s = row[jj + u];
+            if (s >= thr && s > -INFINITY) /* false for NaN and masked */
+                thr = heap_offer_(hs, hid, len, k, s, g0 + (jj + u) * stride);
+        }
+        thr8 = (f8_){thr, thr, thr, thr, thr, thr, thr, thr};
+    }
+    for (; jj < nt; jj++) {
+        float s = row[jj];
+        if (s >= thr && s > -INFINITY) thr = heap_offer_(hs, hid, len, k, s, g0 + jj * stride);
+    }
+}
 
 sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *v, int64_t n_local,
                              const sr_shard *shard, int rank, const int64_t *excl_indptr,
@@ -198,43 +248,23 @@ sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *
     float *sc = ws->scores;
     for (int64_t j0 = 0; j0 < n_local; j0 += ws->tile) {
         int64_t nt = n_local - j0 < ws->tile ? n_local - j0 : ws->tile;
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)nt, (int)d, 1.0f, q, (int)d,
-                    v + j0 * d, (int)d, 0.0f, sc, (int)nt);
         const int64_t g0 = base + j0 * stride, g_last = base + (j0 + nt - 1) * stride;
-        for (int64_t i = 0; i < b; i++) {
-            float *row = sc + i * nt;
-            if (excl_indptr) {
-                int64_t e = ws->cursor[i], end = excl_indptr[i + 1];
-                while (e < end && excl_ids[e] < g0) e++;
-                for (; e < end && excl_ids[e] <= g_last; e++) {
-                    int64_t off = excl_ids[e] - g0;
-                    if (off % stride == 0) row[off / stride] = -INFINITY; /* ours, in this tile */
+        for (int64_t i0 = 0; i0 < b; i0 += ws->qb) {
+            int64_t nb = b - i0 < ws->qb ? b - i0 : ws->qb;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f, q + i0 * d,
+                        (int)d, v + j0 * d, (int)d, 0.0f, sc, (int)nt);
+            for (int64_t i = i0; i < i0 + nb; i++) {
+                float *row = sc + (i - i0) * nt;
+                if (excl_indptr) {
+                    int64_t e = ws->cursor[i], end = excl_indptr[i + 1];
+                    while (e < end && excl_ids[e] < g0) e++;
+                    for (; e < end && excl_ids[e] <= g_last; e++) {
+                        int64_t off = excl_ids[e] - g0;
+                        if (off % stride == 0) row[off / stride] = -INFINITY; /* ours, in this tile */
+                    }
+                    ws->cursor[i] = e;
                 }
-                ws->cursor[i] = e;
-            }
-            float *hs = ws->hs + i * k;
-            int64_t *hid = ws->hid + i * k;
-            int64_t *len = &ws->hlen[i];
-            float thr = *len < k ? -INFINITY : hs[0];
-            f8_ thr8 = {thr, thr, thr, thr, thr, thr, thr, thr};
-            int64_t jj = 0;
-            /* Vector prefilter: skip 8 scores at once when none reaches thr
-             * (>= keeps ties, which the id rule then decides). */
-            for (; jj + 8 <= nt; jj += 8) {
-                f8_ x;
-                memcpy(&x, row + jj, sizeof x);
-                l4_ m = (l4_)(x >= thr8);
-                if (!(m[0] | m[1] | m[2] | m[3])) continue;
-                for (int u = 0; u < 8; u++) {
-                    float s = row[jj + u];
-                    if (s >= thr && s > -INFINITY) /* false for NaN and masked */
-                        thr = heap_offer_(hs, hid, len, k, s, g0 + (jj + u) * stride);
-                }
-                thr8 = (f8_){thr, thr, thr, thr, thr, thr, thr, thr};
-            }
-            for (; jj < nt; jj++) {
-                float s = row[jj];
-                if (s >= thr && s > -INFINITY) thr = heap_offer_(hs, hid, len, k, s, g0 + jj * stride);
+                scan_row_(row, nt, g0, stride, k, ws->hs + i * k, ws->hid + i * k, &ws->hlen[i]);
             }
         }
     }

@@ -2,7 +2,7 @@
  * user's training items masked (DESIGN.md section 2, "Evaluation").
  *
  * Each rank scores the B eval queries against its shard in tiles (one SGEMM
- * per tile into an O(B x tile) workspace), sets the scores of the query's
+ * per tile and block of queries into a workspace of about 2 MiB of scores), sets the scores of the query's
  * excluded items to -inf, and keeps the best K per query in a small heap.
  * The P local lists merge into the global top K (sr_eval_topk_merge, a pure
  * function; sr_eval_topk in eval_mpi.h does the gather). B x N scores are

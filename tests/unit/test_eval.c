@@ -190,6 +190,22 @@ static void test_topk_no_exclusions_large(void)
     eval_problem_free(&p);
 }
 
+/* A tile of 40000 items makes the workspace take queries 16 at a time. */
+static void test_topk_query_blocks(void)
+{
+    eval_problem p;
+    eval_problem_make(&p, 40, 5, 90, 0.2, 54);
+    for (int P = 1; P <= 3; P++) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p.n, P, &e), SR_OK);
+        check_topk(&p, &s, 40000, 7, "query blocks");
+        sr_shard_destroy(&s);
+    }
+    eval_problem_free(&p);
+}
+
 static void test_merge_ties_and_padding(void)
 {
     /* 3 lists, k = 4, one query. Ties on 5.0 across lists: smaller id first. */
@@ -342,6 +358,7 @@ static void register_tests(void)
     CU_add_test(s, "topk_block", test_topk_block);
     CU_add_test(s, "topk_uneven_empty_interleave", test_topk_uneven_empty_interleave);
     CU_add_test(s, "topk_no_exclusions_large", test_topk_no_exclusions_large);
+    CU_add_test(s, "topk_query_blocks", test_topk_query_blocks);
     CU_add_test(s, "merge_ties_and_padding", test_merge_ties_and_padding);
     CU_add_test(s, "exclusion_errors", test_exclusion_errors);
     CU_add_test(s, "topk_workspace_accounting", test_topk_workspace_accounting);

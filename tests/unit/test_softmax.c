@@ -250,6 +250,24 @@ static void test_vector_paths(void)
     problem_free(&p);
 }
 
+/* A tile wider than 2 MiB / 4 bytes / 16 rows forces query blocks of 16
+ * rows: 40 queries go through as 16 + 16 + 8. */
+static void test_query_blocks(void)
+{
+    problem p;
+    problem_make(&p, 40, 6, 300, 0.5, 16);
+    for (int P = 1; P <= 3; P++) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+        check_against_ref(&p, &s, 40000, 1e-5, "query blocks");
+        sr_shard_destroy(&s);
+    }
+    CU_ASSERT(sr_softmax_ws_bytes(40, 40000) < (size_t)17 * 40000 * 4 + 40 * 64 + 4096);
+    problem_free(&p);
+}
+
 /* ---- extreme logits ---------------------------------------------------- */
 
 static void test_extreme_dominant_logit(void)
@@ -577,6 +595,7 @@ static void register_tests(void)
     CU_add_test(s, "uneven_and_empty_shards", test_uneven_and_empty_shards);
     CU_add_test(s, "interleave_shards", test_interleave_shards);
     CU_add_test(s, "vector_paths", test_vector_paths);
+    CU_add_test(s, "query_blocks", test_query_blocks);
     CU_add_test(s, "extreme_dominant_logit", test_extreme_dominant_logit);
     CU_add_test(s, "extreme_large_negative_and_equal", test_extreme_large_negative_and_equal);
     CU_add_test(s, "finite_difference_reference", test_finite_difference_reference);
