@@ -20,6 +20,8 @@ static const sr_config_key TABLE[] = {
     {"model.dim", SR_CFG_INT, F(model_dim), "64", 1, 4096, NULL, "embedding dimension d"},
     {"model.init_std", SR_CFG_FLOAT, F(model_init_std), "0.1", 0, 10, NULL,
      "standard deviation of the normal initialisation of embeddings"},
+    {"model.temperature", SR_CFG_FLOAT, F(model_temperature), "0", 0, 100, NULL,
+     "0: score = dot product; tau > 0: score = cosine(user, item) / tau"},
     {"loss.name", SR_CFG_ENUM, F(loss_name), "softmax", NOB, "softmax",
      "loss of the softmax family"},
     {"loss.tile", SR_CFG_INT, F(loss_tile), "4096", 16, 1 << 22, NULL,

@@ -29,6 +29,7 @@ typedef struct sr_config {
     char model_name[SR_CONFIG_NAME_MAX];
     int64_t model_dim;
     double model_init_std;
+    double model_temperature;    /* > 0: cosine scores / temperature; 0: dot product */
     /* loss */
     char loss_name[SR_CONFIG_NAME_MAX];
     int64_t loss_tile;           /* items per tile in the exact softmax */

@@ -26,6 +26,7 @@
 #include "io/dataset.h"
 #include "loss/softmax_mpi.h"
 #include "models/mf.h"
+#include "models/normalize.h"
 #include "models/optim.h"
 #include "train/eval_kernels.h"
 #include "train/eval_mpi.h"
@@ -52,8 +53,11 @@ struct sr_trainer {
     float *q_local, *q_all, *dq_all, *dq_local, *dv, *ug;
     int64_t *t_local, *t_all, *slot, *rows;
     int64_t *counts;    /* per-rank batch rows */
+    float *vn, *vinv, *qinv; /* cosine scoring: normalised item rows, 1/norms */
     sr_softmax_ws *ws;
 };
+
+#define EVAL_BATCH 256 /* users per rank per evaluation step */
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
 
@@ -155,6 +159,11 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     ALLOC(t->dv, t->mf.n_items * d, "item gradient");
     ALLOC(t->slot, t->u1 - t->u0, "user slots");
     ALLOC(t->counts, c->size, "step buffers");
+    if (cfg->model_temperature > 0) {
+        ALLOC(t->vn, t->mf.n_items * d, "normalised item rows");
+        ALLOC(t->vinv, t->mf.n_items, "item norms");
+        ALLOC(t->qinv, Bmax > EVAL_BATCH * c->size ? Bmax : EVAL_BATCH * c->size, "query norms");
+    }
     for (int64_t u = 0; u < t->u1 - t->u0; u++) t->slot[u] = -1;
     if (sr_softmax_ws_create(&t->ws, Bmax, cfg->loss_tile, &t->mem, err) != SR_OK)
         sr_comm_abort(c, err);
@@ -177,7 +186,8 @@ void sr_trainer_destroy(sr_trainer **tp)
     sr_mf_destroy(&t->mf, &t->mem);
     for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&t->split[s], &t->mem);
     void *bufs[] = {t->ex_order, t->ex_user, t->q_local, t->dq_local, t->ug, t->t_local, t->rows,
-                    t->q_all, t->dq_all, t->t_all, t->dv, t->slot, t->counts};
+                    t->q_all, t->dq_all, t->t_all, t->dv, t->slot, t->counts,
+                    t->vn, t->vinv, t->qinv};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
     sr_shard_destroy(&t->items);
     free(t);
@@ -272,8 +282,20 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
     SR_TRY(sr_comm_allgather_rows(c, t->q_local, t->counts, d, t->q_all, err));
     SR_TRY(sr_comm_allgather_ids(c, t->t_local, t->counts, t->t_all, err));
 
-    SR_TRY(sr_softmax_step(c, t->q_all, B, d, t->mf.item, t->mf.n_items, &t->items, t->t_all,
+    const float *items = t->mf.item;
+    const float tau = (float)t->cfg.model_temperature;
+    if (tau > 0) {
+        /* Cosine / tau: the loss sees normalised rows; chain rule after. */
+        sr_rows_normalize(t->mf.item, t->mf.n_items, d, 1.0f, t->vn, t->vinv);
+        sr_rows_normalize(t->q_all, B, d, 1.0f / tau, t->q_all, t->qinv);
+        items = t->vn;
+    }
+    SR_TRY(sr_softmax_step(c, t->q_all, B, d, items, t->mf.n_items, &t->items, t->t_all,
                            t->ws, loss, t->dq_all, t->dv, err));
+    if (tau > 0) {
+        sr_rows_normalize_backward(t->vn, t->vinv, t->mf.n_items, d, 1.0f, t->dv);
+        sr_rows_normalize_backward(t->q_all, t->qinv, B, d, 1.0f / tau, t->dq_all);
+    }
 
     SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
     t->step++;
@@ -461,7 +483,6 @@ static int64_t sort_unique(int64_t *v, int64_t n)
     return w;
 }
 
-#define EVAL_BATCH 256 /* users per rank per evaluation step */
 
 sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_error *err)
 {
@@ -514,6 +535,13 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
         !ecounts || !test)
         sr_comm_abort(c, err);
 
+    /* Cosine scoring ranks by normalised rows (the temperature does not
+     * change the order). */
+    const float *items = t->mf.item;
+    if (t->cfg.model_temperature > 0) {
+        sr_rows_normalize(t->mf.item, t->mf.n_items, d, 1.0f, t->vn, t->vinv);
+        items = t->vn;
+    }
     sr_status st = SR_OK;
     for (int64_t s = 0; s < steps && st == SR_OK; s++) {
         int64_t lo = s * EVAL_BATCH, hi = lo + EVAL_BATCH < nev ? lo + EVAL_BATCH : nev;
@@ -539,7 +567,8 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
         indptr[0] = 0;
         for (int64_t i = 0; i < B; i++) indptr[i + 1] = indptr[i] + len_all[i];
         if (B == 0) continue;
-        st = sr_eval_topk(c, q_all, B, d, t->mf.item, t->mf.n_items, &t->items, indptr, ex_all, kmax, ws,
+        if (items != t->mf.item) sr_rows_normalize(q_all, B, d, 1.0f, q_all, t->qinv);
+        st = sr_eval_topk(c, q_all, B, d, items, t->mf.n_items, &t->items, indptr, ex_all, kmax, ws,
                           top_s, top_i, err);
         if (st != SR_OK) break;
         for (int64_t i = 0; i < nb; i++) {

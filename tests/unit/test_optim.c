@@ -5,6 +5,7 @@
 
 #include "harness.h"
 #include "models/mf.h"
+#include "models/normalize.h"
 #include "models/optim.h"
 
 #define ROWS 5
@@ -102,6 +103,46 @@ static void test_init_layout_independent(void)
     CU_ASSERT_NOT_EQUAL(memcmp(other, whole, sizeof whole), 0);
 }
 
+/* L(y) = sum_j w_j y_j with y = scale * x / |x|: the pulled-back gradient
+ * matches central differences of L in x, in double. */
+static double lin_loss(const float *x, int64_t d, float scale, const double *w)
+{
+    double ss = 0, l = 0;
+    for (int64_t j = 0; j < d; j++) ss += (double)x[j] * x[j];
+    for (int64_t j = 0; j < d; j++) l += w[j] * scale * x[j] / sqrt(ss);
+    return l;
+}
+
+static void test_normalize_gradient(void)
+{
+    const int64_t n = 3, d = 5;
+    const float scale = 1.0f / 0.2f;
+    float x[15], y[15], inv[3], g[15];
+    double w[5] = {0.3, -1.2, 0.7, 2.0, -0.4};
+    for (int i = 0; i < 15; i++) x[i] = (float)(0.5 * sin(2.1 * i) + (i % 5 == 2 ? 0.8 : 0.0));
+    for (int j = 0; j < 5; j++) x[10 + j] = 0; /* a zero row: zero in, zero out */
+    sr_rows_normalize(x, n, d, scale, y, inv);
+    for (int r = 0; r < 2; r++) {
+        double nn = 0;
+        for (int j = 0; j < d; j++) nn += (double)y[r * d + j] * y[r * d + j];
+        SR_ASSERT_CLOSE(sqrt(nn), scale, 1e-6);
+    }
+    for (int i = 0; i < 15; i++) g[i] = (float)w[i % 5];
+    sr_rows_normalize_backward(y, inv, n, d, scale, g);
+    for (int r = 0; r < 2; r++)
+        for (int j = 0; j < d; j++) {
+            float xp[5], xm[5];
+            memcpy(xp, x + r * d, sizeof xp);
+            memcpy(xm, x + r * d, sizeof xm);
+            const float h = 1e-3f;
+            xp[j] += h;
+            xm[j] -= h;
+            double fd = (lin_loss(xp, d, scale, w) - lin_loss(xm, d, scale, w)) / (xp[j] - xm[j]);
+            CU_ASSERT(fabs(fd - g[r * d + j]) < 2e-3 * fmax(1.0, fabs(fd)));
+        }
+    for (int j = 0; j < d; j++) CU_ASSERT_EQUAL(g[10 + j], 0.0f);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("optim", NULL, NULL);
@@ -109,6 +150,7 @@ static void register_tests(void)
     CU_add_test(s, "adam_matches_reference", test_adam);
     CU_add_test(s, "adagrad_matches_reference", test_adagrad);
     CU_add_test(s, "mf_init_layout_independent", test_init_layout_independent);
+    CU_add_test(s, "cosine_normalize_gradient", test_normalize_gradient);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
