@@ -43,6 +43,14 @@ l1=$(grep -o '"loss": [0-9.]*' p1/metrics.jsonl | tail -n1 | cut -d' ' -f2)
 l3=$(grep -o '"loss": [0-9.]*' p3/metrics.jsonl | tail -n1 | cut -d' ' -f2)
 awk -v a="$l1" -v b="$l3" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d < 1e-4 * a) }' || fail "loss 1 rank $l1 vs 3 ranks $l3"
 
+# ... also with cosine scores / temperature (normalisation outside the loss)
+run 1 train "${common[@]}" --set train.shuffle=false --set model.temperature=0.2 --set run.dir=c1 > /dev/null
+run 3 train "${common[@]}" --set train.shuffle=false --set model.temperature=0.2 --set run.dir=c3 > /dev/null
+h5diff -p 1e-3 c1/model.h5 c3/model.h5 /model/item_embedding || fail "cosine: item table differs between 1 and 3 ranks"
+first=$(grep -o '"loss": [0-9.]*' c1/metrics.jsonl | head -n1 | cut -d' ' -f2)
+last=$(grep -o '"loss": [0-9.]*' c1/metrics.jsonl | tail -n1 | cut -d' ' -f2)
+awk -v a="$first" -v b="$last" 'BEGIN { exit !(b < a) }' || fail "cosine: loss did not decrease ($first -> $last)"
+
 # 3. eval of the checkpoint at another rank count reproduces the test metrics
 want=$(tail -n1 a.json | grep -o '"ndcg@10": [0-9.]*')
 got=$(run 3 eval --checkpoint a/model.h5 | tail -n1 | grep -o '"ndcg@10": [0-9.]*')
