@@ -33,6 +33,17 @@ typedef struct sr_config {
     /* loss */
     char loss_name[SR_CONFIG_NAME_MAX];
     int64_t loss_tile;           /* items per tile in the exact softmax */
+    int64_t loss_negatives;      /* k: sampled negatives per step (ssm, nce) */
+    char loss_proposal[SR_CONFIG_NAME_MAX]; /* uniform | popularity | inbatch | dynamic */
+    char loss_dns_base[SR_CONFIG_NAME_MAX]; /* base proposal of dynamic: uniform | popularity */
+    double loss_proposal_beta;   /* popularity proposal: Q(j) ~ count(j)^beta */
+    int64_t loss_dns_candidates; /* dynamic: candidates drawn, k highest kept */
+    bool loss_logq_correction;   /* subtract log expected count (ssm, nce) */
+    bool loss_remove_accidental_hits;
+    bool loss_shared_negatives;  /* one negative set for the global batch */
+    double loss_alpha;           /* entmax alpha > 1 */
+    int64_t loss_rankmax_k;      /* rankmax: size k of the (n,k)-simplex */
+    double loss_bisect_tol;      /* sparse-map thresholds: bisection tolerance */
     /* training */
     int64_t train_epochs;
     int64_t train_batch_size;    /* global batch, summed over ranks */

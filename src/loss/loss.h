@@ -1,0 +1,116 @@
+/* loss.h: every loss of the family behind one interface (DESIGN.md section 2).
+ *
+ * The trainer builds the global batch of queries Q (b x d, all-gathered, the
+ * same on every rank) and the b global target ids; each rank holds its shard
+ * of the item table V_r (n_local x d, local row j is global id
+ * sr_shard_global(items, rank, j)). One call of sr_loss_step computes, on
+ * every rank:
+ *   - the global mean loss over the b queries (bit-identical on all ranks:
+ *     it comes out of a collective);
+ *   - dq (b x d): this rank's partial of dL/dQ, which the caller
+ *     reduce-scatters to the queries' owners;
+ *   - dv: dL/dV_r, complete and local, dense (exact softmax) or row-sparse
+ *     (sampled losses, sparse maps: only the rows the step used).
+ * Losses that own item-side parameters of their own (hsm: the inner nodes of
+ * the tree, sharded like the items) keep their gradients and update them in
+ * sr_loss_update_params.
+ *
+ * Kinds and modules:
+ *   softmax                      softmax.h / softmax_mpi.h (exact, tiled)
+ *   ssm, nce, bpr                sampled.h (negatives drawn locally, sampler.h)
+ *   hsm                          hsm.h (Huffman tree over train popularity)
+ *   sparsemax, entmax, rankmax   sparsemap.h (distributed thresholds)
+ *
+ * Randomness: a loss that samples draws from Philox streams keyed by
+ * (train.seed, rank, SR_STREAM_SAMPLER) positioned by the global step, so a
+ * run is bit-reproducible for a seed and rank count, and resuming at step s
+ * draws what the uninterrupted run drew.
+ * Collective: create, step, update_params and the eval scorer are collective
+ * over c; errors are agreed on every rank (or abort the job when one rank
+ * alone fails, e.g. out of memory).
+ */
+#ifndef SR_LOSS_LOSS_H
+#define SR_LOSS_LOSS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "comm/comm.h"
+#include "comm/shard.h"
+#include "core/config.h"
+#include "core/error.h"
+#include "core/mem.h"
+#include "models/optim.h"
+
+typedef enum sr_loss_kind {
+    SR_LOSS_SOFTMAX = 0,
+    SR_LOSS_SSM,
+    SR_LOSS_NCE,
+    SR_LOSS_BPR,
+    SR_LOSS_HSM,
+    SR_LOSS_SPARSEMAX,
+    SR_LOSS_ENTMAX,
+    SR_LOSS_RANKMAX
+} sr_loss_kind;
+
+/* From a loss.name value; false if unknown. */
+bool sr_loss_kind_parse(const char *name, sr_loss_kind *out);
+const char *sr_loss_kind_name(sr_loss_kind k);
+
+/* dL/dV_r of one step. rows == NULL: dense, rows 0..n-1 (n == n_local);
+ * otherwise n distinct local row ids, gradient row i belongs to rows[i].
+ * The buffers belong to the loss and stay valid until its next step. */
+typedef struct sr_item_grad {
+    int64_t n;
+    const int64_t *rows;
+    float *g; /* n x d */
+} sr_item_grad;
+
+/* What a loss needs at creation. Pointers are borrowed and must outlive the
+ * loss (popularity may be freed after create). */
+typedef struct sr_loss_init {
+    const sr_comm *c;
+    const sr_config *cfg;        /* loss.* keys, train.seed, model.dim, ... */
+    const sr_shard *items;       /* item shard map, items->p == c->size */
+    const int64_t *popularity;   /* train count of every item, global id order (items->n) */
+    const sr_optim *opt;         /* for parameters the loss owns (hsm) */
+    int64_t b_max;               /* largest b any step will pass */
+    int64_t d;
+    sr_mem *mem;                 /* counts every buffer the loss allocates */
+} sr_loss_init;
+
+typedef struct sr_loss sr_loss;
+
+sr_status sr_loss_create(sr_loss **out, const sr_loss_init *in, sr_error *err);
+void sr_loss_destroy(sr_loss **l);
+sr_loss_kind sr_loss_get_kind(const sr_loss *l);
+
+/* One forward + backward. q, b, targets identical on every rank; v is this
+ * rank's n_local rows; step >= 1 is the global optimiser step (positions the
+ * sampler streams). loss may be NULL. */
+sr_status sr_loss_step(sr_loss *l, const float *q, int64_t b, const float *v,
+                       const int64_t *targets, int64_t step, double *loss, float *dq,
+                       sr_item_grad *dv, sr_error *err);
+
+/* Apply the optimiser to the loss's own parameters after a step (no-op for
+ * losses without any). */
+void sr_loss_update_params(sr_loss *l, int64_t step);
+
+/* The loss's own sharded table for checkpoints (hsm inner nodes): local rows
+ * and their map; NULL when the loss has none. */
+float *sr_loss_params(sr_loss *l, const sr_shard **map, int64_t *n_local);
+
+/* Full ranking: true when an item's score is the dot product q . v (every
+ * loss but hsm, whose score is the tree log-probability). */
+bool sr_loss_scores_by_dot(const sr_loss *l);
+
+/* For losses whose scores are not dot products: collective preparation once
+ * per evaluation (hsm fetches the inner nodes on its items' paths). */
+sr_status sr_loss_eval_prepare(sr_loss *l, sr_error *err);
+
+/* Scores of local items [j0, j1) for b queries into out (b x (j1 - j0),
+ * row-major). Local, after sr_loss_eval_prepare. */
+void sr_loss_eval_scores(void *loss, const float *q, int64_t b, int64_t d, int64_t j0, int64_t j1,
+                         float *out);
+
+#endif
