@@ -28,6 +28,8 @@ struct sr_topk_ws {
     int64_t *hid;    /* b_max x k_max heap ids */
     int64_t *hlen;   /* b_max */
     int64_t *cursor; /* b_max: next exclusion entry to look at */
+    sr_score_fn score_fn; /* NULL: dot products by SGEMM */
+    void *score_ctx;
 };
 
 /* Queries per block so that a qb x tile score block is about 2 MiB: the
@@ -60,6 +62,8 @@ sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64
     sr_topk_ws *ws = sr_mem_alloc(mem, sizeof *ws, 1, "top-k workspace", err);
     if (!ws) return err ? err->code : SR_ERR_NOMEM;
     ws->mem = mem;
+    ws->score_fn = NULL;
+    ws->score_ctx = NULL;
     ws->b_max = b_max;
     ws->tile = tile;
     ws->k_max = k_max;
@@ -91,6 +95,12 @@ void sr_topk_ws_destroy(sr_topk_ws **ws)
 }
 
 sr_mem *sr_topk_ws_mem(const sr_topk_ws *ws) { return ws->mem; }
+
+void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx)
+{
+    ws->score_fn = fn;
+    ws->score_ctx = ctx;
+}
 
 /* ---- ordering and the heap --------------------------------------------- */
 
@@ -251,8 +261,11 @@ sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *
         const int64_t g0 = base + j0 * stride, g_last = base + (j0 + nt - 1) * stride;
         for (int64_t i0 = 0; i0 < b; i0 += ws->qb) {
             int64_t nb = b - i0 < ws->qb ? b - i0 : ws->qb;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f, q + i0 * d,
-                        (int)d, v + j0 * d, (int)d, 0.0f, sc, (int)nt);
+            if (ws->score_fn)
+                ws->score_fn(ws->score_ctx, q + i0 * d, nb, d, j0, j0 + nt, sc);
+            else
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
+                            q + i0 * d, (int)d, v + j0 * d, (int)d, 0.0f, sc, (int)nt);
             for (int64_t i = i0; i < i0 + nb; i++) {
                 float *row = sc + (i - i0) * nt;
                 if (excl_indptr) {

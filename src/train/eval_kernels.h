@@ -39,6 +39,13 @@ sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64
                             sr_error *err);
 void sr_topk_ws_destroy(sr_topk_ws **ws);
 sr_mem *sr_topk_ws_mem(const sr_topk_ws *ws);
+/* Scores that are not dot products (hsm's tree log-probabilities): fn fills
+ * out (b x (j1 - j0), row-major) with the scores of local rows [j0, j1) for
+ * the b queries q; it replaces the tile's SGEMM (v is then unused).
+ * fn == NULL restores dot products. */
+typedef void (*sr_score_fn)(void *ctx, const float *q, int64_t b, int64_t d, int64_t j0, int64_t j1,
+                            float *out);
+void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx);
 
 /* Local top-k of the b queries q (b x d) against this rank's rows v (n_local
  * x d, n_local == sr_shard_count(shard, rank)). Writes top_score / top_id

@@ -24,7 +24,7 @@
 #include "core/rng.h"
 #include "io/checkpoint.h"
 #include "io/dataset.h"
-#include "loss/softmax_mpi.h"
+#include "loss/loss.h"
 #include "models/mf.h"
 #include "models/normalize.h"
 #include "models/optim.h"
@@ -50,11 +50,11 @@ struct sr_trainer {
     int64_t step;       /* global optimiser steps taken */
     int64_t max_local_batch;
     /* step buffers */
-    float *q_local, *q_all, *dq_all, *dq_local, *dv, *ug;
+    float *q_local, *q_all, *dq_all, *dq_local, *ug;
     int64_t *t_local, *t_all, *slot, *rows;
     int64_t *counts;    /* per-rank batch rows */
     float *vn, *vinv, *qinv; /* cosine scoring: normalised item rows, 1/norms */
-    sr_softmax_ws *ws;
+    sr_loss *loss;
 };
 
 #define EVAL_BATCH 256 /* users per rank per evaluation step */
@@ -89,6 +89,7 @@ static sr_status make_dirs(const char *path, sr_error *err)
 sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config *cfg, sr_error *err)
 {
     *out = NULL;
+    int64_t *pop = NULL;
     sr_trainer *t = calloc(1, sizeof *t);
     if (!t) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the trainer");
     t->c = c;
@@ -108,6 +109,15 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
             sr_dataset_close(&ds);
             goto fail;
         }
+    }
+    /* Train popularity of every item: proposals and the hsm tree need it. */
+    pop = sr_mem_calloc(&t->mem, (size_t)(t->meta.num_items > 0 ? t->meta.num_items : 1),
+                                 sizeof *pop, "item popularity", err);
+    if (!pop) sr_comm_abort(c, err);
+    if (sr_dataset_read_popularity(ds, 0, t->meta.num_items, pop, err) != SR_OK) {
+        sr_mem_free(&t->mem, pop);
+        sr_dataset_close(&ds);
+        goto fail;
     }
     sr_dataset_close(&ds);
     /* Same inputs on every rank: these fail alike everywhere. */
@@ -156,7 +166,6 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     ALLOC(t->q_all, Bmax * d, "step buffers");
     ALLOC(t->dq_all, Bmax * d, "step buffers");
     ALLOC(t->t_all, Bmax, "step buffers");
-    ALLOC(t->dv, t->mf.n_items * d, "item gradient");
     ALLOC(t->slot, t->u1 - t->u0, "user slots");
     ALLOC(t->counts, c->size, "step buffers");
     if (cfg->model_temperature > 0) {
@@ -165,12 +174,16 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
         ALLOC(t->qinv, Bmax > EVAL_BATCH * c->size ? Bmax : EVAL_BATCH * c->size, "query norms");
     }
     for (int64_t u = 0; u < t->u1 - t->u0; u++) t->slot[u] = -1;
-    if (sr_softmax_ws_create(&t->ws, Bmax, cfg->loss_tile, &t->mem, err) != SR_OK)
-        sr_comm_abort(c, err);
+    sr_loss_init li = {c, &t->cfg, &t->items, pop, &t->opt, Bmax, d, &t->mem};
+    (void)sr_loss_create(&t->loss, &li, err);
+    sr_mem_free(&t->mem, pop);
+    pop = NULL;
+    if (sr_comm_agree(c, err) != SR_OK) goto fail; /* config errors alike, OOM on one rank */
     if (cfg->train_init[0] && sr_trainer_load(t, cfg->train_init, err) != SR_OK) goto fail;
     *out = t;
     return SR_OK;
 fail: /* every path here carries an error all ranks agreed on */
+    sr_mem_free(&t->mem, pop);
     sr_trainer_destroy(&t);
     return err->code;
 fail_early:
@@ -182,11 +195,11 @@ void sr_trainer_destroy(sr_trainer **tp)
 {
     sr_trainer *t = *tp;
     if (!t) return;
-    sr_softmax_ws_destroy(&t->ws);
+    sr_loss_destroy(&t->loss);
     sr_mf_destroy(&t->mf, &t->mem);
     for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&t->split[s], &t->mem);
     void *bufs[] = {t->ex_order, t->ex_user, t->q_local, t->dq_local, t->ug, t->t_local, t->rows,
-                    t->q_all, t->dq_all, t->t_all, t->dv, t->slot, t->counts,
+                    t->q_all, t->dq_all, t->t_all, t->slot, t->counts,
                     t->vn, t->vinv, t->qinv};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
     sr_shard_destroy(&t->items);
@@ -290,17 +303,24 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
         sr_rows_normalize(t->q_all, B, d, 1.0f / tau, t->q_all, t->qinv);
         items = t->vn;
     }
-    SR_TRY(sr_softmax_step(c, t->q_all, B, d, items, t->mf.n_items, &t->items, t->t_all,
-                           t->ws, loss, t->dq_all, t->dv, err));
+    sr_item_grad dv;
+    SR_TRY(sr_loss_step(t->loss, t->q_all, B, items, t->t_all, t->step + 1, loss, t->dq_all, &dv, err));
     if (tau > 0) {
-        sr_rows_normalize_backward(t->vn, t->vinv, t->mf.n_items, d, 1.0f, t->dv);
+        if (dv.rows)
+            for (int64_t k = 0; k < dv.n; k++)
+                sr_rows_normalize_backward(t->vn + dv.rows[k] * d, t->vinv + dv.rows[k], 1, d, 1.0f,
+                                           dv.g + k * d);
+        else
+            sr_rows_normalize_backward(t->vn, t->vinv, dv.n, d, 1.0f, dv.g);
         sr_rows_normalize_backward(t->q_all, t->qinv, B, d, 1.0f / tau, t->dq_all);
     }
 
     SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
     t->step++;
-    /* Exact softmax touches every local item row: dense update. */
-    sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, t->dv, NULL, t->mf.n_items, d, t->step);
+    /* Exact losses touch every local item row (dense update); sampled losses
+     * and sparse maps only the rows they used (row-sparse, O(rows x d)). */
+    sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, dv.g, dv.rows, dv.n, d, t->step);
+    sr_loss_update_params(t->loss, t->step);
     /* Users: sum the rows of repeated users, then one row-sparse update. */
     int64_t nu = 0;
     for (int64_t k = 0; k < nb; k++) {
@@ -543,6 +563,11 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
         items = t->vn;
     }
     sr_status st = SR_OK;
+    if (!sr_loss_scores_by_dot(t->loss)) {
+        /* hsm ranks by tree log-probability, not by q . v */
+        st = sr_loss_eval_prepare(t->loss, err);
+        sr_topk_ws_set_scorer(ws, sr_loss_eval_scores, t->loss);
+    }
     for (int64_t s = 0; s < steps && st == SR_OK; s++) {
         int64_t lo = s * EVAL_BATCH, hi = lo + EVAL_BATCH < nev ? lo + EVAL_BATCH : nev;
         int64_t nb = hi > lo ? hi - lo : 0, ne = 0;
