@@ -1,0 +1,464 @@
+/* hsm.c: hierarchical softmax: the path-term kernel, the collective step,
+ * the row-sparse update and the chunked full-ranking scorer.
+ *
+ * Step: per (query, owned path node) one sdot and two saxpys (d floats);
+ * that is b x depth x d / P flops per rank, tiny next to the all-reduce and
+ * the caller's reduce-scatter, so no GEMM is needed there (the pairs are
+ * sparse: a GEMM over the distinct nodes would compute mostly unused dots).
+ * Scorer: see hsm.h; per chunk gather -> SGEMM -> vector exp -> prefix pass.
+ */
+#include "loss/hsm.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/collectives.h"
+#include "loss/vexp.h"
+
+/* Scorer workspace: nodes per chunk, queries per block. 16384 x 32 floats
+ * (2 MiB) per logit block stay in L2/L3 between the SGEMM and the passes. */
+#define SR_HSM_CHUNK_NODES 16384
+#define SR_HSM_QBLOCK 32
+
+typedef struct hsm_eval_ {
+    int ready;
+    int64_t u;          /* distinct nodes on the paths of the local items */
+    int64_t n_items;    /* local items */
+    float *rows;        /* u x d: fetched node rows, ascending node id */
+    int32_t *ncode;     /* u: 2 * parent column + bit, -1 at the root */
+    int32_t *lcode;     /* n_items: 2 * parent column + bit of each local item */
+    uint64_t *order;    /* n_items: leaf position << 32 | offset, of the last range */
+    int64_t o_j0, o_j1; /* that range (o_j0 < 0: none) */
+    /* chunk workspace */
+    int64_t ucap;       /* nodes per chunk */
+    int32_t *loc;       /* u: index of a column in the current chunk, -1 */
+    int32_t *src;       /* ucap: column of chunk node k */
+    int32_t *pc;        /* ucap: 2 * chunk index of the parent + bit, -1 at the root */
+    int32_t *stack;     /* max_depth */
+    int32_t *lp;        /* ucap: 2 * chunk index of the leaf's parent + bit */
+    int32_t *oc;        /* ucap: output column of the leaf */
+    float *wg;          /* ucap x d: gathered rows */
+    float *z, *a;       /* ucap x qb: logits, then prefix terms (node-major) */
+} hsm_eval_;
+
+struct sr_hsm {
+    const sr_comm *c;
+    const sr_shard *items; /* borrowed */
+    sr_mem *mem;
+    int64_t d, b_max;
+    sr_huffman tree;
+    sr_shard nodes;        /* block map of the n - 1 inner nodes */
+    int64_t n_local;
+    float *w;              /* n_local x d */
+    sr_optim opt;
+    sr_optim_state st;
+    sr_hsm_grad grad;
+    double *part;          /* b_max partial losses */
+    hsm_eval_ ev;
+};
+
+/* ---- kernels ---------------------------------------------------------- */
+
+static double log_sigmoid_(double x) { return x >= 0 ? -log1p(exp(-x)) : x - log1p(exp(x)); }
+
+sr_status sr_hsm_grad_create(sr_hsm_grad *g, int64_t cap, int64_t n_rows, int64_t d, sr_mem *mem,
+                             sr_error *err)
+{
+    memset(g, 0, sizeof *g);
+    g->cap = cap;
+    g->d = d;
+    g->rows = sr_mem_calloc(mem, (size_t)cap, sizeof *g->rows, "hsm touched nodes", err);
+    g->g = sr_mem_calloc(mem, (size_t)cap, (size_t)d * sizeof(float), "hsm node gradients", err);
+    g->slot = sr_mem_calloc(mem, (size_t)n_rows, sizeof *g->slot, "hsm node slots", err);
+    if (!g->rows || !g->g || !g->slot) {
+        sr_hsm_grad_destroy(g, mem);
+        return err ? err->code : SR_ERR_NOMEM;
+    }
+    for (int64_t r = 0; r < n_rows; r++) g->slot[r] = -1;
+    return SR_OK;
+}
+
+void sr_hsm_grad_destroy(sr_hsm_grad *g, sr_mem *mem)
+{
+    sr_mem_free(mem, g->rows);
+    sr_mem_free(mem, g->g);
+    sr_mem_free(mem, g->slot);
+    memset(g, 0, sizeof *g);
+}
+
+void sr_hsm_local_terms(const sr_huffman *t, const sr_shard *nodes, int rank, const float *w,
+                        int64_t d, const float *q, int64_t b, const int64_t *targets, double *part,
+                        float *dq, sr_hsm_grad *g)
+{
+    for (int64_t k = 0; k < g->n; k++) g->slot[g->rows[k]] = -1;
+    g->n = 0;
+    memset(dq, 0, (size_t)(b * d) * sizeof(float));
+    const int64_t lo = sr_shard_global(nodes, rank, 0), hi = lo + sr_shard_count(nodes, rank);
+    const double inv_b = 1.0 / (double)b;
+    for (int64_t i = 0; i < b; i++) {
+        const float *qi = q + i * d;
+        double acc = 0.0;
+        /* Leaf to root: the order is fixed, so sums do not depend on P. */
+        for (int64_t v = targets[i]; t->up[v] >= 0; v = t->n + (t->up[v] >> 1)) {
+            int64_t node = t->up[v] >> 1;
+            if (node < lo || node >= hi) continue; /* another rank's term */
+            int64_t r = node - lo;
+            const float *wr = w + r * d;
+            double s = (t->up[v] & 1) ? -1.0 : 1.0;
+            double x = s * (double)cblas_sdot((int)d, qi, 1, wr, 1);
+            acc -= log_sigmoid_(x);
+            /* d(-log sigmoid(s z))/dz = -s sigmoid(-s z), mean over b. */
+            float gz = (float)(-s / (1.0 + exp(x)) * inv_b);
+            int64_t k = g->slot[r];
+            if (k < 0) {
+                k = g->slot[r] = g->n++;
+                g->rows[k] = r;
+                memset(g->g + k * d, 0, (size_t)d * sizeof(float));
+            }
+            cblas_saxpy((int)d, gz, wr, 1, dq + i * d, 1);
+            cblas_saxpy((int)d, gz, qi, 1, g->g + k * d, 1);
+        }
+        part[i] = acc;
+    }
+}
+
+/* ---- object ------------------------------------------------------------ */
+
+static void eval_free_(sr_hsm *h)
+{
+    hsm_eval_ *e = &h->ev;
+    void *bufs[] = {e->rows, e->ncode, e->lcode, e->order, e->loc, e->src,
+                    e->pc,   e->stack, e->lp,    e->oc,    e->wg,  e->z, e->a};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) sr_mem_free(h->mem, bufs[k]);
+    memset(e, 0, sizeof *e);
+}
+
+void sr_hsm_destroy(sr_hsm **hp)
+{
+    if (!hp || !*hp) return;
+    sr_hsm *h = *hp;
+    eval_free_(h);
+    sr_hsm_grad_destroy(&h->grad, h->mem);
+    sr_optim_state_destroy(&h->st, h->mem);
+    sr_mem_free(h->mem, h->w);
+    sr_mem_free(h->mem, h->part);
+    sr_shard_destroy(&h->nodes);
+    sr_huffman_destroy(&h->tree);
+    sr_mem_free(h->mem, h);
+    *hp = NULL;
+}
+
+static sr_status create_local_(sr_hsm *h, const sr_loss_init *in, sr_error *err)
+{
+    const sr_comm *c = in->c;
+    if (in->items->p != c->size || in->d < 1 || in->d > INT_MAX || in->b_max < 1 || !in->popularity)
+        SR_FAIL(err, SR_ERR_INTERNAL,
+                "hsm: item map over %d ranks (communicator %d), d %lld, b_max %lld, popularity %s",
+                in->items->p, c->size, (long long)in->d, (long long)in->b_max,
+                in->popularity ? "given" : "missing");
+    SR_TRY(sr_huffman_build(&h->tree, in->popularity, in->items->n, h->mem, err));
+    SR_TRY(sr_shard_init_block(&h->nodes, in->items->n - 1, c->size, NULL, err));
+    h->n_local = sr_shard_count(&h->nodes, c->rank);
+    h->w = sr_mem_calloc(h->mem, (size_t)h->n_local, (size_t)h->d * sizeof(float), "hsm node rows",
+                         err);
+    h->part = sr_mem_calloc(h->mem, (size_t)h->b_max, sizeof(double), "hsm partial losses", err);
+    if (!h->w || !h->part) return err ? err->code : SR_ERR_NOMEM;
+    SR_TRY(sr_optim_state_create(&h->st, &h->opt, h->n_local, h->d, h->mem, err));
+    int64_t cap = h->tree.max_depth;
+    cap = h->b_max > INT64_MAX / cap ? INT64_MAX : h->b_max * cap;
+    if (cap > h->n_local) cap = h->n_local;
+    return sr_hsm_grad_create(&h->grad, cap, h->n_local, h->d, h->mem, err);
+}
+
+sr_status sr_hsm_create(sr_hsm **out, const sr_loss_init *in, sr_error *err)
+{
+    *out = NULL;
+    sr_error local;
+    sr_error_clear(&local);
+    sr_hsm *h = sr_mem_alloc(in->mem, sizeof *h, 1, "hsm", &local);
+    if (h) {
+        h->c = in->c;
+        h->items = in->items;
+        h->mem = in->mem;
+        h->d = in->d;
+        h->b_max = in->b_max;
+        h->opt = *in->opt;
+        h->ev.o_j0 = -1;
+        (void)create_local_(h, in, &local);
+    }
+    /* The tree and the maps are replicated (same verdict everywhere); an
+     * allocation may fail on one rank only: agree before anyone goes on. */
+    if (sr_comm_agree(in->c, &local) != SR_OK) {
+        sr_hsm_destroy(&h);
+        if (err) *err = local;
+        return local.code;
+    }
+    *out = h;
+    return SR_OK;
+}
+
+sr_status sr_hsm_step(sr_hsm *h, const float *q, int64_t b, const int64_t *targets, double *loss,
+                      float *dq, sr_error *err)
+{
+    /* Replicated arguments: every rank fails alike, before the collective. */
+    if (b < 1 || b > h->b_max)
+        SR_FAIL(err, SR_ERR_INTERNAL, "hsm step: batch %lld outside [1, %lld]", (long long)b,
+                (long long)h->b_max);
+    for (int64_t i = 0; i < b; i++)
+        if (targets[i] < 0 || targets[i] >= h->tree.n)
+            SR_FAIL(err, SR_ERR_DATA, "hsm step: target %lld of query %lld is not an item id in [0, %lld)",
+                    (long long)targets[i], (long long)i, (long long)h->tree.n);
+    sr_hsm_local_terms(&h->tree, &h->nodes, h->c->rank, h->w, h->d, q, b, targets, h->part, dq,
+                       &h->grad);
+    SR_TRY(sr_comm_allreduce_sum(h->c, h->part, b, err));
+    double acc = 0.0;
+    for (int64_t i = 0; i < b; i++) acc += h->part[i];
+    double l = acc / (double)b;
+    if (!isfinite(l))
+        SR_FAIL(err, SR_ERR_NUMERIC, "hsm step: loss is %g (NaN or infinite queries or node rows)", l);
+    if (loss) *loss = l;
+    return SR_OK;
+}
+
+void sr_hsm_update(sr_hsm *h, int64_t step)
+{
+    sr_optim_update(&h->opt, &h->st, h->w, h->grad.g, h->grad.rows, h->grad.n, h->d, step);
+    /* The model changed: a prepared evaluation is stale. */
+    h->ev.ready = 0;
+}
+
+float *sr_hsm_params(sr_hsm *h, const sr_shard **map, int64_t *n_local)
+{
+    if (map) *map = &h->nodes;
+    if (n_local) *n_local = h->n_local;
+    return h->w;
+}
+
+const sr_huffman *sr_hsm_tree(const sr_hsm *h) { return &h->tree; }
+const sr_hsm_grad *sr_hsm_last_grad(const sr_hsm *h) { return &h->grad; }
+
+/* ---- evaluation -------------------------------------------------------- */
+
+static int cmp_u64_(const void *a, const void *b)
+{
+    uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
+    return (x > y) - (x < y);
+}
+
+/* Column of node id in the sorted id list (present by construction). */
+static int32_t col_of_(const int64_t *ids, int64_t u, int64_t id)
+{
+    int64_t lo = 0, hi = u - 1;
+    while (lo < hi) {
+        int64_t mid = (lo + hi) / 2;
+        if (ids[mid] < id) lo = mid + 1;
+        else hi = mid;
+    }
+    return (int32_t)lo;
+}
+
+/* Everything of eval_prepare before the collective fetch, local. */
+static sr_status eval_plan_(sr_hsm *h, int64_t **ids_out, sr_error *err)
+{
+    hsm_eval_ *e = &h->ev;
+    const sr_huffman *t = &h->tree;
+    const int rank = h->c->rank;
+    const int64_t m = t->n - 1;
+    e->n_items = sr_shard_count(h->items, rank);
+    uint8_t *mark = sr_mem_calloc(h->mem, (size_t)(m + 7) / 8, 1, "hsm eval node marks", err);
+    if (!mark) return err ? err->code : SR_ERR_NOMEM;
+    /* Union of the paths; stop at a marked node: its ancestors are marked. */
+    for (int64_t j = 0; j < e->n_items; j++)
+        for (int64_t v = sr_shard_global(h->items, rank, j); t->up[v] >= 0;) {
+            int64_t node = t->up[v] >> 1;
+            if (mark[node >> 3] & (1u << (node & 7))) break;
+            mark[node >> 3] |= (uint8_t)(1u << (node & 7));
+            e->u++;
+            v = t->n + node;
+        }
+    int64_t *ids = sr_mem_calloc(h->mem, (size_t)e->u, sizeof *ids, "hsm eval node ids", err);
+    if (!ids) {
+        sr_mem_free(h->mem, mark);
+        return err ? err->code : SR_ERR_NOMEM;
+    }
+    for (int64_t node = 0, k = 0; node < m; node++)
+        if (mark[node >> 3] & (1u << (node & 7))) ids[k++] = node;
+    sr_mem_free(h->mem, mark);
+    *ids_out = ids;
+
+    const int64_t d = h->d;
+    e->ucap = e->u < SR_HSM_CHUNK_NODES ? e->u : SR_HSM_CHUNK_NODES;
+    if (e->ucap < t->max_depth && e->u > 0) e->ucap = t->max_depth;
+    e->rows = sr_mem_calloc(h->mem, (size_t)e->u, (size_t)d * sizeof(float), "hsm eval node rows", err);
+    e->ncode = sr_mem_calloc(h->mem, (size_t)e->u, sizeof(int32_t), "hsm eval node codes", err);
+    e->lcode = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf codes", err);
+    e->order = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(uint64_t), "hsm eval leaf order", err);
+    e->loc = sr_mem_calloc(h->mem, (size_t)e->u, sizeof(int32_t), "hsm eval chunk index", err);
+    e->src = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk nodes", err);
+    e->pc = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk parents", err);
+    e->stack = sr_mem_calloc(h->mem, (size_t)t->max_depth, sizeof(int32_t), "hsm eval stack", err);
+    e->lp = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk leaves", err);
+    e->oc = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk columns", err);
+    e->wg = sr_mem_calloc(h->mem, (size_t)e->ucap, (size_t)d * sizeof(float), "hsm eval chunk rows", err);
+    e->z = sr_mem_calloc(h->mem, (size_t)e->ucap, SR_HSM_QBLOCK * sizeof(float), "hsm eval logits", err);
+    e->a = sr_mem_calloc(h->mem, (size_t)e->ucap, SR_HSM_QBLOCK * sizeof(float), "hsm eval prefixes", err);
+    if (!e->rows || !e->ncode || !e->lcode || !e->order || !e->loc || !e->src || !e->pc ||
+        !e->stack || !e->lp || !e->oc || !e->wg || !e->z || !e->a)
+        return err ? err->code : SR_ERR_NOMEM;
+    for (int64_t k = 0; k < e->u; k++) {
+        int32_t up = t->up[t->n + ids[k]];
+        e->ncode[k] = up < 0 ? -1 : 2 * col_of_(ids, e->u, up >> 1) + (up & 1);
+        e->loc[k] = -1;
+    }
+    for (int64_t j = 0; j < e->n_items; j++) {
+        int32_t up = t->up[sr_shard_global(h->items, rank, j)];
+        e->lcode[j] = 2 * col_of_(ids, e->u, up >> 1) + (up & 1);
+    }
+    e->o_j0 = -1;
+    return SR_OK;
+}
+
+sr_status sr_hsm_eval_prepare(sr_hsm *h, sr_error *err)
+{
+    eval_free_(h);
+    int64_t *ids = NULL;
+    sr_error local;
+    sr_error_clear(&local);
+    /* A local failure still takes part in the exchange (with no ids), so the
+     * peers' collectives complete; the vote afterwards fails everywhere. */
+    if (eval_plan_(h, &ids, &local) != SR_OK) h->ev.u = 0;
+    sr_exchange *x = NULL;
+    sr_status xs = sr_exchange_plan(&x, h->c, &h->nodes, ids, h->ev.u, err);
+    if (xs == SR_OK) xs = sr_exchange_fetch(x, h->w, h->d, h->ev.rows, err);
+    sr_exchange_destroy(&x);
+    sr_mem_free(h->mem, ids);
+    if (xs == SR_OK && sr_comm_agree(h->c, &local) != SR_OK) {
+        if (err) *err = local;
+        xs = local.code;
+    }
+    if (xs != SR_OK) {
+        eval_free_(h);
+        return xs;
+    }
+    h->ev.ready = 1;
+    return SR_OK;
+}
+
+/* log sigmoid(x) = min(x, 0) - log1p(e) with e = exp(-|x|) in (0, 1]:
+ * log1p(e) = 2 atanh(s), s = e / (2 + e) <= 1/3, by its odd series to s^15
+ * (truncation < 3e-9 relative). Plain arithmetic, so the loop vectorises. */
+static inline float log1p_unit_(float e)
+{
+    float s = e / (2.0f + e), s2 = s * s;
+    float p = 2.0f / 15;
+    p = p * s2 + 2.0f / 13;
+    p = p * s2 + 2.0f / 11;
+    p = p * s2 + 2.0f / 9;
+    p = p * s2 + 2.0f / 7;
+    p = p * s2 + 2.0f / 5;
+    p = p * s2 + 2.0f / 3;
+    p = p * s2 + 2.0f;
+    return s * p;
+}
+
+/* Score the chunk built in e (u nodes, m leaves) for all b queries. */
+static void chunk_scores_(hsm_eval_ *e, int64_t d, const float *q, int64_t b, int64_t u, int64_t m,
+                          int64_t nt, float *out)
+{
+    for (int64_t k = 0; k < u; k++)
+        memcpy(e->wg + k * d, e->rows + (int64_t)e->src[k] * d, (size_t)d * sizeof(float));
+    for (int64_t i0 = 0; i0 < b; i0 += SR_HSM_QBLOCK) {
+        const int64_t nb = b - i0 < SR_HSM_QBLOCK ? b - i0 : SR_HSM_QBLOCK;
+        float *z = e->z, *a = e->a;
+        /* Z (u x nb) = W_chunk (u x d) . Q_blk^T: node-major, so the prefix
+         * pass below runs over nb contiguous queries per node. */
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)u, (int)nb, (int)d, 1.0f, e->wg,
+                    (int)d, q + i0 * d, (int)d, 0.0f, z, (int)nb);
+        for (int64_t k = 0; k < u * nb; k++) a[k] = -fabsf(z[k]);
+        sr_vexp_array(a, a, u * nb);
+        /* A_k = log p(reach k) + log sigmoid(z_k); child 1 of k: A_k - z_k.
+         * Chunk nodes come parents first. */
+        for (int64_t k = 0; k < u; k++) {
+            float *ak = a + k * nb;
+            const float *zk = z + k * nb;
+            int32_t pc = e->pc[k];
+            if (pc < 0) {
+                for (int64_t i = 0; i < nb; i++) ak[i] = fminf(zk[i], 0.0f) - log1p_unit_(ak[i]);
+                continue;
+            }
+            const float *ap = a + (int64_t)(pc >> 1) * nb, *zp = z + (int64_t)(pc >> 1) * nb;
+            const float bit = (float)(pc & 1);
+            for (int64_t i = 0; i < nb; i++)
+                ak[i] = (ap[i] - bit * zp[i]) + (fminf(zk[i], 0.0f) - log1p_unit_(ak[i]));
+        }
+        for (int64_t l = 0; l < m; l++) {
+            int32_t lp = e->lp[l];
+            const float *ap = a + (int64_t)(lp >> 1) * nb, *zp = z + (int64_t)(lp >> 1) * nb;
+            float *o = out + i0 * nt + e->oc[l];
+            if (lp & 1)
+                for (int64_t i = 0; i < nb; i++) o[i * nt] = ap[i] - zp[i];
+            else
+                for (int64_t i = 0; i < nb; i++) o[i * nt] = ap[i];
+        }
+    }
+}
+
+void sr_hsm_eval_scores(void *hv, const float *q, int64_t b, int64_t d, int64_t j0, int64_t j1,
+                        float *out)
+{
+    sr_hsm *h = hv;
+    hsm_eval_ *e = &h->ev;
+    if (!e->ready || d != h->d || j0 < 0 || j1 < j0 || j1 > e->n_items || b < 0)
+        sr_panic(__FILE__, __LINE__,
+                 "hsm eval scores: prepared %d, d %lld (model %lld), range [%lld, %lld) of %lld items",
+                 e->ready, (long long)d, (long long)h->d, (long long)j0, (long long)j1,
+                 (long long)e->n_items);
+    const int64_t nt = j1 - j0;
+    if (nt == 0 || b == 0) return;
+    /* Items of the range in depth-first leaf order (cached per range: callers
+     * score the same range for many query blocks). */
+    if (e->o_j0 != j0 || e->o_j1 != j1) {
+        for (int64_t j = j0; j < j1; j++)
+            e->order[j - j0] =
+                (uint64_t)h->tree.leafpos[sr_shard_global(h->items, h->c->rank, j)] << 32 |
+                (uint64_t)(j - j0);
+        qsort(e->order, (size_t)nt, sizeof *e->order, cmp_u64_);
+        e->o_j0 = j0;
+        e->o_j1 = j1;
+    }
+    const int64_t maxd = h->tree.max_depth;
+    int64_t u = 0, m = 0;
+    for (int64_t l = 0; l < nt; l++) {
+        int64_t j = j0 + (int64_t)(e->order[l] & 0xffffffffu);
+        /* New nodes per leaf <= min(depth, nodes not yet in the chunk). */
+        int64_t need = e->u - u < maxd ? e->u - u : maxd;
+        if (m == e->ucap || u + need > e->ucap) {
+            chunk_scores_(e, d, q, b, u, m, nt, out);
+            for (int64_t k = 0; k < u; k++) e->loc[e->src[k]] = -1;
+            u = m = 0;
+        }
+        /* Walk up to the first node already in the chunk, then append the
+         * new ones root side first, so parents precede children. */
+        int64_t top = 0;
+        for (int32_t c = e->lcode[j] >> 1; c >= 0 && e->loc[c] < 0;) {
+            e->stack[top++] = c;
+            c = e->ncode[c] < 0 ? -1 : e->ncode[c] >> 1;
+        }
+        while (top > 0) {
+            int32_t c = e->stack[--top];
+            int32_t nc = e->ncode[c];
+            e->loc[c] = (int32_t)u;
+            e->src[u] = c;
+            e->pc[u] = nc < 0 ? -1 : 2 * e->loc[nc >> 1] + (nc & 1);
+            u++;
+        }
+        e->lp[m] = 2 * e->loc[e->lcode[j] >> 1] + (e->lcode[j] & 1);
+        e->oc[m] = (int32_t)(j - j0);
+        m++;
+    }
+    chunk_scores_(e, d, q, b, u, m, nt, out);
+    for (int64_t k = 0; k < u; k++) e->loc[e->src[k]] = -1;
+}
