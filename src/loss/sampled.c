@@ -1,0 +1,570 @@
+/* sampled.c: ssm, nce and bpr over locally drawn negatives (sampled.h).
+ *
+ * A step: draw this rank's pool (sampler.h quotas) -> score it (one SGEMM for
+ * shared negatives, dot products per query otherwise) -> mask accidental hits
+ * and, for the dynamic proposal, keep each query's top k_r -> per-query
+ * partials -> one collective -> gradients w.r.t. the logits in place -> dq
+ * (SGEMM or saxpy) and the row-sparse dv (pool rows and owned targets sorted
+ * by row, summed in a fixed order).
+ */
+#include "loss/sampled.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "comm/collectives.h"
+#include "loss/vexp.h"
+
+typedef enum prop_ { PROP_UNIFORM, PROP_POPULARITY, PROP_INBATCH, PROP_DYNAMIC } prop_;
+
+typedef struct src_ {
+    int64_t row; /* local row */
+    int64_t src; /* < np: pool entry; np + i: target of query i */
+} src_;
+
+typedef struct sel_ {
+    float s;
+    int64_t e;
+} sel_;
+
+struct sr_sampled {
+    sr_loss_kind kind;
+    const sr_comm *c;
+    const sr_shard *items;
+    sr_mem *mem;
+    int64_t d, b_max, k, m, n_local;
+    prop_ prop;
+    bool correct, remove_hits, shared;
+    uint64_t seed;
+    sr_sampler *smp; /* the proposal (dynamic: its base; inbatch: the data popularity) */
+
+    int64_t cap;  /* pool capacity */
+    int64_t np;   /* pool entries this step */
+    int64_t b;    /* batch of the last step */
+    int64_t *rows, *gid, *qidx; /* cap: local row, global id, query (per-query pools, bpr) */
+    double *corr;               /* cap */
+    uint8_t *used;              /* cap: entry enters some query's objective */
+    uint8_t *keep;              /* dynamic: b_max x cap (shared) or cap */
+    int64_t *ptr;               /* b_max + 1 (per-query pools) */
+    int64_t *kq;                /* b_max: kept per query (dynamic) */
+    float *vc, *dvc;            /* shared: cap x d gathered rows and their gradients */
+    float *z;                   /* logits, then their gradients: b_max x cap (shared) or cap */
+    sel_ *sel;                  /* dynamic selection scratch (one query's candidates) */
+    sr_lse *lse;                /* b_max */
+    double *part, *ts, *tcorr;  /* b_max: partial losses / scores, target logits, target corrections */
+    float *gt;                  /* b_max: dL/ds_t on the target's owner */
+    int64_t *trow, *neg;        /* b_max: local row of the target (-1), bpr negatives */
+    src_ *srt;                  /* cap + b_max */
+    int64_t dv_cap;
+    int64_t *dv_rows;
+    float *dv_g;
+};
+
+/* ---- create / destroy ---------------------------------------------------- */
+
+static sr_status parse_prop_(const char *name, prop_ *out, sr_error *err)
+{
+    if (!strcmp(name, "uniform")) *out = PROP_UNIFORM;
+    else if (!strcmp(name, "popularity")) *out = PROP_POPULARITY;
+    else if (!strcmp(name, "inbatch")) *out = PROP_INBATCH;
+    else if (!strcmp(name, "dynamic")) *out = PROP_DYNAMIC;
+    else SR_FAIL(err, SR_ERR_CONFIG, "loss.proposal: unknown proposal '%s'", name);
+    return SR_OK;
+}
+
+static void *alloc_(sr_sampled *s, int64_t count, size_t size, const char *what, sr_error *err)
+{
+    return sr_mem_calloc(s->mem, (size_t)(count > 0 ? count : 1), size, what, err);
+}
+
+sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_init *in,
+                            sr_error *err)
+{
+    *out = NULL;
+    const sr_config *cfg = in->cfg;
+    if (kind != SR_LOSS_SSM && kind != SR_LOSS_NCE && kind != SR_LOSS_BPR)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sampled loss: kind %d is not ssm, nce or bpr", (int)kind);
+    if (in->items->p != in->c->size)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sampled loss: shard map over %d ranks, communicator of %d",
+                in->items->p, in->c->size);
+    if (in->b_max < 1 || in->b_max > INT_MAX || in->d < 1 || in->d > INT_MAX)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sampled loss: batch %lld, dimension %lld", (long long)in->b_max,
+                (long long)in->d);
+    prop_ prop = PROP_UNIFORM, base = PROP_UNIFORM;
+    SR_TRY(parse_prop_(cfg->loss_proposal, &prop, err));
+    SR_TRY(parse_prop_(cfg->loss_dns_base, &base, err));
+    if (prop == PROP_DYNAMIC && base != PROP_UNIFORM && base != PROP_POPULARITY)
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.dns_base: '%s' (uniform or popularity)", cfg->loss_dns_base);
+    int64_t k = cfg->loss_negatives, m = cfg->loss_dns_candidates;
+    if (kind == SR_LOSS_BPR) {
+        prop = PROP_UNIFORM;
+        k = 1;
+        if (in->items->n < 2) SR_FAIL(err, SR_ERR_CONFIG, "bpr needs at least 2 items");
+    }
+    if (k < 1) SR_FAIL(err, SR_ERR_CONFIG, "loss.negatives: %lld (>= 1)", (long long)k);
+    if (prop == PROP_DYNAMIC && m < k)
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.dns_candidates (%lld) must be >= loss.negatives (%lld)",
+                (long long)m, (long long)k);
+    if (prop != PROP_DYNAMIC) m = k;
+    if ((prop == PROP_POPULARITY || prop == PROP_INBATCH ||
+         (prop == PROP_DYNAMIC && base == PROP_POPULARITY)) && !in->popularity)
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.proposal %s needs the train popularity of the items",
+                cfg->loss_proposal);
+    bool shared = cfg->loss_shared_negatives || prop == PROP_INBATCH || kind == SR_LOSS_BPR;
+    /* Per-step draws must stay inside one step's 2^32 Philox blocks. */
+    if ((double)in->b_max * (double)m > 4294967296.0)
+        SR_FAIL(err, SR_ERR_CONFIG, "sampled loss: batch %lld x %lld candidates exceeds 2^32 draws a step",
+                (long long)in->b_max, (long long)m);
+
+    sr_sampled *s = sr_mem_alloc(in->mem, sizeof *s, 1, "sampled loss", err);
+    if (!s) return err ? err->code : SR_ERR_NOMEM;
+    s->kind = kind;
+    s->c = in->c;
+    s->items = in->items;
+    s->mem = in->mem;
+    s->d = in->d;
+    s->b_max = in->b_max;
+    s->k = k;
+    s->m = m;
+    s->n_local = sr_shard_count(in->items, in->c->rank);
+    s->prop = prop;
+    s->correct = cfg->loss_logq_correction;
+    s->remove_hits = cfg->loss_remove_accidental_hits;
+    s->shared = shared;
+    s->seed = (uint64_t)cfg->train_seed;
+
+    sr_proposal pk = SR_PROPOSAL_UNIFORM;
+    double beta = cfg->loss_proposal_beta;
+    if (prop == PROP_POPULARITY || (prop == PROP_DYNAMIC && base == PROP_POPULARITY))
+        pk = SR_PROPOSAL_POPULARITY;
+    if (prop == PROP_INBATCH) {
+        pk = SR_PROPOSAL_POPULARITY;
+        beta = 1.0; /* the data distribution itself */
+    }
+    sr_status st = sr_sampler_create(&s->smp, in->items, in->c->rank, pk, in->popularity, beta,
+                                     in->mem, err);
+    if (st != SR_OK) {
+        sr_sampled_destroy(&s);
+        return st;
+    }
+
+    const int64_t b = s->b_max, d = s->d;
+    if (kind == SR_LOSS_BPR) s->cap = b;
+    else if (prop == PROP_INBATCH) s->cap = b;
+    else s->cap = shared ? m : b * m;
+    const int64_t zsize = shared ? b * s->cap : s->cap;
+    s->rows = alloc_(s, s->cap, sizeof(int64_t), "sampled pool rows", err);
+    s->gid = alloc_(s, s->cap, sizeof(int64_t), "sampled pool ids", err);
+    s->qidx = alloc_(s, s->cap, sizeof(int64_t), "sampled pool queries", err);
+    s->corr = alloc_(s, s->cap, sizeof(double), "sampled pool corrections", err);
+    s->used = alloc_(s, s->cap, 1, "sampled pool use", err);
+    s->keep = prop == PROP_DYNAMIC ? alloc_(s, zsize, 1, "dynamic selection", err) : NULL;
+    s->ptr = alloc_(s, b + 1, sizeof(int64_t), "sampled offsets", err);
+    s->kq = alloc_(s, b, sizeof(int64_t), "sampled kept quota", err);
+    s->z = alloc_(s, zsize, sizeof(float), "sampled logits", err);
+    s->sel = prop == PROP_DYNAMIC ? alloc_(s, m, sizeof(sel_), "dynamic scratch", err) : NULL;
+    s->lse = alloc_(s, b, sizeof(sr_lse), "sampled lse", err);
+    s->part = alloc_(s, b, sizeof(double), "sampled partials", err);
+    s->ts = alloc_(s, b, sizeof(double), "sampled target logits", err);
+    s->tcorr = alloc_(s, b, sizeof(double), "sampled target corrections", err);
+    s->gt = alloc_(s, b, sizeof(float), "sampled target grads", err);
+    s->trow = alloc_(s, b, sizeof(int64_t), "sampled target rows", err);
+    s->neg = alloc_(s, b, sizeof(int64_t), "bpr negatives", err);
+    s->srt = alloc_(s, s->cap + b, sizeof(src_), "sampled row sort", err);
+    s->dv_cap = s->cap + b < s->n_local ? s->cap + b : s->n_local;
+    s->dv_rows = alloc_(s, s->dv_cap, sizeof(int64_t), "sampled dv rows", err);
+    s->dv_g = alloc_(s, s->dv_cap * d, sizeof(float), "sampled dv", err);
+    if (shared) {
+        s->vc = alloc_(s, s->cap * d, sizeof(float), "sampled rows", err);
+        s->dvc = alloc_(s, s->cap * d, sizeof(float), "sampled row grads", err);
+    }
+    if (!s->rows || !s->gid || !s->qidx || !s->corr || !s->used || (prop == PROP_DYNAMIC && (!s->keep || !s->sel)) ||
+        !s->ptr || !s->kq || !s->z || !s->lse || !s->part || !s->ts || !s->tcorr || !s->gt || !s->trow ||
+        !s->neg || !s->srt || !s->dv_rows || !s->dv_g || (shared && (!s->vc || !s->dvc))) {
+        sr_sampled_destroy(&s);
+        return err ? err->code : SR_ERR_NOMEM;
+    }
+    *out = s;
+    return SR_OK;
+}
+
+void sr_sampled_destroy(sr_sampled **sp)
+{
+    if (!sp || !*sp) return;
+    sr_sampled *s = *sp;
+    sr_sampler_destroy(&s->smp);
+    void *bufs[] = {s->rows, s->gid,  s->qidx, s->corr, s->used, s->keep, s->ptr, s->kq,
+                    s->z,    s->sel,  s->lse,  s->part, s->ts,   s->tcorr, s->gt, s->trow,
+                    s->neg,  s->srt,  s->dv_rows, s->dv_g, s->vc, s->dvc};
+    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(s->mem, bufs[i]);
+    sr_mem_free(s->mem, s);
+    *sp = NULL;
+}
+
+/* ---- drawing ------------------------------------------------------------- */
+
+static void add_entry_(sr_sampled *s, int64_t row, int64_t kk, int64_t query)
+{
+    int64_t e = s->np++;
+    s->rows[e] = row;
+    s->gid[e] = sr_shard_global(s->items, s->c->rank, row);
+    s->qidx[e] = query;
+    s->corr[e] = s->correct ? log((double)kk) + sr_sampler_logq(s->smp, row) : 0.0;
+}
+
+/* Draw this rank's quota for one sample of k (all queries, or query i) and
+ * append it; returns the quota of kept negatives (k_r). */
+static int64_t draw_one_(sr_sampled *s, sr_rng *rs, sr_rng *ss, int64_t query)
+{
+    double u = sr_rng_uniform(ss); /* the same on every rank */
+    int64_t kr = sr_sampler_quotas(s->smp, s->k, u, NULL);
+    int64_t mr = kr;
+    if (s->prop == PROP_DYNAMIC) mr = (kr * s->m + s->k - 1) / s->k; /* ceil(k_r m / k) >= k_r */
+    int64_t e0 = s->np;
+    sr_sampler_draw(s->smp, mr, rs, s->rows + e0);
+    for (int64_t j = 0; j < mr; j++) add_entry_(s, s->rows[e0 + j], s->k, query);
+    return kr;
+}
+
+static void draw_pool_(sr_sampled *s, int64_t b, const int64_t *targets, int64_t step)
+{
+    sr_rng rs, ss;
+    sr_sampler_stream(&rs, s->seed, s->c->rank, step);
+    sr_sampler_shared_stream(&ss, s->seed, step);
+    s->np = 0;
+    const int rank = s->c->rank;
+    if (s->kind == SR_LOSS_BPR) {
+        const uint64_t n = (uint64_t)s->items->n;
+        for (int64_t i = 0; i < b; i++) {
+            int64_t g;
+            if (s->remove_hits) { /* uniform over the n - 1 others: no rejection loop */
+                g = (int64_t)sr_rng_below(&ss, n - 1);
+                if (g >= targets[i]) g++;
+            } else {
+                g = (int64_t)sr_rng_below(&ss, n);
+            }
+            s->neg[i] = g;
+            if (sr_shard_owner(s->items, g) == rank) {
+                int64_t e = s->np++;
+                s->rows[e] = sr_shard_local(s->items, g);
+                s->gid[e] = g;
+                s->qidx[e] = i;
+                s->corr[e] = 0.0;
+            }
+        }
+        return;
+    }
+    if (s->prop == PROP_INBATCH) {
+        for (int64_t i = 0; i < b; i++)
+            if (sr_shard_owner(s->items, targets[i]) == rank)
+                add_entry_(s, sr_shard_local(s->items, targets[i]), b, -1);
+        return;
+    }
+    if (s->shared) {
+        int64_t kr = draw_one_(s, &rs, &ss, -1);
+        for (int64_t i = 0; i < b; i++) s->kq[i] = kr;
+        return;
+    }
+    for (int64_t i = 0; i < b; i++) {
+        s->ptr[i] = s->np;
+        s->kq[i] = draw_one_(s, &rs, &ss, i);
+    }
+    s->ptr[b] = s->np;
+}
+
+/* ---- scoring and masking ------------------------------------------------- */
+
+static double dot_(const float *a, const float *b, int64_t d)
+{
+    double acc = 0.0;
+    for (int64_t k = 0; k < d; k++) acc += (double)a[k] * (double)b[k];
+    return acc;
+}
+
+static int cmp_sel_(const void *pa, const void *pb)
+{
+    const sel_ *a = pa, *b = pb;
+    if (a->s != b->s) return a->s > b->s ? -1 : 1; /* higher score first */
+    return a->e < b->e ? -1 : (a->e > b->e);       /* then the earlier draw */
+}
+
+/* Keep the kq highest raw scores among the eligible entries of one query
+ * (row: the query's logits, ent: pool index of row[j], hit: row[j] is a hit). */
+static void select_top_(sr_sampled *s, float *row, int64_t n, int64_t e0, uint8_t *keep,
+                        int64_t kq, int64_t target)
+{
+    int64_t ne = 0;
+    for (int64_t j = 0; j < n; j++) {
+        keep[j] = 0;
+        if (s->remove_hits && s->gid[e0 + j] == target) continue;
+        s->sel[ne].s = isnan(row[j]) ? INFINITY : row[j]; /* NaN kept: it poisons the loss */
+        s->sel[ne].e = j;
+        ne++;
+    }
+    if (kq < ne) qsort(s->sel, (size_t)ne, sizeof(sel_), cmp_sel_);
+    for (int64_t j = 0; j < ne && j < kq; j++) keep[s->sel[j].e] = 1;
+}
+
+/* Logits of the pool, corrected and masked (-inf: not in the query's
+ * objective); used[e] set when some query keeps entry e. */
+static void score_(sr_sampled *s, const float *q, int64_t b, const float *v, const int64_t *targets)
+{
+    const int64_t d = s->d, np = s->np;
+    memset(s->used, 0, (size_t)(np > 0 ? np : 1));
+    if (s->kind == SR_LOSS_BPR) return;
+    if (s->shared) {
+        for (int64_t e = 0; e < np; e++) memcpy(s->vc + e * d, v + s->rows[e] * d, (size_t)d * sizeof(float));
+        if (np > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)np, (int)d, 1.0f, q, (int)d,
+                        s->vc, (int)d, 0.0f, s->z, (int)np);
+        for (int64_t i = 0; i < b; i++) {
+            float *row = s->z + i * np;
+            uint8_t *keep = s->keep ? s->keep + i * np : NULL;
+            if (keep) select_top_(s, row, np, 0, keep, s->kq[i], targets[i]);
+            for (int64_t e = 0; e < np; e++) {
+                bool in = keep ? keep[e] : !(s->remove_hits && s->gid[e] == targets[i]);
+                row[e] = in ? (float)((double)row[e] - s->corr[e]) : -INFINITY;
+                s->used[e] |= in;
+            }
+        }
+        return;
+    }
+    for (int64_t i = 0; i < b; i++) {
+        const float *qi = q + i * d;
+        int64_t e0 = s->ptr[i], n = s->ptr[i + 1] - e0;
+        for (int64_t e = e0; e < e0 + n; e++) s->z[e] = (float)dot_(qi, v + s->rows[e] * d, d);
+        if (s->keep) select_top_(s, s->z + e0, n, e0, s->keep + e0, s->kq[i], targets[i]);
+        for (int64_t e = e0; e < e0 + n; e++) {
+            bool in = s->keep ? s->keep[e] : !(s->remove_hits && s->gid[e] == targets[i]);
+            s->z[e] = in ? (float)((double)s->z[e] - s->corr[e]) : -INFINITY;
+            s->used[e] = in;
+        }
+    }
+}
+
+/* Target logits and corrections on their owners. */
+static void targets_(sr_sampled *s, const float *q, int64_t b, const float *v, const int64_t *targets)
+{
+    const int64_t d = s->d;
+    int64_t kk = s->prop == PROP_INBATCH ? b : s->k;
+    for (int64_t i = 0; i < b; i++) {
+        s->ts[i] = 0.0;
+        s->tcorr[i] = 0.0;
+        s->trow[i] = sr_shard_owner(s->items, targets[i]) == s->c->rank ? sr_shard_local(s->items, targets[i]) : -1;
+        if (s->trow[i] < 0) continue;
+        s->ts[i] = (double)(float)dot_(q + i * d, v + s->trow[i] * d, d);
+        if (s->correct && s->kind == SR_LOSS_NCE)
+            s->tcorr[i] = log((double)kk) + sr_sampler_logq(s->smp, s->trow[i]);
+    }
+}
+
+/* ---- the three objectives ------------------------------------------------ */
+
+static float *zrow_(sr_sampled *s, int64_t i, int64_t *n)
+{
+    if (s->shared) {
+        *n = s->np;
+        return s->z + i * s->np;
+    }
+    *n = s->ptr[i + 1] - s->ptr[i];
+    return s->z + s->ptr[i];
+}
+
+static double softplus_(double x) { return (x > 0 ? x : 0.0) + log1p(exp(-fabs(x))); }
+static double sigmoid_(double x)
+{
+    if (x >= 0) return 1.0 / (1.0 + exp(-x));
+    double e = exp(x);
+    return e / (1.0 + e);
+}
+
+static sr_status ssm_(sr_sampled *s, int64_t b, double *loss, sr_error *err)
+{
+    for (int64_t i = 0; i < b; i++) {
+        int64_t n;
+        float *row = zrow_(s, i, &n);
+        int bad = 0;
+        float mx = -INFINITY;
+        double sum = sr_vexp_row_lse(row, n, &mx, &bad);
+        sr_lse t = {mx, bad ? NAN : sum, 0.0};
+        if (s->trow[i] >= 0) {
+            sr_lse tt = {s->ts[i], 1.0, s->ts[i]};
+            if (isnan(s->ts[i])) tt.sum = NAN;
+            sr_lse_merge(&t, &tt, 1);
+        }
+        s->lse[i] = t;
+    }
+    SR_TRY(sr_comm_allreduce_lse(s->c, s->lse, b, err));
+    double l = 0.0;
+    for (int64_t i = 0; i < b; i++) l += sr_lse_value(&s->lse[i]) - s->lse[i].target;
+    l /= (double)b;
+    if (!isfinite(l)) SR_FAIL(err, SR_ERR_NUMERIC, "ssm step: loss is %g (NaN or infinite embeddings)", l);
+    *loss = l;
+    /* dL/dz = exp(z - M) / S / b; the owner subtracts 1/b at the target. */
+    for (int64_t i = 0; i < b; i++) {
+        int64_t n;
+        float *row = zrow_(s, i, &n);
+        const sr_lse *t = &s->lse[i];
+        sr_vexp_row_scale(row, n, (float)t->max, (float)(1.0 / (t->sum * (double)b)));
+        s->gt[i] = s->trow[i] >= 0 ? (float)((exp(s->ts[i] - t->max) / t->sum - 1.0) / (double)b) : 0.0f;
+    }
+    return SR_OK;
+}
+
+static sr_status nce_(sr_sampled *s, int64_t b, double *loss, sr_error *err)
+{
+    for (int64_t i = 0; i < b; i++) {
+        int64_t n;
+        const float *row = zrow_(s, i, &n);
+        double acc = 0.0;
+        for (int64_t j = 0; j < n; j++)
+            if (row[j] != -INFINITY) acc += softplus_((double)row[j]); /* -log sig(-x) */
+        if (s->trow[i] >= 0) acc += softplus_(-(s->ts[i] - s->tcorr[i])); /* -log sig(x_t) */
+        s->part[i] = acc;
+    }
+    SR_TRY(sr_comm_allreduce_sum(s->c, s->part, b, err));
+    double l = 0.0;
+    for (int64_t i = 0; i < b; i++) l += s->part[i];
+    l /= (double)b;
+    if (!isfinite(l)) SR_FAIL(err, SR_ERR_NUMERIC, "nce step: loss is %g (NaN or infinite embeddings)", l);
+    *loss = l;
+    const double inv_b = 1.0 / (double)b;
+    for (int64_t i = 0; i < b; i++) {
+        int64_t n;
+        float *row = zrow_(s, i, &n);
+        for (int64_t j = 0; j < n; j++)
+            row[j] = row[j] == -INFINITY ? 0.0f : (float)(sigmoid_((double)row[j]) * inv_b);
+        s->gt[i] = s->trow[i] >= 0 ? (float)(-sigmoid_(-(s->ts[i] - s->tcorr[i])) * inv_b) : 0.0f;
+    }
+    return SR_OK;
+}
+
+static sr_status bpr_(sr_sampled *s, const float *q, int64_t b, const float *v, double *loss, sr_error *err)
+{
+    const int64_t d = s->d;
+    for (int64_t i = 0; i < b; i++) s->part[i] = s->ts[i]; /* owner of the target: + s_t */
+    for (int64_t e = 0; e < s->np; e++) {
+        int64_t i = s->qidx[e];
+        s->z[e] = (float)dot_(q + i * d, v + s->rows[e] * d, d);
+        s->part[i] -= (double)s->z[e]; /* owner of the negative: - s_n */
+    }
+    SR_TRY(sr_comm_allreduce_sum(s->c, s->part, b, err));
+    double l = 0.0;
+    for (int64_t i = 0; i < b; i++) l += softplus_(-s->part[i]);
+    l /= (double)b;
+    if (!isfinite(l)) SR_FAIL(err, SR_ERR_NUMERIC, "bpr step: loss is %g (NaN or infinite embeddings)", l);
+    *loss = l;
+    /* dL/ds_t = -sig(-diff) / b, dL/ds_n = +sig(-diff) / b. */
+    for (int64_t i = 0; i < b; i++)
+        s->gt[i] = s->trow[i] >= 0 ? (float)(-sigmoid_(-s->part[i]) / (double)b) : 0.0f;
+    for (int64_t e = 0; e < s->np; e++) {
+        s->z[e] = (float)(sigmoid_(-s->part[s->qidx[e]]) / (double)b);
+        s->used[e] = 1;
+    }
+    return SR_OK;
+}
+
+/* ---- gradients ----------------------------------------------------------- */
+
+static int cmp_src_(const void *pa, const void *pb)
+{
+    const src_ *a = pa, *b = pb;
+    if (a->row != b->row) return a->row < b->row ? -1 : 1;
+    return a->src < b->src ? -1 : (a->src > b->src);
+}
+
+static void grads_(sr_sampled *s, const float *q, int64_t b, const float *v, float *dq, sr_item_grad *dv)
+{
+    const int64_t d = s->d, np = s->np;
+    const bool dense = s->shared && s->kind != SR_LOSS_BPR;
+    if (dq) {
+        if (dense && np > 0)
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)np, 1.0f, s->z, (int)np,
+                        s->vc, (int)d, 0.0f, dq, (int)d);
+        else
+            memset(dq, 0, (size_t)(b * d) * sizeof(float));
+        if (!dense)
+            for (int64_t e = 0; e < np; e++)
+                if (s->used[e] && s->z[e] != 0.0f) {
+                    cblas_saxpy((int)d, s->z[e], v + s->rows[e] * d, 1, dq + s->qidx[e] * d, 1);
+                }
+        for (int64_t i = 0; i < b; i++)
+            if (s->trow[i] >= 0) cblas_saxpy((int)d, s->gt[i], v + s->trow[i] * d, 1, dq + i * d, 1);
+    }
+    if (!dv) return;
+    if (dense && np > 0)
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)d, (int)b, 1.0f, s->z, (int)np, q,
+                    (int)d, 0.0f, s->dvc, (int)d);
+    int64_t ns = 0;
+    for (int64_t e = 0; e < np; e++)
+        if (s->used[e]) s->srt[ns++] = (src_){s->rows[e], e};
+    for (int64_t i = 0; i < b; i++)
+        if (s->trow[i] >= 0) s->srt[ns++] = (src_){s->trow[i], np + i};
+    qsort(s->srt, (size_t)ns, sizeof(src_), cmp_src_);
+    int64_t nr = -1;
+    for (int64_t j = 0; j < ns; j++) {
+        const src_ *x = &s->srt[j];
+        if (nr < 0 || s->dv_rows[nr] != x->row) {
+            nr++;
+            s->dv_rows[nr] = x->row;
+            memset(s->dv_g + nr * d, 0, (size_t)d * sizeof(float));
+        }
+        float *out = s->dv_g + nr * d;
+        if (x->src >= np) {
+            int64_t i = x->src - np;
+            cblas_saxpy((int)d, s->gt[i], q + i * d, 1, out, 1);
+        } else if (dense) {
+            cblas_saxpy((int)d, 1.0f, s->dvc + x->src * d, 1, out, 1);
+        } else {
+            /* per-query pools and bpr: dL/ds_e q_i of the entry's query */
+            cblas_saxpy((int)d, s->z[x->src], q + s->qidx[x->src] * d, 1, out, 1);
+        }
+    }
+    dv->n = nr + 1;
+    dv->rows = s->dv_rows;
+    dv->g = s->dv_g;
+}
+
+/* ---- the step ------------------------------------------------------------ */
+
+sr_status sr_sampled_step(sr_sampled *s, const float *q, int64_t b, const float *v,
+                          const int64_t *targets, int64_t step, double *loss, float *dq,
+                          sr_item_grad *dv, sr_error *err)
+{
+    if (b < 1 || b > s->b_max)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sampled step: batch %lld outside [1, %lld]", (long long)b,
+                (long long)s->b_max);
+    if (step < 0) SR_FAIL(err, SR_ERR_INTERNAL, "sampled step: step %lld", (long long)step);
+    for (int64_t i = 0; i < b; i++)
+        if (targets[i] < 0 || targets[i] >= s->items->n)
+            SR_FAIL(err, SR_ERR_DATA, "sampled step: target %lld of query %lld is not an item id in [0, %lld)",
+                    (long long)targets[i], (long long)i, (long long)s->items->n);
+    s->b = b;
+    draw_pool_(s, b, targets, step);
+    score_(s, q, b, v, targets);
+    targets_(s, q, b, v, targets);
+    double l = 0.0;
+    if (s->kind == SR_LOSS_SSM) SR_TRY(ssm_(s, b, &l, err));
+    else if (s->kind == SR_LOSS_NCE) SR_TRY(nce_(s, b, &l, err));
+    else SR_TRY(bpr_(s, q, b, v, &l, err));
+    if (loss) *loss = l;
+    grads_(s, q, b, v, dq, dv);
+    return SR_OK;
+}
+
+void sr_sampled_last_sample(const sr_sampled *s, sr_sample_view *out)
+{
+    out->kind = s->kind;
+    out->remove_hits = s->remove_hits;
+    out->b = s->b;
+    out->n = s->np;
+    out->gid = s->gid;
+    out->corr = s->corr;
+    out->ptr = s->shared ? NULL : s->ptr;
+    out->keep = s->keep;
+    out->tcorr = s->tcorr;
+    out->neg = s->kind == SR_LOSS_BPR ? s->neg : NULL;
+}
