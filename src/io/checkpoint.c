@@ -1,4 +1,7 @@
-/* checkpoint.c: collective HDF5 checkpoint write and read. */
+/* checkpoint.c: collective HDF5 checkpoint save, verify and load (format in
+ * checkpoint.h). Every collective HDF5 call (create, attribute, dataset
+ * create, flush, close) is made by every rank with the same arguments;
+ * row transfers are independent. */
 #include "io/checkpoint.h"
 
 #include <hdf5.h>
@@ -6,14 +9,25 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "io/h5check.h"
+#include "io/sha256.h"
+
 #ifndef H5_HAVE_PARALLEL
 #error "softrec needs parallel HDF5"
 #endif
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ != __ORDER_LITTLE_ENDIAN__
+#error "checkpoint digests hash native float bytes: little-endian hosts only"
+#endif
+
+#define NAME_MAX_LEN 200
 
 static hid_t open_fapl(const sr_comm *c)
 {
     hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
     H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
+    /* 1.8 format: object headers and attributes carry checksums, so damaged
+     * metadata is an error instead of silently wrong values. */
+    H5Pset_libver_bounds(fapl, H5F_LIBVER_V18, H5F_LIBVER_V18);
     return fapl;
 }
 
@@ -44,21 +58,29 @@ static int read_attr_i64(hid_t obj, const char *name, int64_t *v)
 {
     if (H5Aexists(obj, name) <= 0) return -1;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    herr_t rc = H5Aread(a, H5T_NATIVE_INT64, v);
-    H5Aclose(a);
+    hid_t sp = a >= 0 ? H5Aget_space(a) : H5I_INVALID_HID;
+    hid_t ft = a >= 0 ? H5Aget_type(a) : H5I_INVALID_HID;
+    herr_t rc = -1;
+    if (sp >= 0 && ft >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(ft) == H5T_INTEGER)
+        rc = H5Aread(a, H5T_NATIVE_INT64, v);
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    if (a >= 0) H5Aclose(a);
     return rc < 0 ? -1 : 0;
 }
 
-/* Returns a malloc'ed string or NULL. */
+/* Returns a malloc'ed string or NULL (absent, not a fixed-length string). */
 static char *read_attr_str(hid_t obj, const char *name)
 {
     if (H5Aexists(obj, name) <= 0) return NULL;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
-    hid_t ft = H5Aget_type(a);
+    if (a < 0) return NULL;
+    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
     char *out = NULL;
-    if (H5Tget_class(ft) == H5T_STRING && !H5Tis_variable_str(ft)) {
+    if (ft >= 0 && sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(ft) == H5T_STRING &&
+        H5Tis_variable_str(ft) == 0) {
         size_t n = H5Tget_size(ft);
-        out = calloc(n + 1, 1);
+        out = n < ((size_t)1 << 30) ? calloc(n + 1, 1) : NULL;
         hid_t mt = H5Tcopy(H5T_C_S1);
         H5Tset_size(mt, n);
         if (out && H5Aread(a, mt, out) < 0) {
@@ -67,36 +89,50 @@ static char *read_attr_str(hid_t obj, const char *name)
         }
         H5Tclose(mt);
     }
-    H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    if (ft >= 0) H5Tclose(ft);
     H5Aclose(a);
     return out;
 }
 
-/* Select this rank's rows of a table in the file space: a block for
+/* Select local rows [k0, k1) of a table in the file space: a block for
  * contiguous rows, a strided hyperslab for the interleaved layout. */
-static void select_rows(hid_t fspace, const sr_ckpt_table *t, int rank)
+static void select_rows(hid_t fspace, const sr_ckpt_table *t, int rank, int64_t k0, int64_t k1)
 {
-    if (t->local_rows == 0) {
+    if (k1 <= k0) {
         H5Sselect_none(fspace);
         return;
     }
-    hsize_t start[2], stride[2] = {1, 1}, count[2], block[2] = {1, 1};
-    start[1] = 0;
+    hsize_t start[2] = {0, 0}, stride[2] = {1, 1}, count[2], block[2] = {1, 1};
     count[1] = (hsize_t)t->d;
-    count[0] = (hsize_t)t->local_rows;
+    count[0] = (hsize_t)(k1 - k0);
     if (t->map && t->map->layout == SR_SHARD_INTERLEAVE) {
-        start[0] = (hsize_t)rank;
+        start[0] = (hsize_t)sr_shard_global(t->map, rank, k0);
         stride[0] = (hsize_t)t->map->p;
     } else {
-        start[0] = (hsize_t)(t->map ? sr_shard_global(t->map, rank, 0) : t->first_global);
+        start[0] = (hsize_t)(t->map ? sr_shard_global(t->map, rank, k0) : t->first_global + k0);
     }
     H5Sselect_hyperslab(fspace, H5S_SELECT_SET, start, stride, count, block);
 }
 
-/* Create intermediate groups of an absolute path like /model/x. */
-static void ensure_groups(hid_t f, const char *path)
+/* Memory space of a local table with rows [k0, k1) selected. */
+static hid_t mem_rows(const sr_ckpt_table *t, int64_t k0, int64_t k1)
 {
-    char buf[256];
+    hsize_t mdims[2] = {(hsize_t)(t->local_rows ? t->local_rows : 1), (hsize_t)(t->d ? t->d : 1)};
+    hid_t ms = H5Screate_simple(2, mdims, NULL);
+    if (k1 <= k0) {
+        H5Sselect_none(ms);
+    } else {
+        hsize_t start[2] = {(hsize_t)k0, 0}, count[2] = {(hsize_t)(k1 - k0), (hsize_t)t->d};
+        H5Sselect_hyperslab(ms, H5S_SELECT_SET, start, NULL, count, NULL);
+    }
+    return ms;
+}
+
+/* Create intermediate groups of an absolute path like /model/x. */
+static int ensure_groups(hid_t f, const char *path)
+{
+    char buf[NAME_MAX_LEN + 32];
     snprintf(buf, sizeof buf, "%s", path);
     for (char *p = buf + 1; *p; p++) {
         if (*p != '/') continue;
@@ -105,26 +141,289 @@ static void ensure_groups(hid_t f, const char *path)
             hid_t gcpl = H5Pcreate(H5P_GROUP_CREATE);
             H5Pset_obj_track_times(gcpl, 0);
             hid_t g = H5Gcreate2(f, buf, H5P_DEFAULT, gcpl, H5P_DEFAULT);
-            if (g >= 0) H5Gclose(g);
             H5Pclose(gcpl);
+            if (g < 0) return -1;
+            H5Gclose(g);
         }
         *p = '/';
     }
+    return 0;
 }
 
-sr_status sr_ckpt_write(const sr_comm *c, const char *path, const sr_ckpt_info *info,
-                        const sr_ckpt_table *tables, int ntables, sr_error *err)
+static hid_t create_dataset(hid_t f, const char *name, hid_t ftype, int nd, const hsize_t *dims)
+{
+    if (ensure_groups(f, name) < 0) return H5I_INVALID_HID;
+    hid_t fs = H5Screate_simple(nd, dims, NULL);
+    /* No object timestamps: the same contents give the same file bytes. */
+    hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
+    H5Pset_obj_track_times(dcpl, 0);
+    hid_t ds = H5Dcreate2(f, name, ftype, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
+    H5Pclose(dcpl);
+    H5Sclose(fs);
+    return ds;
+}
+
+static int64_t nblocks_of(int64_t rows) { return (rows + SR_CKPT_BLOCK_ROWS - 1) / SR_CKPT_BLOCK_ROWS; }
+
+static void checksum_name(const char *table, char *buf, size_t n) { snprintf(buf, n, "/checksums%s", table); }
+
+static int valid_name(const char *s, int absolute)
+{
+    size_t n = s ? strlen(s) : 0;
+    if (n == 0 || n > NAME_MAX_LEN || (absolute && s[0] != '/') || s[n - 1] == '/' || strstr(s, "//")) return 0;
+    for (size_t i = 0; i < n; i++) {
+        char ch = s[i];
+        if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') || ch == '_' ||
+              ch == '-' || ch == '/' || ch == '.'))
+            return 0;
+    }
+    return 1;
+}
+
+/* SHA-256 of global rows [r0, r1) of a float32 table dataset; buf holds
+ * SR_CKPT_BLOCK_ROWS x d floats. Independent read. */
+static int hash_rows(hid_t ds, hid_t dxpl, int64_t r0, int64_t r1, int64_t d, float *buf, uint8_t out[32])
+{
+    hsize_t start[2] = {(hsize_t)r0, 0}, count[2] = {(hsize_t)(r1 - r0), (hsize_t)d};
+    hid_t fs = H5Dget_space(ds);
+    hid_t ms = H5Screate_simple(2, count, NULL);
+    herr_t rc = (fs < 0 || ms < 0) ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (rc >= 0 && d > 0) rc = H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, buf);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    if (rc < 0) return -1;
+    sr_sha256 s;
+    sr_sha256_init(&s);
+    sr_sha256_update(&s, buf, (size_t)((r1 - r0) * d) * sizeof(float));
+    char hex[65];
+    sr_sha256_hex(&s, hex);
+    for (int i = 0; i < 32; i++) {
+        unsigned v;
+        sscanf(hex + 2 * i, "%2x", &v);
+        out[i] = (uint8_t)v;
+    }
+    return 0;
+}
+
+/* Digest row b of a [nblocks, 32] uint8 dataset: read (write = 0) or write. */
+static int digest_io(hid_t cs, hid_t dxpl, int64_t b, uint8_t dig[32], int write)
+{
+    hsize_t start[2] = {(hsize_t)b, 0}, count[2] = {1, 32};
+    hid_t fs = H5Dget_space(cs);
+    hid_t ms = H5Screate_simple(2, count, NULL);
+    herr_t rc = (fs < 0 || ms < 0) ? -1 : H5Sselect_hyperslab(fs, H5S_SELECT_SET, start, NULL, count, NULL);
+    if (rc >= 0) rc = write ? H5Dwrite(cs, H5T_NATIVE_UINT8, ms, fs, dxpl, dig) : H5Dread(cs, H5T_NATIVE_UINT8, ms, fs, dxpl, dig);
+    if (ms >= 0) H5Sclose(ms);
+    if (fs >= 0) H5Sclose(fs);
+    return rc < 0 ? -1 : 0;
+}
+
+/* Verify blocks b = rank, rank + P, ... of one table against its digests.
+ * Not collective; the caller agrees. */
+static sr_status verify_table(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const char *name,
+                              int64_t rows, int64_t d, sr_error *err)
+{
+    char csn[NAME_MAX_LEN + 32];
+    checksum_name(name, csn, sizeof csn);
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT), cs = H5Dopen2(f, csn, H5P_DEFAULT);
+    float *buf = malloc((size_t)SR_CKPT_BLOCK_ROWS * (size_t)(d > 0 ? d : 1) * sizeof(float));
+    sr_status st = SR_OK;
+    if (ds < 0 || cs < 0)
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot open the table or its checksums",
+                          path, name);
+    else if (!buf)
+        st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: %s: out of memory for a checksum block", path,
+                          name);
+    for (int64_t b = c->rank; st == SR_OK && b < nblocks_of(rows); b += c->size) {
+        int64_t r0 = b * SR_CKPT_BLOCK_ROWS, r1 = r0 + SR_CKPT_BLOCK_ROWS < rows ? r0 + SR_CKPT_BLOCK_ROWS : rows;
+        uint8_t want[32], got[32];
+        if (digest_io(cs, dxpl, b, want, 0) < 0 || hash_rows(ds, dxpl, r0, r1, d, buf, got) < 0)
+            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: block %lld (rows %lld-%lld) cannot be read",
+                              path, name, (long long)b, (long long)r0, (long long)(r1 - 1));
+        else if (memcmp(want, got, 32) != 0)
+            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                              "%s: %s: block %lld (rows %lld-%lld) fails its SHA-256 check (damaged file)", path, name,
+                              (long long)b, (long long)r0, (long long)(r1 - 1));
+    }
+    free(buf);
+    if (ds >= 0) H5Dclose(ds);
+    if (cs >= 0) H5Dclose(cs);
+    H5Eclear2(H5E_DEFAULT);
+    return st;
+}
+
+static void hex_of(const void *data, size_t n, char hex[65])
+{
+    sr_sha256 s;
+    sr_sha256_init(&s);
+    sr_sha256_update(&s, data, n);
+    sr_sha256_hex(&s, hex);
+}
+
+/* ---- save ----------------------------------------------------------------- */
+
+/* Write one state entry. Every rank ends up with the full array (bcast or
+ * allgather), computes the same digest and makes the same attribute call;
+ * rank 0 writes the values. */
+static sr_status save_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const sr_ckpt_state *s,
+                            sr_error *err)
+{
+    char name[NAME_MAX_LEN + 16];
+    snprintf(name, sizeof name, "/state/%s", s->name);
+    int64_t rows = s->per_rank ? c->size : 1, n = rows * s->count;
+    uint64_t *all = malloc((size_t)(n ? n : 1) * sizeof *all);
+    int cnt = 0, bad = 0;
+    if (!all || sr_comm_int(s->count, &cnt, "state count", err) != SR_OK) bad = 1;
+    int anybad = bad;
+    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, c->comm);
+    if (anybad) {
+        free(all);
+        if (err->code == SR_OK) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: state %s: out of memory", path, s->name);
+        return SR_ERR_NOMEM;
+    }
+    if (s->per_rank) {
+        MPI_Allgather(s->data, cnt, MPI_UINT64_T, all, cnt, MPI_UINT64_T, c->comm);
+    } else {
+        memcpy(all, s->data, (size_t)n * sizeof *all);
+        MPI_Bcast(all, cnt, MPI_UINT64_T, 0, c->comm);
+        /* Replicated means identical: a rank that differs is a caller bug. */
+        int differs = memcmp(all, s->data, (size_t)n * sizeof *all) != 0, any = 0;
+        MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->comm);
+        if (any) {
+            free(all);
+            SR_FAIL(err, SR_ERR_INTERNAL, "%s: state %s is replicated but differs across ranks", path, s->name);
+        }
+    }
+    char hex[65];
+    hex_of(all, (size_t)n * sizeof *all, hex);
+    hsize_t dims[2] = {(hsize_t)rows, (hsize_t)s->count};
+    hid_t ft = s->type == SR_CKPT_U64 ? H5T_STD_U64LE : H5T_STD_I64LE;
+    hid_t mt = s->type == SR_CKPT_U64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64;
+    hid_t ds = s->per_rank ? create_dataset(f, name, ft, 2, dims) : create_dataset(f, name, ft, 1, dims + 1);
+    sr_status st = SR_OK;
+    if (ds < 0) {
+        st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create %s", path, name);
+    } else {
+        hid_t fs = H5Dget_space(ds);
+        if (c->rank != 0 || n == 0) H5Sselect_none(fs);
+        hid_t ms = H5Screate_simple(1, (hsize_t[]){(hsize_t)(n ? n : 1)}, NULL);
+        if (c->rank != 0 || n == 0) H5Sselect_none(ms);
+        if (H5Dwrite(ds, mt, ms, fs, dxpl, all) < 0 || write_attr_str(ds, "sha256", hex) < 0)
+            st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write %s", path, name);
+        H5Sclose(ms);
+        H5Sclose(fs);
+        H5Dclose(ds);
+    }
+    free(all);
+    return st;
+}
+
+/* Table rows in two halves with the fault hook between them, so an injected
+ * kill leaves a genuinely half-written table. */
+static sr_status save_table(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const sr_ckpt_table *t,
+                            sr_fault *fault, sr_error *err)
+{
+    hsize_t dims[2] = {(hsize_t)t->global_rows, (hsize_t)t->d};
+    hid_t ds = create_dataset(f, t->name, H5T_IEEE_F32LE, 2, dims);
+    if (ds < 0) SR_FAIL(err, SR_ERR_IO, "%s: cannot create dataset %s", path, t->name);
+    static const float dummy[1] = {0};
+    const float *src = t->local_rows ? t->data : dummy;
+    int64_t half = t->local_rows / 2;
+    int bad = 0;
+    for (int part = 0; part < 2 && !bad; part++) {
+        int64_t k0 = part ? half : 0, k1 = part ? t->local_rows : half;
+        hid_t fs = H5Dget_space(ds);
+        select_rows(fs, t, c->rank, k0, k1);
+        hid_t ms = mem_rows(t, k0, k1);
+        bad |= H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, src) < 0;
+        H5Sclose(ms);
+        H5Sclose(fs);
+        if (part == 0 && sr_fault_hit(fault, SR_FAULT_CKPT_WRITE, c->rank, path, err) != SR_OK) {
+            H5Dclose(ds);
+            return err->code;
+        }
+    }
+    H5Dclose(ds);
+    if (bad) SR_FAIL(err, SR_ERR_IO, "%s: writing the rows of %s failed", path, t->name);
+    return SR_OK;
+}
+
+/* Checksums of one table: rank b mod P hashes block b from the file (after
+ * the flush, so every rank's rows are there) and writes its digest. */
+static sr_status save_checksums(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const sr_ckpt_table *t,
+                                sr_error *err)
+{
+    char csn[NAME_MAX_LEN + 32];
+    checksum_name(t->name, csn, sizeof csn);
+    int64_t nb = nblocks_of(t->global_rows);
+    hsize_t dims[2] = {(hsize_t)nb, 32};
+    hid_t cs = create_dataset(f, csn, H5T_STD_U8LE, 2, dims);
+    hid_t ds = H5Dopen2(f, t->name, H5P_DEFAULT);
+    float *buf = malloc((size_t)SR_CKPT_BLOCK_ROWS * (size_t)(t->d > 0 ? t->d : 1) * sizeof(float));
+    sr_status st = SR_OK;
+    if (cs < 0 || ds < 0 || !buf)
+        st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create checksums of %s", path, t->name);
+    for (int64_t b = c->rank; st == SR_OK && b < nb; b += c->size) {
+        int64_t r0 = b * SR_CKPT_BLOCK_ROWS;
+        int64_t r1 = r0 + SR_CKPT_BLOCK_ROWS < t->global_rows ? r0 + SR_CKPT_BLOCK_ROWS : t->global_rows;
+        uint8_t dig[32];
+        if (hash_rows(ds, dxpl, r0, r1, t->d, buf, dig) < 0 || digest_io(cs, dxpl, b, dig, 1) < 0)
+            st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: %s: cannot checksum block %lld", path, t->name,
+                              (long long)b);
+    }
+    free(buf);
+    if (ds >= 0) H5Dclose(ds);
+    if (cs >= 0) H5Dclose(cs);
+    return st;
+}
+
+/* Same arguments on every rank, or HDF5's collective metadata calls diverge. */
+static sr_status check_args(const sr_comm *c, const char *path, const sr_ckpt_table *tables, int ntables,
+                            const sr_ckpt_state *state, int nstate, sr_error *err)
+{
+    for (int i = 0; i < ntables; i++) {
+        const sr_ckpt_table *t = &tables[i];
+        if (!valid_name(t->name, 1))
+            SR_FAIL(err, SR_ERR_INTERNAL, "%s: bad table name '%s'", path, t->name ? t->name : "(null)");
+        if (t->global_rows < 0 || t->d < 0 || t->local_rows < 0 || t->local_rows > t->global_rows)
+            SR_FAIL(err, SR_ERR_INTERNAL, "%s: %s: bad shape (%lld local of %lld rows, d %lld)", path, t->name,
+                    (long long)t->local_rows, (long long)t->global_rows, (long long)t->d);
+        if (t->local_rows && !t->data) SR_FAIL(err, SR_ERR_INTERNAL, "%s: %s: no data", path, t->name);
+    }
+    for (int i = 0; i < nstate; i++)
+        if (!valid_name(state[i].name, 0) || state[i].count < 0 || (state[i].count && !state[i].data))
+            SR_FAIL(err, SR_ERR_INTERNAL, "%s: bad state entry '%s'", path, state[i].name ? state[i].name : "(null)");
+    return SR_OK;
+}
+
+sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *info, const sr_ckpt_table *tables,
+                       int ntables, const sr_ckpt_state *state, int nstate, sr_fault *fault, sr_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    char tmp[1100];
-    snprintf(tmp, sizeof tmp, "%s.tmp", path);
-    hid_t fapl = open_fapl(c);
-    hid_t f = H5Fcreate(tmp, H5F_ACC_TRUNC, H5P_DEFAULT, fapl);
-    H5Pclose(fapl);
-    if (f < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create checkpoint file", tmp);
+    check_args(c, path, tables, ntables, state, nstate, err);
     SR_TRY(sr_comm_agree(c, err));
+    hid_t fapl = open_fapl(c);
+    hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
+    H5Pset_obj_track_times(fcpl, 0);
+    hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
+    H5Pclose(fcpl);
+    H5Pclose(fapl);
+    if (f < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create checkpoint file", path);
+    if (sr_comm_agree(c, err) != SR_OK) {
+        if (f >= 0) H5Fclose(f);
+        H5Eclear2(H5E_DEFAULT);
+        return err->code;
+    }
 
-    int bad = 0;
+    /* Table list attribute: names joined by '\n'. */
+    size_t need = 1;
+    for (int i = 0; i < ntables; i++) need += strlen(tables[i].name) + 1;
+    char *list = calloc(need, 1);
+    for (int i = 0; list && i < ntables; i++) {
+        strcat(list, tables[i].name);
+        if (i + 1 < ntables) strcat(list, "\n");
+    }
+    int bad = !list;
     bad |= write_attr_str(f, "softrec_format", SR_CKPT_FORMAT) < 0;
     bad |= write_attr_i64(f, "format_version", SR_CKPT_VERSION) < 0;
     bad |= write_attr_i64(f, "step", info->step) < 0;
@@ -135,116 +434,210 @@ sr_status sr_ckpt_write(const sr_comm *c, const char *path, const sr_ckpt_info *
     bad |= write_attr_str(f, "dataset", info->dataset) < 0;
     bad |= write_attr_str(f, "dataset_sha256", info->dataset_sha256) < 0;
     bad |= write_attr_str(f, "config", info->config_ini ? info->config_ini : "") < 0;
+    bad |= write_attr_i64(f, "checksum_block_rows", SR_CKPT_BLOCK_ROWS) < 0;
+    bad |= write_attr_str(f, "tables", list ? list : "") < 0;
+    free(list);
+    if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write checkpoint attributes", path);
+
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     /* Independent transfers: each rank moves its own disjoint rows, and Open
      * MPI 4.1's default ompio returned wrong data for some collective reads. */
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT);
-    for (int i = 0; i < ntables && !bad; i++) {
-        const sr_ckpt_table *t = &tables[i];
-        ensure_groups(f, t->name);
-        hsize_t dims[2] = {(hsize_t)t->global_rows, (hsize_t)t->d};
-        hid_t fs = H5Screate_simple(2, dims, NULL);
-        /* No object timestamps: the same model gives the same file bytes. */
-        hid_t dcpl = H5Pcreate(H5P_DATASET_CREATE);
-        H5Pset_obj_track_times(dcpl, 0);
-        hid_t ds = H5Dcreate2(f, t->name, H5T_IEEE_F32LE, fs, H5P_DEFAULT, dcpl, H5P_DEFAULT);
-        H5Pclose(dcpl);
-        if (ds < 0) {
-            bad = 1;
-            H5Sclose(fs);
-            break;
+    /* Dataset creation is collective: every rank creates every table even
+     * after a local error, and the verdict is agreed once at the end. */
+    for (int i = 0; i < ntables; i++) {
+        if (err->code != SR_OK) {
+            hsize_t dims[2] = {(hsize_t)tables[i].global_rows, (hsize_t)tables[i].d};
+            hid_t ds = create_dataset(f, tables[i].name, H5T_IEEE_F32LE, 2, dims);
+            if (ds >= 0) H5Dclose(ds);
+            continue;
         }
-        select_rows(fs, t, c->rank);
-        hsize_t mdims[2] = {(hsize_t)(t->local_rows ? t->local_rows : 1), (hsize_t)t->d};
-        hid_t ms = H5Screate_simple(2, mdims, NULL);
-        if (t->local_rows == 0) H5Sselect_none(ms);
-        static const float dummy[1] = {0};
-        bad |= H5Dwrite(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, t->local_rows ? t->data : dummy) < 0;
-        H5Sclose(ms);
-        H5Sclose(fs);
-        H5Dclose(ds);
+        save_table(c, f, dxpl, path, &tables[i], fault, err);
+    }
+    /* sync, barrier, sync: every rank's rows are visible to every reader. */
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
+    MPI_Barrier(c->comm);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
+    for (int i = 0; i < ntables; i++) {
+        sr_error scratch;
+        sr_error_clear(&scratch);
+        save_checksums(c, f, dxpl, path, &tables[i], err->code == SR_OK ? err : &scratch);
+    }
+    for (int i = 0; i < nstate; i++) {
+        sr_error scratch;
+        sr_error_clear(&scratch);
+        save_state(c, f, dxpl, path, &state[i], err->code == SR_OK ? err : &scratch);
     }
     H5Pclose(dxpl);
-    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) bad = 1;
-    if (H5Fclose(f) < 0) bad = 1;
-    if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: writing the checkpoint failed", tmp);
-    if (sr_comm_agree(c, err) != SR_OK) {
-        if (c->rank == 0) remove(tmp);
-        return err->code;
-    }
-    /* Every rank's rows are on disk: commit by rename (atomic on POSIX). */
-    if (c->rank == 0 && rename(tmp, path) != 0)
-        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot rename the checkpoint into place", path);
+    if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
+    if (H5Fclose(f) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: close failed", path);
+    H5Eclear2(H5E_DEFAULT);
     return sr_comm_agree(c, err);
 }
 
-sr_status sr_ckpt_read(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables,
-                       sr_ckpt_info *info, sr_error *err)
+/* ---- load ----------------------------------------------------------------- */
+
+static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, sr_ckpt_state *s, sr_error *err)
+{
+    char name[NAME_MAX_LEN + 16];
+    snprintf(name, sizeof name, "/state/%s", s->name);
+    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+    if (ds < 0) {
+        H5Eclear2(H5E_DEFAULT);
+        SR_FAIL(err, SR_ERR_DATA, "%s: missing dataset %s", path, name);
+    }
+    hid_t sp = H5Dget_space(ds), ft = H5Dget_type(ds);
+    hsize_t dims[2] = {0, 0};
+    int nd = H5Sget_simple_extent_ndims(sp);
+    if (nd >= 1 && nd <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+    int is_u = H5Tget_sign(ft) == H5T_SGN_NONE;
+    H5Tclose(ft);
+    H5Sclose(sp);
+    sr_status st = SR_OK;
+    int64_t rows = nd == 2 ? (int64_t)dims[0] : 1, cnt = nd == 2 ? (int64_t)dims[1] : (int64_t)dims[0];
+    uint64_t *all = NULL;
+    if (is_u != (s->type == SR_CKPT_U64))
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s, expected %s", path, name,
+                          is_u ? "uint64" : "int64", s->type == SR_CKPT_U64 ? "uint64" : "int64");
+    else if (nd != (s->per_rank ? 2 : 1))
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s state, expected %s", path, name,
+                          nd == 2 ? "per-rank" : "replicated", s->per_rank ? "per-rank" : "replicated");
+    else if (cnt != s->count)
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: %lld values, expected %lld", path, name,
+                          (long long)cnt, (long long)s->count);
+    else if (s->per_rank && rows != c->size)
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                          "%s: %s: per-rank state saved at %lld ranks cannot be loaded at %d ranks", path, name,
+                          (long long)rows, c->size);
+    else if (rows > ((int64_t)1 << 40) / (cnt ? cnt : 1) || !(all = malloc((size_t)(rows * cnt + 1) * 8)))
+        st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: %s: out of memory", path, name);
+    if (st == SR_OK && rows * cnt > 0 &&
+        H5Dread(ds, is_u ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, dxpl, all) < 0)
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot read", path, name);
+    if (st == SR_OK) {
+        char hex[65];
+        char *want = read_attr_str(ds, "sha256");
+        hex_of(all, (size_t)(rows * cnt) * 8, hex);
+        if (!want || strcmp(want, hex) != 0)
+            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: fails its SHA-256 check (damaged file)",
+                              path, name);
+        else
+            memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
+        free(want);
+    }
+    free(all);
+    H5Dclose(ds);
+    H5Eclear2(H5E_DEFAULT);
+    return st;
+}
+
+/* Open, check format and version (1 or 2). Agreed. */
+static sr_status open_checked(const sr_comm *c, const char *path, hid_t *fout, int64_t *ver, sr_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
-    hid_t fapl = open_fapl(c);
+    *fout = H5I_INVALID_HID;
+    hid_t fapl = H5Pcreate(H5P_FILE_ACCESS);
+    H5Pset_fapl_mpio(fapl, c->comm, MPI_INFO_NULL);
     hid_t f = H5Fopen(path, H5F_ACC_RDONLY, fapl);
     H5Pclose(fapl);
+    H5Eclear2(H5E_DEFAULT);
     if (f < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot open checkpoint (missing or not HDF5)", path);
-    SR_TRY(sr_comm_agree(c, err));
+    if (sr_comm_agree(c, err) != SR_OK) {
+        if (f >= 0) H5Fclose(f);
+        return err->code;
+    }
     char *fmt = read_attr_str(f, "softrec_format");
-    int64_t ver = 0;
+    *ver = 0;
     if (!fmt || strcmp(fmt, SR_CKPT_FORMAT))
         sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: not a softrec checkpoint (attribute softrec_format)", path);
-    else if (read_attr_i64(f, "format_version", &ver) < 0 || ver != SR_CKPT_VERSION)
+    else if (read_attr_i64(f, "format_version", ver) < 0 || *ver < 1 || *ver > SR_CKPT_VERSION)
         sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
-                     "%s: checkpoint format_version %lld is not supported (this softrec reads %d)", path,
-                     (long long)ver, SR_CKPT_VERSION);
-    free(fmt);
-    for (int i = 0; i < ntables && err->code == SR_OK; i++) {
-        const sr_ckpt_table *t = &tables[i];
-        if (H5Lexists(f, t->name, H5P_DEFAULT) <= 0) {
-            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: missing dataset %s", path, t->name);
-            break;
-        }
-        hid_t ds = H5Dopen2(f, t->name, H5P_DEFAULT);
-        hid_t fs = H5Dget_space(ds);
-        hid_t ty = H5Dget_type(ds);
-        hsize_t dims[2] = {0, 0};
-        int nd = H5Sget_simple_extent_ndims(fs);
-        if (nd == 2) H5Sget_simple_extent_dims(fs, dims, NULL);
-        if (H5Tget_class(ty) != H5T_FLOAT)
-            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: not a floating-point dataset", path, t->name);
-        else if (nd != 2 || dims[0] != (hsize_t)t->global_rows || dims[1] != (hsize_t)t->d)
-            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
-                         "%s: %s: shape %llux%llu, expected %lldx%lld", path, t->name,
-                         (unsigned long long)dims[0], (unsigned long long)dims[1],
-                         (long long)t->global_rows, (long long)t->d);
-        H5Tclose(ty);
-        H5Sclose(fs);
-        H5Dclose(ds);
+                     "%s: checkpoint format_version %lld is not supported (this softrec reads 1 to %d)", path,
+                     (long long)*ver, SR_CKPT_VERSION);
+    else if (*ver >= 2) {
+        int64_t br = 0;
+        if (read_attr_i64(f, "checksum_block_rows", &br) < 0 || br != SR_CKPT_BLOCK_ROWS)
+            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: checksum_block_rows %lld, expected %d", path,
+                         (long long)br, SR_CKPT_BLOCK_ROWS);
     }
+    free(fmt);
+    H5Eclear2(H5E_DEFAULT);
+    if (sr_comm_agree(c, err) != SR_OK) {
+        H5Fclose(f);
+        return err->code;
+    }
+    *fout = f;
+    return SR_OK;
+}
+
+sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables, sr_ckpt_state *state,
+                       int nstate, sr_ckpt_info *info, sr_fault *fault, sr_error *err)
+{
+    hid_t f;
+    int64_t ver;
+    SR_TRY(open_checked(c, path, &f, &ver, err));
+    if (ver < 2 && nstate > 0)
+        sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                     "%s: format_version 1 checkpoint holds no training state (needed: /state/%s); it can only "
+                     "initialise a model (train.init)", path, state[0].name);
+    /* Schema of the untrusted file before any bulk read. */
+    int nobj = 2 * ntables + nstate;
+    sr_h5check_obj *objs = calloc((size_t)(nobj ? nobj : 1), sizeof *objs);
+    char (*names)[NAME_MAX_LEN + 32] = calloc((size_t)(nobj ? nobj : 1), sizeof *names);
+    if (!objs || !names) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
+    int k = 0;
+    for (int i = 0; objs && names && i < ntables; i++) {
+        const sr_ckpt_table *t = &tables[i];
+        objs[k++] = (sr_h5check_obj){t->name, 1, SR_H5_FLOAT, ver >= 2 ? 4 : 0, ver >= 2 ? 4 : 0, 2,
+                                     {t->global_rows, t->d}, -1, NULL};
+        if (ver >= 2) {
+            checksum_name(t->name, names[k], sizeof names[k]);
+            objs[k] = (sr_h5check_obj){names[k], 1, SR_H5_INTEGER, 1, 1, 2, {nblocks_of(t->global_rows), 32}, -1, NULL};
+            k++;
+        }
+    }
+    for (int i = 0; objs && names && ver >= 2 && i < nstate; i++) {
+        snprintf(names[k], sizeof names[k], "/state/%s", state[i].name);
+        objs[k++] = (sr_h5check_obj){names[k - 1], 1, SR_H5_INTEGER, 8, 8, -1, {-1, -1}, -1, NULL};
+    }
+    if (sr_comm_agree(c, err) == SR_OK) sr_h5check_run(c, f, path, objs, k, err);
+    free(objs);
+    free(names);
     if (sr_comm_agree(c, err) != SR_OK) {
         H5Fclose(f);
         return err->code;
     }
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    /* Independent transfers: each rank moves its own disjoint rows, and Open
-     * MPI 4.1's default ompio returned wrong data for some collective reads. */
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT);
+    /* Every block of every requested table, verified whole before any row
+     * is trusted. */
+    for (int i = 0; ver >= 2 && i < ntables && err->code == SR_OK; i++)
+        verify_table(c, f, dxpl, path, tables[i].name, tables[i].global_rows, tables[i].d, err);
+    if (err->code == SR_OK) sr_fault_hit(fault, SR_FAULT_CKPT_READ, c->rank, path, err);
+    if (sr_comm_agree(c, err) != SR_OK) {
+        H5Pclose(dxpl);
+        H5Fclose(f);
+        return err->code;
+    }
     int bad = 0;
     for (int i = 0; i < ntables; i++) {
         const sr_ckpt_table *t = &tables[i];
         hid_t ds = H5Dopen2(f, t->name, H5P_DEFAULT);
         hid_t fs = H5Dget_space(ds);
-        select_rows(fs, t, c->rank);
-        hsize_t mdims[2] = {(hsize_t)(t->local_rows ? t->local_rows : 1), (hsize_t)t->d};
-        hid_t ms = H5Screate_simple(2, mdims, NULL);
+        select_rows(fs, t, c->rank, 0, t->local_rows);
+        hid_t ms = mem_rows(t, 0, t->local_rows);
         float dummy[1];
-        if (t->local_rows == 0) H5Sselect_none(ms);
         bad |= H5Dread(ds, H5T_NATIVE_FLOAT, ms, fs, dxpl, t->local_rows ? t->data : dummy) < 0;
         H5Sclose(ms);
         H5Sclose(fs);
         H5Dclose(ds);
     }
+    if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: reading the checkpoint tables failed", path);
+    for (int i = 0; i < nstate && err->code == SR_OK; i++) load_state(c, f, dxpl, path, &state[i], err);
     H5Pclose(dxpl);
     if (info) {
         memset(info, 0, sizeof *info);
+        info->format_version = (int)ver;
         read_attr_i64(f, "step", &info->step);
         read_attr_i64(f, "epoch", &info->epoch);
         read_attr_i64(f, "num_users", &info->num_users);
@@ -259,6 +652,71 @@ sr_status sr_ckpt_read(const sr_comm *c, const char *path, sr_ckpt_table *tables
         info->config_ini = read_attr_str(f, "config");
     }
     H5Fclose(f);
-    if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: reading the checkpoint tables failed", path);
+    H5Eclear2(H5E_DEFAULT);
+    sr_status st = sr_comm_agree(c, err);
+    if (st != SR_OK && info) {
+        free(info->config_ini);
+        info->config_ini = NULL;
+    }
+    return st;
+}
+
+/* Every table named in the `tables` attribute and every /state entry. */
+sr_status sr_ckpt_verify(const sr_comm *c, const char *path, sr_error *err)
+{
+    hid_t f;
+    int64_t ver;
+    SR_TRY(open_checked(c, path, &f, &ver, err));
+    if (ver < 2) sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: format_version 1 has no checksums", path);
+    char *list = ver >= 2 ? read_attr_str(f, "tables") : NULL;
+    if (ver >= 2 && !list) sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute tables missing", path);
+    sr_h5check_scan(f, path, err);
+    if (sr_comm_agree(c, err) != SR_OK) {
+        free(list);
+        H5Fclose(f);
+        return err->code;
+    }
+    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
+    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT);
+    for (char *name = list, *next; name && *name && err->code == SR_OK; name = next) {
+        next = strchr(name, '\n');
+        if (next) *next++ = '\0';
+        else next = name + strlen(name);
+        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
+        hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
+        hsize_t dims[2] = {0, 0};
+        if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
+            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: missing or not a 2-D table", path, name);
+        if (sp >= 0) H5Sclose(sp);
+        if (ds >= 0) H5Dclose(ds);
+        if (err->code == SR_OK) verify_table(c, f, dxpl, path, name, (int64_t)dims[0], (int64_t)dims[1], err);
+    }
+    free(list);
+    H5Pclose(dxpl);
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
     return sr_comm_agree(c, err);
+}
+
+/* ---- compatibility ---------------------------------------------------------- */
+
+sr_status sr_ckpt_write(const sr_comm *c, const char *path, const sr_ckpt_info *info,
+                        const sr_ckpt_table *tables, int ntables, sr_error *err)
+{
+    char tmp[1100];
+    snprintf(tmp, sizeof tmp, "%s.tmp", path);
+    if (sr_ckpt_save(c, tmp, info, tables, ntables, NULL, 0, NULL, err) != SR_OK) {
+        if (c->rank == 0) remove(tmp);
+        return err->code;
+    }
+    /* Every rank's rows are on disk: commit by rename (atomic on POSIX). */
+    if (c->rank == 0 && rename(tmp, path) != 0)
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot rename the checkpoint into place", path);
+    return sr_comm_agree(c, err);
+}
+
+sr_status sr_ckpt_read(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables,
+                       sr_ckpt_info *info, sr_error *err)
+{
+    return sr_ckpt_load(c, path, tables, ntables, NULL, 0, info, NULL, err);
 }

@@ -1,16 +1,40 @@
-/* checkpoint.h: model files in global id order (DESIGN.md section 4).
+/* checkpoint.h: one checkpoint file, layout-independent (DESIGN.md section 4).
  *
- * A checkpoint is one HDF5 file, layout-independent: each table is stored
- * whole (global rows x d float32) in global id order, whatever the rank count
- * and shard layout that wrote it, so it reloads at any rank count and outside
+ * A checkpoint is one HDF5 file. Every table is stored whole (global rows x d
+ * float32) in global id order, whatever the rank count and shard layout that
+ * wrote it, so it reloads at any rank count (resharding on load) and outside
  * tools (h5py, another trainer) can read it or hand softrec starting weights
- * (train.init). Root attributes: softrec_format = "softrec-checkpoint",
- * format_version, step, epoch, num_users, num_items, dim, dataset,
- * dataset_sha256, config (the resolved config as INI text).
+ * (train.init). Format version 2:
+ *   /                     attributes, in this order: softrec_format =
+ *                         "softrec-checkpoint", format_version = 2, step,
+ *                         epoch, num_users, num_items, dim, dataset,
+ *                         dataset_sha256, config (resolved INI text),
+ *                         checksum_block_rows, tables ('\n'-joined names)
+ *   <table name>          float32 [global_rows, d], e.g. /model/item_embedding,
+ *                         /optim/item_embedding/m (any names the caller picks)
+ *   /checksums<name>      uint8 [ceil(global_rows / 4096), 32]: SHA-256 of
+ *                         each block of 4096 rows (the rows' little-endian
+ *                         float32 bytes, row-major); the block size does not
+ *                         depend on the rank count, so any reader can verify
+ *   /state/<name>         int64 or uint64 [count] (replicated) or
+ *                         [ranks, count] (per rank), attribute sha256 (hex of
+ *                         the dataset's bytes)
+ * Version 1 files (model tables only, no checksums, no state) still load
+ * their tables (train.init of older runs).
  *
- * Writing is collective: every rank writes its rows into "<path>.tmp" with
- * MPI-IO, the file is flushed and closed, ranks agree that all succeeded, and
- * rank 0 renames it into place, so a reader never sees a half-written file.
+ * Integrity: files are written with HDF5 1.8 format bounds, so HDF5 checksums
+ * its own metadata (object headers, attributes); table rows are covered by
+ * the block digests, state by its sha256 attributes. On load every block of
+ * every requested table is verified whole, exactly once in total: rank
+ * b mod P reads block b entirely, hashes it and compares (a rank's own rows
+ * are then read separately), and the verdicts are agreed, so no rank keeps
+ * rows from a file with any bad block in a requested table. A mismatch is
+ * SR_ERR_DATA naming the file, the table and the block. The whole-file
+ * digest that also covers padding lives beside committed files (ckpt_dir.h).
+ *
+ * Same contents, same rank count: the same bytes (no object timestamps,
+ * fixed attribute and object order). Transfers are independent MPI-IO
+ * (Open MPI 4.1's ompio returned wrong data for some collective reads).
  */
 #ifndef SR_IO_CHECKPOINT_H
 #define SR_IO_CHECKPOINT_H
@@ -20,14 +44,17 @@
 #include "comm/comm.h"
 #include "comm/shard.h"
 #include "core/error.h"
+#include "io/fault.h"
 
 #define SR_CKPT_FORMAT "softrec-checkpoint"
-#define SR_CKPT_VERSION 1
+#define SR_CKPT_VERSION 2
+#define SR_CKPT_BLOCK_ROWS 4096 /* rows per checksum block, fixed for all rank counts */
 
 /* One table's local part. Global row of local row k: sr_shard_global(map,
- * rank, k) when map is set, else first_global + k. */
+ * rank, k) when map is set, else first_global + k. data is read-only on
+ * save. */
 typedef struct sr_ckpt_table {
-    const char *name;     /* HDF5 path, e.g. "/model/item_embedding" */
+    const char *name;     /* HDF5 path, e.g. "/model/item_embedding" (< 200 chars) */
     float *data;          /* local_rows x d */
     int64_t local_rows;
     int64_t global_rows;
@@ -36,21 +63,57 @@ typedef struct sr_ckpt_table {
     int64_t first_global;
 } sr_ckpt_table;
 
+typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1 } sr_ckpt_vtype;
+
+/* A named piece of training state: count int64 or uint64 values (step,
+ * epoch, data cursor, RNG counters, LR schedule position, ...).
+ * per_rank = 0: replicated, identical on every rank (checked on save:
+ *   SR_ERR_INTERNAL otherwise); every rank gets the values on load, at any
+ *   rank count.
+ * per_rank = 1: each rank has its own count values, stored as [ranks, count];
+ *   loading at another rank count is SR_ERR_DATA (it cannot be resharded). */
+typedef struct sr_ckpt_state {
+    const char *name; /* stored as /state/<name>; letters, digits, '_', '-', '/' */
+    sr_ckpt_vtype type;
+    void *data;       /* int64_t[count] or uint64_t[count] */
+    int64_t count;
+    int per_rank;
+} sr_ckpt_state;
+
 typedef struct sr_ckpt_info {
     int64_t step, epoch;
     int64_t num_users, num_items, dim;
     char dataset[1024];
     char dataset_sha256[72];
     char *config_ini; /* write: the text; read: malloc'ed, caller frees */
+    int format_version; /* read: the file's version */
 } sr_ckpt_info;
 
-/* Collective write with the commit protocol above. */
+/* Collective: write path directly (create or truncate; no commit step: use
+ * ckpt_dir.h or sr_ckpt_write for that). Tables, checksums, state, info.
+ * fault (may be NULL) sees SR_FAULT_CKPT_WRITE halfway through each table.
+ * Errors are agreed; a failed write may leave a partial file at path. */
+sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *info, const sr_ckpt_table *tables,
+                       int ntables, const sr_ckpt_state *state, int nstate, sr_fault *fault, sr_error *err);
+
+/* Collective read: schema check of the untrusted file (h5check.h), format
+ * and version, every table's shape, block checksums (version 2), then each
+ * rank reads its rows, and every state entry (must exist with the given
+ * type and count). info may be NULL. fault sees SR_FAULT_CKPT_READ before
+ * the rows are read. Errors are agreed across ranks. */
+sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables, sr_ckpt_state *state,
+                       int nstate, sr_ckpt_info *info, sr_fault *fault, sr_error *err);
+
+/* Collective: verify every table listed in the file and every state entry
+ * against their digests, without loading anything (version 2 only). */
+sr_status sr_ckpt_verify(const sr_comm *c, const char *path, sr_error *err);
+
+/* Compatibility (train.c, tests): sr_ckpt_save into "<path>.tmp", agree,
+ * rank 0 renames it to path; no state. */
 sr_status sr_ckpt_write(const sr_comm *c, const char *path, const sr_ckpt_info *info,
                         const sr_ckpt_table *tables, int ntables, sr_error *err);
 
-/* Collective read: validates format, version and every table's shape
- * (global_rows x d must match), then each rank reads its rows. info may be
- * NULL. Errors are agreed across ranks. */
+/* Compatibility: sr_ckpt_load without state or fault. */
 sr_status sr_ckpt_read(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables,
                        sr_ckpt_info *info, sr_error *err);
 

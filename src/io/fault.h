@@ -1,0 +1,65 @@
+/* fault.h: fault injection for the checkpoint I/O path (tests only).
+ *
+ * Contract
+ *  - A fault is described by the environment variable
+ *        SOFTREC_FAULT="phase[@rank][#nth]"
+ *    phase: one of the names below; @rank: only that rank (default: every
+ *    rank); #nth: fire on the nth time the phase is reached on that rank
+ *    (1-based, default 1), once. SOFTREC_FAULT_ACTION=kill (default) makes
+ *    the rank raise SIGKILL on itself; =error makes the hook return SR_ERR_IO
+ *    ("injected fault ...") so the error path runs. Examples:
+ *        SOFTREC_FAULT=ckpt_write@1        rank 1 dies in the middle of a table
+ *        SOFTREC_FAULT=ckpt_read#2 SOFTREC_FAULT_ACTION=error
+ *  - sr_fault_from_env parses once into a struct the caller owns (no
+ *    globals); sr_fault_hit counts hits in that struct. A NULL sr_fault or an
+ *    unset variable means no fault. A malformed spec is SR_ERR_CONFIG.
+ *  - Phases (where the hook sits):
+ *        ckpt_write          after the first half of a table's rows are written
+ *        ckpt_before_commit  all ranks wrote and agreed, nothing renamed yet
+ *        ckpt_after_rename   the file is renamed into place, `latest` not updated
+ *        ckpt_read           before a rank reads table rows on load
+ *        ckpt_latest         rank 0, before `latest.tmp` is written
+ */
+#ifndef SR_IO_FAULT_H
+#define SR_IO_FAULT_H
+
+#include <stdint.h>
+
+#include "core/error.h"
+
+typedef enum sr_fault_phase {
+    SR_FAULT_NONE = 0,
+    SR_FAULT_CKPT_WRITE,
+    SR_FAULT_CKPT_BEFORE_COMMIT,
+    SR_FAULT_CKPT_AFTER_RENAME,
+    SR_FAULT_CKPT_READ,
+    SR_FAULT_CKPT_LATEST,
+    SR_FAULT_PHASE_COUNT
+} sr_fault_phase;
+
+typedef enum sr_fault_action { SR_FAULT_KILL = 0, SR_FAULT_ERROR = 1 } sr_fault_action;
+
+typedef struct sr_fault {
+    sr_fault_phase phase; /* SR_FAULT_NONE: disabled */
+    int rank;             /* -1: every rank */
+    int64_t nth;          /* fire on this hit (1-based) */
+    int64_t hits;         /* times the phase was reached on this rank */
+    sr_fault_action action;
+} sr_fault;
+
+/* Parse spec ("phase[@rank][#nth]", NULL or "" = none) and action ("kill",
+ * "error", NULL = kill). */
+sr_status sr_fault_parse(sr_fault *f, const char *spec, const char *action, sr_error *err);
+
+/* sr_fault_parse(getenv("SOFTREC_FAULT"), getenv("SOFTREC_FAULT_ACTION")). */
+sr_status sr_fault_from_env(sr_fault *f, sr_error *err);
+
+/* "ckpt_write", ... ("none" for SR_FAULT_NONE). */
+const char *sr_fault_phase_name(sr_fault_phase p);
+
+/* The hook: count a hit of phase p on rank; when the fault fires, kill the
+ * process (never returns) or record SR_ERR_IO naming `where` and the phase
+ * and return it. f may be NULL. Not collective. */
+sr_status sr_fault_hit(sr_fault *f, sr_fault_phase p, int rank, const char *where, sr_error *err);
+
+#endif
