@@ -44,6 +44,7 @@ static sr_status allreduce_chunked(const sr_comm *c, void *v, int64_t n, size_t 
                                    MPI_Op op, int64_t cap, const char *what, sr_error *err)
 {
     if (n < 0) SR_FAIL(err, SR_ERR_INTERNAL, "%s: negative length %lld", what, (long long)n);
+    sr_comm_count(c, n * (int64_t)elem);
     for (int64_t off = 0; off < n; off += cap) {
         int cnt = (int)(n - off < cap ? n - off : cap); /* <= cap <= INT_MAX */
         SR_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)off * elem, cnt, t, op, c->comm), what);
@@ -124,6 +125,7 @@ sr_status sr_comm_allreduce_sum_i64(const sr_comm *c, int64_t *v, int64_t n, sr_
 
 sr_status sr_comm_allgather_i64(const sr_comm *c, int64_t mine, int64_t *all, sr_error *err)
 {
+    sr_comm_count(c, (int64_t)sizeof mine);
     SR_MPI(MPI_Allgather(&mine, 1, MPI_INT64_T, all, 1, MPI_INT64_T, c->comm), "MPI_Allgather (int64)");
     return SR_OK;
 }
@@ -198,6 +200,7 @@ static sr_status allgather_rows_impl(const sr_comm *c, const float *send, const 
     const char *what = "allgather_rows";
     int64_t total = 0;
     SR_TRY(row_layout(c, rows, d, s->count, s->displ, &total, what, err));
+    sr_comm_count(c, s->count[c->rank] * (int64_t)sizeof(float));
     if (total <= cap) {
         SR_TRY(narrow_all(c, s->count, s->displ, s->icount, s->idispl, what, err));
         SR_MPI(MPI_Allgatherv(send, s->icount[c->rank], MPI_FLOAT, recv, s->icount, s->idispl,
@@ -244,6 +247,7 @@ static sr_status reduce_scatter_impl(const sr_comm *c, const float *send, const 
     const char *what = "reduce_scatter_rows";
     int64_t total = 0;
     SR_TRY(row_layout(c, rows, d, s->count, s->displ, &total, what, err));
+    sr_comm_count(c, total * (int64_t)sizeof(float));
     if (total <= cap) {
         SR_TRY(narrow_all(c, s->count, s->displ, s->icount, s->idispl, what, err));
         if (total == 0) return SR_OK; /* nothing anywhere: skip the call (same on all ranks) */
@@ -529,6 +533,7 @@ sr_status sr_exchange_fetch(sr_exchange *x, const float *local_table, int64_t d,
     if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Alltoallv (exchange fetch)", __FILE__, __LINE__);
     for (int64_t i = 0; i < x->n; i++) memcpy(out + i * d, x->buf_mine + x->pos[i] * d, rb);
     x->bytes_sent = bytes_to_others(x, x->recv_count, d);
+    sr_comm_count(&x->c, x->bytes_sent);
     return SR_OK;
 }
 
@@ -563,6 +568,7 @@ sr_status sr_exchange_push(sr_exchange *x, const float *rows, int64_t d, float *
         for (int64_t k = 0; k < d; k++) dst[k] += src[k];
     }
     x->bytes_sent = bytes_to_others(x, x->send_count, d);
+    sr_comm_count(&x->c, x->bytes_sent);
     return SR_OK;
 }
 

@@ -10,6 +10,11 @@ sr_status sr_comm_init(sr_comm *c, MPI_Comm parent, sr_error *err)
         SR_FAIL(err, SR_ERR_MPI, "MPI_Comm_dup failed");
     MPI_Comm_rank(c->comm, &c->rank);
     MPI_Comm_size(c->comm, &c->size);
+    c->stats = calloc(1, sizeof *c->stats);
+    if (!c->stats) {
+        MPI_Comm_free(&c->comm);
+        SR_FAIL(err, SR_ERR_NOMEM, "out of memory for communicator statistics");
+    }
     return SR_OK;
 }
 
@@ -17,6 +22,8 @@ void sr_comm_destroy(sr_comm *c)
 {
     if (c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
     c->comm = MPI_COMM_NULL;
+    free(c->stats);
+    c->stats = NULL;
 }
 
 sr_status sr_comm_agree(const sr_comm *c, sr_error *err)

@@ -18,15 +18,35 @@
 
 #include "core/error.h"
 
+/* Payload bytes this rank contributed to collectives (the data it put in:
+ * an all-reduce of n doubles counts 8n, an all-gather its own block, a
+ * reduce-scatter its whole send buffer, an all-to-all what it sends to the
+ * other ranks). Wire bytes depend on MPI's algorithm (a ring all-reduce
+ * moves 2(P-1)/P of the payload). Nothing is counted on one rank. */
+typedef struct sr_comm_stats {
+    int64_t bytes;
+    int64_t calls;
+} sr_comm_stats;
+
 typedef struct sr_comm {
-    MPI_Comm comm; /* owned duplicate */
+    MPI_Comm comm;        /* owned duplicate */
     int rank;
     int size;
+    sr_comm_stats *stats; /* owned by sr_comm_init; NULL: not counted */
 } sr_comm;
 
 /* Duplicate parent (collective). */
 sr_status sr_comm_init(sr_comm *c, MPI_Comm parent, sr_error *err);
 void sr_comm_destroy(sr_comm *c);
+
+/* Add one collective's payload to c->stats (no-op without stats or P = 1). */
+static inline void sr_comm_count(const sr_comm *c, int64_t bytes)
+{
+    if (c->stats && c->size > 1) {
+        c->stats->bytes += bytes;
+        c->stats->calls++;
+    }
+}
 
 /* Collective: combine per-rank status. Returns SR_OK when no rank failed;
  * otherwise every rank's err holds the lowest failing rank's error (code,

@@ -20,6 +20,7 @@ sr_status sr_comm_allgather_ids(const sr_comm *c, const int64_t *send, const int
         if (st == SR_OK) st = sr_comm_int(off, &dsp[r], "allgather ids: displacement", err);
         off += counts[r];
     }
+    if (st == SR_OK) sr_comm_count(c, counts[c->rank] * (int64_t)sizeof(int64_t));
     if (st == SR_OK &&
         MPI_Allgatherv(send, cnt[c->rank], MPI_INT64_T, recv, cnt, dsp, MPI_INT64_T, c->comm) != MPI_SUCCESS)
         st = sr_error_set(err, SR_ERR_MPI, __FILE__, __LINE__, "MPI_Allgatherv of ids failed");

@@ -374,8 +374,10 @@ static void append_jsonl(const sr_trainer *t, const char *line)
     fclose(f);
 }
 
-sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seconds, sr_error *err)
+sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
 {
+    memset(res, 0, sizeof *res);
+    sr_eval_result *test = &res->test;
     const sr_comm *c = t->c;
     const sr_config *cfg = &t->cfg;
     if (c->rank == 0) make_dirs(cfg->run_dir, err);
@@ -406,7 +408,7 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seco
                 (long long)cfg->train_batch_size);
     double t_train = 0, t_start = sr_time_now();
     double best = -1;
-    int64_t best_epoch = 0;
+    int64_t best_epoch = 0, comm_train = 0;
     for (int64_t epoch = 1; epoch <= cfg->train_epochs; epoch++) {
         double t0 = sr_time_now(), last = t0;
         shuffle_examples(t, epoch);
@@ -415,7 +417,9 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seco
             int64_t lo, hi;
             step_range(t, s, steps, &lo, &hi);
             double loss = 0;
+            int64_t b0 = c->stats ? c->stats->bytes : 0;
             sr_status st = train_step(t, lo, hi, &loss, err);
+            if (c->stats) comm_train += c->stats->bytes - b0;
             if (st == SR_ERR_NUMERIC || st == SR_ERR_DATA) {
                 /* The loss layer returns these on every rank alike. */
                 char msg[SR_ERROR_MSG_MAX + 96];
@@ -458,6 +462,7 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seco
             if (v.ndcg[0] > best) {
                 best = v.ndcg[0];
                 best_epoch = epoch;
+                res->best_valid = v;
             }
             sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld valid ndcg@%lld %.4f recall@%lld %.4f (%.1f s)",
                         (long long)epoch, (long long)v.k[0], v.ndcg[0], (long long)v.k[0], v.recall[0],
@@ -466,7 +471,13 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seco
         snprintf(line + n, sizeof line - (size_t)n, "}");
         append_jsonl(t, line);
     }
-    *train_seconds = t_train;
+    res->train_seconds = t_train;
+    res->epochs = cfg->train_epochs;
+    res->steps = steps * cfg->train_epochs;
+    res->epoch_seconds = cfg->train_epochs > 0 ? t_train / (double)cfg->train_epochs : 0;
+    res->best_epoch = best_epoch;
+    res->num_users = t->meta.num_users;
+    res->num_items = t->meta.num_items;
     char path[SR_CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
     SR_TRY(save_model(t, path, cfg->train_epochs, err));
@@ -476,6 +487,12 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seco
     snprintf(line, sizeof line, "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test\": %s}",
              (long long)t->step, (long long)best_epoch, js);
     append_jsonl(t, line);
+    /* Peak over the whole run (the final evaluation included). */
+    double agg[2] = {(double)sr_mem_process_peak(),
+                     res->steps > 0 ? (double)comm_train / (double)res->steps : 0};
+    SR_TRY(sr_comm_allreduce_max(c, agg, 2, err));
+    res->peak_mem_bytes = (int64_t)agg[0];
+    res->comm_bytes_per_step = (int64_t)(agg[1] + 0.5);
     return SR_OK;
 }
 

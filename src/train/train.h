@@ -36,6 +36,19 @@ typedef struct sr_eval_result {
     double seconds;
 } sr_eval_result;
 
+/* What a run reports (the result row of `softrec train`). */
+typedef struct sr_fit_result {
+    sr_eval_result test;
+    sr_eval_result best_valid;  /* nk == 0 when no validation ran */
+    int64_t best_epoch;         /* epoch of the best validation NDCG (0: none) */
+    int64_t epochs, steps;      /* trained in this run */
+    double train_seconds;       /* sum of epoch times (no evaluation) */
+    double epoch_seconds;       /* mean per epoch */
+    int64_t peak_mem_bytes;     /* max over ranks of the process's peak RSS */
+    int64_t comm_bytes_per_step; /* max over ranks of collective payload bytes per step */
+    int64_t num_users, num_items;
+} sr_fit_result;
+
 typedef struct sr_trainer sr_trainer;
 
 /* Reads cfg->data_path, builds the shard map and the model (random init, or
@@ -44,8 +57,8 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
 void sr_trainer_destroy(sr_trainer **t);
 
 /* Train cfg->train_epochs epochs; writes run_dir/metrics.jsonl (rank 0),
- * run_dir/model.h5 at the end; fills the final test metrics. */
-sr_status sr_trainer_fit(sr_trainer *t, sr_eval_result *test, double *train_seconds, sr_error *err);
+ * run_dir/model.h5 at the end; fills the result (the same on every rank). */
+sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err);
 
 /* Full-ranking evaluation of split (1 = valid, 2 = test) with the user's
  * known items masked (train, and valid when evaluating test). */

@@ -1,6 +1,7 @@
 /* train_cmd.c: "softrec train" and "softrec eval". */
 #include "train/train_cmd.h"
 
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -46,6 +47,77 @@ static sr_status parse_common(int argc, char **argv, int i, sr_config *cfg, int 
     return SR_OK;
 }
 
+/* The result row: one JSON object, the last line on stdout (launch/report
+ * and the slurm studies collect these). */
+static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
+{
+    json_t *row = json_object();
+    json_t *tm = json_object(), *bv = json_object(), *conf = json_object();
+    for (int i = 0; i < res->test.nk; i++) {
+        char key[32];
+        long long k = (long long)res->test.k[i];
+        snprintf(key, sizeof key, "ndcg@%lld", k);
+        json_object_set_new(tm, key, json_real(res->test.ndcg[i]));
+        snprintf(key, sizeof key, "recall@%lld", k);
+        json_object_set_new(tm, key, json_real(res->test.recall[i]));
+        snprintf(key, sizeof key, "precision@%lld", k);
+        json_object_set_new(tm, key, json_real(res->test.precision[i]));
+    }
+    for (int i = 0; i < res->best_valid.nk; i++) {
+        char key[32];
+        long long k = (long long)res->best_valid.k[i];
+        snprintf(key, sizeof key, "ndcg@%lld", k);
+        json_object_set_new(bv, key, json_real(res->best_valid.ndcg[i]));
+        snprintf(key, sizeof key, "recall@%lld", k);
+        json_object_set_new(bv, key, json_real(res->best_valid.recall[i]));
+        snprintf(key, sizeof key, "precision@%lld", k);
+        json_object_set_new(bv, key, json_real(res->best_valid.precision[i]));
+    }
+    size_t nkeys = 0;
+    const sr_config_key *keys = sr_config_table(&nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        char val[SR_CONFIG_PATH_MAX];
+        if (sr_config_get(cfg, keys[i].name, val, sizeof val))
+            json_object_set_new(conf, keys[i].name, json_string(val));
+    }
+    const char *th = getenv("OPENBLAS_NUM_THREADS");
+    json_object_set_new(row, "test", tm);
+    json_object_set_new(row, "best_valid", bv);
+    json_object_set_new(row, "best_epoch", json_integer(res->best_epoch));
+    json_object_set_new(row, "train_seconds", json_real(res->train_seconds));
+    json_object_set_new(row, "epoch_seconds", json_real(res->epoch_seconds));
+    json_object_set_new(row, "epochs", json_integer(res->epochs));
+    json_object_set_new(row, "steps", json_integer(res->steps));
+    json_object_set_new(row, "ranks", json_integer(c->size));
+    json_object_set_new(row, "threads", json_integer(th ? atoi(th) : 0));
+    json_object_set_new(row, "model", json_string(cfg->model_name));
+    json_object_set_new(row, "loss", json_string(cfg->loss_name));
+    json_object_set_new(row, "negatives", json_integer(cfg->loss_negatives));
+    json_object_set_new(row, "proposal", json_string(cfg->loss_proposal));
+    json_object_set_new(row, "dataset", json_string(cfg->data_path));
+    json_object_set_new(row, "num_users", json_integer(res->num_users));
+    json_object_set_new(row, "num_items", json_integer(res->num_items));
+    json_object_set_new(row, "peak_mem_bytes", json_integer(res->peak_mem_bytes));
+    json_object_set_new(row, "comm_bytes_per_step", json_integer(res->comm_bytes_per_step));
+    json_object_set_new(row, "run_dir", json_string(cfg->run_dir));
+    json_object_set_new(row, "version", json_string(SOFTREC_VERSION));
+    json_object_set_new(row, "config", conf);
+    char *txt = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    if (txt) {
+        printf("%s\n", txt);
+        fflush(stdout);
+        char path[SR_CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/result.json", cfg->run_dir);
+        FILE *f = fopen(path, "w");
+        if (f) {
+            fprintf(f, "%s\n", txt);
+            fclose(f);
+        }
+        free(txt);
+    }
+    json_decref(row);
+}
+
 sr_status sr_cmd_train(const sr_comm *c, int argc, char **argv, sr_error *err)
 {
     sr_config cfg;
@@ -70,20 +142,11 @@ sr_status sr_cmd_train(const sr_comm *c, int argc, char **argv, sr_error *err)
     }
     sr_trainer *t = NULL;
     SR_TRY(sr_trainer_create(&t, c, &cfg, err));
-    sr_eval_result test;
-    double secs = 0;
-    sr_status st = sr_trainer_fit(t, &test, &secs, err);
+    sr_fit_result res;
+    sr_status st = sr_trainer_fit(t, &res, err);
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
-    if (c->rank == 0) {
-        char js[1024];
-        sr_eval_result_json(&test, js, sizeof js);
-        printf("{\"test\": %s, \"train_seconds\": %.3f, \"epochs\": %lld, \"ranks\": %d, "
-               "\"model\": \"%s\", \"loss\": \"%s\", \"dataset\": \"%s\", \"run_dir\": \"%s\"}\n",
-               js, secs, (long long)cfg.train_epochs, c->size, cfg.model_name, cfg.loss_name,
-               cfg.data_path, cfg.run_dir);
-        fflush(stdout);
-    }
+    if (c->rank == 0) print_result_row(c, &cfg, &res);
     return SR_OK;
 }
 
