@@ -1,0 +1,4 @@
+# src/loss sampler.h / sampled.h / lse_bias.h: shard-local sampling, ssm, nce,
+# bpr against their float64 twin; chi-square tests of the expected counts.
+sr_add_test(NAME test_sampler SOURCES unit/test_sampler.c LABELS loss)
+sr_add_test(NAME test_sampler_mpi SOURCES mpi/test_sampler_mpi.c MPI LABELS loss)
