@@ -1,0 +1,739 @@
+/* sparsemap.c: distributed thresholds and sparse backward of sparsemax,
+ * alpha-entmax and rankmax (contract and algorithm: sparsemap.h).
+ *
+ * Layout: the pure kernels (map values, stats, threshold search, loss) come
+ * first; then the object, the tiled candidate pass, the search rounds (the
+ * only collectives: one MAX of 3B before, one SUM of 6 x active per round)
+ * and the sparse backward.
+ */
+#include "loss/sparsemap.h"
+
+#include <cblas.h>
+#include <limits.h>
+#include <math.h>
+#include <string.h>
+
+#include "comm/collectives.h"
+#include "core/log.h"
+
+/* ------------------------------------------------------------------------ */
+/* Pure kernels                                                             */
+/* ------------------------------------------------------------------------ */
+
+sr_smap_params sr_smap_params_make(sr_loss_kind kind, double alpha, double tol)
+{
+    sr_smap_params p = {SR_SMAP_SPARSEMAX, 2.0, tol};
+    if (kind == SR_LOSS_RANKMAX) {
+        p.form = SR_SMAP_RANKMAX;
+    } else if (kind == SR_LOSS_ENTMAX) {
+        p.alpha = alpha;
+        if (alpha == 2.0)
+            p.form = SR_SMAP_SPARSEMAX;
+        else if (alpha == 1.5)
+            p.form = SR_SMAP_ENTMAX15;
+        else
+            p.form = SR_SMAP_ENTMAX;
+    }
+    return p;
+}
+
+double sr_smap_phi(const sr_smap_params *p, double u)
+{
+    if (!(u > 0.0)) return 0.0;
+    switch (p->form) {
+    case SR_SMAP_ENTMAX15: return 0.25 * u * u;
+    case SR_SMAP_ENTMAX: return pow((p->alpha - 1.0) * u, 1.0 / (p->alpha - 1.0));
+    default: return u;
+    }
+}
+
+double sr_smap_dphi(const sr_smap_params *p, double u)
+{
+    if (!(u > 0.0)) return 0.0;
+    switch (p->form) {
+    case SR_SMAP_ENTMAX15: return 0.5 * u;
+    case SR_SMAP_ENTMAX: return pow((p->alpha - 1.0) * u, (2.0 - p->alpha) / (p->alpha - 1.0));
+    default: return 1.0;
+    }
+}
+
+double sr_smap_radius(const sr_smap_params *p)
+{
+    return (p->form == SR_SMAP_ENTMAX15 || p->form == SR_SMAP_ENTMAX) ? 1.0 / (p->alpha - 1.0) : 1.0;
+}
+
+void sr_smap_stats_add(const sr_smap_params *p, double x, const float *z, int64_t n, int64_t skip,
+                       sr_smap_stats *st)
+{
+    sr_smap_stats a = *st;
+    for (int64_t j = 0; j < n; j++) {
+        double u = (double)z[j] - x;
+        if (!(u > 0.0) || j == skip) continue;
+        double f = sr_smap_phi(p, u);
+        a.f += f;
+        a.d += sr_smap_dphi(p, u);
+        a.c += 1.0;
+        a.s1 += u;
+        a.s2 += u * u;
+        a.a1 += f * u;
+    }
+    *st = a;
+}
+
+void sr_smap_search_init(sr_smap_search *s, const sr_smap_params *p, double m, double e)
+{
+    memset(s, 0, sizeof *s);
+    s->lo = m - sr_smap_radius(p); /* f(lo) >= 1: the max item alone gives phi(radius) = 1 */
+    s->hi = m;                     /* f(hi) = 0 */
+    /* Below the largest dropped candidate the lists are incomplete: start at
+     * it when it is inside the bracket (one round then tells which side). */
+    s->x = e > s->lo ? e : s->lo;
+}
+
+/* Threshold on the support {z > lo} from the stats there (closed form for
+ * the exact forms, a Newton step otherwise); NAN when it does not exist. */
+static double candidate_(const sr_smap_params *p, double lo, const sr_smap_stats *st)
+{
+    if (!(st->c > 0.0)) return NAN;
+    if (p->form == SR_SMAP_SPARSEMAX) return lo + (st->s1 - 1.0) / st->c;
+    if (p->form == SR_SMAP_ENTMAX15) {
+        /* sum ((u - t)/2)^2 = 1 on the support: c t^2 - 2 s1 t + s2 - 4 = 0,
+         * smaller root, rationalised (t is small near convergence). */
+        double disc = st->s1 * st->s1 - st->c * (st->s2 - 4.0);
+        if (disc >= 0.0) return lo + (st->s2 - 4.0) / (st->s1 + sqrt(disc));
+    }
+    return st->d > 0.0 ? lo + (st->f - 1.0) / st->d : NAN;
+}
+
+static bool finish_(sr_smap_search *s, double tau, const sr_smap_stats *fin)
+{
+    s->tau = tau;
+    s->fin = *fin;
+    s->done = 1;
+    return true;
+}
+
+bool sr_smap_search_next(sr_smap_search *s, const sr_smap_params *p, const sr_smap_stats *at_x)
+{
+    const bool exact = p->form == SR_SMAP_SPARSEMAX || p->form == SR_SMAP_ENTMAX15;
+    s->rounds++;
+    /* Exact forms: the closed form of the support {z > lo} evaluated at
+     * itself keeps the same support, so it is the threshold (Michelot). */
+    if (exact && s->x_is_cand && at_x->c == s->st_lo.c) return finish_(s, s->x, at_x);
+    if (at_x->f >= 1.0) {
+        s->lo = s->x;
+        s->st_lo = *at_x;
+        s->have_lo = 1;
+    } else {
+        s->hi = s->x;
+    }
+    if (!exact && at_x->d > 0.0 && fabs((at_x->f - 1.0) / at_x->d) <= p->tol)
+        return finish_(s, s->x, at_x);
+    double tol = exact ? 1e-13 * fmax(1.0, fabs(s->hi)) : p->tol;
+    if (s->hi - s->lo <= tol || s->rounds >= 200) return finish_(s, s->x, at_x);
+    s->x_is_cand = 0;
+    if (s->have_lo) {
+        double c = candidate_(p, s->lo, &s->st_lo);
+        s->cand = c;
+        /* c <= lo only when f(lo) == 1 up to rounding: lo is the threshold. */
+        if (c <= s->lo) return finish_(s, s->lo, &s->st_lo);
+        if (c < s->hi) {
+            s->x = c;
+            s->x_is_cand = 1;
+            return false;
+        }
+    }
+    double mid = 0.5 * (s->lo + s->hi);
+    if (!(mid > s->lo && mid < s->hi)) return finish_(s, s->x, at_x);
+    s->x = mid;
+    return false;
+}
+
+double sr_smap_loss(const sr_smap_params *p, double tau, const sr_smap_stats *fin, double zt)
+{
+    if (p->form == SR_SMAP_RANKMAX) {
+        /* L = S2 / (2G) + G / 2 over the gaps z_j - z_t > 0 (docs/losses.md). */
+        return fin->s1 > 0.0 ? fin->s2 / (2.0 * fin->s1) + 0.5 * fin->s1 : 0.0;
+    }
+    /* FY loss with Tsallis Omega: sum p (z - tau) (1 - 1/a) + 1/(a(a-1)) + tau - z_t,
+     * p normalised by f (f = 1 for the exact forms up to rounding). */
+    double a = p->alpha;
+    double a1 = fin->a1 / fin->f;
+    return a1 * (1.0 - 1.0 / a) + 1.0 / (a * (a - 1.0)) + (tau - zt);
+}
+
+/* ------------------------------------------------------------------------ */
+/* The object                                                               */
+/* ------------------------------------------------------------------------ */
+
+#define BLOCK_BYTES ((int64_t)2 << 20) /* a query block of logits stays in cache */
+
+struct sr_sparsemap {
+    sr_loss_kind kind;
+    sr_smap_params prm;
+    const sr_comm *c;
+    const sr_shard *items;
+    sr_mem *mem;
+    int64_t b_max, d, n_local, tile, qb, cap;
+    float *logits;        /* qb x tile */
+    float *cz;            /* b_max x 2 cap: candidate logits */
+    int32_t *crow;        /* b_max x 2 cap: their local rows */
+    int64_t *cn;          /* b_max: candidates held */
+    float *mloc;          /* b_max: running local max */
+    double *eloc, *ztloc; /* b_max: largest dropped, owned target logit */
+    double *red;          /* SR_SMAP_NSTATS x b_max: reduction buffer */
+    double *gm, *ge, *zt; /* b_max: global max, dropped max, target logit */
+    double *zy;           /* b_max: rankmax target logit (dot product) */
+    int64_t *trow;        /* b_max: target's local row or -1 */
+    unsigned char *bad;   /* b_max: non-finite logit seen */
+    sr_smap_search *srch; /* b_max */
+    sr_smap_stats *lst;   /* b_max: this rank's stats at the trial point */
+    double *tau, *scale, *rc; /* b_max: threshold, 1/f (rankmax alpha), rankmax c */
+    int64_t *supp, *act, *sub;
+    float *qsub, *dqsub;  /* b_max x d */
+    float *dvtmp;         /* tile x d */
+    unsigned char *colnz; /* tile */
+    int32_t *slot;        /* n_local: row -> dv slot, -1 */
+    int64_t *rows;        /* gcap */
+    float *g;             /* gcap x d */
+    int64_t ng, gcap;
+    sr_sparsemap_info info;
+};
+
+void sr_sparsemap_destroy(sr_sparsemap **sp)
+{
+    if (!sp || !*sp) return;
+    sr_sparsemap *s = *sp;
+    sr_mem *m = s->mem;
+    void *bufs[] = {s->logits, s->cz,   s->crow, s->cn,  s->mloc,  s->eloc, s->ztloc, s->red,
+                    s->gm,     s->ge,   s->zt,   s->zy,  s->trow,  s->bad,  s->srch,  s->lst,
+                    s->tau,    s->scale, s->rc,  s->supp, s->act,  s->sub,  s->qsub,  s->dqsub,
+                    s->dvtmp,  s->colnz, s->slot, s->rows, s->g};
+    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) sr_mem_free(m, bufs[k]);
+    sr_mem_free(m, s);
+    *sp = NULL;
+}
+
+sr_status sr_sparsemap_create(sr_sparsemap **out, sr_loss_kind kind, const sr_loss_init *in,
+                              sr_error *err)
+{
+    return sr_sparsemap_create_capped(out, kind, in, SR_SPARSEMAP_CAND_DEFAULT, err);
+}
+
+sr_status sr_sparsemap_create_capped(sr_sparsemap **out, sr_loss_kind kind, const sr_loss_init *in,
+                                     int64_t cap, sr_error *err)
+{
+    *out = NULL;
+    const sr_config *cfg = in->cfg;
+    if (kind != SR_LOSS_SPARSEMAX && kind != SR_LOSS_ENTMAX && kind != SR_LOSS_RANKMAX)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sparse map: loss kind %d is not sparsemax/entmax/rankmax", (int)kind);
+    if (kind == SR_LOSS_ENTMAX && !(cfg->loss_alpha > 1.0))
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.alpha = %g: entmax needs alpha > 1", cfg->loss_alpha);
+    if (kind == SR_LOSS_RANKMAX && cfg->loss_rankmax_k != 1)
+        SR_FAIL(err, SR_ERR_CONFIG,
+                "loss.rankmax_k = %lld: with one target per example only k = 1 is defined (the "
+                "one-hot target must lie in the (n,k)-simplex; docs/losses.md)",
+                (long long)cfg->loss_rankmax_k);
+    if (in->b_max < 1 || in->d < 1 || in->d > INT_MAX || in->b_max > INT_MAX || cap < 1 ||
+        cap > INT_MAX / 2 || cfg->loss_tile < 1 || cfg->loss_tile > INT_MAX)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sparse map: batch %lld, dim %lld, cap %lld, tile %lld",
+                (long long)in->b_max, (long long)in->d, (long long)cap, (long long)cfg->loss_tile);
+    if (in->items->p != in->c->size)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sparse map: shard map over %d ranks, communicator of %d",
+                in->items->p, in->c->size);
+    int64_t nl = sr_shard_count(in->items, in->c->rank);
+    if (nl > INT32_MAX)
+        SR_FAIL(err, SR_ERR_INTERNAL, "sparse map: %lld local rows exceed int32 row ids", (long long)nl);
+
+    sr_sparsemap *s = sr_mem_alloc(in->mem, sizeof *s, 1, "sparse map", err);
+    if (!s) return err ? err->code : SR_ERR_NOMEM;
+    s->kind = kind;
+    s->prm = sr_smap_params_make(kind, cfg->loss_alpha, cfg->loss_bisect_tol);
+    s->c = in->c;
+    s->items = in->items;
+    s->mem = in->mem;
+    s->b_max = in->b_max;
+    s->d = in->d;
+    s->n_local = nl;
+    s->tile = cfg->loss_tile;
+    int64_t qb = BLOCK_BYTES / ((int64_t)sizeof(float) * s->tile);
+    qb = qb < 16 ? 16 : qb / 16 * 16;
+    s->qb = qb < s->b_max ? qb : s->b_max;
+    s->cap = cap;
+    const size_t B = (size_t)s->b_max, D = (size_t)s->d, T = (size_t)s->tile, C2 = 2 * (size_t)cap;
+    sr_mem *m = s->mem;
+    s->logits = sr_mem_calloc(m, (size_t)s->qb * T, sizeof(float), "sparse map logit block", err);
+    s->cz = sr_mem_calloc(m, B * C2, sizeof(float), "sparse map candidates", err);
+    s->crow = sr_mem_calloc(m, B * C2, sizeof(int32_t), "sparse map candidate rows", err);
+    s->cn = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map counts", err);
+    s->mloc = sr_mem_calloc(m, B, sizeof(float), "sparse map max", err);
+    s->eloc = sr_mem_calloc(m, B, sizeof(double), "sparse map dropped", err);
+    s->ztloc = sr_mem_calloc(m, B, sizeof(double), "sparse map target", err);
+    s->red = sr_mem_calloc(m, B * SR_SMAP_NSTATS, sizeof(double), "sparse map reduce", err);
+    s->gm = sr_mem_calloc(m, B, sizeof(double), "sparse map gmax", err);
+    s->ge = sr_mem_calloc(m, B, sizeof(double), "sparse map gdrop", err);
+    s->zt = sr_mem_calloc(m, B, sizeof(double), "sparse map gtarget", err);
+    s->zy = sr_mem_calloc(m, B, sizeof(double), "sparse map rank target", err);
+    s->trow = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map target rows", err);
+    s->bad = sr_mem_calloc(m, B, 1, "sparse map flags", err);
+    s->srch = sr_mem_calloc(m, B, sizeof(sr_smap_search), "sparse map search", err);
+    s->lst = sr_mem_calloc(m, B, sizeof(sr_smap_stats), "sparse map stats", err);
+    s->tau = sr_mem_calloc(m, B, sizeof(double), "sparse map tau", err);
+    s->scale = sr_mem_calloc(m, B, sizeof(double), "sparse map scale", err);
+    s->rc = sr_mem_calloc(m, B, sizeof(double), "sparse map rankmax c", err);
+    s->supp = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map support", err);
+    s->act = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map active", err);
+    s->sub = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map subset", err);
+    s->qsub = sr_mem_calloc(m, B * D, sizeof(float), "sparse map packed queries", err);
+    s->dqsub = sr_mem_calloc(m, B * D, sizeof(float), "sparse map packed dq", err);
+    s->dvtmp = sr_mem_calloc(m, T * D, sizeof(float), "sparse map tile dv", err);
+    s->colnz = sr_mem_calloc(m, T, 1, "sparse map tile flags", err);
+    s->slot = sr_mem_calloc(m, (size_t)nl + 1, sizeof(int32_t), "sparse map slots", err);
+    s->gcap = nl < 4096 ? (nl > 0 ? nl : 1) : 4096;
+    s->rows = sr_mem_calloc(m, (size_t)s->gcap, sizeof(int64_t), "sparse map dv rows", err);
+    s->g = sr_mem_calloc(m, (size_t)s->gcap * D, sizeof(float), "sparse map dv", err);
+    if (!s->logits || !s->cz || !s->crow || !s->cn || !s->mloc || !s->eloc || !s->ztloc || !s->red ||
+        !s->gm || !s->ge || !s->zt || !s->zy || !s->trow || !s->bad || !s->srch || !s->lst ||
+        !s->tau || !s->scale || !s->rc || !s->supp || !s->act || !s->sub || !s->qsub || !s->dqsub ||
+        !s->dvtmp || !s->colnz || !s->slot || !s->rows || !s->g) {
+        sr_sparsemap_destroy(&s);
+        return err ? err->code : SR_ERR_NOMEM;
+    }
+    for (int64_t j = 0; j < nl; j++) s->slot[j] = -1;
+    *out = s;
+    return SR_OK;
+}
+
+const double *sr_sparsemap_tau(const sr_sparsemap *s) { return s->tau; }
+const int64_t *sr_sparsemap_support(const sr_sparsemap *s) { return s->supp; }
+void sr_sparsemap_get_info(const sr_sparsemap *s, sr_sparsemap_info *info) { *info = s->info; }
+
+double sr_sparsemap_prob(const sr_sparsemap *s, int64_t i, double z)
+{
+    if (s->prm.form == SR_SMAP_RANKMAX) return s->scale[i] * fmax(z - s->tau[i], 0.0);
+    return sr_smap_phi(&s->prm, z - s->tau[i]) * s->scale[i];
+}
+
+/* ------------------------------------------------------------------------ */
+/* Forward: tiles -> max, target logit, capped candidate lists              */
+/* ------------------------------------------------------------------------ */
+
+/* Keep the `keep` largest of n (z, row) pairs in front (quickselect). */
+static void select_top_(float *z, int32_t *r, int64_t n, int64_t keep)
+{
+    int64_t lo = 0, hi = n - 1;
+    while (lo < hi) {
+        float piv = z[lo + (hi - lo) / 2];
+        int64_t i = lo, j = hi;
+        while (i <= j) {
+            while (z[i] > piv) i++;
+            while (z[j] < piv) j--;
+            if (i <= j) {
+                float tz = z[i];
+                z[i] = z[j];
+                z[j] = tz;
+                int32_t tr = r[i];
+                r[i] = r[j];
+                r[j] = tr;
+                i++;
+                j--;
+            }
+        }
+        if (keep - 1 <= j)
+            hi = j;
+        else if (keep - 1 >= i)
+            lo = i;
+        else
+            break;
+    }
+}
+
+/* Append the items of one logit row above the query's floor. */
+static void collect_row_(sr_sparsemap *s, int64_t i, const float *row, int64_t nt, int64_t j0,
+                         double floor_z, int64_t skip)
+{
+    const int64_t c2 = 2 * s->cap;
+    float *cz = s->cz + i * c2;
+    int32_t *cr = s->crow + i * c2;
+    for (int64_t j = 0; j < nt; j++) {
+        double z = (double)row[j];
+        if (!(z > floor_z) || !(z > s->eloc[i]) || j == skip) continue;
+        if (s->cn[i] == c2) {
+            /* Full: keep the largest cap, remember the largest dropped. */
+            select_top_(cz, cr, c2, s->cap);
+            float e = cz[s->cap];
+            for (int64_t k = s->cap + 1; k < c2; k++) e = cz[k] > e ? cz[k] : e;
+            if ((double)e > s->eloc[i]) s->eloc[i] = e;
+            s->cn[i] = s->cap;
+            if (!(z > s->eloc[i])) continue;
+        }
+        cz[s->cn[i]] = row[j];
+        cr[s->cn[i]] = (int32_t)(j0 + j);
+        s->cn[i]++;
+    }
+}
+
+static void forward_pass_(sr_sparsemap *s, const float *q, int64_t b, const float *v)
+{
+    const int64_t d = s->d, tile = s->tile, qb = s->qb;
+    const double r = sr_smap_radius(&s->prm);
+    const bool rank = s->prm.form == SR_SMAP_RANKMAX;
+    for (int64_t i = 0; i < b; i++) {
+        s->cn[i] = 0;
+        s->mloc[i] = -INFINITY;
+        s->eloc[i] = -INFINITY;
+        s->ztloc[i] = -INFINITY;
+        s->bad[i] = 0;
+    }
+    for (int64_t j0 = 0; j0 < s->n_local; j0 += tile) {
+        int64_t nt = s->n_local - j0 < tile ? s->n_local - j0 : tile;
+        for (int64_t i0 = 0; i0 < b; i0 += qb) {
+            int64_t nb = b - i0 < qb ? b - i0 : qb;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
+                        q + i0 * d, (int)d, v + j0 * d, (int)d, 0.0f, s->logits, (int)nt);
+            for (int64_t ii = 0; ii < nb; ii++) {
+                const int64_t i = i0 + ii;
+                const float *row = s->logits + ii * nt;
+                float mx = s->mloc[i], poison = 0.0f;
+                for (int64_t j = 0; j < nt; j++) {
+                    poison += row[j] * 0.0f; /* NaN if any entry is NaN or infinite */
+                    mx = row[j] > mx ? row[j] : mx;
+                }
+                if (poison != poison) s->bad[i] = 1;
+                s->mloc[i] = mx;
+                int64_t tr = s->trow[i];
+                int64_t skip = -1;
+                if (tr >= j0 && tr < j0 + nt) {
+                    s->ztloc[i] = row[tr - j0];
+                    if (rank) skip = tr - j0; /* rankmax: the target is the reference point */
+                }
+                double fl = rank ? s->zy[i] : (double)mx - r;
+                collect_row_(s, i, row, nt, j0, fl, skip);
+            }
+        }
+    }
+}
+
+/* Stats at each listed query's trial point by recomputing its logits. */
+static void recompute_stats_(sr_sparsemap *s, const float *q, const float *v, const int64_t *sub,
+                             int64_t nsub)
+{
+    const int64_t d = s->d, tile = s->tile, qb = s->qb;
+    const bool rank = s->prm.form == SR_SMAP_RANKMAX;
+    for (int64_t k = 0; k < nsub; k++) memcpy(s->qsub + k * d, q + sub[k] * d, (size_t)d * sizeof(float));
+    for (int64_t j0 = 0; j0 < s->n_local; j0 += tile) {
+        int64_t nt = s->n_local - j0 < tile ? s->n_local - j0 : tile;
+        for (int64_t k0 = 0; k0 < nsub; k0 += qb) {
+            int64_t nb = nsub - k0 < qb ? nsub - k0 : qb;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
+                        s->qsub + k0 * d, (int)d, v + j0 * d, (int)d, 0.0f, s->logits, (int)nt);
+            for (int64_t kk = 0; kk < nb; kk++) {
+                int64_t i = sub[k0 + kk], tr = s->trow[i];
+                int64_t skip = rank && tr >= j0 && tr < j0 + nt ? tr - j0 : -1;
+                double x = rank ? s->zy[i] : s->srch[i].x;
+                sr_smap_stats_add(&s->prm, x, s->logits + kk * nt, nt, skip, &s->lst[i]);
+            }
+        }
+    }
+}
+
+/* One search round over the active queries: local stats, one all-reduce. */
+static sr_status round_(sr_sparsemap *s, const float *q, const float *v, int64_t nact, sr_error *err)
+{
+    const bool rank = s->prm.form == SR_SMAP_RANKMAX;
+    int64_t nsub = 0;
+    for (int64_t k = 0; k < nact; k++) {
+        int64_t i = s->act[k];
+        double x = rank ? s->zy[i] : s->srch[i].x;
+        memset(&s->lst[i], 0, sizeof s->lst[i]);
+        if (x >= s->ge[i])
+            sr_smap_stats_add(&s->prm, x, s->cz + i * 2 * s->cap, s->cn[i], -1, &s->lst[i]);
+        else
+            s->sub[nsub++] = i; /* the lists miss items above x: count from tiles */
+    }
+    if (nsub > 0) {
+        recompute_stats_(s, q, v, s->sub, nsub);
+        s->info.recompute_rounds++;
+    }
+    for (int64_t k = 0; k < nact; k++)
+        memcpy(s->red + k * SR_SMAP_NSTATS, &s->lst[s->act[k]], sizeof(sr_smap_stats));
+    s->info.rounds++;
+    return sr_comm_allreduce_sum(s->c, s->red, nact * SR_SMAP_NSTATS, err);
+}
+
+/* Drop candidates that can no longer be in the support (z <= lo). */
+static void compact_(sr_sparsemap *s, int64_t i, double lo)
+{
+    float *cz = s->cz + i * 2 * s->cap;
+    int32_t *cr = s->crow + i * 2 * s->cap;
+    int64_t w = 0;
+    for (int64_t k = 0; k < s->cn[i]; k++)
+        if ((double)cz[k] > lo) {
+            cz[w] = cz[k];
+            cr[w++] = cr[k];
+        }
+    s->cn[i] = w;
+}
+
+static sr_status search_(sr_sparsemap *s, const float *q, int64_t b, const float *v, sr_error *err)
+{
+    const sr_smap_params *p = &s->prm;
+    for (int64_t i = 0; i < b; i++) s->act[i] = i;
+    if (p->form == SR_SMAP_RANKMAX) {
+        SR_TRY(round_(s, q, v, b, err));
+        for (int64_t i = 0; i < b; i++) {
+            sr_smap_stats st;
+            memcpy(&st, s->red + i * SR_SMAP_NSTATS, sizeof st);
+            s->srch[i].fin = st;
+            s->tau[i] = s->zy[i];
+            double g = st.s1;
+            s->scale[i] = g > 0.0 ? 1.0 / g : 0.0;
+            s->rc[i] = g > 0.0 ? 0.5 * (1.0 - st.s2 / (g * g)) : 0.0;
+            s->supp[i] = g > 0.0 ? (int64_t)st.c : 1;
+        }
+        return SR_OK;
+    }
+    for (int64_t i = 0; i < b; i++) sr_smap_search_init(&s->srch[i], p, s->gm[i], s->ge[i]);
+    int64_t nact = b;
+    while (nact > 0) {
+        SR_TRY(round_(s, q, v, nact, err));
+        int64_t keep = 0;
+        for (int64_t k = 0; k < nact; k++) {
+            int64_t i = s->act[k];
+            sr_smap_stats st;
+            memcpy(&st, s->red + k * SR_SMAP_NSTATS, sizeof st);
+            if (!sr_smap_search_next(&s->srch[i], p, &st)) {
+                s->act[keep++] = i;
+                if (s->srch[i].have_lo) compact_(s, i, s->srch[i].lo);
+            }
+        }
+        nact = keep;
+    }
+    for (int64_t i = 0; i < b; i++) {
+        const sr_smap_search *sr = &s->srch[i];
+        s->tau[i] = sr->tau;
+        s->scale[i] = sr->fin.f > 0.0 ? 1.0 / sr->fin.f : 0.0;
+        s->supp[i] = (int64_t)sr->fin.c;
+    }
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
+/* Backward                                                                 */
+/* ------------------------------------------------------------------------ */
+
+/* Gradient coefficient dL/dz_ij * B of a non-target item with logit z. */
+static double coef_(const sr_sparsemap *s, int64_t i, double z)
+{
+    double u = z - s->tau[i];
+    if (!(u > 0.0)) return 0.0;
+    if (s->prm.form == SR_SMAP_RANKMAX) return s->scale[i] > 0.0 ? s->scale[i] * u + s->rc[i] : 0.0;
+    return sr_smap_phi(&s->prm, u) * s->scale[i];
+}
+
+/* dv slot of a local row, growing the buffers when needed (abort on OOM:
+ * the peers are past the last collective of the step, but the next step's
+ * would hang). */
+static float *slot_(sr_sparsemap *s, int64_t row)
+{
+    if (s->slot[row] >= 0) return s->g + (int64_t)s->slot[row] * s->d;
+    if (s->ng == s->gcap) {
+        sr_error e;
+        sr_error_clear(&e);
+        int64_t nc = s->gcap * 2 < s->n_local ? s->gcap * 2 : s->n_local;
+        int64_t *nr = sr_mem_calloc(s->mem, (size_t)nc, sizeof(int64_t), "sparse map dv rows", &e);
+        float *ng = sr_mem_calloc(s->mem, (size_t)nc * (size_t)s->d, sizeof(float), "sparse map dv", &e);
+        if (!nr || !ng) sr_comm_abort(s->c, &e);
+        memcpy(nr, s->rows, (size_t)s->ng * sizeof(int64_t));
+        memcpy(ng, s->g, (size_t)(s->ng * s->d) * sizeof(float));
+        sr_mem_free(s->mem, s->rows);
+        sr_mem_free(s->mem, s->g);
+        s->rows = nr;
+        s->g = ng;
+        s->gcap = nc;
+    }
+    int64_t k = s->ng++;
+    s->slot[row] = (int32_t)k;
+    s->rows[k] = row;
+    float *gr = s->g + k * s->d;
+    memset(gr, 0, (size_t)s->d * sizeof(float));
+    return gr;
+}
+
+/* Recomputed backward for queries whose support is not in the lists. */
+static void backward_tiles_(sr_sparsemap *s, const float *q, const float *v, int64_t b, const int64_t *sub,
+                            int64_t nsub, float *dq)
+{
+    const int64_t d = s->d, tile = s->tile, qb = s->qb;
+    const float w = (float)(1.0 / (double)b);
+    const bool rank = s->prm.form == SR_SMAP_RANKMAX;
+    for (int64_t k = 0; k < nsub; k++) memcpy(s->qsub + k * d, q + sub[k] * d, (size_t)d * sizeof(float));
+    memset(s->dqsub, 0, (size_t)(nsub * d) * sizeof(float));
+    for (int64_t j0 = 0; j0 < s->n_local; j0 += tile) {
+        int64_t nt = s->n_local - j0 < tile ? s->n_local - j0 : tile;
+        const float *vt = v + j0 * d;
+        for (int64_t k0 = 0; k0 < nsub; k0 += qb) {
+            int64_t nb = nsub - k0 < qb ? nsub - k0 : qb;
+            const float *qblk = s->qsub + k0 * d;
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f, qblk,
+                        (int)d, vt, (int)d, 0.0f, s->logits, (int)nt);
+            memset(s->colnz, 0, (size_t)nt);
+            int any = 0;
+            for (int64_t kk = 0; kk < nb; kk++) {
+                int64_t i = sub[k0 + kk], tr = s->trow[i];
+                float *row = s->logits + kk * nt;
+                for (int64_t j = 0; j < nt; j++) {
+                    double g = (rank && tr == j0 + j) ? 0.0 : coef_(s, i, (double)row[j]);
+                    row[j] = (float)g * w;
+                    if (g != 0.0) s->colnz[j] = 1, any = 1;
+                }
+            }
+            if (!any) continue;
+            /* dV_tile = G^T Q_blk, dQ_blk += G V_tile (dense within the tile). */
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nt, (int)d, (int)nb, 1.0f, s->logits,
+                        (int)nt, qblk, (int)d, 0.0f, s->dvtmp, (int)d);
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)nt, 1.0f, s->logits,
+                        (int)nt, vt, (int)d, 1.0f, s->dqsub + k0 * d, (int)d);
+            for (int64_t j = 0; j < nt; j++) {
+                if (!s->colnz[j]) continue;
+                float *gr = slot_(s, j0 + j);
+                const float *src = s->dvtmp + j * d;
+                for (int64_t k = 0; k < d; k++) gr[k] += src[k];
+            }
+        }
+    }
+    for (int64_t k = 0; dq && k < nsub; k++) {
+        float *dst = dq + sub[k] * d;
+        const float *src = s->dqsub + k * d;
+        for (int64_t c = 0; c < d; c++) dst[c] += src[c];
+    }
+}
+
+static void backward_(sr_sparsemap *s, const float *q, int64_t b, const float *v, float *dq)
+{
+    const int64_t d = s->d;
+    const double w = 1.0 / (double)b;
+    const bool rank = s->prm.form == SR_SMAP_RANKMAX;
+    for (int64_t k = 0; k < s->ng; k++) s->slot[s->rows[k]] = -1;
+    s->ng = 0;
+    if (dq) memset(dq, 0, (size_t)(b * d) * sizeof(float));
+    int64_t nsub = 0;
+    for (int64_t i = 0; i < b; i++) {
+        if (!(s->tau[i] >= s->ge[i])) {
+            s->sub[nsub++] = i; /* support reaches below the dropped candidates */
+            continue;
+        }
+        const float *qi = q + i * d;
+        float *dqi = dq ? dq + i * d : NULL;
+        const float *cz = s->cz + i * 2 * s->cap;
+        const int32_t *cr = s->crow + i * 2 * s->cap;
+        for (int64_t k = 0; k < s->cn[i]; k++) {
+            double g = coef_(s, i, (double)cz[k]);
+            if (g == 0.0) continue;
+            float gw = (float)(g * w);
+            const float *vj = v + (int64_t)cr[k] * d;
+            float *gr = slot_(s, cr[k]);
+            for (int64_t c = 0; c < d; c++) gr[c] += gw * qi[c];
+            if (dqi)
+                for (int64_t c = 0; c < d; c++) dqi[c] += gw * vj[c];
+        }
+    }
+    s->info.overflow_queries = nsub;
+    if (nsub > 0) backward_tiles_(s, q, v, b, s->sub, nsub, dq);
+    /* The target's -1 (rankmax: -1 - |A| c), on its owner only. */
+    for (int64_t i = 0; i < b; i++) {
+        int64_t tr = s->trow[i];
+        if (tr < 0) continue;
+        double wt = w;
+        if (rank) wt = s->scale[i] > 0.0 ? w * (1.0 + s->srch[i].fin.c * s->rc[i]) : 0.0;
+        float gw = (float)wt;
+        const float *qi = q + i * d, *vt = v + tr * d;
+        float *gr = slot_(s, tr);
+        for (int64_t c = 0; c < d; c++) gr[c] -= gw * qi[c];
+        if (dq)
+            for (int64_t c = 0; c < d; c++) dq[i * d + c] -= gw * vt[c];
+    }
+}
+
+/* ------------------------------------------------------------------------ */
+/* The step                                                                 */
+/* ------------------------------------------------------------------------ */
+
+sr_status sr_sparsemap_step(sr_sparsemap *s, const float *q, int64_t b, const float *v,
+                            const int64_t *targets, int64_t step, double *loss, float *dq,
+                            sr_item_grad *dv, sr_error *err)
+{
+    const sr_comm *c = s->c;
+    const sr_shard *sh = s->items;
+    if (b < 1 || b > s->b_max) {
+        sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "sparse map step: batch %lld outside [1, %lld]",
+                     (long long)b, (long long)s->b_max);
+        sr_comm_abort(c, err);
+    }
+    /* Replicated inputs: every rank returns the same verdict, before any collective. */
+    for (int64_t i = 0; i < b; i++) {
+        int64_t t = targets[i];
+        if (t < 0 || t >= sh->n)
+            SR_FAIL(err, SR_ERR_DATA, "sparse map step: target %lld of query %lld is not an item id in [0, %lld)",
+                    (long long)t, (long long)i, (long long)sh->n);
+        s->trow[i] = sr_shard_owner(sh, t) == c->rank ? sr_shard_local(sh, t) : -1;
+    }
+    memset(&s->info, 0, sizeof s->info);
+    const int64_t d = s->d;
+    double t0 = sr_time_now();
+    if (s->prm.form == SR_SMAP_RANKMAX) {
+        /* The target logits first: they are rankmax's candidate floor. */
+        for (int64_t i = 0; i < b; i++) {
+            double z = -INFINITY;
+            if (s->trow[i] >= 0) {
+                const float *qi = q + i * d, *vt = v + s->trow[i] * d;
+                z = 0.0;
+                for (int64_t k = 0; k < d; k++) z += (double)qi[k] * (double)vt[k];
+            }
+            s->zy[i] = z;
+        }
+        SR_TRY(sr_comm_allreduce_max(c, s->zy, b, err));
+    }
+    forward_pass_(s, q, b, v);
+    for (int64_t i = 0; i < b; i++) {
+        s->red[i] = s->bad[i] ? INFINITY : (double)s->mloc[i];
+        s->red[b + i] = s->eloc[i];
+        s->red[2 * b + i] = s->ztloc[i];
+    }
+    SR_TRY(sr_comm_allreduce_max(c, s->red, 3 * b, err));
+    for (int64_t i = 0; i < b; i++) {
+        s->gm[i] = s->red[i];
+        s->ge[i] = s->red[b + i];
+        s->zt[i] = s->red[2 * b + i];
+        if (!isfinite(s->gm[i]) || !isfinite(s->zt[i]) ||
+            (s->prm.form == SR_SMAP_RANKMAX && !isfinite(s->zy[i])))
+            SR_FAIL(err, SR_ERR_NUMERIC,
+                    "sparse map step: query %lld has non-finite logits (max %g, target %g): NaN or "
+                    "infinite embeddings",
+                    (long long)i, s->gm[i], s->zt[i]);
+    }
+    double t1 = sr_time_now();
+    SR_TRY(search_(s, q, b, v, err));
+    double t2 = sr_time_now();
+    double acc = 0.0;
+    for (int64_t i = 0; i < b; i++) {
+        double zt = s->prm.form == SR_SMAP_RANKMAX ? s->zy[i] : s->zt[i];
+        acc += sr_smap_loss(&s->prm, s->tau[i], &s->srch[i].fin, zt);
+    }
+    double l = acc / (double)b;
+    if (!isfinite(l)) SR_FAIL(err, SR_ERR_NUMERIC, "sparse map step: loss is %g", l);
+    if (loss) *loss = l;
+    backward_(s, q, b, v, dq);
+    double t3 = sr_time_now();
+    s->info.t_forward = t1 - t0;
+    s->info.t_search = t2 - t1;
+    s->info.t_backward = t3 - t2;
+    s->info.dv_rows = s->ng;
+    if (dv) {
+        dv->n = s->ng;
+        dv->rows = s->rows;
+        dv->g = s->g;
+    }
+    (void)step;
+    return SR_OK;
+}
