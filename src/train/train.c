@@ -357,7 +357,8 @@ void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len)
                                 "%s\"ndcg@%lld\": %.6f, \"precision@%lld\": %.6f, \"recall@%lld\": %.6f",
                                 i ? ", " : "", (long long)r->k[i], r->ndcg[i], (long long)r->k[i],
                                 r->precision[i], (long long)r->k[i], r->recall[i]);
-    if (off < len) snprintf(buf + off, len - off, ", \"users\": %lld}", (long long)r->users);
+    if (off < len)
+        snprintf(buf + off, len - off, "%s\"users\": %lld}", r->nk ? ", " : "", (long long)r->users);
 }
 
 static void append_jsonl(const sr_trainer *t, const char *line)

@@ -51,28 +51,12 @@ static sr_status parse_common(int argc, char **argv, int i, sr_config *cfg, int 
  * and the slurm studies collect these). */
 static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
 {
-    json_t *row = json_object();
-    json_t *tm = json_object(), *bv = json_object(), *conf = json_object();
-    for (int i = 0; i < res->test.nk; i++) {
-        char key[32];
-        long long k = (long long)res->test.k[i];
-        snprintf(key, sizeof key, "ndcg@%lld", k);
-        json_object_set_new(tm, key, json_real(res->test.ndcg[i]));
-        snprintf(key, sizeof key, "recall@%lld", k);
-        json_object_set_new(tm, key, json_real(res->test.recall[i]));
-        snprintf(key, sizeof key, "precision@%lld", k);
-        json_object_set_new(tm, key, json_real(res->test.precision[i]));
-    }
-    for (int i = 0; i < res->best_valid.nk; i++) {
-        char key[32];
-        long long k = (long long)res->best_valid.k[i];
-        snprintf(key, sizeof key, "ndcg@%lld", k);
-        json_object_set_new(bv, key, json_real(res->best_valid.ndcg[i]));
-        snprintf(key, sizeof key, "recall@%lld", k);
-        json_object_set_new(bv, key, json_real(res->best_valid.recall[i]));
-        snprintf(key, sizeof key, "precision@%lld", k);
-        json_object_set_new(bv, key, json_real(res->best_valid.precision[i]));
-    }
+    /* Metrics in the same text as metrics.jsonl and `softrec eval` print
+     * (sr_eval_result_json), the rest through jansson. */
+    char tj[1024], vj[1024];
+    sr_eval_result_json(&res->test, tj, sizeof tj);
+    sr_eval_result_json(&res->best_valid, vj, sizeof vj);
+    json_t *row = json_object(), *conf = json_object();
     size_t nkeys = 0;
     const sr_config_key *keys = sr_config_table(&nkeys);
     for (size_t i = 0; i < nkeys; i++) {
@@ -81,8 +65,6 @@ static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fi
             json_object_set_new(conf, keys[i].name, json_string(val));
     }
     const char *th = getenv("OPENBLAS_NUM_THREADS");
-    json_object_set_new(row, "test", tm);
-    json_object_set_new(row, "best_valid", bv);
     json_object_set_new(row, "best_epoch", json_integer(res->best_epoch));
     json_object_set_new(row, "train_seconds", json_real(res->train_seconds));
     json_object_set_new(row, "epoch_seconds", json_real(res->epoch_seconds));
@@ -102,15 +84,15 @@ static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fi
     json_object_set_new(row, "run_dir", json_string(cfg->run_dir));
     json_object_set_new(row, "version", json_string(SOFTREC_VERSION));
     json_object_set_new(row, "config", conf);
-    char *txt = json_dumps(row, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+    char *txt = json_dumps(row, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
     if (txt) {
-        printf("%s\n", txt);
+        printf("{\"test\": %s, \"best_valid\": %s, %s\n", tj, vj, txt + 1);
         fflush(stdout);
         char path[SR_CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/result.json", cfg->run_dir);
         FILE *f = fopen(path, "w");
         if (f) {
-            fprintf(f, "%s\n", txt);
+            fprintf(f, "{\"test\": %s, \"best_valid\": %s, %s\n", tj, vj, txt + 1);
             fclose(f);
         }
         free(txt);
