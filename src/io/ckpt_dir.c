@@ -1,0 +1,374 @@
+/* ckpt_dir.c: commit protocol of <run_dir>/checkpoints (see ckpt_dir.h).
+ * File-system steps (rename, fsync, delete) happen on rank 0 only; their
+ * outcome reaches every rank through sr_comm_agree or a broadcast. */
+#include "io/ckpt_dir.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "io/sha256.h"
+
+#define MAX_CANDIDATES 4096
+
+void sr_ckpt_dir_name(int64_t step, char *buf, size_t len) { snprintf(buf, len, "ckpt-%012lld.h5", (long long)step); }
+
+int sr_ckpt_dir_parse_name(const char *name, int64_t *step)
+{
+    if (strlen(name) != 20 || strncmp(name, "ckpt-", 5) != 0 || strcmp(name + 17, ".h5") != 0) return 0;
+    int64_t v = 0;
+    for (int i = 5; i < 17; i++) {
+        if (name[i] < '0' || name[i] > '9') return 0;
+        v = v * 10 + (name[i] - '0');
+    }
+    *step = v;
+    return 1;
+}
+
+static void dir_path(const char *run_dir, char *buf, size_t len)
+{
+    snprintf(buf, len, "%s/%s", run_dir, SR_CKPT_DIR_NAME);
+}
+
+/* fsync a file or directory by path. */
+static int fsync_path(const char *path, int is_dir)
+{
+    int fd = open(path, is_dir ? O_RDONLY | O_DIRECTORY : O_RDONLY);
+    if (fd < 0) return -1;
+    int rc = fsync(fd);
+    close(fd);
+    return rc;
+}
+
+/* Write text into tmp, fsync, rename to final, fsync the directory. */
+static sr_status write_atomic(const char *dir, const char *tmp, const char *final, const char *text, sr_error *err)
+{
+    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    if (fd < 0) SR_FAIL(err, SR_ERR_IO, "%s: cannot create: %s", tmp, strerror(errno));
+    size_t n = strlen(text);
+    ssize_t w = write(fd, text, n);
+    int e = errno;
+    if (w != (ssize_t)n || fsync(fd) != 0) {
+        if (w == (ssize_t)n) e = errno;
+        close(fd);
+        unlink(tmp);
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot write: %s", tmp, strerror(e));
+    }
+    if (close(fd) != 0) {
+        e = errno;
+        unlink(tmp);
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot close: %s", tmp, strerror(e));
+    }
+    if (rename(tmp, final) != 0) {
+        e = errno;
+        unlink(tmp);
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot rename into place: %s", final, strerror(e));
+    }
+    if (fsync_path(dir, 1) != 0) SR_FAIL(err, SR_ERR_IO, "%s: cannot sync the directory: %s", dir, strerror(errno));
+    return SR_OK;
+}
+
+static int cmp_desc(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x < y) - (x > y);
+}
+
+/* Committed steps, newest first. Returns the count (<= cap) or -1. */
+static int list_committed(const char *dir, int64_t *steps, int cap)
+{
+    DIR *d = opendir(dir);
+    if (!d) return -1;
+    int n = 0;
+    struct dirent *e;
+    while ((e = readdir(d)) != NULL) {
+        int64_t s;
+        if (sr_ckpt_dir_parse_name(e->d_name, &s) && n < cap) steps[n++] = s;
+    }
+    closedir(d);
+    qsort(steps, (size_t)n, sizeof *steps, cmp_desc);
+    return n;
+}
+
+/* The step `latest` names, if it is a valid name of an existing file. */
+static int read_latest(const char *dir, int64_t *step, int *present)
+{
+    char p[SR_CKPT_DIR_PATH_MAX], buf[64] = "";
+    snprintf(p, sizeof p, "%s/latest", dir);
+    *present = 0;
+    FILE *f = fopen(p, "r");
+    if (!f) return 0;
+    *present = 1;
+    size_t n = fread(buf, 1, sizeof buf - 1, f);
+    fclose(f);
+    buf[n] = '\0';
+    buf[strcspn(buf, "\r\n")] = '\0';
+    if (!sr_ckpt_dir_parse_name(buf, step)) return 0;
+    char full[SR_CKPT_DIR_PATH_MAX];
+    snprintf(full, sizeof full, "%s/%s", dir, buf);
+    return access(full, F_OK) == 0;
+}
+
+static int starts_with(const char *s, const char *pre) { return strncmp(s, pre, strlen(pre)) == 0; }
+
+sr_status sr_ckpt_dir_cleanup(const sr_comm *c, const char *run_dir, sr_error *err)
+{
+    char dir[SR_CKPT_DIR_PATH_MAX];
+    dir_path(run_dir, dir, sizeof dir);
+    if (c->rank == 0) {
+        struct stat st;
+        if (stat(run_dir, &st) != 0 || !S_ISDIR(st.st_mode))
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: run directory does not exist", run_dir);
+        else if (mkdir(dir, 0755) != 0 && errno != EEXIST)
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create: %s", dir, strerror(errno));
+        DIR *d = err->code == SR_OK ? opendir(dir) : NULL;
+        if (err->code == SR_OK && !d)
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot list: %s", dir, strerror(errno));
+        struct dirent *e;
+        while (d && (e = readdir(d)) != NULL) {
+            char full[SR_CKPT_DIR_PATH_MAX + 300];
+            snprintf(full, sizeof full, "%s/%s", dir, e->d_name);
+            int64_t s;
+            size_t n = strlen(e->d_name);
+            if (starts_with(e->d_name, ".tmp-") || strcmp(e->d_name, "latest.tmp") == 0) {
+                unlink(full);
+            } else if (n == 27 && strcmp(e->d_name + 20, ".sha256") == 0) {
+                /* Orphan digest: its checkpoint was never committed. */
+                char h5[32];
+                snprintf(h5, sizeof h5, "%.20s", e->d_name);
+                char h5full[SR_CKPT_DIR_PATH_MAX + 40];
+                snprintf(h5full, sizeof h5full, "%s/%s", dir, h5);
+                if (sr_ckpt_dir_parse_name(h5, &s) && access(h5full, F_OK) != 0) unlink(full);
+            }
+        }
+        if (d) closedir(d);
+    }
+    return sr_comm_agree(c, err);
+}
+
+/* Rank 0: delete committed checkpoints above `step` and beyond `keep`. */
+static void prune(const char *dir, int64_t step, int64_t keep)
+{
+    int64_t *steps = malloc(MAX_CANDIDATES * sizeof *steps);
+    int n = steps ? list_committed(dir, steps, MAX_CANDIDATES) : -1;
+    int64_t kept = 0;
+    for (int i = 0; i < n; i++) {
+        int drop = steps[i] > step || kept >= keep;
+        if (!drop) {
+            kept++;
+            continue;
+        }
+        char name[32], full[SR_CKPT_DIR_PATH_MAX + 40], side[SR_CKPT_DIR_PATH_MAX + 48];
+        sr_ckpt_dir_name(steps[i], name, sizeof name);
+        snprintf(full, sizeof full, "%s/%s", dir, name);
+        snprintf(side, sizeof side, "%s.sha256", full);
+        if (unlink(full) != 0) fprintf(stderr, "softrec: warning: cannot delete old checkpoint %s: %s\n", full, strerror(errno));
+        unlink(side);
+    }
+    free(steps);
+}
+
+sr_status sr_ckpt_dir_save(const sr_comm *c, const char *run_dir, int64_t step, const sr_ckpt_info *info,
+                           const sr_ckpt_table *tables, int ntables, const sr_ckpt_state *state, int nstate,
+                           int64_t keep, sr_fault *fault, sr_error *err)
+{
+    char dir[SR_CKPT_DIR_PATH_MAX], tmp[SR_CKPT_DIR_PATH_MAX + 64], tmpsum[SR_CKPT_DIR_PATH_MAX + 64];
+    char name[32], final[SR_CKPT_DIR_PATH_MAX + 40], side[SR_CKPT_DIR_PATH_MAX + 48];
+    dir_path(run_dir, dir, sizeof dir);
+    if (step < 0 || keep < 1)
+        sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: save: bad step %lld or keep %lld", dir,
+                     (long long)step, (long long)keep);
+    /* One temporary name on every rank: rank 0's pid. */
+    long pid = (long)getpid();
+    MPI_Bcast(&pid, 1, MPI_LONG, 0, c->comm);
+    snprintf(tmp, sizeof tmp, "%s/.tmp-%lld-%ld.h5", dir, (long long)step, pid);
+    snprintf(tmpsum, sizeof tmpsum, "%s/.tmp-%lld-%ld.sha256", dir, (long long)step, pid);
+    sr_ckpt_dir_name(step, name, sizeof name);
+    snprintf(final, sizeof final, "%s/%s", dir, name);
+    snprintf(side, sizeof side, "%s.sha256", final);
+    if (c->rank == 0 && err->code == SR_OK && mkdir(dir, 0755) != 0 && errno != EEXIST)
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create: %s", dir, strerror(errno));
+    SR_TRY(sr_comm_agree(c, err));
+
+    /* 1. write and agree */
+    if (sr_ckpt_save(c, tmp, info, tables, ntables, state, nstate, fault, err) != SR_OK) {
+        if (c->rank == 0) unlink(tmp);
+        return err->code;
+    }
+    sr_fault_hit(fault, SR_FAULT_CKPT_BEFORE_COMMIT, c->rank, tmp, err);
+    if (sr_comm_agree(c, err) != SR_OK) {
+        if (c->rank == 0) unlink(tmp);
+        return err->code;
+    }
+    /* 2. commit: digest beside it, then the rename that makes it count */
+    if (c->rank == 0) {
+        char hex[65], line[128];
+        if (fsync_path(tmp, 0) != 0) {
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot sync: %s", tmp, strerror(errno));
+        } else if (sr_sha256_file(tmp, hex, err) == SR_OK) {
+            /* A committed file of the same step belongs to an abandoned
+             * timeline: un-commit it first, so the digest never describes
+             * the wrong file. */
+            unlink(side);
+            unlink(final);
+            snprintf(line, sizeof line, "%s  %s\n", hex, name);
+            if (write_atomic(dir, tmpsum, side, line, err) == SR_OK) {
+                if (rename(tmp, final) != 0)
+                    sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot rename into place: %s", final,
+                                 strerror(errno));
+                else if (fsync_path(dir, 1) != 0)
+                    sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot sync the directory: %s", dir,
+                                 strerror(errno));
+            }
+        }
+        if (err->code != SR_OK) {
+            unlink(tmp);
+            unlink(tmpsum);
+        }
+    }
+    SR_TRY(sr_comm_agree(c, err));
+    sr_fault_hit(fault, SR_FAULT_CKPT_AFTER_RENAME, c->rank, final, err);
+    SR_TRY(sr_comm_agree(c, err));
+    /* 3. point `latest` at it */
+    if (c->rank == 0 && sr_fault_hit(fault, SR_FAULT_CKPT_LATEST, c->rank, dir, err) == SR_OK) {
+        char lt[SR_CKPT_DIR_PATH_MAX + 16], lf[SR_CKPT_DIR_PATH_MAX + 16], line[64];
+        snprintf(lt, sizeof lt, "%s/latest.tmp", dir);
+        snprintf(lf, sizeof lf, "%s/latest", dir);
+        snprintf(line, sizeof line, "%s\n", name);
+        write_atomic(dir, lt, lf, line, err);
+    }
+    SR_TRY(sr_comm_agree(c, err));
+    /* 4. retention */
+    if (c->rank == 0) prune(dir, step, keep);
+    return sr_comm_agree(c, err);
+}
+
+/* Rank 0: candidate steps, newest first; *warn_latest = 1 when a `latest`
+ * file exists but is unusable (then every committed one is a candidate). */
+static int candidates(const char *dir, int64_t *steps, int cap, int *warn_latest)
+{
+    int64_t lstep = -1;
+    int present = 0;
+    int ok = read_latest(dir, &lstep, &present);
+    *warn_latest = present && !ok;
+    int n = list_committed(dir, steps, cap);
+    if (n < 0) return 0;
+    if (!ok) return n;
+    /* latest's target first, then the older ones (steps is sorted newest
+     * first, so the older ones are a suffix); newer ones never had `latest`
+     * updated, so they are not committed. */
+    int k = 0;
+    while (k < n && steps[k] >= lstep) k++;
+    int m = n - k < cap - 1 ? n - k : cap - 1;
+    memmove(steps + 1, steps + k, (size_t)m * sizeof *steps);
+    steps[0] = lstep;
+    return m + 1;
+}
+
+sr_status sr_ckpt_dir_latest(const sr_comm *c, const char *run_dir, char *path_out, size_t len, sr_error *err)
+{
+    char dir[SR_CKPT_DIR_PATH_MAX];
+    dir_path(run_dir, dir, sizeof dir);
+    int64_t found = -1;
+    if (c->rank == 0) {
+        int64_t *all = malloc(MAX_CANDIDATES * sizeof *all);
+        int warn = 0;
+        int n = all ? candidates(dir, all, MAX_CANDIDATES, &warn) : 0;
+        if (n > 0) found = all[0];
+        if (warn) fprintf(stderr, "softrec: warning: %s/latest is unreadable or names a missing file; using the newest committed checkpoint\n", dir);
+        free(all);
+    }
+    MPI_Bcast(&found, 1, MPI_INT64_T, 0, c->comm);
+    path_out[0] = '\0';
+    if (found >= 0) {
+        char name[32];
+        sr_ckpt_dir_name(found, name, sizeof name);
+        if ((size_t)snprintf(path_out, len, "%s/%s", dir, name) >= len)
+            sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: path buffer too small", dir);
+    }
+    return sr_comm_agree(c, err);
+}
+
+/* Rank 0: whole-file digest against the sidecar. *had = 0 when absent. */
+static sr_status check_whole(const char *path, int *had, sr_error *err)
+{
+    char side[SR_CKPT_DIR_PATH_MAX + 48], line[160] = "", hex[65];
+    snprintf(side, sizeof side, "%s.sha256", path);
+    *had = 0;
+    FILE *f = fopen(side, "r");
+    if (!f) return SR_OK;
+    *had = 1;
+    size_t n = fread(line, 1, sizeof line - 1, f);
+    fclose(f);
+    line[n] = '\0';
+    SR_TRY(sr_sha256_file(path, hex, err));
+    if (n < 64 || strncmp(line, hex, 64) != 0)
+        SR_FAIL(err, SR_ERR_DATA, "%s: whole-file SHA-256 does not match %s (damaged file)", path, side);
+    return SR_OK;
+}
+
+sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table *tables, int ntables,
+                           sr_ckpt_state *state, int nstate, sr_ckpt_info *info, sr_fault *fault, char *path_out,
+                           size_t len, sr_error *err)
+{
+    char dir[SR_CKPT_DIR_PATH_MAX];
+    dir_path(run_dir, dir, sizeof dir);
+    if (path_out && len) path_out[0] = '\0';
+    int64_t *steps = malloc(MAX_CANDIDATES * sizeof *steps);
+    int n = 0;
+    if (!steps) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", dir);
+    if (c->rank == 0 && steps) {
+        int warn = 0;
+        n = candidates(dir, steps, MAX_CANDIDATES, &warn);
+        if (warn)
+            fprintf(stderr, "softrec: warning: %s/latest is unreadable or names a missing file; trying every committed checkpoint, newest first\n", dir);
+    }
+    if (sr_comm_agree(c, err) != SR_OK) {
+        free(steps);
+        return err->code;
+    }
+    MPI_Bcast(&n, 1, MPI_INT, 0, c->comm);
+    MPI_Bcast(steps, n, MPI_INT64_T, 0, c->comm);
+    sr_error first;
+    sr_error_clear(&first);
+    for (int i = 0; i < n; i++) {
+        char name[32], path[SR_CKPT_DIR_PATH_MAX + 40];
+        sr_ckpt_dir_name(steps[i], name, sizeof name);
+        snprintf(path, sizeof path, "%s/%s", dir, name);
+        sr_error e;
+        sr_error_clear(&e);
+        if (sr_ckpt_load(c, path, tables, ntables, state, nstate, info, fault, &e) == SR_OK) {
+            int had = 1;
+            if (c->rank == 0) check_whole(path, &had, &e);
+            if (c->rank == 0 && !had)
+                fprintf(stderr, "softrec: warning: %s has no whole-file digest; only its tables and state were verified\n", path);
+            if (sr_comm_agree(c, &e) == SR_OK) {
+                if (path_out && len) snprintf(path_out, len, "%s", path);
+                free(steps);
+                return SR_OK;
+            }
+            if (info) {
+                free(info->config_ini);
+                info->config_ini = NULL;
+            }
+        }
+        if (first.code == SR_OK) first = e;
+        if (c->rank == 0) {
+            char older[32] = "nothing (no older checkpoint)";
+            if (i + 1 < n) sr_ckpt_dir_name(steps[i + 1], older, sizeof older);
+            fprintf(stderr, "softrec: warning: checkpoint %s is unusable (%s); falling back to %s\n", path, e.msg,
+                    older);
+        }
+    }
+    free(steps);
+    if (first.code != SR_OK) {
+        if (err->code == SR_OK) *err = first;
+        return err->code;
+    }
+    return SR_OK; /* no checkpoint at all: a fresh start */
+}
