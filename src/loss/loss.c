@@ -4,7 +4,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "loss/hsm.h"
+#include "loss/sampled.h"
 #include "loss/softmax_mpi.h"
+#include "loss/sparsemap.h"
 
 static const char *const NAMES[] = {"softmax", "ssm", "nce", "bpr", "hsm", "sparsemax", "entmax", "rankmax"};
 
@@ -29,9 +32,12 @@ struct sr_loss {
     const sr_shard *items;
     int64_t d, n_local;
     sr_mem *mem;
-    /* softmax */
+    /* exactly one of these, by kind */
     sr_softmax_ws *ws;
-    float *dv; /* n_local x d */
+    float *dv; /* softmax: n_local x d */
+    sr_sampled *sampled;
+    sr_hsm *hsm;
+    sr_sparsemap *smap;
 };
 
 sr_status sr_loss_create(sr_loss **out, const sr_loss_init *in, sr_error *err)
@@ -58,10 +64,19 @@ sr_status sr_loss_create(sr_loss **out, const sr_loss_init *in, sr_error *err)
             if (!l->dv) st = err->code;
         }
         break;
-    default:
-        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "loss.name=%s is not available in this build",
-                     sr_loss_kind_name(kind));
-        st = SR_ERR_CONFIG;
+    case SR_LOSS_SSM:
+    case SR_LOSS_NCE:
+    case SR_LOSS_BPR:
+        st = sr_sampled_create(&l->sampled, kind, in, err);
+        break;
+    case SR_LOSS_HSM:
+        st = sr_hsm_create(&l->hsm, in, err);
+        break;
+    case SR_LOSS_SPARSEMAX:
+    case SR_LOSS_ENTMAX:
+    case SR_LOSS_RANKMAX:
+        st = sr_sparsemap_create(&l->smap, kind, in, err);
+        break;
     }
     if (st != SR_OK) {
         sr_loss_destroy(&l);
@@ -77,6 +92,9 @@ void sr_loss_destroy(sr_loss **lp)
     if (!l) return;
     sr_softmax_ws_destroy(&l->ws);
     sr_mem_free(l->mem, l->dv);
+    sr_sampled_destroy(&l->sampled);
+    sr_hsm_destroy(&l->hsm);
+    sr_sparsemap_destroy(&l->smap);
     free(l);
     *lp = NULL;
 }
@@ -95,16 +113,32 @@ sr_status sr_loss_step(sr_loss *l, const float *q, int64_t b, const float *v,
         dv->rows = NULL;
         dv->g = l->dv;
         return SR_OK;
-    default:
-        SR_FAIL(err, SR_ERR_INTERNAL, "loss %s has no step", sr_loss_kind_name(l->kind));
+    case SR_LOSS_SSM:
+    case SR_LOSS_NCE:
+    case SR_LOSS_BPR:
+        return sr_sampled_step(l->sampled, q, b, v, targets, step, loss, dq, dv, err);
+    case SR_LOSS_HSM:
+        /* The output side is the tree: item rows get no gradient. */
+        dv->n = 0;
+        dv->rows = NULL;
+        dv->g = NULL;
+        return sr_hsm_step(l->hsm, q, b, targets, loss, dq, err);
+    case SR_LOSS_SPARSEMAX:
+    case SR_LOSS_ENTMAX:
+    case SR_LOSS_RANKMAX:
+        return sr_sparsemap_step(l->smap, q, b, v, targets, step, loss, dq, dv, err);
     }
+    SR_FAIL(err, SR_ERR_INTERNAL, "loss %s has no step", sr_loss_kind_name(l->kind));
 }
 
-void sr_loss_update_params(sr_loss *l, int64_t step) { (void)l, (void)step; }
+void sr_loss_update_params(sr_loss *l, int64_t step)
+{
+    if (l->hsm) sr_hsm_update(l->hsm, step);
+}
 
 float *sr_loss_params(sr_loss *l, const sr_shard **map, int64_t *n_local)
 {
-    (void)l;
+    if (l->hsm) return sr_hsm_params(l->hsm, map, n_local);
     *map = NULL;
     *n_local = 0;
     return NULL;
@@ -114,12 +148,12 @@ bool sr_loss_scores_by_dot(const sr_loss *l) { return l->kind != SR_LOSS_HSM; }
 
 sr_status sr_loss_eval_prepare(sr_loss *l, sr_error *err)
 {
-    (void)l, (void)err;
-    return SR_OK;
+    return l->hsm ? sr_hsm_eval_prepare(l->hsm, err) : SR_OK;
 }
 
 void sr_loss_eval_scores(void *loss, const float *q, int64_t b, int64_t d, int64_t j0, int64_t j1,
                          float *out)
 {
-    (void)loss, (void)q, (void)b, (void)d, (void)j0, (void)j1, (void)out;
+    sr_loss *l = loss;
+    if (l->hsm) sr_hsm_eval_scores(l->hsm, q, b, d, j0, j1, out);
 }
