@@ -55,6 +55,7 @@ struct sr_trainer {
     int64_t *counts;    /* per-rank batch rows */
     float *vn, *vinv, *qinv; /* cosine scoring: normalised item rows, 1/norms */
     sr_loss *loss;
+    int64_t *pop;       /* train count of every item (global order) */
 };
 
 #define EVAL_BATCH 256 /* users per rank per evaluation step */
@@ -176,7 +177,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     for (int64_t u = 0; u < t->u1 - t->u0; u++) t->slot[u] = -1;
     sr_loss_init li = {c, &t->cfg, &t->items, pop, &t->opt, Bmax, d, &t->mem};
     (void)sr_loss_create(&t->loss, &li, err);
-    sr_mem_free(&t->mem, pop);
+    t->pop = pop; /* kept for analysis (proposals of analyze lse-bias) */
     pop = NULL;
     if (sr_comm_agree(c, err) != SR_OK) goto fail; /* config errors alike, OOM on one rank */
     if (cfg->train_init[0] && sr_trainer_load(t, cfg->train_init, err) != SR_OK) goto fail;
@@ -196,6 +197,7 @@ void sr_trainer_destroy(sr_trainer **tp)
     sr_trainer *t = *tp;
     if (!t) return;
     sr_loss_destroy(&t->loss);
+    sr_mem_free(&t->mem, t->pop);
     sr_mf_destroy(&t->mf, &t->mem);
     for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&t->split[s], &t->mem);
     void *bufs[] = {t->ex_order, t->ex_user, t->q_local, t->dq_local, t->ug, t->t_local, t->rows,
@@ -207,14 +209,28 @@ void sr_trainer_destroy(sr_trainer **tp)
     *tp = NULL;
 }
 
+/* The model tables of a checkpoint: item and user embeddings, and the
+ * loss's own sharded table when it has one (hsm inner nodes). */
+static int model_tables(sr_trainer *t, sr_ckpt_table tabs[3])
+{
+    tabs[0] = (sr_ckpt_table){"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items,
+                              t->mf.d, &t->items, 0};
+    tabs[1] = (sr_ckpt_table){"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users,
+                              t->mf.d, NULL, t->u0};
+    const sr_shard *map = NULL;
+    int64_t n_local = 0;
+    float *w = sr_loss_params(t->loss, &map, &n_local);
+    if (!w) return 2;
+    tabs[2] = (sr_ckpt_table){"/model/loss_nodes", w, n_local, map->n, t->mf.d, map, 0};
+    return 3;
+}
+
 sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
 {
-    sr_ckpt_table tabs[2] = {
-        {"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items, t->mf.d, &t->items, 0},
-        {"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users, t->mf.d, NULL, t->u0},
-    };
+    sr_ckpt_table tabs[3];
+    int n = model_tables(t, tabs);
     sr_ckpt_info info;
-    SR_TRY(sr_ckpt_read(t->c, path, tabs, 2, &info, err));
+    SR_TRY(sr_ckpt_read(t->c, path, tabs, n, &info, err));
     free(info.config_ini);
     sr_log_root(&t->log, SR_LOG_INFO, "loaded model from %s (step %lld)", path, (long long)info.step);
     return SR_OK;
@@ -222,10 +238,8 @@ sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
 
 static sr_status save_model(sr_trainer *t, const char *path, int64_t epoch, sr_error *err)
 {
-    sr_ckpt_table tabs[2] = {
-        {"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items, t->mf.d, &t->items, 0},
-        {"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users, t->mf.d, NULL, t->u0},
-    };
+    sr_ckpt_table tabs[3];
+    int n = model_tables(t, tabs);
     sr_ckpt_info info;
     memset(&info, 0, sizeof info);
     info.step = t->step;
@@ -239,7 +253,7 @@ static sr_status save_model(sr_trainer *t, const char *path, int64_t epoch, sr_e
     info.config_ini = malloc(need);
     if (!info.config_ini) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
     sr_config_write_ini(&t->cfg, info.config_ini, need);
-    sr_status st = sr_ckpt_write(t->c, path, &info, tabs, 2, err);
+    sr_status st = sr_ckpt_write(t->c, path, &info, tabs, n, err);
     free(info.config_ini);
     return st;
 }
@@ -638,5 +652,46 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
     void *bufs[] = {users, counts, q_loc, q_all, top_s, top_i, len_loc, len_all, indptr, ex_loc, ex_all, ecounts, test};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
     sr_topk_ws_destroy(&ws);
+    return st;
+}
+
+/* ---- access for analysis commands ---------------------------------------- */
+
+const sr_config *sr_trainer_config(const sr_trainer *t) { return &t->cfg; }
+const sr_dataset_meta *sr_trainer_meta(const sr_trainer *t) { return &t->meta; }
+const int64_t *sr_trainer_popularity(const sr_trainer *t) { return t->pop; }
+
+const float *sr_trainer_item_rows(sr_trainer *t, const sr_shard **map, int64_t *n_local)
+{
+    *map = &t->items;
+    *n_local = t->mf.n_items;
+    if (t->cfg.model_temperature > 0) {
+        sr_rows_normalize(t->mf.item, t->mf.n_items, t->mf.d, 1.0f, t->vn, t->vinv);
+        return t->vn;
+    }
+    return t->mf.item;
+}
+
+sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n, float *q,
+                                  sr_error *err)
+{
+    const int64_t d = t->mf.d;
+    double *acc = sr_mem_calloc(&t->mem, (size_t)(n * d > 0 ? n * d : 1), sizeof *acc, "queries", err);
+    if (!acc) sr_comm_abort(t->c, err);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t u = users[i];
+        if (u < 0 || u >= t->meta.num_users) {
+            sr_mem_free(&t->mem, acc);
+            SR_FAIL(err, SR_ERR_USAGE, "user %lld is outside [0, %lld)", (long long)u,
+                    (long long)t->meta.num_users);
+        }
+        if (u >= t->u0 && u < t->u1)
+            for (int64_t j = 0; j < d; j++) acc[i * d + j] = t->mf.user[(u - t->u0) * d + j];
+    }
+    sr_status st = sr_comm_allreduce_sum(t->c, acc, n * d, err); /* one owner each: exact */
+    for (int64_t k = 0; k < n * d; k++) q[k] = (float)acc[k];
+    sr_mem_free(&t->mem, acc);
+    if (st == SR_OK && t->cfg.model_temperature > 0 && n > 0)
+        sr_rows_normalize(q, n, d, (float)(1.0 / t->cfg.model_temperature), q, t->qinv);
     return st;
 }

@@ -20,6 +20,8 @@
 #include <stdint.h>
 
 #include "comm/comm.h"
+#include "comm/shard.h"
+#include "io/dataset.h"
 #include "core/config.h"
 #include "core/error.h"
 
@@ -66,6 +68,20 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
 
 /* Load model tables from a checkpoint (same shapes as the dataset). */
 sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err);
+
+/* Analysis access (softrec analyze). The rows the scores are computed from:
+ * this rank's item rows (normalised when model.temperature > 0) and their
+ * map; valid until the next call. */
+const float *sr_trainer_item_rows(sr_trainer *t, const sr_shard **map, int64_t *n_local);
+/* Collective: the query vectors (n x d, replicated) of global users (the
+ * same list on every rank), scaled as the loss sees them, so logits are
+ * q . v with the rows above. n <= the eval batch (256 x ranks) when
+ * model.temperature > 0. */
+sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n, float *q,
+                                  sr_error *err);
+const sr_config *sr_trainer_config(const sr_trainer *t);
+const sr_dataset_meta *sr_trainer_meta(const sr_trainer *t);
+const int64_t *sr_trainer_popularity(const sr_trainer *t); /* train count per item, global order */
 
 /* "ndcg@20": value pairs as a JSON object text (for metrics lines). */
 void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len);

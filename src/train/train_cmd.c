@@ -132,6 +132,34 @@ sr_status sr_cmd_train(const sr_comm *c, int argc, char **argv, sr_error *err)
     return SR_OK;
 }
 
+sr_status sr_trainer_open_checkpoint(const sr_comm *c, const char *ckpt, const char *dataset,
+                                    char **sets, int nsets, sr_config *cfg, sr_trainer **out,
+                                    sr_error *err)
+{
+    *out = NULL;
+    /* The checkpoint carries the config it was trained with; read its
+     * attributes first (no tables), then apply the overrides. */
+    sr_config_defaults(cfg);
+    sr_ckpt_info info;
+    sr_status st = sr_ckpt_read(c, ckpt, NULL, 0, &info, err);
+    if (st == SR_OK && info.config_ini) {
+        st = sr_config_load_string(cfg, info.config_ini, ckpt, err);
+        free(info.config_ini);
+    }
+    if (st == SR_OK && dataset) st = sr_config_set(cfg, "data.path", dataset, "--dataset", err);
+    for (int i = 0; i < nsets && st == SR_OK; i++) st = sr_config_set_assignment(cfg, sets[i], err);
+    cfg->train_init[0] = '\0'; /* the model comes from the checkpoint, never from train.init */
+    SR_TRY(sr_comm_agree(c, err));
+    sr_trainer *t = NULL;
+    SR_TRY(sr_trainer_create(&t, c, cfg, err));
+    if ((st = sr_trainer_load(t, ckpt, err)) != SR_OK) {
+        sr_trainer_destroy(&t);
+        return st;
+    }
+    *out = t;
+    return SR_OK;
+}
+
 sr_status sr_cmd_eval(const sr_comm *c, int argc, char **argv, sr_error *err)
 {
     sr_config cfg;
@@ -167,27 +195,12 @@ sr_status sr_cmd_eval(const sr_comm *c, int argc, char **argv, sr_error *err)
         free(sets);
         return err->code;
     }
-    /* The checkpoint carries the config it was trained with; read its
-     * attributes first (no tables), then apply the overrides. */
-    sr_ckpt_info info;
-    sr_status st = sr_ckpt_read(c, ckpt, NULL, 0, &info, err);
-    if (st == SR_OK && info.config_ini)
-        st = sr_config_load_string(&cfg, info.config_ini, ckpt, err);
-    if (st == SR_OK) free(info.config_ini);
-    if (st == SR_OK && dataset) st = sr_config_set(&cfg, "data.path", dataset, "--dataset", err);
-    for (int i = 0; i < nsets && st == SR_OK; i++) st = sr_config_set_assignment(&cfg, sets[i], err);
-    free(sets);
-    if (st == SR_OK) {
-        /* Evaluation starts from the checkpoint, never from train.init. */
-        cfg.train_init[0] = '\0';
-    }
-    st = sr_comm_agree(c, err);
-    if (st != SR_OK) return st;
     sr_trainer *t = NULL;
-    SR_TRY(sr_trainer_create(&t, c, &cfg, err));
+    sr_status st = sr_trainer_open_checkpoint(c, ckpt, dataset, sets, nsets, &cfg, &t, err);
+    free(sets);
+    if (st != SR_OK) return st;
     sr_eval_result res;
-    st = sr_trainer_load(t, ckpt, err);
-    if (st == SR_OK) st = sr_trainer_evaluate(t, split, &res, err);
+    st = sr_trainer_evaluate(t, split, &res, err);
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
     if (c->rank == 0) {
