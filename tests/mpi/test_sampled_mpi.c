@@ -24,6 +24,7 @@
 #include "core/config.h"
 #include "core/rng.h"
 #include "harness.h"
+#include "loss/lse_bias.h"
 #include "loss/sampled.h"
 #include "loss/softmax.h"
 
@@ -403,6 +404,71 @@ static void test_bad_target_everywhere(void)
     sr_shard_destroy(&s);
 }
 
+/* lse-bias on a small catalogue: exact log Z against a naive double
+ * computation; the SSM bias is negative (Jensen) at k = 1 and shrinks towards
+ * 0 as k grows, its MSE too; the same table on every rank. */
+static void test_lse_bias(void)
+{
+    const sr_comm *c = &g_comm;
+    problem p;
+    problem_make(&p, 40, 5, 6, 905);
+    const int64_t ks[4] = {1, 8, 64, 512};
+    for (int prop = 0; prop < 2; prop++) {
+        sr_shard s;
+        layouts(prop, &s, p.n);
+        int64_t nr = sr_shard_count(&s, c->rank);
+        float *vr = malloc((size_t)(nr * p.d + 1) * sizeof(float));
+        for (int64_t j = 0; j < nr; j++)
+            memcpy(vr + j * p.d, p.v + sr_shard_global(&s, c->rank, j) * p.d, (size_t)p.d * 4);
+        sr_error e;
+        sr_error_clear(&e);
+        sr_sampler *sm = NULL;
+        CU_ASSERT_EQUAL_FATAL(sr_sampler_create(&sm, &s, c->rank, SR_PROPOSAL_POPULARITY, p.pop, prop ? 0.5 : 1.0,
+                                                NULL, &e), SR_OK);
+        sr_lse_bias_row rows[4];
+        double logz[5];
+        sr_mem mem;
+        sr_mem_init(&mem, 0);
+        CU_ASSERT_EQUAL_FATAL(sr_lse_bias_run(c, &s, sm, p.q, p.b, p.d, vr, ks, 4, 40, 7, &mem, logz, rows, &e),
+                              SR_OK);
+        CU_ASSERT_EQUAL(mem.current, 0);
+        for (int64_t i = 0; i < p.b; i++) {
+            double mx = -INFINITY, z = 0, sc[40];
+            for (int64_t j = 0; j < p.n; j++) {
+                sc[j] = 0;
+                for (int64_t t = 0; t < p.d; t++) sc[j] += (double)p.q[i * p.d + t] * p.v[j * p.d + t];
+                mx = fmax(mx, sc[j]);
+            }
+            for (int64_t j = 0; j < p.n; j++) z += exp(sc[j] - mx);
+            CU_ASSERT(fabs(logz[i] - (mx + log(z))) < 1e-5);
+        }
+        CU_ASSERT(rows[0].ssm_bias < 0);
+        /* |bias| falls with k and at k = 512 is within 4 standard errors
+         * (sqrt(var / (R b)), R = 40, b = 5) plus 0.005 of zero. */
+        CU_ASSERT(fabs(rows[1].ssm_bias) < fabs(rows[0].ssm_bias));
+        CU_ASSERT(fabs(rows[3].ssm_bias) < 0.1 * fabs(rows[0].ssm_bias));
+        CU_ASSERT(fabs(rows[3].ssm_bias) < 4 * sqrt(rows[3].ssm_var / 200.0) + 0.005);
+        CU_ASSERT(rows[3].ssm_mse < rows[0].ssm_mse / 20);
+        for (int ki = 0; ki < 4; ki++) {
+            CU_ASSERT(isfinite(rows[ki].nce_bias) && rows[ki].nce_var >= -1e-12);
+            /* mse = mean_i bias_i^2 + var >= (mean_i bias_i)^2 + var */
+            CU_ASSERT(rows[ki].ssm_mse >= rows[ki].ssm_bias * rows[ki].ssm_bias + rows[ki].ssm_var - 1e-12);
+            double x = rows[ki].ssm_bias, y = -x;
+            CU_ASSERT_EQUAL(sr_comm_allreduce_max(c, &x, 1, &e), SR_OK);
+            CU_ASSERT_EQUAL(sr_comm_allreduce_max(c, &y, 1, &e), SR_OK);
+            CU_ASSERT(x == -y);
+            if (c->rank == 0)
+                printf("\n  lse-bias np %d beta %.1f k %4lld: ssm bias %+.4f var %.4f mse %.4f | nce bias %+.4f var %.4f mse %.4f",
+                       c->size, prop ? 0.5 : 1.0, (long long)ks[ki], rows[ki].ssm_bias, rows[ki].ssm_var,
+                       rows[ki].ssm_mse, rows[ki].nce_bias, rows[ki].nce_var, rows[ki].nce_mse);
+        }
+        sr_sampler_destroy(&sm);
+        free(vr);
+        sr_shard_destroy(&s);
+    }
+    problem_free(&p);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("sampled_mpi", suite_init, suite_clean);
@@ -411,6 +477,7 @@ static void register_tests(void)
     CU_add_test(s, "nce", test_nce);
     CU_add_test(s, "bpr", test_bpr);
     CU_add_test(s, "bad_target_everywhere", test_bad_target_everywhere);
+    CU_add_test(s, "lse_bias", test_lse_bias);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }

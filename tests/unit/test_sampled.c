@@ -17,6 +17,7 @@
 #include "core/config.h"
 #include "core/rng.h"
 #include "harness.h"
+#include "loss/lse_bias.h"
 #include "loss/sampled.h"
 
 static sr_comm g_comm; /* test-only: CUnit tests take no arguments */
@@ -214,6 +215,47 @@ static void test_config_errors(void)
     sr_shard_destroy(&s);
 }
 
+/* lse_bias kernels: with Q = P the SSM estimate is log Z for any sample;
+ * the NCE estimate is the maximiser of the concave J(c). */
+static double nce_j(double ux, const double *u, int64_t k, double c)
+{
+    double j = -log1p(exp(-(ux - c)));
+    for (int64_t i = 0; i < k; i++) j += -log1p(exp(-(c - u[i])));
+    return j;
+}
+
+static void test_lse_kernels(void)
+{
+    sr_rng r;
+    sr_rng_init(&r, 99, 0, 1);
+    double s[30], mx = -INFINITY, z = 0;
+    for (int j = 0; j < 30; j++) {
+        s[j] = 3.0 * sr_rng_normal(&r);
+        mx = fmax(mx, s[j]);
+    }
+    for (int j = 0; j < 30; j++) z += exp(s[j] - mx);
+    double logz = mx + log(z);
+    double ss[7], lq[7];
+    for (int i = 0; i < 7; i++) {
+        int j = (int)sr_rng_below(&r, 30);
+        ss[i] = s[j];
+        lq[i] = s[j] - logz; /* Q = P */
+    }
+    CU_ASSERT(fabs(sr_lse_ssm_estimate(ss, lq, 7) - logz) < 1e-12);
+    CU_ASSERT(fabs(sr_lse_ssm_estimate(ss, lq, 1) - logz) < 1e-12);
+    for (int t = 0; t < 20; t++) {
+        double u[9], ux = 4.0 * sr_rng_normal(&r);
+        int64_t k = 1 + t % 9;
+        for (int64_t i = 0; i < k; i++) u[i] = 4.0 * sr_rng_normal(&r);
+        double c = sr_lse_nce_estimate(ux, u, k), jc = nce_j(ux, u, k, c);
+        CU_ASSERT(isfinite(c));
+        CU_ASSERT(jc >= nce_j(ux, u, k, c + 1e-4) && jc >= nce_j(ux, u, k, c - 1e-4));
+        double g = -1.0 / (1.0 + exp(-(c - ux)));
+        for (int64_t i = 0; i < k; i++) g += 1.0 / (1.0 + exp(-(u[i] - c)));
+        CU_ASSERT(fabs(g) < 1e-9);
+    }
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("sampled", suite_init, suite_clean);
@@ -223,6 +265,7 @@ static void register_tests(void)
     CU_add_test(s, "corrections_by_hand", test_corrections_by_hand);
     CU_add_test(s, "large_logits", test_large_logits);
     CU_add_test(s, "config_errors", test_config_errors);
+    CU_add_test(s, "lse_kernels", test_lse_kernels);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
