@@ -20,6 +20,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "io/h5check.h"
+
 #ifndef H5_HAVE_PARALLEL
 #error "softrec needs parallel HDF5 (libhdf5-openmpi-dev)"
 #endif
@@ -529,6 +531,31 @@ sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, 
     if (sr_comm_agree(c, err) != SR_OK) goto fail;
 
     st = check_schema(ds, err);
+    if (sr_comm_agree(c, err) != SR_OK) goto fail;
+
+    /* Untrusted file: no links, storage or filters that reach outside it
+     * anywhere in the file, dtypes and shapes of every object (h5check.h).
+     * Item ids are range-checked where they are read (read_split), on
+     * exactly the rows each rank uses; h5check can also check them here in
+     * bounded chunks (id_bound = num_items) at the cost of one extra pass
+     * over every split. */
+    {
+        const sr_dataset_meta *m = &ds->meta;
+        sr_h5check_obj objs[12];
+        int n = 0;
+        for (int s = 0; s < SR_SPLIT_COUNT; s++) {
+            static const char *const ip[] = {"/train/indptr", "/valid/indptr", "/test/indptr"};
+            static const char *const it[] = {"/train/items", "/valid/items", "/test/items"};
+            static const char *const tm[] = {"/train/time", "/valid/time", "/test/time"};
+            objs[n++] = (sr_h5check_obj){ip[s], 1, SR_H5_INTEGER, 4, 8, 1, {m->num_users + 1, -1}, -1, NULL};
+            objs[n++] = (sr_h5check_obj){it[s], 1, SR_H5_INTEGER, 4, 8, 1, {-1, -1}, -1, "item id"};
+            objs[n++] = (sr_h5check_obj){tm[s], 0, SR_H5_INTEGER, 4, 8, 1, {m->nnz[s], -1}, -1, NULL};
+        }
+        objs[n++] = (sr_h5check_obj){"/item_popularity", 1, SR_H5_INTEGER, 4, 8, 1, {m->num_items, -1}, -1, NULL};
+        objs[n++] = (sr_h5check_obj){"/user_ids", 0, SR_H5_INTEGER, 4, 8, 1, {m->num_users, -1}, -1, NULL};
+        objs[n++] = (sr_h5check_obj){"/item_ids", 0, SR_H5_INTEGER, 4, 8, 1, {m->num_items, -1}, -1, NULL};
+        st = sr_h5check_run(c, ds->file, path, objs, n, err);
+    }
     if (sr_comm_agree(c, err) != SR_OK) goto fail;
 
     st = check_indptr(ds, err);
