@@ -27,21 +27,29 @@ typedef struct hsm_eval_ {
     int ready;
     int64_t u;          /* distinct nodes on the paths of the local items */
     int64_t n_items;    /* local items */
-    float *rows;        /* u x d: fetched node rows, ascending node id */
+    /* Columns in preorder: local items in depth-first leaf order, each
+     * item's new path nodes root side first. A chunk of consecutive leaves
+     * then reads a nearly contiguous block of rows. */
+    float *rows;        /* u x d: fetched node rows */
     int32_t *ncode;     /* u: 2 * parent column + bit, -1 at the root */
     int32_t *lcode;     /* n_items: 2 * parent column + bit of each local item */
-    uint64_t *order;    /* n_items: leaf position << 32 | offset, of the last range */
+    /* Chunks of the last range (cached: callers score one range for many
+     * query blocks). Chunk c: nodes [cu[c], cu[c + 1]) of src/pc, leaves
+     * [cm[c], cm[c + 1]) of lp/oc; nodes parents first. */
     int64_t o_j0, o_j1; /* that range (o_j0 < 0: none) */
-    /* chunk workspace */
     int64_t ucap;       /* nodes per chunk */
-    int32_t *loc;       /* u: index of a column in the current chunk, -1 */
-    int32_t *src;       /* ucap: column of chunk node k */
-    int32_t *pc;        /* ucap: 2 * chunk index of the parent + bit, -1 at the root */
+    int64_t cap_u, cap_c, n_chunks;
+    uint64_t *order;    /* n_items: leaf position << 32 | offset in the range */
+    int64_t *cu, *cm;   /* cap_c + 1 */
+    int32_t *loc;       /* u: index of a column in the chunk being built, -1 */
+    int32_t *src;       /* cap_u: column of each chunk node */
+    int32_t *pc;        /* cap_u: 2 * chunk index of the parent + bit, -1 at the root */
     int32_t *stack;     /* max_depth */
-    int32_t *lp;        /* ucap: 2 * chunk index of the leaf's parent + bit */
-    int32_t *oc;        /* ucap: output column of the leaf */
+    int32_t *lp;        /* n_items: 2 * chunk index of the leaf's parent + bit */
+    int32_t *oc;        /* n_items: output column of the leaf */
     float *wg;          /* ucap x d: gathered rows */
     float *z, *a;       /* ucap x qb: logits, then prefix terms (node-major) */
+    float *tb;          /* n_items x qb: leaf scores of a query block, item-major */
 } hsm_eval_;
 
 struct sr_hsm {
@@ -130,8 +138,8 @@ void sr_hsm_local_terms(const sr_huffman *t, const sr_shard *nodes, int rank, co
 static void eval_free_(sr_hsm *h)
 {
     hsm_eval_ *e = &h->ev;
-    void *bufs[] = {e->rows, e->ncode, e->lcode, e->order, e->loc, e->src,
-                    e->pc,   e->stack, e->lp,    e->oc,    e->wg,  e->z, e->a};
+    void *bufs[] = {e->rows, e->ncode, e->lcode, e->order, e->cu, e->cm, e->loc, e->src,
+                    e->pc,   e->stack, e->lp,    e->oc,    e->wg, e->z,  e->a,   e->tb};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) sr_mem_free(h->mem, bufs[k]);
     memset(e, 0, sizeof *e);
 }
@@ -242,82 +250,101 @@ const sr_hsm_grad *sr_hsm_last_grad(const sr_hsm *h) { return &h->grad; }
 
 /* ---- evaluation -------------------------------------------------------- */
 
+
 static int cmp_u64_(const void *a, const void *b)
 {
     uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
     return (x > y) - (x < y);
 }
 
-/* Column of node id in the sorted id list (present by construction). */
-static int32_t col_of_(const int64_t *ids, int64_t u, int64_t id)
+/* Local items [j0, j1) sorted by leaf position into e->order. */
+static void leaf_order_(const sr_hsm *h, int64_t j0, int64_t j1)
 {
-    int64_t lo = 0, hi = u - 1;
-    while (lo < hi) {
-        int64_t mid = (lo + hi) / 2;
-        if (ids[mid] < id) lo = mid + 1;
-        else hi = mid;
-    }
-    return (int32_t)lo;
+    const hsm_eval_ *e = &h->ev;
+    for (int64_t j = j0; j < j1; j++)
+        e->order[j - j0] = (uint64_t)h->tree.leafpos[sr_shard_global(h->items, h->c->rank, j)] << 32 |
+                           (uint64_t)(j - j0);
+    qsort(e->order, (size_t)(j1 - j0), sizeof *e->order, cmp_u64_);
 }
 
-/* Everything of eval_prepare before the collective fetch, local. */
+/* Everything of eval_prepare before the collective fetch, local: the
+ * preorder node list (ids, for the exchange), parent codes, buffers. */
 static sr_status eval_plan_(sr_hsm *h, int64_t **ids_out, sr_error *err)
 {
     hsm_eval_ *e = &h->ev;
     const sr_huffman *t = &h->tree;
-    const int rank = h->c->rank;
-    const int64_t m = t->n - 1;
-    e->n_items = sr_shard_count(h->items, rank);
-    uint8_t *mark = sr_mem_calloc(h->mem, (size_t)(m + 7) / 8, 1, "hsm eval node marks", err);
-    if (!mark) return err ? err->code : SR_ERR_NOMEM;
-    /* Union of the paths; stop at a marked node: its ancestors are marked. */
-    for (int64_t j = 0; j < e->n_items; j++)
-        for (int64_t v = sr_shard_global(h->items, rank, j); t->up[v] >= 0;) {
-            int64_t node = t->up[v] >> 1;
-            if (mark[node >> 3] & (1u << (node & 7))) break;
-            mark[node >> 3] |= (uint8_t)(1u << (node & 7));
-            e->u++;
-            v = t->n + node;
-        }
-    int64_t *ids = sr_mem_calloc(h->mem, (size_t)e->u, sizeof *ids, "hsm eval node ids", err);
-    if (!ids) {
-        sr_mem_free(h->mem, mark);
+    const int64_t m = t->n - 1, d = h->d, maxd = t->max_depth;
+    e->n_items = sr_shard_count(h->items, h->c->rank);
+    e->o_j0 = -1;
+    e->order = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(uint64_t), "hsm eval leaf order", err);
+    e->lcode = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf codes", err);
+    e->stack = sr_mem_calloc(h->mem, (size_t)maxd, sizeof(int32_t), "hsm eval stack", err);
+    int64_t bound = e->n_items > m / maxd ? m : e->n_items * maxd;
+    int32_t *col = sr_mem_calloc(h->mem, (size_t)m, sizeof(int32_t), "hsm eval node columns", err);
+    int64_t *ids = sr_mem_calloc(h->mem, (size_t)bound, sizeof *ids, "hsm eval node ids", err);
+    if (!e->order || !e->lcode || !e->stack || !col || !ids) {
+        sr_mem_free(h->mem, col);
+        sr_mem_free(h->mem, ids);
         return err ? err->code : SR_ERR_NOMEM;
     }
-    for (int64_t node = 0, k = 0; node < m; node++)
-        if (mark[node >> 3] & (1u << (node & 7))) ids[k++] = node;
-    sr_mem_free(h->mem, mark);
-    *ids_out = ids;
-
-    const int64_t d = h->d;
-    e->ucap = e->u < SR_HSM_CHUNK_NODES ? e->u : SR_HSM_CHUNK_NODES;
-    if (e->ucap < t->max_depth && e->u > 0) e->ucap = t->max_depth;
-    e->rows = sr_mem_calloc(h->mem, (size_t)e->u, (size_t)d * sizeof(float), "hsm eval node rows", err);
+    for (int64_t k = 0; k < m; k++) col[k] = -1;
+    leaf_order_(h, 0, e->n_items);
+    for (int64_t l = 0; l < e->n_items; l++) {
+        int64_t top = 0;
+        int64_t v = sr_shard_global(h->items, h->c->rank, (int64_t)(e->order[l] & 0xffffffffu));
+        for (; t->up[v] >= 0 && col[t->up[v] >> 1] < 0; v = t->n + (t->up[v] >> 1))
+            e->stack[top++] = t->up[v] >> 1;
+        while (top > 0) {
+            int32_t node = e->stack[--top];
+            col[node] = (int32_t)e->u;
+            ids[e->u++] = node;
+        }
+    }
     e->ncode = sr_mem_calloc(h->mem, (size_t)e->u, sizeof(int32_t), "hsm eval node codes", err);
-    e->lcode = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf codes", err);
-    e->order = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(uint64_t), "hsm eval leaf order", err);
     e->loc = sr_mem_calloc(h->mem, (size_t)e->u, sizeof(int32_t), "hsm eval chunk index", err);
-    e->src = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk nodes", err);
-    e->pc = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk parents", err);
-    e->stack = sr_mem_calloc(h->mem, (size_t)t->max_depth, sizeof(int32_t), "hsm eval stack", err);
-    e->lp = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk leaves", err);
-    e->oc = sr_mem_calloc(h->mem, (size_t)e->ucap, sizeof(int32_t), "hsm eval chunk columns", err);
+    if (e->ncode && e->loc) {
+        for (int64_t k = 0; k < e->u; k++) {
+            int32_t up = t->up[t->n + ids[k]];
+            e->ncode[k] = up < 0 ? -1 : 2 * col[up >> 1] + (up & 1);
+            e->loc[k] = -1;
+        }
+        for (int64_t j = 0; j < e->n_items; j++) {
+            int32_t up = t->up[sr_shard_global(h->items, h->c->rank, j)];
+            e->lcode[j] = 2 * col[up >> 1] + (up & 1);
+        }
+    }
+    sr_mem_free(h->mem, col);
+    *ids_out = ids;
+    if (!e->ncode || !e->loc) return err ? err->code : SR_ERR_NOMEM;
+
+    /* Chunk capacity. A chunk closes when the next leaf could overflow it,
+     * so every chunk but the last holds > ucap - maxd nodes, and a chunk
+     * repeats at most one root path (maxd nodes) of the previous one:
+     * total nodes <= u + (u / (ucap - 2 maxd) + 1) maxd. */
+    int64_t cmin = 4 * maxd + 1 > SR_HSM_CHUNK_NODES ? 4 * maxd + 1 : SR_HSM_CHUNK_NODES;
+    e->ucap = e->u < cmin ? e->u : cmin;
+    if (e->ucap == e->u) {
+        e->cap_u = e->u;
+        e->cap_c = 1;
+    } else {
+        e->cap_u = e->u + (e->u / (e->ucap - 2 * maxd) + 1) * maxd;
+        e->cap_c = e->cap_u / (e->ucap - maxd) + 2;
+    }
+    e->cu = sr_mem_calloc(h->mem, (size_t)e->cap_c + 1, sizeof(int64_t), "hsm eval chunk nodes", err);
+    e->cm = sr_mem_calloc(h->mem, (size_t)e->cap_c + 1, sizeof(int64_t), "hsm eval chunk leaves", err);
+    e->src = sr_mem_calloc(h->mem, (size_t)e->cap_u, sizeof(int32_t), "hsm eval chunk columns", err);
+    e->pc = sr_mem_calloc(h->mem, (size_t)e->cap_u, sizeof(int32_t), "hsm eval chunk parents", err);
+    e->lp = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf parents", err);
+    e->oc = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf columns", err);
+    e->rows = sr_mem_calloc(h->mem, (size_t)e->u, (size_t)d * sizeof(float), "hsm eval node rows", err);
     e->wg = sr_mem_calloc(h->mem, (size_t)e->ucap, (size_t)d * sizeof(float), "hsm eval chunk rows", err);
     e->z = sr_mem_calloc(h->mem, (size_t)e->ucap, SR_HSM_QBLOCK * sizeof(float), "hsm eval logits", err);
     e->a = sr_mem_calloc(h->mem, (size_t)e->ucap, SR_HSM_QBLOCK * sizeof(float), "hsm eval prefixes", err);
-    if (!e->rows || !e->ncode || !e->lcode || !e->order || !e->loc || !e->src || !e->pc ||
-        !e->stack || !e->lp || !e->oc || !e->wg || !e->z || !e->a)
+    e->tb = sr_mem_calloc(h->mem, (size_t)e->n_items, SR_HSM_QBLOCK * sizeof(float), "hsm eval leaf block",
+                          err);
+    if (!e->cu || !e->cm || !e->src || !e->pc || !e->lp || !e->oc || !e->rows || !e->wg || !e->z ||
+        !e->a || !e->tb)
         return err ? err->code : SR_ERR_NOMEM;
-    for (int64_t k = 0; k < e->u; k++) {
-        int32_t up = t->up[t->n + ids[k]];
-        e->ncode[k] = up < 0 ? -1 : 2 * col_of_(ids, e->u, up >> 1) + (up & 1);
-        e->loc[k] = -1;
-    }
-    for (int64_t j = 0; j < e->n_items; j++) {
-        int32_t up = t->up[sr_shard_global(h->items, rank, j)];
-        e->lcode[j] = 2 * col_of_(ids, e->u, up >> 1) + (up & 1);
-    }
-    e->o_j0 = -1;
     return SR_OK;
 }
 
@@ -347,6 +374,52 @@ sr_status sr_hsm_eval_prepare(sr_hsm *h, sr_error *err)
     return SR_OK;
 }
 
+/* Chunks of the range [j0, j1): leaves in depth-first order; a leaf adds the
+ * nodes of its path not yet in the chunk, root side first (parents precede
+ * children); a chunk closes before the next leaf could overflow it. */
+static void build_chunks_(sr_hsm *h, int64_t j0, int64_t j1)
+{
+    hsm_eval_ *e = &h->ev;
+    const int64_t nt = j1 - j0, maxd = h->tree.max_depth;
+    leaf_order_(h, j0, j1);
+    int64_t u = 0, tot = 0;
+    e->n_chunks = 0;
+    e->cu[0] = e->cm[0] = 0;
+    for (int64_t l = 0; l < nt; l++) {
+        int64_t j = j0 + (int64_t)(e->order[l] & 0xffffffffu);
+        int64_t need = e->u - u < maxd ? e->u - u : maxd;
+        if (u > 0 && u + need > e->ucap) {
+            for (int64_t k = tot - u; k < tot; k++) e->loc[e->src[k]] = -1;
+            e->n_chunks++;
+            e->cu[e->n_chunks] = tot;
+            e->cm[e->n_chunks] = l;
+            u = 0;
+        }
+        int64_t top = 0;
+        for (int32_t c = e->lcode[j] >> 1; c >= 0 && e->loc[c] < 0;) {
+            e->stack[top++] = c;
+            c = e->ncode[c] < 0 ? -1 : e->ncode[c] >> 1;
+        }
+        SR_ASSERT(tot + top <= e->cap_u && e->n_chunks < e->cap_c);
+        while (top > 0) {
+            int32_t c = e->stack[--top], nc = e->ncode[c];
+            e->loc[c] = (int32_t)u;
+            e->src[tot] = c;
+            e->pc[tot] = nc < 0 ? -1 : 2 * e->loc[nc >> 1] + (nc & 1);
+            u++;
+            tot++;
+        }
+        e->lp[l] = 2 * e->loc[e->lcode[j] >> 1] + (e->lcode[j] & 1);
+        e->oc[l] = (int32_t)(j - j0);
+    }
+    for (int64_t k = tot - u; k < tot; k++) e->loc[e->src[k]] = -1;
+    e->n_chunks++;
+    e->cu[e->n_chunks] = tot;
+    e->cm[e->n_chunks] = nt;
+    e->o_j0 = j0;
+    e->o_j1 = j1;
+}
+
 /* log sigmoid(x) = min(x, 0) - log1p(e) with e = exp(-|x|) in (0, 1]:
  * log1p(e) = 2 atanh(s), s = e / (2 + e) <= 1/3, by its odd series to s^15
  * (truncation < 3e-9 relative). Plain arithmetic, so the loop vectorises. */
@@ -364,44 +437,78 @@ static inline float log1p_unit_(float e)
     return s * p;
 }
 
-/* Score the chunk built in e (u nodes, m leaves) for all b queries. */
-static void chunk_scores_(hsm_eval_ *e, int64_t d, const float *q, int64_t b, int64_t u, int64_t m,
-                          int64_t nt, float *out)
+/* Row passes over one block of QB queries (all QB lanes, whatever the
+ * block's real size: a fixed trip count, restrict rows and no libm calls
+ * let -O2 vectorise them; unused lanes hold stale finite values and are
+ * never read back). ak holds exp(-|z_k|) on entry:
+ * ak = base + log sigmoid(zk), base = ap - bit * zp (0 at the root). */
+#define QB SR_HSM_QBLOCK
+static void prefix_row_(float *restrict ak, const float *restrict zk, const float *restrict ap,
+                        const float *restrict zp, float bit)
 {
+    for (int i = 0; i < QB; i++) {
+        float lo = zk[i] < 0.0f ? zk[i] : 0.0f;
+        ak[i] = (ap[i] - bit * zp[i]) + (lo - log1p_unit_(ak[i]));
+    }
+}
+
+static void root_row_(float *restrict ak, const float *restrict zk)
+{
+    for (int i = 0; i < QB; i++) {
+        float lo = zk[i] < 0.0f ? zk[i] : 0.0f;
+        ak[i] = lo - log1p_unit_(ak[i]);
+    }
+}
+
+static void leaf_row_(float *restrict o, const float *restrict ap, const float *restrict zp, float bit)
+{
+    for (int i = 0; i < QB; i++) o[i] = ap[i] - bit * zp[i];
+}
+
+static void negabs_row_(float *restrict a, const float *restrict z)
+{
+    for (int i = 0; i < QB; i++) a[i] = -fabsf(z[i]);
+}
+
+/* Leaf scores of chunk c for queries q (nb x d) into e->tb (item-major). */
+static void chunk_scores_(hsm_eval_ *e, int64_t c, int64_t d, const float *q, int64_t nb)
+{
+    const int64_t k0 = e->cu[c], u = e->cu[c + 1] - k0;
+    const int32_t *src = e->src + k0, *pcs = e->pc + k0;
     for (int64_t k = 0; k < u; k++)
-        memcpy(e->wg + k * d, e->rows + (int64_t)e->src[k] * d, (size_t)d * sizeof(float));
-    for (int64_t i0 = 0; i0 < b; i0 += SR_HSM_QBLOCK) {
-        const int64_t nb = b - i0 < SR_HSM_QBLOCK ? b - i0 : SR_HSM_QBLOCK;
-        float *z = e->z, *a = e->a;
-        /* Z (u x nb) = W_chunk (u x d) . Q_blk^T: node-major, so the prefix
-         * pass below runs over nb contiguous queries per node. */
-        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)u, (int)nb, (int)d, 1.0f, e->wg,
-                    (int)d, q + i0 * d, (int)d, 0.0f, z, (int)nb);
-        for (int64_t k = 0; k < u * nb; k++) a[k] = -fabsf(z[k]);
-        sr_vexp_array(a, a, u * nb);
-        /* A_k = log p(reach k) + log sigmoid(z_k); child 1 of k: A_k - z_k.
-         * Chunk nodes come parents first. */
-        for (int64_t k = 0; k < u; k++) {
-            float *ak = a + k * nb;
-            const float *zk = z + k * nb;
-            int32_t pc = e->pc[k];
-            if (pc < 0) {
-                for (int64_t i = 0; i < nb; i++) ak[i] = fminf(zk[i], 0.0f) - log1p_unit_(ak[i]);
-                continue;
-            }
-            const float *ap = a + (int64_t)(pc >> 1) * nb, *zp = z + (int64_t)(pc >> 1) * nb;
-            const float bit = (float)(pc & 1);
-            for (int64_t i = 0; i < nb; i++)
-                ak[i] = (ap[i] - bit * zp[i]) + (fminf(zk[i], 0.0f) - log1p_unit_(ak[i]));
-        }
-        for (int64_t l = 0; l < m; l++) {
-            int32_t lp = e->lp[l];
-            const float *ap = a + (int64_t)(lp >> 1) * nb, *zp = z + (int64_t)(lp >> 1) * nb;
-            float *o = out + i0 * nt + e->oc[l];
-            if (lp & 1)
-                for (int64_t i = 0; i < nb; i++) o[i * nt] = ap[i] - zp[i];
-            else
-                for (int64_t i = 0; i < nb; i++) o[i * nt] = ap[i];
+        memcpy(e->wg + k * d, e->rows + (int64_t)src[k] * d, (size_t)d * sizeof(float));
+    float *z = e->z, *a = e->a;
+    /* Z (u x QB, nb columns used) = W_chunk (u x d) . Q_blk^T: node-major,
+     * so the prefix pass below runs over contiguous queries per node. */
+    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)u, (int)nb, (int)d, 1.0f, e->wg, (int)d,
+                q, (int)d, 0.0f, z, QB);
+    for (int64_t k = 0; k < u; k++) negabs_row_(a + k * QB, z + k * QB);
+    sr_vexp_array(a, a, u * QB);
+    /* A_k = log p(reach k) + log sigmoid(z_k); child 1 of k: A_k - z_k. */
+    for (int64_t k = 0; k < u; k++) {
+        int32_t pc = pcs[k];
+        if (pc < 0) root_row_(a + k * QB, z + k * QB);
+        else
+            prefix_row_(a + k * QB, z + k * QB, a + (int64_t)(pc >> 1) * QB,
+                        z + (int64_t)(pc >> 1) * QB, (float)(pc & 1));
+    }
+    for (int64_t l = e->cm[c]; l < e->cm[c + 1]; l++) {
+        int32_t lp = e->lp[l];
+        leaf_row_(e->tb + (int64_t)e->oc[l] * QB, a + (int64_t)(lp >> 1) * QB,
+                  z + (int64_t)(lp >> 1) * QB, (float)(lp & 1));
+    }
+}
+
+/* out rows (nb x nt, leading dimension nt) = tb^T (tb: nt x QB), in column
+ * blocks so the reads stay in L1 and every write is contiguous. */
+static void transpose_out_(const float *restrict tb, int64_t nt, int64_t nb, float *restrict out)
+{
+    const int64_t jb = 64;
+    for (int64_t j0 = 0; j0 < nt; j0 += jb) {
+        int64_t j1 = j0 + jb < nt ? j0 + jb : nt;
+        for (int64_t i = 0; i < nb; i++) {
+            float *o = out + i * nt;
+            for (int64_t j = j0; j < j1; j++) o[j] = tb[j * QB + i];
         }
     }
 }
@@ -418,47 +525,12 @@ void sr_hsm_eval_scores(void *hv, const float *q, int64_t b, int64_t d, int64_t 
                  (long long)e->n_items);
     const int64_t nt = j1 - j0;
     if (nt == 0 || b == 0) return;
-    /* Items of the range in depth-first leaf order (cached per range: callers
-     * score the same range for many query blocks). */
-    if (e->o_j0 != j0 || e->o_j1 != j1) {
-        for (int64_t j = j0; j < j1; j++)
-            e->order[j - j0] =
-                (uint64_t)h->tree.leafpos[sr_shard_global(h->items, h->c->rank, j)] << 32 |
-                (uint64_t)(j - j0);
-        qsort(e->order, (size_t)nt, sizeof *e->order, cmp_u64_);
-        e->o_j0 = j0;
-        e->o_j1 = j1;
+    if (e->o_j0 != j0 || e->o_j1 != j1) build_chunks_(h, j0, j1);
+    for (int64_t i0 = 0; i0 < b; i0 += SR_HSM_QBLOCK) {
+        const int64_t nb = b - i0 < SR_HSM_QBLOCK ? b - i0 : SR_HSM_QBLOCK;
+        for (int64_t c = 0; c < e->n_chunks; c++) chunk_scores_(e, c, d, q + i0 * d, nb);
+        /* Leaf order -> item order went through tb (whole rows of nb
+         * floats); now a blocked transpose into the caller's rows. */
+        transpose_out_(e->tb, nt, nb, out + i0 * nt);
     }
-    const int64_t maxd = h->tree.max_depth;
-    int64_t u = 0, m = 0;
-    for (int64_t l = 0; l < nt; l++) {
-        int64_t j = j0 + (int64_t)(e->order[l] & 0xffffffffu);
-        /* New nodes per leaf <= min(depth, nodes not yet in the chunk). */
-        int64_t need = e->u - u < maxd ? e->u - u : maxd;
-        if (m == e->ucap || u + need > e->ucap) {
-            chunk_scores_(e, d, q, b, u, m, nt, out);
-            for (int64_t k = 0; k < u; k++) e->loc[e->src[k]] = -1;
-            u = m = 0;
-        }
-        /* Walk up to the first node already in the chunk, then append the
-         * new ones root side first, so parents precede children. */
-        int64_t top = 0;
-        for (int32_t c = e->lcode[j] >> 1; c >= 0 && e->loc[c] < 0;) {
-            e->stack[top++] = c;
-            c = e->ncode[c] < 0 ? -1 : e->ncode[c] >> 1;
-        }
-        while (top > 0) {
-            int32_t c = e->stack[--top];
-            int32_t nc = e->ncode[c];
-            e->loc[c] = (int32_t)u;
-            e->src[u] = c;
-            e->pc[u] = nc < 0 ? -1 : 2 * e->loc[nc >> 1] + (nc & 1);
-            u++;
-        }
-        e->lp[m] = 2 * e->loc[e->lcode[j] >> 1] + (e->lcode[j] & 1);
-        e->oc[m] = (int32_t)(j - j0);
-        m++;
-    }
-    chunk_scores_(e, d, q, b, u, m, nt, out);
-    for (int64_t k = 0; k < u; k++) e->loc[e->src[k]] = -1;
 }
