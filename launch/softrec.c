@@ -2,7 +2,8 @@
  * a subcommand and turns an agreed error into one message and one exit code
  * on every rank. The subcommands live with their modules:
  *   data convert|synth|info   src/io/data_cmd.c
- *   train, eval               src/train/train_cmd.c */
+ *   train, eval               src/train/train_cmd.c
+ *   analyze                   src/train/analyze_cmd.c */
 #include <mpi.h>
 #include <stdio.h>
 #include <string.h>
@@ -11,6 +12,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "io/data_cmd.h"
+#include "train/analyze_cmd.h"
 #include "train/train_cmd.h"
 
 static void usage(FILE *out)
@@ -24,6 +26,8 @@ static void usage(FILE *out)
             "  data info      statistics of an HDF5 dataset (--json)\n"
             "  train          train a model (--config FILE.ini, --set key=value)\n"
             "  eval           full-ranking metrics of a checkpoint\n"
+            "  analyze        lse-bias | jacobian of a checkpoint (bias of sampled log Z,\n"
+            "                 spectral norms of the prediction maps)\n"
             "  help config    every configuration key with default, bounds and help\n"
             "  version        print the version\n"
             "Run under mpirun for more than one rank. 'softrec COMMAND --help' for details.\n",
@@ -57,6 +61,8 @@ int main(int argc, char **argv)
         st = sr_cmd_train(&comm, argc - 1, argv + 1, &err);
     } else if (!strcmp(argv[1], "eval")) {
         st = sr_cmd_eval(&comm, argc - 1, argv + 1, &err);
+    } else if (!strcmp(argv[1], "analyze")) {
+        st = sr_cmd_analyze(&comm, argc - 1, argv + 1, &err);
     } else {
         if (comm.rank == 0) usage(stderr);
         st = sr_error_set(&err, SR_ERR_USAGE, __FILE__, __LINE__, "unknown command '%s'", argv[1]);

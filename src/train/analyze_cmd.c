@@ -1,0 +1,259 @@
+/* analyze_cmd.c: "softrec analyze lse-bias|jacobian" (analyze_cmd.h). */
+#include "train/analyze_cmd.h"
+
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "core/config.h"
+#include "core/rng.h"
+#include "loss/lse_bias.h"
+#include "loss/sampler.h"
+#include "train/train.h"
+#include "train/train_cmd.h"
+
+#define MAX_LIST 32
+
+typedef struct analyze_opts {
+    const char *what; /* "lse-bias" | "jacobian" */
+    const char *ckpt, *dataset, *out;
+    char **sets;
+    int nsets;
+    int64_t users, seed, reps;
+    int64_t ks[MAX_LIST];
+    int nk;
+    const char *proposal; /* NULL: the checkpoint's loss.proposal */
+    double beta;          /* < 0: the checkpoint's loss.proposal_beta */
+} analyze_opts;
+
+static void usage(FILE *out)
+{
+    fprintf(out,
+            "usage: softrec analyze lse-bias --checkpoint MODEL.h5 [options]\n"
+            "  Exact log-partition function against the sampled-softmax and NCE estimates.\n"
+            "  --k LIST          sample sizes (default 16,64,256,1024,4096)\n"
+            "  --reps R          repetitions per k (default 20)\n"
+            "  --proposal P      uniform | popularity (default: the checkpoint's loss.proposal,\n"
+            "                    uniform when that is neither)\n"
+            "  --beta B          popularity exponent (default: loss.proposal_beta)\n"
+            "common options:\n"
+            "  --users N         users sampled (default 256)\n"
+            "  --seed S          seed of the user sample and the draws (default 1)\n"
+            "  --dataset PATH    dataset (default: the one stored in the checkpoint)\n"
+            "  --set key=value   config override\n"
+            "  --out FILE        also write the JSON result to FILE\n"
+            "Prints a Markdown table, then one JSON object as the last line.\n");
+}
+
+static sr_status parse_list(const char *s, int64_t *v, int *n, sr_error *err)
+{
+    *n = 0;
+    const char *p = s;
+    while (*p) {
+        char *end;
+        long long x = strtoll(p, &end, 10);
+        if (end == p || x < 1 || *n >= MAX_LIST || (*end && *end != ','))
+            SR_FAIL(err, SR_ERR_USAGE, "analyze: --k wants up to %d positive integers separated by commas, not '%s'",
+                    MAX_LIST, s);
+        v[(*n)++] = x;
+        p = *end ? end + 1 : end;
+    }
+    if (*n == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze: --k is empty");
+    return SR_OK;
+}
+
+static sr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t *out, sr_error *err)
+{
+    char *end;
+    long long x = strtoll(s, &end, 10);
+    if (end == s || *end || x < lo)
+        SR_FAIL(err, SR_ERR_USAGE, "analyze: %s wants an integer >= %lld, not '%s'", opt, (long long)lo, s);
+    *out = x;
+    return SR_OK;
+}
+
+static sr_status parse_opts(int argc, char **argv, analyze_opts *o, sr_error *err)
+{
+    for (int i = 2; i < argc; i++) {
+        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
+        if (!v) SR_FAIL(err, SR_ERR_USAGE, "analyze: option '%s' needs a value (see softrec analyze --help)", a);
+        i++;
+        if (!strcmp(a, "--checkpoint")) o->ckpt = v;
+        else if (!strcmp(a, "--dataset")) o->dataset = v;
+        else if (!strcmp(a, "--out")) o->out = v;
+        else if (!strcmp(a, "--set")) o->sets[o->nsets++] = (char *)v;
+        else if (!strcmp(a, "--users")) SR_TRY(parse_i64(a, v, 1, &o->users, err));
+        else if (!strcmp(a, "--seed")) SR_TRY(parse_i64(a, v, 0, &o->seed, err));
+        else if (!strcmp(a, "--reps")) SR_TRY(parse_i64(a, v, 1, &o->reps, err));
+        else if (!strcmp(a, "--k")) SR_TRY(parse_list(v, o->ks, &o->nk, err));
+        else if (!strcmp(a, "--proposal")) {
+            if (strcmp(v, "uniform") && strcmp(v, "popularity"))
+                SR_FAIL(err, SR_ERR_USAGE, "analyze: --proposal must be uniform or popularity, not '%s'", v);
+            o->proposal = v;
+        } else if (!strcmp(a, "--beta")) {
+            char *end;
+            o->beta = strtod(v, &end);
+            if (end == v || *end || o->beta < 0 || o->beta > 10)
+                SR_FAIL(err, SR_ERR_USAGE, "analyze: --beta wants a number in [0, 10], not '%s'", v);
+        } else
+            SR_FAIL(err, SR_ERR_USAGE, "analyze: unknown option '%s' (see softrec analyze --help)", a);
+    }
+    if (!o->ckpt) SR_FAIL(err, SR_ERR_USAGE, "analyze %s: --checkpoint is required", o->what);
+    return SR_OK;
+}
+
+/* n distinct users out of U, the same on every rank (replicated stream),
+ * ascending. Partial Fisher-Yates over an index array of U. */
+static sr_status sample_users(int64_t U, int64_t n, uint64_t seed, int64_t *out, sr_error *err)
+{
+    int64_t *idx = malloc((size_t)(U > 0 ? U : 1) * sizeof *idx);
+    if (!idx) SR_FAIL(err, SR_ERR_NOMEM, "analyze: out of memory for %lld user ids", (long long)U);
+    for (int64_t i = 0; i < U; i++) idx[i] = i;
+    sr_rng r;
+    sr_rng_init(&r, seed, 0xFFFFFFFFu, SR_STREAM_SPLIT);
+    for (int64_t i = 0; i < n; i++) {
+        int64_t j = i + (int64_t)sr_rng_below(&r, (uint64_t)(U - i));
+        int64_t t = idx[i];
+        idx[i] = idx[j];
+        idx[j] = t;
+    }
+    for (int64_t i = 0; i < n; i++) out[i] = idx[i];
+    free(idx);
+    for (int64_t i = 1; i < n; i++) /* insertion sort: n is small */
+        for (int64_t j = i; j > 0 && out[j - 1] > out[j]; j--) {
+            int64_t t = out[j];
+            out[j] = out[j - 1];
+            out[j - 1] = t;
+        }
+    return SR_OK;
+}
+
+static void emit(const sr_comm *c, const analyze_opts *o, json_t *res)
+{
+    if (c->rank == 0) {
+        char *txt = json_dumps(res, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+        if (txt) {
+            printf("%s\n", txt);
+            fflush(stdout);
+            if (o->out) {
+                FILE *f = fopen(o->out, "w");
+                if (f) {
+                    fprintf(f, "%s\n", txt);
+                    fclose(f);
+                } else {
+                    fprintf(stderr, "softrec: warning: cannot write %s\n", o->out);
+                }
+            }
+            free(txt);
+        }
+    }
+    json_decref(res);
+}
+
+static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_trainer *t, const float *q,
+                              int64_t b, sr_error *err)
+{
+    const sr_config *cfg = sr_trainer_config(t);
+    const char *prop = o->proposal ? o->proposal
+                       : !strcmp(cfg->loss_proposal, "popularity") ? "popularity" : "uniform";
+    const double beta = o->beta >= 0 ? o->beta : cfg->loss_proposal_beta;
+    const sr_shard *map;
+    int64_t n_local;
+    const float *v = sr_trainer_item_rows(t, &map, &n_local);
+    sr_mem mem;
+    sr_mem_init(&mem, 0);
+    sr_sampler *smp = NULL;
+    (void)sr_sampler_create(&smp, map, c->rank,
+                                     !strcmp(prop, "popularity") ? SR_PROPOSAL_POPULARITY : SR_PROPOSAL_UNIFORM,
+                                     sr_trainer_popularity(t), beta, &mem, err);
+    SR_TRY(sr_comm_agree(c, err)); /* same inputs everywhere, but OOM is local */
+    double *logz = malloc((size_t)b * sizeof *logz);
+    sr_lse_bias_row rows[MAX_LIST];
+    if (!logz) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+    sr_status st = sr_lse_bias_run(c, map, smp, q, b, cfg->model_dim, v, o->ks, o->nk, o->reps, (uint64_t)o->seed, &mem,
+                         logz, rows, err);
+    sr_sampler_destroy(&smp);
+    if (st != SR_OK) {
+        free(logz);
+        return st;
+    }
+    double mean_logz = 0;
+    for (int64_t i = 0; i < b; i++) mean_logz += logz[i] / (double)b;
+    free(logz);
+    if (c->rank == 0) {
+        printf("# lse-bias: %lld users, %lld items, proposal %s (beta %.2f), %lld repetitions, mean log Z %.4f\n\n",
+               (long long)b, (long long)map->n, prop, beta, (long long)o->reps, mean_logz);
+        printf("| k | SSM bias | SSM var | SSM MSE | NCE bias | NCE var | NCE MSE |\n");
+        printf("|---:|---:|---:|---:|---:|---:|---:|\n");
+        for (int i = 0; i < o->nk; i++)
+            printf("| %lld | %.5f | %.5f | %.5f | %.5f | %.5f | %.5f |\n", (long long)rows[i].k, rows[i].ssm_bias,
+                   rows[i].ssm_var, rows[i].ssm_mse, rows[i].nce_bias, rows[i].nce_var, rows[i].nce_mse);
+        printf("\n");
+    }
+    json_t *res = json_object(), *arr = json_array();
+    for (int i = 0; i < o->nk; i++) {
+        json_t *r = json_object();
+        json_object_set_new(r, "k", json_integer(rows[i].k));
+        json_object_set_new(r, "ssm_bias", json_real(rows[i].ssm_bias));
+        json_object_set_new(r, "ssm_var", json_real(rows[i].ssm_var));
+        json_object_set_new(r, "ssm_mse", json_real(rows[i].ssm_mse));
+        json_object_set_new(r, "nce_bias", json_real(rows[i].nce_bias));
+        json_object_set_new(r, "nce_var", json_real(rows[i].nce_var));
+        json_object_set_new(r, "nce_mse", json_real(rows[i].nce_mse));
+        json_array_append_new(arr, r);
+    }
+    json_object_set_new(res, "analysis", json_string("lse-bias"));
+    json_object_set_new(res, "checkpoint", json_string(o->ckpt));
+    json_object_set_new(res, "dataset", json_string(cfg->data_path));
+    json_object_set_new(res, "users", json_integer(b));
+    json_object_set_new(res, "items", json_integer(map->n));
+    json_object_set_new(res, "proposal", json_string(prop));
+    json_object_set_new(res, "beta", json_real(beta));
+    json_object_set_new(res, "reps", json_integer(o->reps));
+    json_object_set_new(res, "seed", json_integer(o->seed));
+    json_object_set_new(res, "ranks", json_integer(c->size));
+    json_object_set_new(res, "mean_logz", json_real(mean_logz));
+    json_object_set_new(res, "rows", arr);
+    emit(c, o, res);
+    return SR_OK;
+}
+
+sr_status sr_cmd_analyze(const sr_comm *c, int argc, char **argv, sr_error *err)
+{
+    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
+        if (c->rank == 0) usage(argc < 2 ? stderr : stdout);
+        if (argc < 2) SR_FAIL(err, SR_ERR_USAGE, "analyze: which analysis? (lse-bias)");
+        return SR_OK;
+    }
+    analyze_opts o = {.what = argv[1], .users = 256, .seed = 1, .reps = 20, .beta = -1,
+                      .ks = {16, 64, 256, 1024, 4096}, .nk = 5};
+    o.sets = calloc((size_t)argc + 1, sizeof *o.sets);
+    if (!o.sets) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
+    if (strcmp(o.what, "lse-bias"))
+        sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "analyze: unknown analysis '%s' (lse-bias)", o.what);
+    else
+        (void)parse_opts(argc, argv, &o, err);
+    if (sr_comm_agree(c, err) != SR_OK) {
+        free(o.sets);
+        return err->code;
+    }
+    sr_config cfg;
+    sr_trainer *t = NULL;
+    sr_status st = sr_trainer_open_checkpoint(c, o.ckpt, o.dataset, o.sets, o.nsets, &cfg, &t, err);
+    free(o.sets);
+    if (st != SR_OK) return st;
+    const sr_dataset_meta *meta = sr_trainer_meta(t);
+    int64_t b = o.users < meta->num_users ? o.users : meta->num_users;
+    if (cfg.model_temperature > 0 && b > 256 * (int64_t)c->size) b = 256 * (int64_t)c->size;
+    int64_t *users = malloc((size_t)(b > 0 ? b : 1) * sizeof *users);
+    float *q = malloc((size_t)(b * cfg.model_dim > 0 ? b * cfg.model_dim : 1) * sizeof *q);
+    if (!users || !q) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+    st = sample_users(meta->num_users, b, (uint64_t)o.seed, users, err);
+    if (sr_comm_agree(c, err) == SR_OK) st = sr_trainer_user_queries(t, users, b, q, err);
+    if (st == SR_OK) st = run_lse_bias(c, &o, t, q, b, err);
+    free(users);
+    free(q);
+    sr_trainer_destroy(&t);
+    return st;
+}
