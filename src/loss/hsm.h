@@ -29,21 +29,28 @@
  * Evaluation. sr_hsm_eval_prepare fetches (sr_exchange) the vectors of the
  * U_r distinct nodes on the paths of this rank's items (item map in->items):
  * U_r <= min(N - 1, n_items_local x max_depth), about n_items_local x (1 +
- * log2 P) for scattered items. sr_hsm_eval_scores scores a range of local
- * items in chunks of consecutive leaves (depth-first order), so a chunk's
- * distinct nodes number about its items plus one path: per chunk one SGEMM
- * (nodes x queries) over the gathered node rows, then a root-to-leaf pass
- * that turns the logits into prefix log-probabilities (one log sigmoid per
- * node and query, not per item and path step), then one read per item.
- * The work per range is therefore ~ the union of its items' paths: pass
- * large ranges (the whole shard) to score each node once per query; a range
- * of scattered items costs up to its items x their depth.
+ * log2 P) for scattered items; they are stored in depth-first preorder.
+ * sr_hsm_eval_scores takes the range's items in depth-first leaf order and
+ * cuts them into chunks of <= 16384 distinct nodes (a chunk of consecutive
+ * leaves needs about one node per leaf plus one root path). Per chunk and
+ * block of 32 queries: one SGEMM (nodes x queries) over the gathered node
+ * rows, one vector exp, then a root-to-leaf pass that turns the logits into
+ * prefix log-probabilities (one log sigmoid per node and query, not per item
+ * and path step), then one read per leaf into an item-major block, which a
+ * blocked transpose writes into the caller's rows. The chunk layout of the
+ * last range is cached (the caller scores one range for many query blocks).
+ * Measured on the 2-core dev VM (one rank, N = 1M, d = 64, max depth 24,
+ * 32 queries, shared machine): ~16 ms per query over the whole shard, ~18 ms
+ * in ranges of 4096 items, vs ~5 ms for the dot-product SGEMM of the same
+ * size.
  *
  * Memory per rank: the tree (12 bytes per item, replicated); node rows and
  * optimiser state (n_nodes_local x d each, x2 for Adam); step gradients
  * min(n_nodes_local, b_max x max_depth) x d floats plus n_nodes_local
- * int64; eval: U_r x d floats (the fetched rows) + a fixed ~10 MiB chunk
- * workspace + n_items_local x 16 bytes.
+ * int64; eval: U_r x d floats (fetched rows), n_items_local x 32 floats
+ * (leaf block), ~U_r x 16 + n_items_local x 20 bytes of chunk topology and
+ * a fixed 16384 x (d + 64) floats of chunk workspace; eval_prepare briefly
+ * holds (N - 1) int32 node-to-column map.
  * Errors: create and eval_prepare agree on errors across ranks; step checks
  * the replicated arguments (b, targets) before its collective, so every rank
  * returns the same status.
