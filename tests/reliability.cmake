@@ -19,3 +19,6 @@ add_test(NAME guard_watchdog
                  $<TARGET_FILE:test_guard> ${CMAKE_CURRENT_BINARY_DIR}/work/guard_watchdog)
 set_tests_properties(ckpt_kill guard_watchdog PROPERTIES TIMEOUT 600 PROCESSORS 2 LABELS "reliability;script"
                      ENVIRONMENT "${SR_MPI_ENV}")
+
+sr_add_test(NAME test_h5check SOURCES unit/test_h5check.c LABELS reliability)
+set_property(TEST test_h5check APPEND PROPERTY ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
