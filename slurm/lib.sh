@@ -15,7 +15,8 @@
 #   SR_MAX_REQUEUE   how often a job may requeue itself (default 3)
 #   SR_THREADS       OpenBLAS threads per rank (default SLURM_CPUS_PER_TASK or 1)
 
-sr_log() { echo "[$(date +%H:%M:%S) ${SLURM_JOB_ID:-local}${SLURM_ARRAY_TASK_ID:+_$SLURM_ARRAY_TASK_ID}] $*" >&2; }
+if [[ -n ${SLURM_ARRAY_TASK_ID:-} ]]; then SR_TAG=${SLURM_ARRAY_JOB_ID}_$SLURM_ARRAY_TASK_ID; else SR_TAG=${SLURM_JOB_ID:-local}; fi
+sr_log() { echo "[$(date +%H:%M:%S) $SR_TAG] $*" >&2; }
 sr_die() { sr_log "ERROR: $*"; exit 1; }
 
 SOFTREC_HOME=${SOFTREC_HOME:-${SLURM_SUBMIT_DIR:-$PWD}}

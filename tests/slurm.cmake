@@ -1,0 +1,15 @@
+# slurm/ batch scripts on a real (private, single-node) SLURM, and launch/report.
+# slurm_batch starts munged + slurmctld + slurmd under the build directory and
+# submits the scripts at tiny sizes; it exits 77 (skipped) when the SLURM or
+# munge binaries are missing or not running as root. launch/setup.sh installs them.
+add_test(NAME slurm_batch
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/slurm/run_slurm_test.sh $<TARGET_FILE:softrec>
+                 ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/work/slurm_batch)
+set_tests_properties(slurm_batch PROPERTIES TIMEOUT 600 LABELS "slurm" SKIP_RETURN_CODE 77
+                     PROCESSORS 2)
+
+# launch/report on the fixed rows in tests/data/report (tables match, PNGs valid).
+add_test(NAME report_tables_plots
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/scripts/report_test.sh ${PROJECT_SOURCE_DIR}
+                 ${CMAKE_CURRENT_BINARY_DIR}/work/report_test)
+set_tests_properties(report_tables_plots PROPERTIES TIMEOUT 120 LABELS "report" SKIP_RETURN_CODE 77)
