@@ -245,6 +245,7 @@ float *sr_hsm_params(sr_hsm *h, const sr_shard **map, int64_t *n_local)
     return h->w;
 }
 
+sr_optim_state *sr_hsm_optim_state(sr_hsm *h) { return &h->st; }
 const sr_huffman *sr_hsm_tree(const sr_hsm *h) { return &h->tree; }
 const sr_hsm_grad *sr_hsm_last_grad(const sr_hsm *h) { return &h->grad; }
 

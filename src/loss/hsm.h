@@ -102,6 +102,10 @@ void sr_hsm_update(sr_hsm *h, int64_t step);
  * over N - 1 node ids); writable (checkpoint restore). */
 float *sr_hsm_params(sr_hsm *h, const sr_shard **map, int64_t *n_local);
 
+/* The optimiser state of this rank's node rows (same rows as params), for
+ * checkpoints. */
+sr_optim_state *sr_hsm_optim_state(sr_hsm *h);
+
 /* The tree and the last step's node gradients (tests, diagnostics). */
 const sr_huffman *sr_hsm_tree(const sr_hsm *h);
 const sr_hsm_grad *sr_hsm_last_grad(const sr_hsm *h);
