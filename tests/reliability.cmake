@@ -22,3 +22,41 @@ set_tests_properties(ckpt_kill guard_watchdog PROPERTIES TIMEOUT 600 PROCESSORS 
 
 sr_add_test(NAME test_h5check SOURCES unit/test_h5check.c LABELS reliability)
 set_property(TEST test_h5check APPEND PROPERTY ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+
+# Fuzzing. Replays: each harness runs over its saved corpus with the normal
+# compiler (no libFuzzer needed), so CI re-checks every seed and past finding.
+set(SR_FUZZ_HARNESSES config convert h5check)
+foreach(h ${SR_FUZZ_HARNESSES})
+  add_executable(fuzz_replay_${h} fuzz/fuzz_${h}.c fuzz/replay.c)
+  target_link_libraries(fuzz_replay_${h} PRIVATE softrec_lib)
+  target_compile_options(fuzz_replay_${h} PRIVATE ${SR_WARN})
+  add_test(NAME fuzz_replay_${h} COMMAND fuzz_replay_${h} ${CMAKE_CURRENT_SOURCE_DIR}/fuzz/corpus/${h})
+  set_tests_properties(fuzz_replay_${h} PROPERTIES TIMEOUT 300 LABELS "reliability;fuzz"
+                       ENVIRONMENT "${SR_MPI_ENV};TMPDIR=${CMAKE_CURRENT_BINARY_DIR}/work")
+endforeach()
+
+# libFuzzer builds: cmake -DCMAKE_C_COMPILER=clang -DSOFTREC_FUZZ=ON, then
+# cmake --build . --target fuzz_<name> and run e.g.
+#   ./tests/fuzz_convert -jobs=1 -max_total_time=180 NEW_DIR ../tests/fuzz/corpus/convert
+# The library is compiled a second time with coverage instrumentation (and
+# ASan/UBSan), from the same source list, so the fuzzer sees inside it.
+option(SOFTREC_FUZZ "Build the libFuzzer harnesses (needs clang)" OFF)
+if(SOFTREC_FUZZ)
+  if(NOT CMAKE_C_COMPILER_ID MATCHES "Clang")
+    message(FATAL_ERROR "SOFTREC_FUZZ=ON needs clang (cmake -DCMAKE_C_COMPILER=clang)")
+  endif()
+  set(SR_FUZZ_FLAGS -fsanitize=fuzzer-no-link,address,undefined -fno-omit-frame-pointer -g)
+  add_library(softrec_fuzz_lib STATIC ${SR_SOURCES})
+  target_include_directories(softrec_fuzz_lib PUBLIC ${PROJECT_SOURCE_DIR}/src)
+  target_compile_definitions(softrec_fuzz_lib PUBLIC _POSIX_C_SOURCE=200809L _DEFAULT_SOURCE
+                             SOFTREC_VERSION="${PROJECT_VERSION}")
+  target_compile_options(softrec_fuzz_lib PRIVATE ${SR_FUZZ_FLAGS})
+  target_link_libraries(softrec_fuzz_lib PUBLIC MPI::MPI_C HDF5::HDF5 PkgConfig::OPENBLAS
+                        PkgConfig::INIH PkgConfig::JANSSON ZLIB::ZLIB m)
+  foreach(h ${SR_FUZZ_HARNESSES})
+    add_executable(fuzz_${h} fuzz/fuzz_${h}.c)
+    target_compile_options(fuzz_${h} PRIVATE -fsanitize=fuzzer,address,undefined -fno-omit-frame-pointer -g)
+    target_link_options(fuzz_${h} PRIVATE -fsanitize=fuzzer,address,undefined)
+    target_link_libraries(fuzz_${h} PRIVATE softrec_fuzz_lib)
+  endforeach()
+endif()
