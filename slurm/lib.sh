@@ -10,7 +10,8 @@
 # Variables it reads (every one has a default; the sbatch scripts set them):
 #   SOFTREC_HOME     checkout with build/softrec (default: the submit directory)
 #   SOFTREC_BIN      the binary (default $SOFTREC_HOME/build/softrec)
-#   SR_LAUNCHER      srun (default) | mpirun  -- how ranks are started
+#   SR_LAUNCHER      srun (default) | mpirun | local (launch/softrec-run, no SLURM)
+#   SR_ROW_EXTRA     optional JSON object merged into every row (host, notes)
 #   SR_RESULTS       folder for result rows (one file per run)
 #   SR_MAX_REQUEUE   how often a job may requeue itself (default 3)
 #   SR_THREADS       OpenBLAS threads per rank (default SLURM_CPUS_PER_TASK or 1)
@@ -92,7 +93,10 @@ sr_launch() {
       # mpirun takes its slots from the allocation (no hostfile needed).
       sr_exec mpirun -np "$np" -x OPENBLAS_NUM_THREADS -x OMP_NUM_THREADS \
         -x OMPI_MCA_mpi_yield_when_idle ${SR_MPIRUN_ARGS:-} "$SOFTREC_BIN" "$@" ;;
-    *) sr_die "SR_LAUNCHER must be srun or mpirun, not '$SR_LAUNCHER'" ;;
+    local)
+      # No SLURM: launch/softrec-run (mpirun with this machine's defaults).
+      sr_exec env SOFTREC_BIN="$SOFTREC_BIN" "$SOFTREC_HOME/launch/softrec-run" -n "$np" "$@" ;;
+    *) sr_die "SR_LAUNCHER must be srun, mpirun or local, not '$SR_LAUNCHER'" ;;
   esac
 }
 
@@ -144,7 +148,8 @@ sr_train() {
     > "$rundir/stdout.txt" || rc=$?
   local last; last=$(grep -v '^[[:space:]]*$' "$rundir/stdout.txt" | tail -n 1)
   if [[ $rc -eq 0 && $last == \{*\"test\"* ]]; then
-    SR_STUDY=$study SR_NAME=$name SR_P=$np SR_N=${SR_N:-} SR_ROW="$last" "$SR_PYTHON" - "$row" <<'EOF' || return 1
+    SR_STUDY=$study SR_NAME=$name SR_P=$np SR_N=${SR_N:-} SR_ROW="$last" SR_ROW_EXTRA="${SR_ROW_EXTRA:-}" \
+      "$SR_PYTHON" - "$row" <<'EOF' || return 1
 import json, os, sys
 row = json.loads(os.environ["SR_ROW"])
 row["study"] = os.environ["SR_STUDY"]
@@ -158,6 +163,9 @@ for k, v in (("job_id", "SLURM_JOB_ID"), ("array_job_id", "SLURM_ARRAY_JOB_ID"),
              ("restarts", "SLURM_RESTART_COUNT"), ("launcher", "SR_LAUNCHER")):
     if os.environ.get(v):
         row[k] = int(os.environ[v]) if os.environ[v].isdigit() else os.environ[v]
+extra = os.environ.get("SR_ROW_EXTRA")
+if extra:
+    row.update(json.loads(extra))
 tmp = sys.argv[1] + ".tmp"
 with open(tmp, "w") as f:
     f.write(json.dumps(row) + "\n")
