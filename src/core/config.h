@@ -30,6 +30,12 @@ typedef struct sr_config {
     int64_t model_dim;
     double model_init_std;
     double model_temperature;    /* > 0: cosine scores / temperature; 0: dot product */
+    int64_t model_layers;        /* sasrec: transformer blocks; lightgcn: propagation rounds K */
+    int64_t model_heads;         /* sasrec: attention heads */
+    double model_dropout;        /* sasrec */
+    int64_t model_max_len;       /* sasrec: positions per sequence */
+    bool model_tie_embeddings;   /* sasrec: input item embeddings = output table */
+    char model_layer_weights[SR_CONFIG_PATH_MAX]; /* lightgcn: K+1 weights, empty = mean */
     /* loss */
     char loss_name[SR_CONFIG_NAME_MAX];
     int64_t loss_tile;           /* items per tile in the exact softmax */
@@ -64,6 +70,7 @@ typedef struct sr_config {
     /* evaluation */
     int64_t eval_topk[SR_CONFIG_LIST_MAX];
     int eval_topk_count;
+    bool eval_mask_history;      /* mask the user's known items in full ranking */
     int64_t eval_every;
     /* layout */
     char shard_layout[SR_CONFIG_NAME_MAX]; /* block | interleave */

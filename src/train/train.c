@@ -625,7 +625,9 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
         for (int64_t i = 0; i < B; i++) indptr[i + 1] = indptr[i] + len_all[i];
         if (B == 0) continue;
         if (items != t->mf.item) sr_rows_normalize(q_all, B, d, 1.0f, q_all, t->qinv);
-        st = sr_eval_topk(c, q_all, B, d, items, t->mf.n_items, &t->items, indptr, ex_all, kmax, ws,
+        const bool mask = t->cfg.eval_mask_history;
+        st = sr_eval_topk(c, q_all, B, d, items, t->mf.n_items, &t->items, mask ? indptr : NULL,
+                          mask ? ex_all : NULL, kmax, ws,
                           top_s, top_i, err);
         if (st != SR_OK) break;
         for (int64_t i = 0; i < nb; i++) {
