@@ -9,7 +9,8 @@ shift || true
 
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
       libopenblas-dev libcunit1-dev libinih-dev libjansson-dev zlib1g-dev gnuplot-nox
-      python3 munge slurm-client slurmctld slurmd)   # last line: launch/report, slurm/, tests/slurm
+      python3 munge slurm-client slurmctld slurmd   # this line: launch/report, slurm/, tests/slurm
+      clang)   # the libFuzzer harnesses (-DSOFTREC_FUZZ=ON, tests/fuzz/README.md)
 missing=()
 for p in "${pkgs[@]}"; do
   dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

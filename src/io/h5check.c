@@ -295,17 +295,18 @@ sr_status sr_h5check_run(const sr_comm *c, hid_t file, const char *path, const s
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     sr_h5check_scan(file, path, err);
     if (agree(c, err) != SR_OK) return err->code;
-    int present[64] = {0};
-    for (int i = 0; i < n && err->code == SR_OK; i++) {
-        int ex = 0;
-        if (sr_h5check_object(file, path, &objs[i], &ex, err) != SR_OK) break;
-        if (i < 64) present[i] = ex;
+    int *present = calloc((size_t)(n > 0 ? n : 1), sizeof *present);
+    if (!present) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
+    for (int i = 0; present && i < n && err->code == SR_OK; i++)
+        if (sr_h5check_object(file, path, &objs[i], &present[i], err) != SR_OK) break;
+    if (agree(c, err) != SR_OK) {
+        free(present);
+        return err->code;
     }
-    if (agree(c, err) != SR_OK) return err->code;
     /* Index ranges, split in rank order: rank r checks its contiguous slice. */
     hid_t dxpl = H5P_DEFAULT;
     int p = c ? c->size : 1, r = c ? c->rank : 0;
-    for (int i = 0; i < n && i < 64 && err->code == SR_OK; i++) {
+    for (int i = 0; i < n && err->code == SR_OK; i++) {
         if (!present[i] || objs[i].id_bound < 0) continue;
         hid_t d = H5Dopen2(file, objs[i].path, H5P_DEFAULT);
         hid_t sp = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
@@ -314,9 +315,11 @@ sr_status sr_h5check_run(const sr_comm *c, hid_t file, const char *path, const s
         if (sp >= 0) H5Sclose(sp);
         if (d >= 0) H5Dclose(d);
         int64_t L = (int64_t)len;
-        int64_t lo = (int64_t)((__int128)L * r / p), hi = (int64_t)((__int128)L * (r + 1) / p);
+        int64_t lo = L / p * r + (r < L % p ? r : L % p);
+        int64_t hi = lo + L / p + (r < L % p ? 1 : 0);
         sr_h5check_ids(file, dxpl, path, &objs[i], lo, hi, err);
     }
+    free(present);
     return agree(c, err);
 }
 
