@@ -100,6 +100,9 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
 
     if (!cfg->data_path[0])
         sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "data.path is not set (give a dataset from softrec data convert/synth)");
+    else if (strcmp(cfg->model_name, "mf"))
+        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "model.name=%s: this backbone is not in the trainer yet",
+                     cfg->model_name);
     if (sr_comm_agree(c, err) != SR_OK) goto fail_early;
     sr_dataset *ds = NULL;
     if (sr_dataset_open(&ds, c, cfg->data_path, err) != SR_OK) goto fail_early;
@@ -292,15 +295,60 @@ static void shuffle_examples(sr_trainer *t, int64_t epoch)
     }
 }
 
+/* ---- backbone hooks -------------------------------------------------------
+ * The loop below is the same for every backbone; these say where a query
+ * and an item's scoring row come from and where their gradients go.
+ *   MF: user rows and item rows are the parameters themselves. */
+
+/* Collective work before queries can be read (nothing for MF). */
+static sr_status bb_forward(sr_trainer *t, sr_error *err)
+{
+    (void)t, (void)err;
+    return SR_OK;
+}
+
+/* Query of local user u (row of the local user table the loss sees). */
+static const float *bb_user_row(const sr_trainer *t, int64_t u) { return t->mf.user + u * t->mf.d; }
+
+/* This rank's item scoring rows (n_items x d). */
+static const float *bb_item_rows(const sr_trainer *t) { return t->mf.item; }
+
+/* Gradients of one step: dv for the scoring rows (after the temperature
+ * chain rule), dq_local for the queries of local examples [lo, lo + nb). */
+static void bb_update(sr_trainer *t, const sr_item_grad *dv, int64_t lo, int64_t nb)
+{
+    const int64_t d = t->mf.d;
+    /* Exact losses touch every local item row (dense update); sampled losses
+     * and sparse maps only the rows they used (row-sparse, O(rows x d)). */
+    sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, dv->g, dv->rows, dv->n, d, t->step);
+    /* Users: sum the rows of repeated users, then one row-sparse update. */
+    int64_t nu = 0;
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t u = t->ex_user[t->ex_order[lo + k]];
+        if (t->slot[u] < 0) {
+            t->slot[u] = nu;
+            t->rows[nu] = u;
+            memset(t->ug + nu * d, 0, (size_t)d * sizeof(float));
+            nu++;
+        }
+        float *g = t->ug + t->slot[u] * d;
+        const float *src = t->dq_local + k * d;
+        for (int64_t j = 0; j < d; j++) g[j] += src[j];
+    }
+    sr_optim_update(&t->opt, &t->mf.user_state, t->mf.user, t->ug, t->rows, nu, d, t->step);
+    for (int64_t k = 0; k < nu; k++) t->slot[t->rows[k]] = -1;
+}
+
 /* One optimiser step on local examples [lo, hi). Returns the global mean loss. */
 static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss, sr_error *err)
 {
     const sr_comm *c = t->c;
     const int64_t d = t->mf.d, nb = hi - lo;
     const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
+    SR_TRY(bb_forward(t, err));
     for (int64_t k = 0; k < nb; k++) {
         int64_t e = t->ex_order[lo + k];
-        memcpy(t->q_local + k * d, t->mf.user + t->ex_user[e] * d, (size_t)d * sizeof(float));
+        memcpy(t->q_local + k * d, bb_user_row(t, t->ex_user[e]), (size_t)d * sizeof(float));
         t->t_local[k] = tr->items[e];
     }
     SR_TRY(sr_comm_allgather_i64(c, nb, t->counts, err));
@@ -309,11 +357,11 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
     SR_TRY(sr_comm_allgather_rows(c, t->q_local, t->counts, d, t->q_all, err));
     SR_TRY(sr_comm_allgather_ids(c, t->t_local, t->counts, t->t_all, err));
 
-    const float *items = t->mf.item;
+    const float *items = bb_item_rows(t);
     const float tau = (float)t->cfg.model_temperature;
     if (tau > 0) {
         /* Cosine / tau: the loss sees normalised rows; chain rule after. */
-        sr_rows_normalize(t->mf.item, t->mf.n_items, d, 1.0f, t->vn, t->vinv);
+        sr_rows_normalize(items, t->mf.n_items, d, 1.0f, t->vn, t->vinv);
         sr_rows_normalize(t->q_all, B, d, 1.0f / tau, t->q_all, t->qinv);
         items = t->vn;
     }
@@ -331,26 +379,8 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
 
     SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
     t->step++;
-    /* Exact losses touch every local item row (dense update); sampled losses
-     * and sparse maps only the rows they used (row-sparse, O(rows x d)). */
-    sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, dv.g, dv.rows, dv.n, d, t->step);
+    bb_update(t, &dv, lo, nb);
     sr_loss_update_params(t->loss, t->step);
-    /* Users: sum the rows of repeated users, then one row-sparse update. */
-    int64_t nu = 0;
-    for (int64_t k = 0; k < nb; k++) {
-        int64_t u = t->ex_user[t->ex_order[lo + k]];
-        if (t->slot[u] < 0) {
-            t->slot[u] = nu;
-            t->rows[nu] = u;
-            memset(t->ug + nu * d, 0, (size_t)d * sizeof(float));
-            nu++;
-        }
-        float *g = t->ug + t->slot[u] * d;
-        const float *src = t->dq_local + k * d;
-        for (int64_t j = 0; j < d; j++) g[j] += src[j];
-    }
-    sr_optim_update(&t->opt, &t->mf.user_state, t->mf.user, t->ug, t->rows, nu, d, t->step);
-    for (int64_t k = 0; k < nu; k++) t->slot[t->rows[k]] = -1;
     return SR_OK;
 }
 
@@ -416,9 +446,9 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
     }
     const int64_t steps = ceil_div(t->ex_total, cfg->train_batch_size);
     sr_log_root(&t->log, SR_LOG_INFO,
-                "training MF (d=%lld) with exact softmax: %lld users, %lld items over %d ranks "
+                "training %s (d=%lld) with %s: %lld users, %lld items over %d ranks "
                 "(%s shards), %lld examples, %lld steps/epoch of %lld",
-                (long long)t->mf.d, (long long)t->meta.num_users, (long long)t->meta.num_items, c->size,
+                cfg->model_name, (long long)t->mf.d, cfg->loss_name, (long long)t->meta.num_users, (long long)t->meta.num_items, c->size,
                 cfg->shard_layout, (long long)t->ex_total, (long long)steps,
                 (long long)cfg->train_batch_size);
     double t_train = 0, t_start = sr_time_now();
@@ -589,13 +619,13 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
 
     /* Cosine scoring ranks by normalised rows (the temperature does not
      * change the order). */
-    const float *items = t->mf.item;
+    sr_status st = bb_forward(t, err);
+    const float *items = bb_item_rows(t);
     if (t->cfg.model_temperature > 0) {
-        sr_rows_normalize(t->mf.item, t->mf.n_items, d, 1.0f, t->vn, t->vinv);
+        sr_rows_normalize(items, t->mf.n_items, d, 1.0f, t->vn, t->vinv);
         items = t->vn;
     }
-    sr_status st = SR_OK;
-    if (!sr_loss_scores_by_dot(t->loss)) {
+    if (st == SR_OK && !sr_loss_scores_by_dot(t->loss)) {
         /* hsm ranks by tree log-probability, not by q . v */
         st = sr_loss_eval_prepare(t->loss, err);
         sr_topk_ws_set_scorer(ws, sr_loss_eval_scores, t->loss);
@@ -605,7 +635,7 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
         int64_t nb = hi > lo ? hi - lo : 0, ne = 0;
         for (int64_t i = 0; i < nb; i++) {
             int64_t u = users[lo + i];
-            memcpy(q_loc + i * d, t->mf.user + u * d, (size_t)d * sizeof(float));
+            memcpy(q_loc + i * d, bb_user_row(t, u), (size_t)d * sizeof(float));
             int64_t n = append_row(&t->split[SR_SPLIT_TRAIN], u, ex_loc + ne);
             if (split == SR_SPLIT_TEST) n += append_row(&t->split[SR_SPLIT_VALID], u, ex_loc + ne + n);
             len_loc[i] = sort_unique(ex_loc + ne, n);
@@ -624,7 +654,7 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
         indptr[0] = 0;
         for (int64_t i = 0; i < B; i++) indptr[i + 1] = indptr[i] + len_all[i];
         if (B == 0) continue;
-        if (items != t->mf.item) sr_rows_normalize(q_all, B, d, 1.0f, q_all, t->qinv);
+        if (t->cfg.model_temperature > 0) sr_rows_normalize(q_all, B, d, 1.0f, q_all, t->qinv);
         const bool mask = t->cfg.eval_mask_history;
         st = sr_eval_topk(c, q_all, B, d, items, t->mf.n_items, &t->items, mask ? indptr : NULL,
                           mask ? ex_all : NULL, kmax, ws,
@@ -668,16 +698,17 @@ const float *sr_trainer_item_rows(sr_trainer *t, const sr_shard **map, int64_t *
     *map = &t->items;
     *n_local = t->mf.n_items;
     if (t->cfg.model_temperature > 0) {
-        sr_rows_normalize(t->mf.item, t->mf.n_items, t->mf.d, 1.0f, t->vn, t->vinv);
+        sr_rows_normalize(bb_item_rows(t), t->mf.n_items, t->mf.d, 1.0f, t->vn, t->vinv);
         return t->vn;
     }
-    return t->mf.item;
+    return bb_item_rows(t);
 }
 
 sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n, float *q,
                                   sr_error *err)
 {
     const int64_t d = t->mf.d;
+    SR_TRY(bb_forward(t, err)); /* collective: the scoring rows of the backbone */
     double *acc = sr_mem_calloc(&t->mem, (size_t)(n * d > 0 ? n * d : 1), sizeof *acc, "queries", err);
     if (!acc) sr_comm_abort(t->c, err);
     for (int64_t i = 0; i < n; i++) {
@@ -688,7 +719,7 @@ sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n
                     (long long)t->meta.num_users);
         }
         if (u >= t->u0 && u < t->u1)
-            for (int64_t j = 0; j < d; j++) acc[i * d + j] = t->mf.user[(u - t->u0) * d + j];
+            for (int64_t j = 0; j < d; j++) acc[i * d + j] = bb_user_row(t, u - t->u0)[j];
     }
     sr_status st = sr_comm_allreduce_sum(t->c, acc, n * d, err); /* one owner each: exact */
     for (int64_t k = 0; k < n * d; k++) q[k] = (float)acc[k];
