@@ -473,7 +473,8 @@ static void compact(rowvec *v)
 
 static int64_t dedup(rowvec *v, int remove)
 {
-    qsort(v->r, (size_t)v->n, sizeof *v->r, cmp_pair_time);
+    /* v->r is NULL when every row was filtered out (qsort needs non-NULL). */
+    if (v->n > 1) qsort(v->r, (size_t)v->n, sizeof *v->r, cmp_pair_time);
     int64_t dups = 0;
     for (int64_t k = 1; k < v->n; k++)
         if (v->r[k].user == v->r[k - 1].user && v->r[k].item == v->r[k - 1].item) {
