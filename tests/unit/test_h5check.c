@@ -99,40 +99,29 @@ static void test_good_and_shapes(void)
     H5Fclose(f);
     expect(p, "missing dataset /f");
 
-    p = tmp_path("dtype_class.h5");
-    f = new_file(p);
-    good_objects(f, 1, 0);
-    add_dataset(f, "/f", H5T_STD_I32LE, 2, 4, 2, H5P_DEFAULT);
-    H5Fclose(f);
-    expect(p, "/f: dtype int32, expected a floating-point type");
-
-    p = tmp_path("dtype_size.h5");
-    f = new_file(p);
-    good_objects(f, 1, 0);
-    add_dataset(f, "/f", H5T_IEEE_F64LE, 2, 4, 2, H5P_DEFAULT);
-    H5Fclose(f);
-    expect(p, "/f: dtype float64 (8 bytes), expected 4 to 4 bytes");
-
-    p = tmp_path("rank.h5");
-    f = new_file(p);
-    good_objects(f, 1, 0);
-    add_dataset(f, "/f", H5T_IEEE_F32LE, 1, 8, 0, H5P_DEFAULT);
-    H5Fclose(f);
-    expect(p, "/f: has 1 dimensions, expected 2-D");
-
-    p = tmp_path("shape.h5");
-    f = new_file(p);
-    good_objects(f, 1, 0);
-    add_dataset(f, "/f", H5T_IEEE_F32LE, 2, 3, 2, H5P_DEFAULT);
-    H5Fclose(f);
-    expect(p, "/f: shape 3x2, expected 4x2");
-
-    p = tmp_path("opt_shape.h5");
-    f = new_file(p);
-    good_objects(f, 0, 0);
-    add_dataset(f, "/opt", H5T_STD_I64LE, 1, 4, 0, H5P_DEFAULT);
-    H5Fclose(f);
-    expect(p, "/opt: shape [4], expected [3]");
+    /* One object replaced by a wrong one: its exact message. */
+    static const struct {
+        const char *file, *obj;
+        hid_t *type;
+        int nd;
+        hsize_t n, cols;
+        const char *want;
+    } cases[] = {
+        {"dtype_class.h5", "/f", &H5T_STD_I32LE_g, 2, 4, 2, "/f: dtype int32, expected a floating-point type"},
+        {"dtype_size.h5", "/f", &H5T_IEEE_F64LE_g, 2, 4, 2, "/f: dtype float64 (8 bytes), expected 4 to 4 bytes"},
+        {"rank.h5", "/f", &H5T_IEEE_F32LE_g, 1, 8, 0, "/f: has 1 dimensions, expected 2-D"},
+        {"shape.h5", "/f", &H5T_IEEE_F32LE_g, 2, 3, 2, "/f: shape 3x2, expected 4x2"},
+        {"opt_shape.h5", "/opt", &H5T_STD_I64LE_g, 1, 4, 0, "/opt: shape [4], expected [3]"},
+        {"ids_float.h5", "/ids", &H5T_IEEE_F32LE_g, 1, 10, 0, "/ids: dtype float32, expected an integer type"},
+    };
+    for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+        p = tmp_path(cases[i].file);
+        f = new_file(p);
+        good_objects(f, strcmp(cases[i].obj, "/f") == 0, strcmp(cases[i].obj, "/ids") == 0);
+        add_dataset(f, cases[i].obj, *cases[i].type, cases[i].nd, cases[i].n, cases[i].cols, H5P_DEFAULT);
+        H5Fclose(f);
+        expect(p, cases[i].want);
+    }
 
     p = tmp_path("group.h5");
     f = new_file(p);
@@ -141,13 +130,6 @@ static void test_good_and_shapes(void)
     H5Gclose(g);
     H5Fclose(f);
     expect(p, "/f: is not a dataset");
-
-    p = tmp_path("ids_float.h5");
-    f = new_file(p);
-    good_objects(f, 0, 1);
-    add_dataset(f, "/ids", H5T_IEEE_F32LE, 1, 10, 0, H5P_DEFAULT);
-    H5Fclose(f);
-    expect(p, "/ids: dtype float32, expected an integer type");
 }
 
 static void set_id(const char *path, hsize_t at, int64_t v)
