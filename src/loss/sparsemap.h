@@ -36,7 +36,8 @@
  *      target: sparse axpys from the candidate lists, or recomputed tiles
  *      for queries whose support overflowed the lists.
  *
- * Memory (bytes, through in->mem): candidates b_max x 2 cap x 8; a query
+ * Memory (bytes, through in->mem): candidates b_max x 2 cap x 8 (32 MiB at
+ * b_max 1024 and the default cap 2048); a query
  * block of logits (~2 MiB, as the exact softmax); a slot map of n_local x 4;
  * O(b_max (d + 16)) scratch; the row-sparse dv buffer grows with the number
  * of distinct touched rows, at most n_local x d floats (a support covering
@@ -55,7 +56,7 @@
 #include "loss/loss.h"
 
 /* Candidates kept per query and rank by sr_sparsemap_create. */
-#define SR_SPARSEMAP_CAND_DEFAULT 512
+#define SR_SPARSEMAP_CAND_DEFAULT 2048
 
 typedef struct sr_sparsemap sr_sparsemap;
 
