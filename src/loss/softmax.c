@@ -7,6 +7,21 @@
  * with P = exp(z - M) / (B * S) in place, subtracts 1/B at the owned targets,
  * and two SGEMMs accumulate dV_tile and dQ_blk. Rows of one tile are at most
  * `tile` floats (16 KiB at 4096).
+ *
+ * Threads. The workspace reads OpenBLAS's thread count T once at create (1
+ * when bound to one core, as with one rank per core). With T > 1 an OpenMP
+ * team of T threads runs the kernel, each thread calling single-threaded
+ * SGEMM on its own query blocks with its own logit block and running its own
+ * row passes: OpenBLAS's threading of a 128-row GEMM leaves the passes on one
+ * thread and costs ~30% on the 2-core dev VM (docs/benchmarks.md). Query
+ * blocks are the same qb-row blocks at every T, so the forward triples are
+ * bit-identical to the single-thread path. Backward goes in rounds of T
+ * blocks: each thread forms P for its block and dQ_blk += P V_tile (so dQ
+ * is bit-identical to T = 1 too); after a barrier each thread adds the
+ * round's P^T Q products, block by block in block order, into its own slice
+ * of dV_tile's rows. dV is deterministic for a given T but not bit-identical
+ * across T: OpenBLAS rounds a row slice of an SGEMM differently from the same
+ * rows of the whole product (last-bit differences, ~1e-9 relative).
  */
 #include "loss/softmax.h"
 
@@ -14,6 +29,9 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 
 #include "loss/vexp.h"
 
@@ -22,7 +40,8 @@ struct sr_softmax_ws {
     int64_t b_max;
     int64_t tile;
     int64_t qb;    /* queries per block: a qb x tile block of logits stays in cache */
-    float *logits; /* qb x tile: one block of logits, then of P */
+    int threads;   /* team size (OpenBLAS's thread count at create, <= blocks) */
+    float *logits; /* threads x qb x tile: each thread's block of logits, then of P */
     int64_t *trow; /* b_max: local row of the query's target, -1 if not owned */
     float *scale;  /* b_max: 1 / (B * S_i) in backward */
     sr_lse *lse;   /* b_max: the caller's merge buffer */
@@ -42,9 +61,26 @@ static int64_t qblock_(int64_t b_max, int64_t tile)
     return qb < b_max ? qb : b_max;
 }
 
+/* Threads for a workspace: OpenBLAS's count (what the caller gave the rank:
+ * OPENBLAS_NUM_THREADS, else its affinity mask), at most one per query block.
+ * 1 without OpenMP. */
+static int threads_(int64_t b_max, int64_t qb)
+{
+#ifdef _OPENMP
+    int64_t t = openblas_get_num_threads(), blocks = (b_max + qb - 1) / qb;
+    t = t < blocks ? t : blocks;
+    return t > 1 ? (int)t : 1;
+#else
+    (void)b_max;
+    (void)qb;
+    return 1;
+#endif
+}
+
 size_t sr_softmax_ws_bytes(int64_t b_max, int64_t tile)
 {
-    return (size_t)qblock_(b_max, tile) * (size_t)tile * sizeof(float) +
+    int64_t qb = qblock_(b_max, tile);
+    return (size_t)threads_(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
            (size_t)b_max * (sizeof(int64_t) + sizeof(float) + sizeof(sr_lse)) + sizeof(sr_softmax_ws);
 }
 
@@ -67,8 +103,9 @@ sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile,
     ws->b_max = b_max;
     ws->tile = tile;
     ws->qb = qblock_(b_max, tile);
-    ws->logits = sr_mem_alloc(mem, (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
-                              "softmax logit block", err);
+    ws->threads = threads_(b_max, ws->qb);
+    ws->logits = sr_mem_alloc(mem, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
+                              "softmax logit blocks", err);
     ws->trow = sr_mem_calloc(mem, (size_t)b_max, sizeof(int64_t), "softmax target rows", err);
     ws->scale = sr_mem_calloc(mem, (size_t)b_max, sizeof(float), "softmax scales", err);
     ws->lse = sr_mem_calloc(mem, (size_t)b_max, sizeof(sr_lse), "softmax lse", err);
@@ -119,6 +156,93 @@ static sr_status check_args_(const char *fn, int64_t b, int64_t d, int64_t n_loc
     return SR_OK;
 }
 
+/* ---- the team ------------------------------------------------------------- */
+
+/* fn(ctx, t, nthr) on a team of up to `want` threads (nthr is what OpenMP
+ * gave: every partition below uses it, not want). OpenBLAS (the pthread
+ * build) does not see OpenMP regions, so it is held at one thread for the
+ * region, else each thread's SGEMM would queue on its thread server. */
+typedef void (*team_fn_)(void *ctx, int t, int nthr);
+
+static void team_run_(int want, team_fn_ fn, void *ctx)
+{
+#ifdef _OPENMP
+    if (want > 1) {
+        int blas = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+#pragma omp parallel num_threads(want)
+        fn(ctx, omp_get_thread_num(), omp_get_num_threads());
+        openblas_set_num_threads(blas);
+        return;
+    }
+#endif
+    fn(ctx, 0, 1);
+}
+
+/* Every thread of the team reaches the same barriers (loops below are the
+ * same on every thread). */
+static void team_barrier_(int nthr)
+{
+#ifdef _OPENMP
+    if (nthr > 1) {
+#pragma omp barrier
+    }
+#else
+    (void)nthr;
+#endif
+}
+
+/* Query blocks [lo, hi) of nblk for thread t of nthr: contiguous ranges. */
+static void my_blocks_(int64_t nblk, int t, int nthr, int64_t *lo, int64_t *hi)
+{
+    *lo = nblk * t / nthr;
+    *hi = nblk * (t + 1) / nthr;
+}
+
+typedef struct fwd_ctx_ {
+    const float *q, *v;
+    int64_t b, d, n_local;
+    sr_softmax_ws *ws;
+    sr_lse *part;
+} fwd_ctx_;
+
+/* Forward over this thread's query blocks, tile by tile (the V tile is read
+ * once per thread and tile, and stays in cache for its blocks). */
+static void fwd_worker_(void *arg, int t, int nthr)
+{
+    const fwd_ctx_ *c = arg;
+    sr_softmax_ws *ws = c->ws;
+    const int64_t tile = ws->tile, qb = ws->qb, b = c->b, d = c->d;
+    int64_t blo, bhi;
+    my_blocks_((b + qb - 1) / qb, t, nthr, &blo, &bhi);
+    float *lg = ws->logits + (size_t)t * (size_t)qb * (size_t)tile;
+    for (int64_t j0 = 0; j0 < c->n_local; j0 += tile) {
+        int64_t nt = c->n_local - j0 < tile ? c->n_local - j0 : tile;
+        for (int64_t blk = blo; blk < bhi; blk++) {
+            int64_t i0 = blk * qb, nb = b - i0 < qb ? b - i0 : qb;
+            /* logits (nb x nt) = Q_blk (nb x d) . V_tile^T; ld = nt keeps rows packed. */
+            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
+                        c->q + i0 * d, (int)d, c->v + j0 * d, (int)d, 0.0f, lg, (int)nt);
+            for (int64_t i = 0; i < nb; i++) {
+                const float *row = lg + i * nt;
+                sr_lse *tr3 = &c->part[i0 + i];
+                int64_t tr = ws->trow[i0 + i];
+                if (tr >= j0 && tr < j0 + nt) tr3->target = row[tr - j0];
+                int bad = 0;
+                /* tr3->max is a float logit (or -inf), so the shift is exact. */
+                float m = (float)tr3->max;
+                double s = sr_vexp_row_lse(row, nt, &m, &bad);
+                if (bad) {
+                    tr3->sum = NAN; /* poison: the merged loss becomes NaN everywhere */
+                    continue;
+                }
+                tr3->sum = (tr3->sum == 0.0 ? 0.0 : tr3->sum * exp(tr3->max - (double)m)) + s;
+                tr3->max = m;
+            }
+        }
+    }
+}
+
 sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *v,
                              int64_t n_local, const sr_shard *shard, int rank,
                              const int64_t *targets, sr_softmax_ws *ws, sr_lse *part,
@@ -126,33 +250,8 @@ sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *
 {
     SR_TRY(check_args_("softmax forward", b, d, n_local, shard, rank, targets, ws, err));
     for (int64_t i = 0; i < b; i++) part[i] = sr_lse_empty();
-    const int64_t tile = ws->tile, qb = ws->qb;
-    float *lg = ws->logits;
-    for (int64_t j0 = 0; j0 < n_local; j0 += tile) {
-        int64_t nt = n_local - j0 < tile ? n_local - j0 : tile;
-        for (int64_t i0 = 0; i0 < b; i0 += qb) {
-            int64_t nb = b - i0 < qb ? b - i0 : qb;
-            /* logits (nb x nt) = Q_blk (nb x d) . V_tile^T; ld = nt keeps rows packed. */
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
-                        q + i0 * d, (int)d, v + j0 * d, (int)d, 0.0f, lg, (int)nt);
-            for (int64_t i = 0; i < nb; i++) {
-                const float *row = lg + i * nt;
-                sr_lse *t = &part[i0 + i];
-                int64_t tr = ws->trow[i0 + i];
-                if (tr >= j0 && tr < j0 + nt) t->target = row[tr - j0];
-                int bad = 0;
-                /* t->max is a float logit (or -inf), so the shift is exact. */
-                float m = (float)t->max;
-                double s = sr_vexp_row_lse(row, nt, &m, &bad);
-                if (bad) {
-                    t->sum = NAN; /* poison: the merged loss becomes NaN everywhere */
-                    continue;
-                }
-                t->sum = (t->sum == 0.0 ? 0.0 : t->sum * exp(t->max - (double)m)) + s;
-                t->max = m;
-            }
-        }
-    }
+    fwd_ctx_ c = {q, v, b, d, n_local, ws, part};
+    if (n_local > 0) team_run_(ws->threads, fwd_worker_, &c);
     return SR_OK;
 }
 
@@ -161,6 +260,65 @@ double sr_softmax_loss(const sr_lse *merged, int64_t b)
     double acc = 0.0;
     for (int64_t i = 0; i < b; i++) acc += sr_lse_value(&merged[i]) - merged[i].target;
     return b > 0 ? acc / (double)b : 0.0;
+}
+
+typedef struct bwd_ctx_ {
+    const float *q, *v;
+    int64_t b, d, n_local;
+    const sr_lse *merged;
+    sr_softmax_ws *ws;
+    float *dq, *dv;
+} bwd_ctx_;
+
+/* Backward in rounds of nthr query blocks per tile: thread t forms P of block
+ * (round + t) in its logit block and adds P V_tile to that block's dQ rows;
+ * after a barrier it adds every block's P^T Q of the round, in block order,
+ * into its slice of dV_tile's rows; a second barrier frees the blocks. */
+static void bwd_worker_(void *arg, int t, int nthr)
+{
+    const bwd_ctx_ *c = arg;
+    sr_softmax_ws *ws = c->ws;
+    const int64_t tile = ws->tile, qb = ws->qb, b = c->b, d = c->d;
+    const int64_t nblk = (b + qb - 1) / qb;
+    const float inv_b = (float)(1.0 / (double)b);
+    const size_t blk_floats = (size_t)qb * (size_t)tile;
+    float *lg = ws->logits + (size_t)t * blk_floats;
+    for (int64_t j0 = 0; j0 < c->n_local; j0 += tile) {
+        int64_t nt = c->n_local - j0 < tile ? c->n_local - j0 : tile;
+        const float *vt = c->v + j0 * d;
+        /* This thread's rows of dV_tile. */
+        int64_t r_lo = nt * t / nthr, r_hi = nt * (t + 1) / nthr;
+        for (int64_t round = 0; round < nblk; round += nthr) {
+            int64_t blk = round + t;
+            if (blk < nblk) {
+                int64_t i0 = blk * qb, nb = b - i0 < qb ? b - i0 : qb;
+                const float *qblk = c->q + i0 * d;
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
+                            qblk, (int)d, vt, (int)d, 0.0f, lg, (int)nt);
+                for (int64_t i = 0; i < nb; i++) {
+                    float *row = lg + i * nt;
+                    sr_vexp_row_scale(row, nt, (float)c->merged[i0 + i].max, ws->scale[i0 + i]);
+                    int64_t tr = ws->trow[i0 + i];
+                    if (tr >= j0 && tr < j0 + nt) row[tr - j0] -= inv_b; /* owner only */
+                }
+                /* dQ_blk (nb x d) += P_blk (nb x nt) . V_tile (nt x d) */
+                if (c->dq)
+                    cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)nt, 1.0f,
+                                lg, (int)nt, vt, (int)d, j0 == 0 ? 0.0f : 1.0f, c->dq + i0 * d, (int)d);
+            }
+            if (!c->dv) continue; /* the same on every thread: no barrier needed */
+            team_barrier_(nthr);
+            /* dV_tile[r_lo, r_hi) (+)= P_blk[:, r_lo:r_hi]^T Q_blk, blocks in order. */
+            for (int64_t bb = round; bb < round + nthr && bb < nblk && r_hi > r_lo; bb++) {
+                int64_t i0 = bb * qb, nb = b - i0 < qb ? b - i0 : qb;
+                const float *p = ws->logits + (size_t)(bb - round) * blk_floats + r_lo;
+                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)(r_hi - r_lo), (int)d, (int)nb,
+                            1.0f, p, (int)nt, c->q + i0 * d, (int)d, bb == 0 ? 0.0f : 1.0f,
+                            c->dv + (j0 + r_lo) * d, (int)d);
+            }
+            team_barrier_(nthr);
+        }
+    }
 }
 
 sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float *v,
@@ -180,32 +338,7 @@ sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float 
         ws->scale[i] = (float)(1.0 / (t->sum * (double)b));
     }
     if (dq && n_local == 0) memset(dq, 0, (size_t)b * (size_t)d * sizeof(float));
-    const float inv_b = (float)(1.0 / (double)b);
-    const int64_t tile = ws->tile, qb = ws->qb;
-    float *lg = ws->logits;
-    for (int64_t j0 = 0; j0 < n_local; j0 += tile) {
-        int64_t nt = n_local - j0 < tile ? n_local - j0 : tile;
-        const float *vt = v + j0 * d;
-        for (int64_t i0 = 0; i0 < b; i0 += qb) {
-            int64_t nb = b - i0 < qb ? b - i0 : qb;
-            const float *qblk = q + i0 * d;
-            cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f, qblk,
-                        (int)d, vt, (int)d, 0.0f, lg, (int)nt);
-            for (int64_t i = 0; i < nb; i++) {
-                float *row = lg + i * nt;
-                sr_vexp_row_scale(row, nt, (float)merged[i0 + i].max, ws->scale[i0 + i]);
-                int64_t tr = ws->trow[i0 + i];
-                if (tr >= j0 && tr < j0 + nt) row[tr - j0] -= inv_b; /* owner only */
-            }
-            /* dV_tile (nt x d) += P_blk^T (nt x nb) . Q_blk (nb x d) */
-            if (dv)
-                cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)nt, (int)d, (int)nb, 1.0f, lg,
-                            (int)nt, qblk, (int)d, i0 == 0 ? 0.0f : 1.0f, dv + j0 * d, (int)d);
-            /* dQ_blk (nb x d) += P_blk (nb x nt) . V_tile (nt x d) */
-            if (dq)
-                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)nt, 1.0f, lg,
-                            (int)nt, vt, (int)d, j0 == 0 ? 0.0f : 1.0f, dq + i0 * d, (int)d);
-        }
-    }
+    bwd_ctx_ c = {q, v, b, d, n_local, merged, ws, dq, dv};
+    if (n_local > 0) team_run_(ws->threads, bwd_worker_, &c);
     return SR_OK;
 }

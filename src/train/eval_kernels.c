@@ -7,6 +7,14 @@
  * and feed the row to a size-k min-heap whose root is the worst kept entry.
  * Most items lose to the root, so the scan is a vector compare of 8 scores
  * against the root's score and a skip; only the survivors touch the heap.
+ *
+ * Threads: like the softmax workspace (softmax.c), the workspace reads
+ * OpenBLAS's thread count once at create; with T > 1 an OpenMP team splits
+ * the query blocks, each thread running single-threaded SGEMM into its own
+ * score block and scanning its own rows (heaps and cursors are per query),
+ * so the result is bit-identical to the single-thread path. A custom scorer
+ * (sr_topk_ws_set_scorer) may keep state between calls: it runs on one
+ * thread.
  */
 #include "train/eval_kernels.h"
 
@@ -15,6 +23,9 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
+#ifdef _OPENMP
+#include <omp.h>
+#endif
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -23,7 +34,8 @@ struct sr_topk_ws {
     sr_mem *mem;
     int64_t b_max, tile, k_max;
     int64_t qb;      /* queries per block (the score block stays in cache) */
-    float *scores;   /* qb x tile */
+    int threads;     /* team size (OpenBLAS's thread count at create, <= blocks) */
+    float *scores;   /* threads x qb x tile: each thread's score block */
     float *hs;       /* b_max x k_max heap scores */
     int64_t *hid;    /* b_max x k_max heap ids */
     int64_t *hlen;   /* b_max */
@@ -42,9 +54,25 @@ static int64_t qblock_(int64_t b_max, int64_t tile)
     return qb < b_max ? qb : b_max;
 }
 
+/* OpenBLAS's thread count (the rank's cores), at most one per query block;
+ * 1 without OpenMP. */
+static int threads_(int64_t b_max, int64_t qb)
+{
+#ifdef _OPENMP
+    int64_t t = openblas_get_num_threads(), blocks = (b_max + qb - 1) / qb;
+    t = t < blocks ? t : blocks;
+    return t > 1 ? (int)t : 1;
+#else
+    (void)b_max;
+    (void)qb;
+    return 1;
+#endif
+}
+
 size_t sr_topk_ws_bytes(int64_t b_max, int64_t tile, int64_t k_max)
 {
-    return sizeof(sr_topk_ws) + (size_t)qblock_(b_max, tile) * (size_t)tile * sizeof(float) +
+    int64_t qb = qblock_(b_max, tile);
+    return sizeof(sr_topk_ws) + (size_t)threads_(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
            (size_t)b_max * (size_t)k_max * (sizeof(float) + sizeof(int64_t)) +
            2 * (size_t)b_max * sizeof(int64_t);
 }
@@ -68,7 +96,9 @@ sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64
     ws->tile = tile;
     ws->k_max = k_max;
     ws->qb = qblock_(b_max, tile);
-    ws->scores = sr_mem_alloc(mem, (size_t)ws->qb * (size_t)tile * sizeof(float), 0, "top-k score block", err);
+    ws->threads = threads_(b_max, ws->qb);
+    ws->scores = sr_mem_alloc(mem, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
+                              "top-k score blocks", err);
     ws->hs = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(float), 0, "top-k heap scores", err);
     ws->hid = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(int64_t), 0, "top-k heap ids", err);
     ws->hlen = sr_mem_alloc(mem, (size_t)b_max * sizeof(int64_t), 0, "top-k heap sizes", err);
@@ -242,30 +272,33 @@ static void scan_row_(const float *row, int64_t nt, int64_t g0, int64_t stride, 
     }
 }
 
-sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *v, int64_t n_local,
-                             const sr_shard *shard, int rank, const int64_t *excl_indptr,
-                             const int64_t *excl_ids, int64_t k, sr_topk_ws *ws, float *top_score,
-                             int64_t *top_id, sr_error *err)
+typedef struct topk_ctx_ {
+    const float *q, *v;
+    int64_t b, d, n_local, k, stride, base;
+    const int64_t *excl_indptr, *excl_ids;
+    sr_topk_ws *ws;
+} topk_ctx_;
+
+/* Scores, masks and scans this thread's query blocks (a contiguous range),
+ * tile by tile, so its V tile stays in cache for all its blocks. */
+static void topk_worker_(void *arg, int t, int nthr)
 {
-    SR_TRY(sr_eval_topk_check(b, d, n_local, shard, rank, excl_indptr, excl_ids, k, ws, err));
-    /* Local row j has global id g(j) = base + j * stride in both layouts. */
-    const int64_t stride = shard->layout == SR_SHARD_INTERLEAVE ? shard->p : 1;
-    const int64_t base = n_local > 0 ? sr_shard_global(shard, rank, 0) : 0;
-    for (int64_t i = 0; i < b; i++) {
-        ws->hlen[i] = 0;
-        ws->cursor[i] = excl_indptr ? excl_indptr[i] : 0;
-    }
-    float *sc = ws->scores;
-    for (int64_t j0 = 0; j0 < n_local; j0 += ws->tile) {
-        int64_t nt = n_local - j0 < ws->tile ? n_local - j0 : ws->tile;
-        const int64_t g0 = base + j0 * stride, g_last = base + (j0 + nt - 1) * stride;
-        for (int64_t i0 = 0; i0 < b; i0 += ws->qb) {
-            int64_t nb = b - i0 < ws->qb ? b - i0 : ws->qb;
+    const topk_ctx_ *c = arg;
+    sr_topk_ws *ws = c->ws;
+    const int64_t b = c->b, d = c->d, k = c->k, stride = c->stride, qb = ws->qb;
+    const int64_t nblk = (b + qb - 1) / qb, blo = nblk * t / nthr, bhi = nblk * (t + 1) / nthr;
+    const int64_t *excl_indptr = c->excl_indptr, *excl_ids = c->excl_ids;
+    float *sc = ws->scores + (size_t)t * (size_t)qb * (size_t)ws->tile;
+    for (int64_t j0 = 0; j0 < c->n_local; j0 += ws->tile) {
+        int64_t nt = c->n_local - j0 < ws->tile ? c->n_local - j0 : ws->tile;
+        const int64_t g0 = c->base + j0 * stride, g_last = c->base + (j0 + nt - 1) * stride;
+        for (int64_t blk = blo; blk < bhi; blk++) {
+            int64_t i0 = blk * qb, nb = b - i0 < qb ? b - i0 : qb;
             if (ws->score_fn)
-                ws->score_fn(ws->score_ctx, q + i0 * d, nb, d, j0, j0 + nt, sc);
+                ws->score_fn(ws->score_ctx, c->q + i0 * d, nb, d, j0, j0 + nt, sc);
             else
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)nt, (int)d, 1.0f,
-                            q + i0 * d, (int)d, v + j0 * d, (int)d, 0.0f, sc, (int)nt);
+                            c->q + i0 * d, (int)d, c->v + j0 * d, (int)d, 0.0f, sc, (int)nt);
             for (int64_t i = i0; i < i0 + nb; i++) {
                 float *row = sc + (i - i0) * nt;
                 if (excl_indptr) {
@@ -281,6 +314,35 @@ sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *
             }
         }
     }
+}
+
+sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *v, int64_t n_local,
+                             const sr_shard *shard, int rank, const int64_t *excl_indptr,
+                             const int64_t *excl_ids, int64_t k, sr_topk_ws *ws, float *top_score,
+                             int64_t *top_id, sr_error *err)
+{
+    SR_TRY(sr_eval_topk_check(b, d, n_local, shard, rank, excl_indptr, excl_ids, k, ws, err));
+    /* Local row j has global id g(j) = base + j * stride in both layouts. */
+    const int64_t stride = shard->layout == SR_SHARD_INTERLEAVE ? shard->p : 1;
+    const int64_t base = n_local > 0 ? sr_shard_global(shard, rank, 0) : 0;
+    for (int64_t i = 0; i < b; i++) {
+        ws->hlen[i] = 0;
+        ws->cursor[i] = excl_indptr ? excl_indptr[i] : 0;
+    }
+    topk_ctx_ c = {q, v, b, d, n_local, k, stride, base, excl_indptr, excl_ids, ws};
+    int team = ws->score_fn ? 1 : ws->threads;
+#ifdef _OPENMP
+    if (team > 1 && n_local > 0) {
+        /* OpenBLAS (pthread build) does not see the OpenMP region: hold it
+         * at one thread so each thread's SGEMM runs in that thread. */
+        int blas = openblas_get_num_threads();
+        openblas_set_num_threads(1);
+#pragma omp parallel num_threads(team)
+        topk_worker_(&c, omp_get_thread_num(), omp_get_num_threads());
+        openblas_set_num_threads(blas);
+    } else
+#endif
+        topk_worker_(&c, 0, 1);
     for (int64_t i = 0; i < b; i++)
         heap_drain_(ws->hs + i * k, ws->hid + i * k, ws->hlen[i], k, top_score + i * k, top_id + i * k);
     return SR_OK;
