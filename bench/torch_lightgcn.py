@@ -1,0 +1,104 @@
+#!/usr/bin/python3
+"""torch_lightgcn.py: the LightGCN propagation of bench_lightgcn.c in PyTorch,
+for the ratio against softrec on the same threads.
+
+  /usr/bin/python3 bench/torch_lightgcn.py [--train ../shared/data/gowalla/train.txt]
+      [--layers 3 --dim 64 --reps 10 --threads 1]
+
+As in gusye1234/LightGCN-PyTorch: one (U+I) x (U+I) sparse COO matrix
+D^-1/2 A D^-1/2, K rounds of torch.sparse.mm, output = mean of the layers.
+Timed: forward + backward (autograd, the output as its own gradient, as the
+C benchmark does), median and best of --reps after one warm-up; wall and
+process CPU seconds (the machine may be shared). Compare --threads T with
+softrec at T ranks of one thread. Prints one JSON line; {"skipped": ...}
+when torch or the data is absent.
+"""
+import argparse
+import json
+import os
+import sys
+import time
+
+
+def main():
+    here = os.path.dirname(os.path.abspath(__file__))
+    default = os.path.join(os.environ.get("SOFTREC_DATA", os.path.join(here, "..", "..", "shared", "data")),
+                           "gowalla", "train.txt")
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--train", default=default)
+    ap.add_argument("--test", default=None, help="only read for the item count (default: test.txt beside train)")
+    ap.add_argument("--layers", type=int, default=3)
+    ap.add_argument("--dim", type=int, default=64)
+    ap.add_argument("--reps", type=int, default=10)
+    ap.add_argument("--threads", type=int, default=1)
+    a = ap.parse_args()
+    try:
+        import torch
+    except ImportError:  # the benchmark is optional: say so in the result row
+        print(json.dumps({"bench": "torch_lightgcn", "skipped": "python3-torch not installed"}))
+        return
+    if not os.path.exists(a.train):
+        print(json.dumps({"bench": "torch_lightgcn", "skipped": "no data at " + a.train}))
+        return
+    torch.set_num_threads(a.threads)
+
+    users, items = [], []
+    max_item = -1
+    with open(a.train) as f:
+        for line in f:
+            p = line.split()
+            if len(p) < 2:
+                continue
+            u = int(p[0])
+            for i in p[1:]:
+                users.append(u)
+                items.append(int(i))
+    max_item = max(items)
+    test = a.test or os.path.join(os.path.dirname(a.train), "test.txt")
+    max_user = max(users)
+    if os.path.exists(test):
+        with open(test) as f:
+            for line in f:
+                p = line.split()
+                if p:
+                    max_user = max(max_user, int(p[0]))
+                    if len(p) > 1:
+                        max_item = max(max_item, max(int(i) for i in p[1:]))
+    nu, ni = max_user + 1, max_item + 1
+
+    t0 = time.perf_counter()
+    u = torch.tensor(users, dtype=torch.int64)
+    i = torch.tensor(items, dtype=torch.int64)
+    du = torch.bincount(u, minlength=nu).double()
+    di = torch.bincount(i, minlength=ni).double()
+    w = (1.0 / torch.sqrt(du[u] * di[i])).float()
+    rows = torch.cat([u, i + nu])
+    cols = torch.cat([i + nu, u])
+    adj = torch.sparse_coo_tensor(torch.stack([rows, cols]), torch.cat([w, w]), (nu + ni, nu + ni)).coalesce()
+    build_s = time.perf_counter() - t0
+
+    torch.manual_seed(7)
+    e0 = (0.1 * torch.randn(nu + ni, a.dim)).requires_grad_()
+    walls, cpus = [], []
+    for _ in range(a.reps + 1):
+        t0, c0 = time.perf_counter(), time.process_time()
+        e0.grad = None
+        layers = [e0]
+        x = e0
+        for _k in range(a.layers):
+            x = torch.sparse.mm(adj, x)
+            layers.append(x)
+        out = torch.stack(layers, dim=1).mean(dim=1)
+        out.backward(out.detach())
+        walls.append(time.perf_counter() - t0)
+        cpus.append(time.process_time() - c0)
+    walls, cpus = sorted(walls[1:]), sorted(cpus[1:])
+    print(json.dumps({"bench": "torch_lightgcn", "torch": torch.__version__, "threads": torch.get_num_threads(),
+                      "users": nu, "items": ni, "edges": len(users), "layers": a.layers, "dim": a.dim,
+                      "reps": a.reps, "fwd_bwd_s": walls[len(walls) // 2], "fwd_bwd_best_s": walls[0],
+                      "cpu_s": cpus[len(cpus) // 2], "cpu_best_s": cpus[0], "build_s": build_s,
+                      "checksum": float(e0.grad.double().sum())}))
+
+
+if __name__ == "__main__":
+    sys.exit(main())
