@@ -45,16 +45,21 @@ fi
 
 # --- signals --------------------------------------------------------------------
 # `#SBATCH --signal=B:USR1@T` sends USR1 to this batch shell T seconds before
-# the limit; at the limit SLURM sends TERM to everything. Both are forwarded to
-# the running launcher (srun and mpirun pass USR1/TERM on to every rank);
-# softrec then writes a checkpoint and exits 0, and sr_finish requeues.
+# the limit: it is forwarded as USR1 to the running launcher (srun and mpirun
+# pass USR1 on to every rank; mpirun would kill the job on TERM); softrec then
+# writes a checkpoint and exits, and sr_finish requeues the job. TERM (scancel,
+# or the limit reached without the early signal) is forwarded as USR1 too, so
+# the ranks checkpoint in the KillWait seconds they have, but the job is ending:
+# no requeue then.
 SR_SIGNALLED=0
+SR_TERMINATED=0
 SR_PENDING=0     # set to 1 when work is left for a requeued instance
 SR_CHILD=
 sr_on_signal() {
   SR_SIGNALLED=1
-  sr_log "got SIG$1; forwarding to the running step${SR_CHILD:+ (pid $SR_CHILD)}"
-  [[ -n $SR_CHILD ]] && kill -"$1" "$SR_CHILD" 2>/dev/null
+  [[ $1 == TERM ]] && SR_TERMINATED=1
+  sr_log "got SIG$1; forwarding USR1 to the running step${SR_CHILD:+ (pid $SR_CHILD)}"
+  if [[ -n $SR_CHILD ]]; then kill -USR1 "$SR_CHILD" 2>/dev/null || true; fi
   return 0
 }
 trap 'sr_on_signal USR1' USR1
@@ -68,7 +73,7 @@ sr_exec() {
   SR_CHILD=$!
   local rc
   while :; do
-    wait "$SR_CHILD"; rc=$?
+    if wait "$SR_CHILD"; then rc=0; else rc=$?; fi
     # wait returns >128 when a trapped signal interrupted it; the child may
     # still be running then.
     if (( rc > 128 )) && kill -0 "$SR_CHILD" 2>/dev/null; then continue; fi
@@ -146,7 +151,7 @@ sr_train() {
   local rc=0
   sr_launch "$np" train "$@" --set run.dir="$rundir" --set train.resume=auto \
     > "$rundir/stdout.txt" || rc=$?
-  local last; last=$(grep -v '^[[:space:]]*$' "$rundir/stdout.txt" | tail -n 1)
+  local last; last=$(grep -v '^[[:space:]]*$' "$rundir/stdout.txt" | tail -n 1 || true)
   if [[ $rc -eq 0 && $last == \{*\"test\"* ]]; then
     SR_STUDY=$study SR_NAME=$name SR_P=$np SR_N=${SR_N:-} SR_ROW="$last" SR_ROW_EXTRA="${SR_ROW_EXTRA:-}" \
       "$SR_PYTHON" - "$row" <<'EOF' || return 1
@@ -196,6 +201,10 @@ sr_stop_here() {
 # the checkpoint and skips runs whose rows exist; at most SR_MAX_REQUEUE times.
 sr_finish() {
   local rc=$1
+  if [[ $SR_TERMINATED == 1 ]]; then
+    sr_log "terminated (scancel or the time limit): not requeued; resubmit to resume"
+    exit 1
+  fi
   if [[ $SR_PENDING == 1 && -n ${SLURM_JOB_ID:-} ]]; then
     local n=${SLURM_RESTART_COUNT:-0}
     if (( n < SR_MAX_REQUEUE )); then
