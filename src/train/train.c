@@ -25,6 +25,7 @@
 #include "io/checkpoint.h"
 #include "io/dataset.h"
 #include "loss/loss.h"
+#include "models/lightgcn.h"
 #include "models/mf.h"
 #include "models/normalize.h"
 #include "models/optim.h"
@@ -56,6 +57,11 @@ struct sr_trainer {
     float *vn, *vinv, *qinv; /* cosine scoring: normalised item rows, 1/norms */
     sr_loss *loss;
     int64_t *pop;       /* train count of every item (global order) */
+    /* backbone */
+    enum { BB_MF, BB_LIGHTGCN } bb;
+    sr_lgcn *lgcn;      /* LightGCN: the graph; the mf tables are layer 0 */
+    float *u_out, *i_out, *du_out, *di_out, *deu, *dei;
+    sr_optim opt_nowd;  /* LightGCN: L2 goes on the batch rows, not the dense update */
 };
 
 #define EVAL_BATCH 256 /* users per rank per evaluation step */
@@ -87,6 +93,52 @@ static sr_status make_dirs(const char *path, sr_error *err)
         if (!(ptr)) sr_comm_abort(c, err);                                               \
     } while (0)
 
+/* LightGCN: the graph of this rank's train rows (planned once, collective)
+ * and the propagated tables. Errors are agreed on every rank. */
+static sr_status setup_lightgcn(sr_trainer *t, sr_error *err)
+{
+    const sr_comm *c = t->c;
+    const sr_config *cfg = &t->cfg;
+    const int64_t K = cfg->model_layers, d = t->mf.d;
+    double alpha[65];
+    const double *ap = NULL;
+    if (cfg->model_layer_weights[0]) {
+        int n = 0;
+        const char *p = cfg->model_layer_weights;
+        while (*p && n <= K) {
+            char *end;
+            alpha[n] = strtod(p, &end);
+            if (end == p) break;
+            n++;
+            p = *end == ',' ? end + 1 : end;
+        }
+        if (n != K + 1 || *p)
+            SR_FAIL(err, SR_ERR_CONFIG, "model.layer_weights: want %lld comma-separated numbers (model.layers + 1), "
+                    "got '%s'", (long long)(K + 1), cfg->model_layer_weights);
+        ap = alpha;
+    }
+    t->bb = BB_LIGHTGCN;
+    t->opt_nowd = t->opt;
+    t->opt_nowd.weight_decay = 0;
+    const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
+    SR_TRY(sr_lgcn_create(&t->lgcn, c, &t->items, t->u0, t->u1, t->meta.num_users, tr->indptr, tr->items,
+                          t->pop, K, ap, d, &t->mem, err));
+    const int64_t nu = t->u1 - t->u0, ni = t->mf.n_items;
+    t->u_out = sr_mem_calloc(&t->mem, (size_t)(nu * d + 1), sizeof(float), "lightgcn tables", err);
+    t->du_out = sr_mem_calloc(&t->mem, (size_t)(nu * d + 1), sizeof(float), "lightgcn tables", err);
+    t->deu = sr_mem_calloc(&t->mem, (size_t)(nu * d + 1), sizeof(float), "lightgcn tables", err);
+    t->i_out = sr_mem_calloc(&t->mem, (size_t)(ni * d + 1), sizeof(float), "lightgcn tables", err);
+    t->di_out = sr_mem_calloc(&t->mem, (size_t)(ni * d + 1), sizeof(float), "lightgcn tables", err);
+    t->dei = sr_mem_calloc(&t->mem, (size_t)(ni * d + 1), sizeof(float), "lightgcn tables", err);
+    if (!t->u_out || !t->du_out || !t->deu || !t->i_out || !t->di_out || !t->dei) sr_comm_abort(c, err);
+    sr_log_root(&t->log, SR_LOG_INFO,
+                "lightgcn: %lld layers, %lld local edges, halo %lld rows; %lld bytes per round per rank "
+                "(the full table would be %lld)",
+                (long long)K, (long long)sr_lgcn_local_edges(t->lgcn), (long long)sr_lgcn_halo_rows(t->lgcn),
+                (long long)sr_lgcn_round_bytes(t->lgcn), (long long)sr_lgcn_full_table_bytes(t->lgcn));
+    return SR_OK;
+}
+
 sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config *cfg, sr_error *err)
 {
     *out = NULL;
@@ -100,7 +152,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
 
     if (!cfg->data_path[0])
         sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "data.path is not set (give a dataset from softrec data convert/synth)");
-    else if (strcmp(cfg->model_name, "mf"))
+    else if (strcmp(cfg->model_name, "mf") && strcmp(cfg->model_name, "lightgcn"))
         sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "model.name=%s: this backbone is not in the trainer yet",
                      cfg->model_name);
     if (sr_comm_agree(c, err) != SR_OK) goto fail_early;
@@ -183,6 +235,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     t->pop = pop; /* kept for analysis (proposals of analyze lse-bias) */
     pop = NULL;
     if (sr_comm_agree(c, err) != SR_OK) goto fail; /* config errors alike, OOM on one rank */
+    if (!strcmp(cfg->model_name, "lightgcn") && setup_lightgcn(t, err) != SR_OK) goto fail;
     if (cfg->train_init[0] && sr_trainer_load(t, cfg->train_init, err) != SR_OK) goto fail;
     *out = t;
     return SR_OK;
@@ -200,6 +253,9 @@ void sr_trainer_destroy(sr_trainer **tp)
     sr_trainer *t = *tp;
     if (!t) return;
     sr_loss_destroy(&t->loss);
+    sr_lgcn_destroy(&t->lgcn);
+    void *lg[] = {t->u_out, t->i_out, t->du_out, t->di_out, t->deu, t->dei};
+    for (size_t i = 0; i < sizeof lg / sizeof lg[0]; i++) sr_mem_free(&t->mem, lg[i]);
     sr_mem_free(&t->mem, t->pop);
     sr_mf_destroy(&t->mf, &t->mem);
     for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&t->split[s], &t->mem);
@@ -300,23 +356,67 @@ static void shuffle_examples(sr_trainer *t, int64_t epoch)
  * and an item's scoring row come from and where their gradients go.
  *   MF: user rows and item rows are the parameters themselves. */
 
-/* Collective work before queries can be read (nothing for MF). */
+/* Collective work before queries can be read (LightGCN: K propagation
+ * rounds from the layer-0 tables; nothing for MF). */
 static sr_status bb_forward(sr_trainer *t, sr_error *err)
 {
-    (void)t, (void)err;
+    if (t->bb == BB_LIGHTGCN) return sr_lgcn_forward(t->lgcn, t->mf.user, t->mf.item, t->u_out, t->i_out, err);
     return SR_OK;
 }
 
 /* Query of local user u (row of the local user table the loss sees). */
-static const float *bb_user_row(const sr_trainer *t, int64_t u) { return t->mf.user + u * t->mf.d; }
+static const float *bb_user_row(const sr_trainer *t, int64_t u)
+{
+    return (t->bb == BB_LIGHTGCN ? t->u_out : t->mf.user) + u * t->mf.d;
+}
 
 /* This rank's item scoring rows (n_items x d). */
-static const float *bb_item_rows(const sr_trainer *t) { return t->mf.item; }
+static const float *bb_item_rows(const sr_trainer *t) { return t->bb == BB_LIGHTGCN ? t->i_out : t->mf.item; }
+
+/* LightGCN: gradients of the propagated tables back through the K rounds
+ * (collective), L2 on the batch's layer-0 rows (LightGCN's regulariser:
+ * weight_decay x e / B per occurrence of a user or positive item in the
+ * batch), then dense updates of both layer-0 tables. */
+static sr_status lightgcn_update(sr_trainer *t, const sr_item_grad *dv, int64_t lo, int64_t nb, int64_t B,
+                                 sr_error *err)
+{
+    const int64_t d = t->mf.d, nu = t->u1 - t->u0, ni = t->mf.n_items;
+    memset(t->di_out, 0, (size_t)(ni * d) * sizeof(float));
+    if (dv->rows)
+        for (int64_t k = 0; k < dv->n; k++)
+            memcpy(t->di_out + dv->rows[k] * d, dv->g + k * d, (size_t)d * sizeof(float));
+    else if (dv->n > 0)
+        memcpy(t->di_out, dv->g, (size_t)(ni * d) * sizeof(float));
+    memset(t->du_out, 0, (size_t)(nu * d) * sizeof(float));
+    for (int64_t k = 0; k < nb; k++) {
+        float *g = t->du_out + t->ex_user[t->ex_order[lo + k]] * d;
+        const float *src = t->dq_local + k * d;
+        for (int64_t j = 0; j < d; j++) g[j] += src[j];
+    }
+    SR_TRY(sr_lgcn_backward(t->lgcn, t->du_out, t->di_out, t->deu, t->dei, err));
+    const float wd = B > 0 ? (float)(t->opt.weight_decay / (double)B) : 0.0f;
+    if (wd > 0) {
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t u = t->ex_user[t->ex_order[lo + k]];
+            for (int64_t j = 0; j < d; j++) t->deu[u * d + j] += wd * t->mf.user[u * d + j];
+        }
+        for (int64_t k = 0; k < B; k++) {
+            if (sr_shard_owner(&t->items, t->t_all[k]) != t->c->rank) continue;
+            int64_t r = sr_shard_local(&t->items, t->t_all[k]);
+            for (int64_t j = 0; j < d; j++) t->dei[r * d + j] += wd * t->mf.item[r * d + j];
+        }
+    }
+    sr_optim_update(&t->opt_nowd, &t->mf.user_state, t->mf.user, t->deu, NULL, nu, d, t->step);
+    sr_optim_update(&t->opt_nowd, &t->mf.item_state, t->mf.item, t->dei, NULL, ni, d, t->step);
+    return SR_OK;
+}
 
 /* Gradients of one step: dv for the scoring rows (after the temperature
  * chain rule), dq_local for the queries of local examples [lo, lo + nb). */
-static void bb_update(sr_trainer *t, const sr_item_grad *dv, int64_t lo, int64_t nb)
+static sr_status bb_update(sr_trainer *t, const sr_item_grad *dv, int64_t lo, int64_t nb, int64_t B,
+                           sr_error *err)
 {
+    if (t->bb == BB_LIGHTGCN) return lightgcn_update(t, dv, lo, nb, B, err);
     const int64_t d = t->mf.d;
     /* Exact losses touch every local item row (dense update); sampled losses
      * and sparse maps only the rows they used (row-sparse, O(rows x d)). */
@@ -337,6 +437,7 @@ static void bb_update(sr_trainer *t, const sr_item_grad *dv, int64_t lo, int64_t
     }
     sr_optim_update(&t->opt, &t->mf.user_state, t->mf.user, t->ug, t->rows, nu, d, t->step);
     for (int64_t k = 0; k < nu; k++) t->slot[t->rows[k]] = -1;
+    return SR_OK;
 }
 
 /* One optimiser step on local examples [lo, hi). Returns the global mean loss. */
@@ -379,7 +480,7 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
 
     SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
     t->step++;
-    bb_update(t, &dv, lo, nb);
+    SR_TRY(bb_update(t, &dv, lo, nb, B, err));
     sr_loss_update_params(t->loss, t->step);
     return SR_OK;
 }
@@ -533,11 +634,15 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
              (long long)t->step, (long long)best_epoch, js);
     append_jsonl(t, line);
     /* Peak over the whole run (the final evaluation included). */
-    double agg[2] = {(double)sr_mem_process_peak(),
-                     res->steps > 0 ? (double)comm_train / (double)res->steps : 0};
-    SR_TRY(sr_comm_allreduce_max(c, agg, 2, err));
+    double agg[4] = {(double)sr_mem_process_peak(),
+                     res->steps > 0 ? (double)comm_train / (double)res->steps : 0,
+                     t->lgcn ? (double)sr_lgcn_round_bytes(t->lgcn) : 0,
+                     t->lgcn ? (double)sr_lgcn_full_table_bytes(t->lgcn) : 0};
+    SR_TRY(sr_comm_allreduce_max(c, agg, 4, err));
     res->peak_mem_bytes = (int64_t)agg[0];
     res->comm_bytes_per_step = (int64_t)(agg[1] + 0.5);
+    res->round_bytes = (int64_t)agg[2];
+    res->full_table_bytes = (int64_t)agg[3];
     return SR_OK;
 }
 

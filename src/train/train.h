@@ -49,6 +49,9 @@ typedef struct sr_fit_result {
     int64_t peak_mem_bytes;     /* max over ranks of the process's peak RSS */
     int64_t comm_bytes_per_step; /* max over ranks of collective payload bytes per step */
     int64_t num_users, num_items;
+    /* lightgcn: bytes a rank sends per propagation round (max over ranks),
+     * and what exchanging whole tables would send instead; 0 otherwise */
+    int64_t round_bytes, full_table_bytes;
 } sr_fit_result;
 
 typedef struct sr_trainer sr_trainer;

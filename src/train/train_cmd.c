@@ -81,6 +81,10 @@ static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fi
     json_object_set_new(row, "num_items", json_integer(res->num_items));
     json_object_set_new(row, "peak_mem_bytes", json_integer(res->peak_mem_bytes));
     json_object_set_new(row, "comm_bytes_per_step", json_integer(res->comm_bytes_per_step));
+    if (res->full_table_bytes > 0) {
+        json_object_set_new(row, "propagation_round_bytes", json_integer(res->round_bytes));
+        json_object_set_new(row, "full_table_round_bytes", json_integer(res->full_table_bytes));
+    }
     json_object_set_new(row, "run_dir", json_string(cfg->run_dir));
     json_object_set_new(row, "version", json_string(SOFTREC_VERSION));
     json_object_set_new(row, "config", conf);
