@@ -17,14 +17,13 @@
  * and the largest rank, next to the full-item-table figure. One JSON line,
  * rank 0; {"skipped": ...} when the data is absent.
  */
-#include <math.h>
-#include <mpi.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
-#include "comm/collectives.h"
+
+#include "bench_util.h"
 #include "comm/comm.h"
 #include "comm/shard.h"
 #include "core/log.h"
@@ -32,29 +31,6 @@
 #include "core/rng.h"
 #include "io/dataset.h"
 #include "models/lightgcn.h"
-
-static int64_t arg_i64(int argc, char **argv, const char *name, int64_t def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name)) return strtoll(argv[i + 1], NULL, 10);
-    return def;
-}
-
-static const char *arg_str(int argc, char **argv, const char *name, const char *def)
-{
-    for (int i = 1; i + 1 < argc; i++)
-        if (!strcmp(argv[i], name)) return argv[i + 1];
-    return def;
-}
-
-static double reduce_(const sr_comm *c, double x, int max)
-{
-    sr_error e;
-    sr_error_clear(&e);
-    if ((max ? sr_comm_allreduce_max(c, &x, 1, &e) : sr_comm_allreduce_sum(c, &x, 1, &e)) != SR_OK)
-        sr_comm_abort(c, &e);
-    return x;
-}
 
 /* Rows of a LightGCN text file (one line per user, users ascending, as the
  * upstream files are). pass 0: max user and item id, edges of users
@@ -114,29 +90,30 @@ static int cmp_d_(const void *a, const void *b)
 
 int main(int argc, char **argv)
 {
-    MPI_Init(&argc, &argv);
     sr_comm c;
+    sr_bench_start(&argc, &argv, &c);
     sr_error e;
     sr_error_clear(&e);
-    if (sr_comm_init(&c, MPI_COMM_WORLD, &e)) sr_comm_abort(&c, &e);
     char def_train[1024], def_test[1024];
     const char *root = getenv("SOFTREC_DATA");
     if (root) snprintf(def_train, sizeof def_train, "%s/gowalla/train.txt", root);
     else snprintf(def_train, sizeof def_train, "%s/../shared/data/gowalla/train.txt", SR_SOURCE_DIR);
-    const char *train = arg_str(argc, argv, "--train", def_train);
+    const char *train = sr_bench_arg_str(argc, argv, "--train", def_train);
     snprintf(def_test, sizeof def_test, "%s", train);
     char *slash = strrchr(def_test, '/');
     snprintf(slash ? slash + 1 : def_test, sizeof def_test - (size_t)(slash ? slash + 1 - def_test : 0), "test.txt");
-    const char *test = arg_str(argc, argv, "--test", def_test);
-    const int64_t layers = arg_i64(argc, argv, "--layers", 3), d = arg_i64(argc, argv, "--dim", 64);
-    const int64_t reps = arg_i64(argc, argv, "--reps", 10);
-    const char *layout = arg_str(argc, argv, "--layout", "block");
+    const char *test = sr_bench_arg_str(argc, argv, "--test", def_test);
+    const int64_t layers = sr_bench_arg_i64(argc, argv, "--layers", 3), d = sr_bench_arg_i64(argc, argv, "--dim", 64);
+    const int64_t reps = sr_bench_arg_i64(argc, argv, "--reps", 10);
+    const char *layout = sr_bench_arg_str(argc, argv, "--layout", "block");
 
     text_graph t = {-1, -1, 0, NULL, NULL};
     if (scan_(train, 0, 0, 0, &t) != 0) {
-        if (c.rank == 0) printf("{\"bench\":\"lightgcn\",\"skipped\":\"no data at %s\"}\n", train);
-        sr_comm_destroy(&c);
-        MPI_Finalize();
+        sr_bench_json j;
+        sr_bench_json_begin(&j, "lightgcn");
+        sr_bench_json_str(&j, "skipped", "no data (--train, $SOFTREC_DATA)");
+        sr_bench_json_print(&j, &c);
+        sr_bench_stop(&c);
         return 0;
     }
     scan_(test, 0, 0, 0, &t); /* optional: items only seen in test still get rows */
@@ -168,7 +145,7 @@ int main(int argc, char **argv)
     sr_lgcn *g = NULL;
     if (sr_lgcn_create(&g, &c, &s, u0, u1, num_users, t.indptr, t.items, NULL, layers, NULL, d, &mem, &e))
         sr_comm_abort(&c, &e);
-    double create_s = reduce_(&c, sr_time_now() - t0, 1);
+    double create_s = sr_bench_max(&c, sr_time_now() - t0);
 
     float *eu = malloc((size_t)(nu * d + 1) * sizeof *eu), *ei = malloc((size_t)(ni * d + 1) * sizeof *ei);
     float *ou = malloc((size_t)(nu * d + 1) * sizeof *ou), *oi = malloc((size_t)(ni * d + 1) * sizeof *oi);
@@ -189,8 +166,8 @@ int main(int argc, char **argv)
         if (sr_lgcn_forward(g, eu, ei, ou, oi, &e)) sr_comm_abort(&c, &e);
         /* the output as its own gradient: same work as a real backward */
         if (sr_lgcn_backward(g, ou, oi, gu, gi, &e)) sr_comm_abort(&c, &e);
-        times[it] = reduce_(&c, sr_time_now() - t0, 1);
-        cpus[it] = reduce_(&c, cpu_now_() - c0, 0);
+        times[it] = sr_bench_max(&c, sr_time_now() - t0);
+        cpus[it] = sr_bench_sum(&c, cpu_now_() - c0);
     }
     qsort(times + 1, (size_t)reps, sizeof *times, cmp_d_);
     qsort(cpus + 1, (size_t)reps, sizeof *cpus, cmp_d_);
@@ -199,25 +176,37 @@ int main(int argc, char **argv)
     double checksum = 0.0;
     for (int64_t j = 0; j < nu * d; j++) checksum += gu[j];
     for (int64_t j = 0; j < ni * d; j++) checksum += gi[j];
-    checksum = reduce_(&c, checksum, 0);
+    checksum = sr_bench_sum(&c, checksum);
     double rb = (double)sr_lgcn_round_bytes(g), fb = (double)sr_lgcn_full_table_bytes(g);
-    double rb_sum = reduce_(&c, rb, 0), rb_max = reduce_(&c, rb, 1), fb_sum = reduce_(&c, fb, 0);
-    double halo_max = reduce_(&c, (double)sr_lgcn_halo_rows(g), 1);
-    double edges = reduce_(&c, (double)sr_lgcn_local_edges(g), 0);
-    double mem_peak = reduce_(&c, (double)mem.peak, 1);
-    if (c.rank == 0)
-        printf("{\"bench\":\"lightgcn\",\"ranks\":%d,\"users\":%lld,\"items\":%lld,\"edges\":%.0f,\"layers\":%lld,"
-               "\"dim\":%lld,\"layout\":\"%s\",\"reps\":%lld,\"fwd_bwd_s\":%.5f,\"fwd_bwd_best_s\":%.5f,"
-               "\"cpu_s_all_ranks\":%.5f,\"cpu_best_s_all_ranks\":%.5f,\"create_s\":%.4f,\"round_bytes_sum\":%.0f,\"round_bytes_max_rank\":%.0f,"
-               "\"full_table_bytes_sum\":%.0f,\"halo_rows_max_rank\":%.0f,\"mem_peak_bytes\":%.0f,"
-               "\"checksum\":%.6e}\n",
-               c.size, (long long)num_users, (long long)num_items, edges, (long long)layers, (long long)d, layout,
-               (long long)reps, med, best, cpu_med, cpu_best, create_s, rb_sum, rb_max, fb_sum, halo_max, mem_peak, checksum);
-    fflush(stdout);
+    double rb_sum = sr_bench_sum(&c, rb), rb_max = sr_bench_max(&c, rb), fb_sum = sr_bench_sum(&c, fb);
+    double halo_max = sr_bench_max(&c, (double)sr_lgcn_halo_rows(g));
+    double edges = sr_bench_sum(&c, (double)sr_lgcn_local_edges(g));
+    double mem_peak = sr_bench_max(&c, (double)mem.peak);
+    sr_bench_json j;
+    sr_bench_json_begin(&j, "lightgcn");
+    sr_bench_json_int(&j, "ranks", c.size);
+    sr_bench_json_int(&j, "users", num_users);
+    sr_bench_json_int(&j, "items", num_items);
+    sr_bench_json_num(&j, "edges", edges, 0);
+    sr_bench_json_int(&j, "layers", layers);
+    sr_bench_json_int(&j, "dim", d);
+    sr_bench_json_str(&j, "layout", layout);
+    sr_bench_json_int(&j, "reps", reps);
+    sr_bench_json_num(&j, "fwd_bwd_s", med, 5);
+    sr_bench_json_num(&j, "fwd_bwd_best_s", best, 5);
+    sr_bench_json_num(&j, "cpu_s_all_ranks", cpu_med, 5);
+    sr_bench_json_num(&j, "cpu_best_s_all_ranks", cpu_best, 5);
+    sr_bench_json_num(&j, "create_s", create_s, 4);
+    sr_bench_json_num(&j, "round_bytes_sum", rb_sum, 0);
+    sr_bench_json_num(&j, "round_bytes_max_rank", rb_max, 0);
+    sr_bench_json_num(&j, "full_table_bytes_sum", fb_sum, 0);
+    sr_bench_json_num(&j, "halo_rows_max_rank", halo_max, 0);
+    sr_bench_json_num(&j, "mem_peak_bytes", mem_peak, 0);
+    sr_bench_json_num(&j, "checksum", checksum, 4);
+    sr_bench_json_print(&j, &c);
     sr_lgcn_destroy(&g);
     sr_shard_destroy(&s);
     free(eu), free(ei), free(ou), free(oi), free(gu), free(gi), free(times), free(cpus), free(t.indptr), free(t.items);
-    sr_comm_destroy(&c);
-    MPI_Finalize();
+    sr_bench_stop(&c);
     return 0;
 }

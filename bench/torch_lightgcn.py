@@ -97,7 +97,7 @@ def main():
                       "users": nu, "items": ni, "edges": len(users), "layers": a.layers, "dim": a.dim,
                       "reps": a.reps, "fwd_bwd_s": walls[len(walls) // 2], "fwd_bwd_best_s": walls[0],
                       "cpu_s": cpus[len(cpus) // 2], "cpu_best_s": cpus[0], "build_s": build_s,
-                      "checksum": float(e0.grad.double().sum())}))
+                      "checksum": float(e0.grad.double().sum()), "loadavg_1m": os.getloadavg()[0]}))
 
 
 if __name__ == "__main__":
