@@ -8,6 +8,8 @@
 
 #include "core/config.h"
 #include "core/rng.h"
+#include "loss/jacobian.h"
+#include "loss/loss.h"
 #include "loss/lse_bias.h"
 #include "loss/sampler.h"
 #include "train/train.h"
@@ -25,6 +27,11 @@ typedef struct analyze_opts {
     int nk;
     const char *proposal; /* NULL: the checkpoint's loss.proposal */
     double beta;          /* < 0: the checkpoint's loss.proposal_beta */
+    /* jacobian */
+    sr_loss_kind maps[4];
+    int nmaps;
+    double alpha, tol;
+    int64_t iters;
 } analyze_opts;
 
 static void usage(FILE *out)
@@ -37,6 +44,14 @@ static void usage(FILE *out)
             "  --proposal P      uniform | popularity (default: the checkpoint's loss.proposal,\n"
             "                    uniform when that is neither)\n"
             "  --beta B          popularity exponent (default: loss.proposal_beta)\n"
+            "usage: softrec analyze jacobian --checkpoint MODEL.h5 [options]\n"
+            "  Spectral norm ||J||_2 of the prediction map's Jacobian at the model's logits\n"
+            "  (power iteration over the sharded catalogue), with support sizes.\n"
+            "  --maps LIST       of softmax,sparsemax,entmax,rankmax (default all four)\n"
+            "  --alpha A         entmax alpha (default 1.5)\n"
+            "  --iters N         power iterations at most (default 200)\n"
+            "  --tol T           relative change that stops the iteration (default 1e-7)\n"
+            "  rankmax needs a target per user: its first test item (else valid, else train).\n"
             "common options:\n"
             "  --users N         users sampled (default 256)\n"
             "  --seed S          seed of the user sample and the draws (default 1)\n"
@@ -60,6 +75,24 @@ static sr_status parse_list(const char *s, int64_t *v, int *n, sr_error *err)
         p = *end ? end + 1 : end;
     }
     if (*n == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze: --k is empty");
+    return SR_OK;
+}
+
+static sr_status parse_maps(const char *s, analyze_opts *o, sr_error *err)
+{
+    char buf[128];
+    snprintf(buf, sizeof buf, "%s", s);
+    o->nmaps = 0;
+    char *save = NULL;
+    for (char *tok = strtok_r(buf, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        sr_loss_kind k;
+        if (!sr_loss_kind_parse(tok, &k) ||
+            (k != SR_LOSS_SOFTMAX && k != SR_LOSS_SPARSEMAX && k != SR_LOSS_ENTMAX && k != SR_LOSS_RANKMAX) ||
+            o->nmaps == 4)
+            SR_FAIL(err, SR_ERR_USAGE, "analyze: --maps takes softmax,sparsemax,entmax,rankmax, not '%s'", s);
+        o->maps[o->nmaps++] = k;
+    }
+    if (o->nmaps == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze: --maps is empty");
     return SR_OK;
 }
 
@@ -87,6 +120,17 @@ static sr_status parse_opts(int argc, char **argv, analyze_opts *o, sr_error *er
         else if (!strcmp(a, "--seed")) SR_TRY(parse_i64(a, v, 0, &o->seed, err));
         else if (!strcmp(a, "--reps")) SR_TRY(parse_i64(a, v, 1, &o->reps, err));
         else if (!strcmp(a, "--k")) SR_TRY(parse_list(v, o->ks, &o->nk, err));
+        else if (!strcmp(a, "--iters")) SR_TRY(parse_i64(a, v, 1, &o->iters, err));
+        else if (!strcmp(a, "--maps")) SR_TRY(parse_maps(v, o, err));
+        else if (!strcmp(a, "--alpha") || !strcmp(a, "--tol")) {
+            char *end;
+            double x = strtod(v, &end);
+            if (end == v || *end || !(x > 0) || (a[2] == 'a' && !(x > 1 && x <= 10)))
+                SR_FAIL(err, SR_ERR_USAGE, "analyze: %s wants a number %s, not '%s'", a,
+                        a[2] == 'a' ? "in (1, 10]" : "> 0", v);
+            if (a[2] == 'a') o->alpha = x;
+            else o->tol = x;
+        }
         else if (!strcmp(a, "--proposal")) {
             if (strcmp(v, "uniform") && strcmp(v, "popularity"))
                 SR_FAIL(err, SR_ERR_USAGE, "analyze: --proposal must be uniform or popularity, not '%s'", v);
@@ -219,19 +263,134 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
     return SR_OK;
 }
 
+static int cmp_i64(const void *a, const void *b)
+{
+    int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
+    return (x > y) - (x < y);
+}
+
+static sr_status run_jacobian(const sr_comm *c, const analyze_opts *o, sr_trainer *t, const float *q,
+                              const int64_t *users, int64_t b, sr_error *err)
+{
+    const sr_config *cfg = sr_trainer_config(t);
+    const sr_shard *map;
+    int64_t n_local;
+    int64_t *targets = malloc((size_t)(b > 0 ? b : 1) * sizeof *targets);
+    double *norm = malloc((size_t)(b > 0 ? b : 1) * sizeof *norm);
+    int64_t *support = malloc((size_t)(b > 0 ? b : 1) * sizeof *support);
+    int64_t *iters = malloc((size_t)(b > 0 ? b : 1) * sizeof *iters);
+    if (!targets || !norm || !support || !iters)
+        sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+    sr_status st = sr_trainer_user_targets(t, users, b, targets, err);
+    const float *v = sr_trainer_item_rows(t, &map, &n_local);
+    /* Rankmax needs a target: users without any item are left out of it. */
+    int64_t bt = 0;
+    for (int64_t i = 0; i < b; i++) bt += targets[i] >= 0;
+    sr_mem mem;
+    sr_mem_init(&mem, 0);
+    json_t *res = json_object(), *arr = json_array();
+    if (c->rank == 0 && st == SR_OK) {
+        printf("# jacobian: %lld users, %lld items, checkpoint %s\n\n", (long long)b, (long long)map->n, o->ckpt);
+        printf("| map | users | mean ||J|| | min | max | mean support | median support | max support | mean iters |\n");
+        printf("|---|---:|---:|---:|---:|---:|---:|---:|---:|\n");
+    }
+    for (int m = 0; m < o->nmaps && st == SR_OK; m++) {
+        sr_jacobian_opts jo = {o->maps[m], o->alpha, 1, o->iters, o->tol, cfg->loss_bisect_tol, 0,
+                               (uint64_t)o->seed, &mem};
+        /* Rankmax: the users with a target, packed first. */
+        const float *qm = q;
+        int64_t bm = b;
+        float *qp = NULL;
+        int64_t *tp = NULL;
+        if (o->maps[m] == SR_LOSS_RANKMAX && bt < b) {
+            qp = malloc((size_t)(bt * cfg->model_dim + 1) * sizeof *qp);
+            tp = malloc((size_t)(bt + 1) * sizeof *tp);
+            if (!qp || !tp) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+            int64_t w = 0;
+            for (int64_t i = 0; i < b; i++)
+                if (targets[i] >= 0) {
+                    memcpy(qp + w * cfg->model_dim, q + i * cfg->model_dim, (size_t)cfg->model_dim * sizeof *qp);
+                    tp[w++] = targets[i];
+                }
+            qm = qp;
+            bm = bt;
+        }
+        if (bm > 0)
+            st = sr_jacobian_norms(c, qm, bm, cfg->model_dim, v, n_local, map,
+                                   o->maps[m] == SR_LOSS_RANKMAX ? (tp ? tp : targets) : NULL, &jo, norm, support,
+                                   iters, err);
+        free(qp);
+        free(tp);
+        if (st != SR_OK || bm == 0) continue;
+        double mean = 0, lo = norm[0], hi = norm[0], msup = 0, mit = 0;
+        for (int64_t i = 0; i < bm; i++) {
+            mean += norm[i] / (double)bm;
+            lo = norm[i] < lo ? norm[i] : lo;
+            hi = norm[i] > hi ? norm[i] : hi;
+            msup += (double)support[i] / (double)bm;
+            mit += (double)iters[i] / (double)bm;
+        }
+        qsort(support, (size_t)bm, sizeof *support, cmp_i64);
+        const char *name = sr_loss_kind_name(o->maps[m]);
+        char label[48];
+        if (o->maps[m] == SR_LOSS_ENTMAX) snprintf(label, sizeof label, "entmax-%g", o->alpha);
+        else snprintf(label, sizeof label, "%s", name);
+        if (c->rank == 0)
+            printf("| %s | %lld | %.4f | %.4f | %.4f | %.1f | %lld | %lld | %.1f |\n", label, (long long)bm, mean,
+                   lo, hi, msup,
+                   (long long)support[bm / 2], (long long)support[bm - 1], mit);
+        json_t *r = json_object();
+        json_object_set_new(r, "map", json_string(name));
+        if (o->maps[m] == SR_LOSS_ENTMAX) json_object_set_new(r, "alpha", json_real(o->alpha));
+        json_object_set_new(r, "users", json_integer(bm));
+        json_object_set_new(r, "norm_mean", json_real(mean));
+        json_object_set_new(r, "norm_min", json_real(lo));
+        json_object_set_new(r, "norm_max", json_real(hi));
+        json_object_set_new(r, "support_mean", json_real(msup));
+        json_object_set_new(r, "support_median", json_integer(support[bm / 2]));
+        json_object_set_new(r, "support_max", json_integer(support[bm - 1]));
+        json_object_set_new(r, "iters_mean", json_real(mit));
+        json_array_append_new(arr, r);
+    }
+    free(targets);
+    free(norm);
+    free(support);
+    free(iters);
+    if (st != SR_OK) {
+        json_decref(arr);
+        json_decref(res);
+        return st;
+    }
+    if (c->rank == 0) printf("\n");
+    json_object_set_new(res, "analysis", json_string("jacobian"));
+    json_object_set_new(res, "checkpoint", json_string(o->ckpt));
+    json_object_set_new(res, "dataset", json_string(cfg->data_path));
+    json_object_set_new(res, "users", json_integer(b));
+    json_object_set_new(res, "items", json_integer(map->n));
+    json_object_set_new(res, "temperature", json_real(cfg->model_temperature));
+    json_object_set_new(res, "seed", json_integer(o->seed));
+    json_object_set_new(res, "ranks", json_integer(c->size));
+    json_object_set_new(res, "rows", arr);
+    emit(c, o, res);
+    return SR_OK;
+}
+
 sr_status sr_cmd_analyze(const sr_comm *c, int argc, char **argv, sr_error *err)
 {
     if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
         if (c->rank == 0) usage(argc < 2 ? stderr : stdout);
-        if (argc < 2) SR_FAIL(err, SR_ERR_USAGE, "analyze: which analysis? (lse-bias)");
+        if (argc < 2) SR_FAIL(err, SR_ERR_USAGE, "analyze: which analysis? (lse-bias, jacobian)");
         return SR_OK;
     }
     analyze_opts o = {.what = argv[1], .users = 256, .seed = 1, .reps = 20, .beta = -1,
-                      .ks = {16, 64, 256, 1024, 4096}, .nk = 5};
+                      .ks = {16, 64, 256, 1024, 4096}, .nk = 5,
+                      .maps = {SR_LOSS_SOFTMAX, SR_LOSS_SPARSEMAX, SR_LOSS_ENTMAX, SR_LOSS_RANKMAX},
+                      .nmaps = 4, .alpha = 1.5, .tol = 1e-7, .iters = 200};
     o.sets = calloc((size_t)argc + 1, sizeof *o.sets);
     if (!o.sets) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
-    if (strcmp(o.what, "lse-bias"))
-        sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "analyze: unknown analysis '%s' (lse-bias)", o.what);
+    if (strcmp(o.what, "lse-bias") && strcmp(o.what, "jacobian"))
+        sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "analyze: unknown analysis '%s' (lse-bias, jacobian)",
+                     o.what);
     else
         (void)parse_opts(argc, argv, &o, err);
     if (sr_comm_agree(c, err) != SR_OK) {
@@ -251,7 +410,8 @@ sr_status sr_cmd_analyze(const sr_comm *c, int argc, char **argv, sr_error *err)
     if (!users || !q) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
     st = sample_users(meta->num_users, b, (uint64_t)o.seed, users, err);
     if (sr_comm_agree(c, err) == SR_OK) st = sr_trainer_user_queries(t, users, b, q, err);
-    if (st == SR_OK) st = run_lse_bias(c, &o, t, q, b, err);
+    if (st == SR_OK)
+        st = !strcmp(o.what, "jacobian") ? run_jacobian(c, &o, t, q, users, b, err) : run_lse_bias(c, &o, t, q, b, err);
     free(users);
     free(q);
     sr_trainer_destroy(&t);

@@ -833,3 +833,24 @@ sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n
         sr_rows_normalize(q, n, d, (float)(1.0 / t->cfg.model_temperature), q, t->qinv);
     return st;
 }
+
+sr_status sr_trainer_user_targets(sr_trainer *t, const int64_t *users, int64_t n, int64_t *targets,
+                                  sr_error *err)
+{
+    for (int64_t i = 0; i < n; i++) {
+        targets[i] = 0;
+        int64_t u = users[i];
+        if (u < t->u0 || u >= t->u1) continue;
+        for (int s = SR_SPLIT_TEST; s >= SR_SPLIT_TRAIN; s--) { /* test, valid, train */
+            const sr_csr *m = &t->split[s];
+            int64_t lu = u - t->u0;
+            if (m->indptr[lu + 1] > m->indptr[lu]) {
+                targets[i] = m->items[m->indptr[lu]] + 1;
+                break;
+            }
+        }
+    }
+    SR_TRY(sr_comm_allreduce_sum_i64(t->c, targets, n, err)); /* one owner each */
+    for (int64_t i = 0; i < n; i++) targets[i] -= 1; /* -1: the user has no item at all */
+    return SR_OK;
+}

@@ -82,6 +82,10 @@ const float *sr_trainer_item_rows(sr_trainer *t, const sr_shard **map, int64_t *
  * model.temperature > 0. */
 sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n, float *q,
                                   sr_error *err);
+/* Collective: one item per user (the first of its test split, else valid,
+ * else train; -1 when it has none), replicated. */
+sr_status sr_trainer_user_targets(sr_trainer *t, const int64_t *users, int64_t n, int64_t *targets,
+                                  sr_error *err);
 const sr_config *sr_trainer_config(const sr_trainer *t);
 const sr_dataset_meta *sr_trainer_meta(const sr_trainer *t);
 const int64_t *sr_trainer_popularity(const sr_trainer *t); /* train count per item, global order */

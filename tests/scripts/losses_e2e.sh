@@ -100,4 +100,20 @@ set +e
 run 2 analyze lse-bias --checkpoint missing.h5 > /dev/null 2> err.txt; rc=$?
 set -e
 [[ $rc -ne 0 ]] && grep -q "missing.h5" err.txt || fail "analyze of a missing checkpoint: exit $rc, $(cat err.txt)"
+
+# 5. analyze jacobian: the known bounds, the same norms at 1 and 3 ranks.
+j1=$(run 1 analyze jacobian --checkpoint r-softmax/model.h5 --users 30 2>/dev/null | tail -n1)
+j3=$(run 3 analyze jacobian --checkpoint r-softmax/model.h5 --users 30 2>/dev/null | tail -n1)
+row() { echo "$1" | grep -o "{\"map\": \"$2\"[^}]*}"; }
+smax=$(row "$j3" softmax | num norm_max)
+awk -v x="$smax" 'BEGIN { exit !(x > 0 && x <= 0.5) }' || fail "jacobian: softmax norm $smax above 1/2"
+spmin=$(row "$j3" sparsemax | num norm_min)
+spsup=$(row "$j3" sparsemax | grep -o '"support_max": [0-9]*' | cut -d' ' -f2)
+[[ $spsup -ge 2 ]] && awk -v x="$spmin" 'BEGIN { d = x - 1; exit !(d < 1e-6 && d > -1e-6) }' ||
+  fail "jacobian: sparsemax norm $spmin (support up to $spsup), expected 1"
+for m in softmax sparsemax entmax rankmax; do
+  a=$(row "$j1" $m | num norm_mean); b=$(row "$j3" $m | num norm_mean)
+  awk -v a="$a" -v b="$b" 'BEGIN { d = a - b; if (d < 0) d = -d; exit !(d <= 1e-4 * (a > 1 ? a : 1)) }' ||
+    fail "jacobian $m: mean norm $a at 1 rank, $b at 3 ranks"
+done
 echo "losses_e2e: all checks passed"
