@@ -116,6 +116,175 @@ static int read_latest(const char *dir, int64_t *step, int *present)
 
 static int starts_with(const char *s, const char *pre) { return strncmp(s, pre, strlen(pre)) == 0; }
 
+/* ---- whole-file digests: SHA-256 per fixed chunk, hashed in parallel ---- */
+
+#define DIGEST_MAGIC "softrec-ckpt-digest 1"
+#define DIGEST_CHUNK ((int64_t)16 << 20) /* bytes per digest chunk, any rank count */
+#define DIGEST_MAX_CHUNKS (1 << 20)     /* 16 TiB files */
+
+static void to_hex(const uint8_t d[32], char hex[65])
+{
+    for (int i = 0; i < 32; i++) snprintf(hex + 2 * i, 3, "%02x", d[i]);
+}
+
+/* Collective: SHA-256 of every chunk of path; rank b mod P hashes chunk b
+ * with pread, an all-reduce (BOR over zero-filled slots) gives every rank
+ * all of them. size is the file size (the same on every rank). */
+static sr_status chunk_digests(const sr_comm *c, const char *path, int64_t size, uint8_t *dig, int64_t nchunks,
+                               sr_error *err)
+{
+    int cnt = 0;
+    SR_TRY(sr_comm_int(nchunks * 32, &cnt, "digest bytes", err));
+    uint8_t *mine = calloc((size_t)(nchunks ? nchunks : 1), 32);
+    char *buf = malloc((size_t)1 << 20);
+    int fd = open(path, O_RDONLY);
+    if (!mine || !buf) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory for digests", path);
+    else if (fd < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot open: %s", path, strerror(errno));
+    for (int64_t b = c->rank; err->code == SR_OK && b < nchunks; b += c->size) {
+        int64_t off = b * DIGEST_CHUNK, end = off + DIGEST_CHUNK < size ? off + DIGEST_CHUNK : size;
+        sr_sha256 s;
+        sr_sha256_init(&s);
+        while (off < end) {
+            size_t want = (size_t)(end - off < ((int64_t)1 << 20) ? end - off : ((int64_t)1 << 20));
+            ssize_t got = pread(fd, buf, want, (off_t)off);
+            if (got <= 0) {
+                sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot read bytes at %lld: %s", path,
+                             (long long)off, got < 0 ? strerror(errno) : "file shorter than expected");
+                break;
+            }
+            sr_sha256_update(&s, buf, (size_t)got);
+            off += got;
+        }
+        char hex[65];
+        sr_sha256_hex(&s, hex);
+        for (int i = 0; i < 32; i++) {
+            unsigned v = 0;
+            sscanf(hex + 2 * i, "%2x", &v);
+            mine[b * 32 + i] = (uint8_t)v;
+        }
+    }
+    if (fd >= 0) close(fd);
+    free(buf);
+    if (mine && MPI_Allreduce(mine, dig, cnt, MPI_UNSIGNED_CHAR, MPI_BOR, c->comm) != MPI_SUCCESS)
+        sr_error_set(err, SR_ERR_MPI, __FILE__, __LINE__, "%s: digest all-reduce failed", path);
+    free(mine);
+    return sr_comm_agree(c, err);
+}
+
+static int64_t nchunks_of(int64_t size) { return (size + DIGEST_CHUNK - 1) / DIGEST_CHUNK; }
+
+/* Collective: digest text of a finished file (rank 0 gets it; malloc'ed). */
+static sr_status make_digest(const sr_comm *c, const char *path, char **text, sr_error *err)
+{
+    *text = NULL;
+    int64_t size = -1;
+    struct stat st;
+    if (c->rank == 0) {
+        if (stat(path, &st) != 0)
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot stat: %s", path, strerror(errno));
+        else
+            size = (int64_t)st.st_size;
+    }
+    SR_TRY(sr_comm_agree(c, err));
+    MPI_Bcast(&size, 1, MPI_INT64_T, 0, c->comm);
+    int64_t n = nchunks_of(size);
+    if (n > DIGEST_MAX_CHUNKS) sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: file too large", path);
+    SR_TRY(sr_comm_agree(c, err));
+    uint8_t *dig = calloc((size_t)(n ? n : 1), 32);
+    if (!dig) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory for digests", path);
+    if (sr_comm_agree(c, err) != SR_OK || chunk_digests(c, path, size, dig, n, err) != SR_OK) {
+        free(dig);
+        return err->code;
+    }
+    if (c->rank == 0) {
+        size_t cap = 128 + (size_t)n * 66;
+        char *t = malloc(cap);
+        if (!t) {
+            sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
+        } else {
+            size_t at = (size_t)snprintf(t, cap, "%s\nchunk_bytes %lld\nsize %lld\n", DIGEST_MAGIC,
+                                         (long long)DIGEST_CHUNK, (long long)size);
+            for (int64_t b = 0; b < n; b++) {
+                to_hex(dig + b * 32, t + at);
+                at += 64;
+                t[at++] = '\n';
+            }
+            t[at] = '\0';
+            *text = t;
+        }
+    }
+    free(dig);
+    return sr_comm_agree(c, err);
+}
+
+/* Collective: check path against its digest file. *had = 0 (on every rank)
+ * when there is none. The digest file is untrusted text: parsed strictly. */
+static sr_status check_digest(const sr_comm *c, const char *path, int *had, sr_error *err)
+{
+    char side[SR_CKPT_DIR_PATH_MAX + 48];
+    snprintf(side, sizeof side, "%s.sha256", path);
+    int64_t hdr[3] = {0, 0, 0}; /* present, size, chunks */
+    uint8_t *want = NULL;
+    if (c->rank == 0) {
+        FILE *f = fopen(side, "r");
+        if (f) {
+            hdr[0] = 1;
+            char magic[64] = "";
+            long long cb = 0, size = -1;
+            int ok = fgets(magic, sizeof magic, f) && strcmp(magic, DIGEST_MAGIC "\n") == 0 &&
+                     fscanf(f, "chunk_bytes %lld\nsize %lld\n", &cb, &size) == 2 && cb == DIGEST_CHUNK && size >= 0 &&
+                     nchunks_of(size) <= DIGEST_MAX_CHUNKS;
+            int64_t n = ok ? nchunks_of(size) : 0;
+            want = calloc((size_t)(n ? n : 1), 32);
+            for (int64_t b = 0; ok && want && b < n; b++) {
+                char hx[80];
+                ok = fgets(hx, sizeof hx, f) && strlen(hx) == 65 && hx[64] == '\n';
+                for (int i = 0; ok && i < 32; i++) {
+                    unsigned v;
+                    ok = sscanf(hx + 2 * i, "%2x", &v) == 1;
+                    want[b * 32 + i] = (uint8_t)v;
+                }
+            }
+            fclose(f);
+            if (!ok || !want)
+                sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: malformed digest file", side);
+            hdr[1] = size;
+            hdr[2] = n;
+        }
+    }
+    if (sr_comm_agree(c, err) != SR_OK) {
+        free(want);
+        return err->code;
+    }
+    MPI_Bcast(hdr, 3, MPI_INT64_T, 0, c->comm);
+    *had = (int)hdr[0];
+    if (!hdr[0]) return SR_OK;
+    struct stat st;
+    if (c->rank == 0 && (stat(path, &st) != 0 || (int64_t)st.st_size != hdr[1]))
+        sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: size %lld bytes, its digest file says %lld (damaged file)",
+                     path, (long long)st.st_size, (long long)hdr[1]);
+    uint8_t *got = calloc((size_t)(hdr[2] ? hdr[2] : 1), 32);
+    if (!want) want = calloc((size_t)(hdr[2] ? hdr[2] : 1), 32);
+    if (!got || !want) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
+    if (sr_comm_agree(c, err) == SR_OK) {
+        int cnt = (int)(hdr[2] * 32);
+        MPI_Bcast(want, cnt, MPI_UNSIGNED_CHAR, 0, c->comm);
+        if (chunk_digests(c, path, hdr[1], got, hdr[2], err) == SR_OK) {
+            for (int64_t b = 0; b < hdr[2]; b++)
+                if (memcmp(got + b * 32, want + b * 32, 32) != 0) {
+                    int64_t end = (b + 1) * DIGEST_CHUNK < hdr[1] ? (b + 1) * DIGEST_CHUNK : hdr[1];
+                    sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                                 "%s: bytes %lld-%lld fail the whole-file SHA-256 check (damaged file)", path,
+                                 (long long)(b * DIGEST_CHUNK), (long long)(end - 1));
+                    break;
+                }
+        }
+    }
+    free(got);
+    free(want);
+    return sr_comm_agree(c, err);
+}
+
 sr_status sr_ckpt_dir_cleanup(const sr_comm *c, const char *run_dir, sr_error *err)
 {
     char dir[SR_CKPT_DIR_PATH_MAX];
@@ -205,31 +374,31 @@ sr_status sr_ckpt_dir_save(const sr_comm *c, const char *run_dir, int64_t step, 
         if (c->rank == 0) unlink(tmp);
         return err->code;
     }
-    /* 2. commit: digest beside it, then the rename that makes it count */
-    if (c->rank == 0) {
-        char hex[65], line[128];
-        if (fsync_path(tmp, 0) != 0) {
-            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot sync: %s", tmp, strerror(errno));
-        } else if (sr_sha256_file(tmp, hex, err) == SR_OK) {
-            /* A committed file of the same step belongs to an abandoned
-             * timeline: un-commit it first, so the digest never describes
-             * the wrong file. */
-            unlink(side);
-            unlink(final);
-            snprintf(line, sizeof line, "%s  %s\n", hex, name);
-            if (write_atomic(dir, tmpsum, side, line, err) == SR_OK) {
-                if (rename(tmp, final) != 0)
-                    sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot rename into place: %s", final,
-                                 strerror(errno));
-                else if (fsync_path(dir, 1) != 0)
-                    sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot sync the directory: %s", dir,
-                                 strerror(errno));
-            }
+    /* 2. commit: data on disk, digest beside it, then the rename that
+     * makes it count */
+    if (c->rank == 0 && fsync_path(tmp, 0) != 0)
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot sync: %s", tmp, strerror(errno));
+    char *digest = NULL;
+    if (sr_comm_agree(c, err) == SR_OK) make_digest(c, tmp, &digest, err);
+    if (c->rank == 0 && err->code == SR_OK) {
+        /* A committed file of the same step belongs to an abandoned
+         * timeline: un-commit it first, so a digest never describes the
+         * wrong file. */
+        unlink(side);
+        unlink(final);
+        if (write_atomic(dir, tmpsum, side, digest, err) == SR_OK) {
+            if (rename(tmp, final) != 0)
+                sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot rename into place: %s", final,
+                             strerror(errno));
+            else if (fsync_path(dir, 1) != 0)
+                sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot sync the directory: %s", dir,
+                             strerror(errno));
         }
-        if (err->code != SR_OK) {
-            unlink(tmp);
-            unlink(tmpsum);
-        }
+    }
+    free(digest);
+    if (c->rank == 0 && err->code != SR_OK) {
+        unlink(tmp);
+        unlink(tmpsum);
     }
     SR_TRY(sr_comm_agree(c, err));
     sr_fault_hit(fault, SR_FAULT_CKPT_AFTER_RENAME, c->rank, final, err);
@@ -294,24 +463,6 @@ sr_status sr_ckpt_dir_latest(const sr_comm *c, const char *run_dir, char *path_o
     return sr_comm_agree(c, err);
 }
 
-/* Rank 0: whole-file digest against the sidecar. *had = 0 when absent. */
-static sr_status check_whole(const char *path, int *had, sr_error *err)
-{
-    char side[SR_CKPT_DIR_PATH_MAX + 48], line[160] = "", hex[65];
-    snprintf(side, sizeof side, "%s.sha256", path);
-    *had = 0;
-    FILE *f = fopen(side, "r");
-    if (!f) return SR_OK;
-    *had = 1;
-    size_t n = fread(line, 1, sizeof line - 1, f);
-    fclose(f);
-    line[n] = '\0';
-    SR_TRY(sr_sha256_file(path, hex, err));
-    if (n < 64 || strncmp(line, hex, 64) != 0)
-        SR_FAIL(err, SR_ERR_DATA, "%s: whole-file SHA-256 does not match %s (damaged file)", path, side);
-    return SR_OK;
-}
-
 sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table *tables, int ntables,
                            sr_ckpt_state *state, int nstate, sr_ckpt_info *info, sr_fault *fault, char *path_out,
                            size_t len, sr_error *err)
@@ -344,8 +495,8 @@ sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table 
         sr_error_clear(&e);
         if (sr_ckpt_load(c, path, tables, ntables, state, nstate, info, fault, &e) == SR_OK) {
             int had = 1;
-            if (c->rank == 0) check_whole(path, &had, &e);
-            if (c->rank == 0 && !had)
+            check_digest(c, path, &had, &e);
+            if (c->rank == 0 && e.code == SR_OK && !had)
                 fprintf(stderr, "softrec: warning: %s has no whole-file digest; only its tables and state were verified\n", path);
             if (sr_comm_agree(c, &e) == SR_OK) {
                 if (path_out && len) snprintf(path_out, len, "%s", path);

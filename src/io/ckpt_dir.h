@@ -2,7 +2,7 @@
  *
  * Layout: <run_dir>/checkpoints/
  *     ckpt-000000001234.h5          committed checkpoint of step 1234
- *     ckpt-000000001234.h5.sha256   its whole-file digest ("<hex>  <name>")
+ *     ckpt-000000001234.h5.sha256   its whole-file digest (below)
  *     latest                        one line: the name of the newest commit
  *     .tmp-<step>-<pid>.h5 / .sha256, latest.tmp   in-flight temporaries
  * Only names matching ckpt-<12 digits>.h5 are ever taken for checkpoints; a
@@ -13,9 +13,10 @@
  *     tables, block digests, state), flush, close; all ranks agree that every
  *     rank succeeded (any failure: the temporary is deleted, nothing else
  *     changes, every rank returns the error);
- *  2. rank 0 fsyncs the file, writes its whole-file SHA-256 beside it
- *     (temporary + fsync + rename), renames the file to ckpt-<step>.h5 and
- *     fsyncs the directory: the checkpoint is committed;
+ *  2. rank 0 fsyncs the file; all ranks hash it (below); rank 0 writes the
+ *     digest file beside it (temporary + fsync + rename), renames the file
+ *     to ckpt-<step>.h5 and fsyncs the directory: the checkpoint is
+ *     committed;
  *  3. rank 0 writes latest.tmp, fsyncs, renames it to latest, fsyncs the
  *     directory;
  *  4. rank 0 deletes committed checkpoints beyond `keep` (newest kept) and
@@ -35,6 +36,14 @@
  * prints "softrec: warning: checkpoint <path> is unusable (<reason>);
  * falling back to <older>" on rank 0. When none loads, the newest one's error
  * is returned. The tables may have been overwritten by a failed candidate.
+ *
+ * Whole-file digest: SHA-256 of every 16 MiB chunk of the file (a size
+ * fixed for all rank counts), chunk b hashed by rank b mod P with pread, so
+ * it costs 1/P of a read per rank. Text: "softrec-ckpt-digest 1",
+ * "chunk_bytes 16777216", "size <bytes>", then one hex digest per line. It
+ * covers what the in-file checks do not (HDF5 metadata outside checksummed
+ * headers, padding, bytes appended). A committed file without one (copied
+ * by hand) loads with a warning; a malformed one makes the file unusable.
  *
  * Errors are agreed: every rank returns the same status and message.
  */

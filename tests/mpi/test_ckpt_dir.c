@@ -528,6 +528,40 @@ static void test_cleanup_and_names(void)
     CU_ASSERT_EQUAL(sr_ckpt_dir_latest(&c, run, path, sizeof path, &e), SR_OK);
     CU_ASSERT_STRING_EQUAL(path, want);
 
+    /* Whole-file digests: a byte appended to step 8 (HDF5 ignores bytes
+     * past its end, the tables verify) is caught by the size in the digest
+     * file: the loader falls back to 7; then a malformed digest file of 7
+     * makes both unusable and the newest one's reason is returned. */
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(save_step(&c, &md, run, 8, 2, NULL, &e), SR_OK);
+    char p8[1600], p7side[1700];
+    snprintf(p8, sizeof p8, "%s/checkpoints/ckpt-000000000008.h5", run);
+    snprintf(p7side, sizeof p7side, "%s.sha256", want);
+    struct stat st8;
+    CU_ASSERT_EQUAL_FATAL(stat(p8, &st8), 0);
+    MPI_Barrier(c.comm);
+    if (c.rank == 0) {
+        FILE *f = fopen(p8, "ab");
+        fputc('x', f);
+        fclose(f);
+    }
+    MPI_Barrier(c.comm);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(path, want);
+    CU_ASSERT_TRUE(all_ok(&c, model_check(&md, c.rank, 7)));
+    if (c.rank == 0) {
+        FILE *f = fopen(p7side, "w");
+        fputs("softrec-ckpt-digest 1\nchunk_bytes 16777216\nsize 12\nnot-hex\n", f);
+        fclose(f);
+    }
+    MPI_Barrier(c.comm);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_ERR_DATA);
+    char msg[1800];
+    snprintf(msg, sizeof msg, "%s: size %lld bytes, its digest file says %lld (damaged file)", p8,
+             (long long)st8.st_size + 1, (long long)st8.st_size);
+    CU_ASSERT_STRING_EQUAL(e.msg, msg);
+
     int64_t step = 0;
     CU_ASSERT_TRUE(sr_ckpt_dir_parse_name("ckpt-000000001234.h5", &step));
     CU_ASSERT_EQUAL(step, 1234);
