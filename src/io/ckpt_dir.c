@@ -260,7 +260,9 @@ static sr_status check_digest(const sr_comm *c, const char *path, int *had, sr_e
     *had = (int)hdr[0];
     if (!hdr[0]) return SR_OK;
     struct stat st;
-    if (c->rank == 0 && (stat(path, &st) != 0 || (int64_t)st.st_size != hdr[1]))
+    if (c->rank == 0 && stat(path, &st) != 0)
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot stat: %s", path, strerror(errno));
+    else if (c->rank == 0 && (int64_t)st.st_size != hdr[1])
         sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: size %lld bytes, its digest file says %lld (damaged file)",
                      path, (long long)st.st_size, (long long)hdr[1]);
     uint8_t *got = calloc((size_t)(hdr[2] ? hdr[2] : 1), 32);
