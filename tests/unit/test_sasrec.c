@@ -120,6 +120,20 @@ static double ref_loss(const sr_sasrec_layout *lay, const double *w, const doubl
     return s;
 }
 
+/* Central difference (step 1e-5) of ref_loss in the value *slot (an entry
+ * of w or x). */
+static double fd_at(const sr_sasrec_layout *lay, double *w, double *x, const fixture *f,
+                    const double *dh, double *hbuf, double *slot)
+{
+    const double eps = 1e-5, keep = *slot;
+    *slot = keep + eps;
+    double lp = ref_loss(lay, w, x, f, dh, hbuf);
+    *slot = keep - eps;
+    double lm = ref_loss(lay, w, x, f, dh, hbuf);
+    *slot = keep;
+    return (lp - lm) / (2 * eps);
+}
+
 static void test_fd_gradients(void)
 {
     const char *pat[] = {"11111", "00111", "00001", "10111"};
@@ -131,20 +145,13 @@ static void test_fd_gradients(void)
     double *h = malloc((size_t)NX * sizeof(double)), *dx = malloc((size_t)NX * sizeof(double));
     double *dw = calloc((size_t)T, sizeof(double));
     sr_sasrec_ref(lay, w, x, f.valid, f.n, 0, 0.0, 0, 0, h, dh, dw, dx);
-    const double eps = 1e-5;
     table t[3 + 12 * SR_SASREC_MAX_LAYERS];
     int nt = tables_of(lay, t);
     int64_t covered = 0;
     for (int k = 0; k < nt; k++) {
         double worst = 0, gmax = 0;
         for (int64_t i = t[k].off; i < t[k].off + t[k].len; i++) {
-            double keep = w[i];
-            w[i] = keep + eps;
-            double lp = ref_loss(lay, w, x, &f, dh, h);
-            w[i] = keep - eps;
-            double lm = ref_loss(lay, w, x, &f, dh, h);
-            w[i] = keep;
-            double num = (lp - lm) / (2 * eps);
+            double num = fd_at(lay, w, x, &f, dh, h, &w[i]);
             worst = fmax(worst, fabs(num - dw[i]) / fmax(1.0, fabs(dw[i])));
             gmax = fmax(gmax, fabs(dw[i]));
         }
@@ -156,13 +163,7 @@ static void test_fd_gradients(void)
     CU_ASSERT_EQUAL(covered, T);
     double worst = 0;
     for (int64_t i = 0; i < NX; i++) {
-        double keep = x[i];
-        x[i] = keep + eps;
-        double lp = ref_loss(lay, w, x, &f, dh, h);
-        x[i] = keep - eps;
-        double lm = ref_loss(lay, w, x, &f, dh, h);
-        x[i] = keep;
-        double num = (lp - lm) / (2 * eps);
+        double num = fd_at(lay, w, x, &f, dh, h, &x[i]);
         worst = fmax(worst, fabs(num - dx[i]) / fmax(1.0, fabs(dx[i])));
         if (!f.valid[i / f.d]) CU_ASSERT_EQUAL(dx[i], 0.0); /* padding gets no gradient */
     }
