@@ -27,6 +27,8 @@
 #include "loss/loss.h"
 #include "models/lightgcn.h"
 #include "models/mf.h"
+#include "models/sasrec.h"
+#include "models/seqembed.h"
 #include "models/normalize.h"
 #include "models/optim.h"
 #include "train/eval_kernels.h"
@@ -44,6 +46,7 @@ struct sr_trainer {
     sr_csr split[SR_SPLIT_COUNT];
     int64_t ex_offset;  /* global index of this rank's first training example */
     int64_t ex_total;   /* training examples over all ranks */
+    int64_t n_ex;       /* this rank's training examples */
     int64_t *ex_order;  /* local example permutation (indices into train items) */
     int64_t *ex_user;   /* local user index of each local training example */
     sr_optim opt;
@@ -58,10 +61,19 @@ struct sr_trainer {
     sr_loss *loss;
     int64_t *pop;       /* train count of every item (global order) */
     /* backbone */
-    enum { BB_MF, BB_LIGHTGCN } bb;
+    enum { BB_MF, BB_LIGHTGCN, BB_SASREC } bb;
     sr_lgcn *lgcn;      /* LightGCN: the graph; the mf tables are layer 0 */
     float *u_out, *i_out, *du_out, *di_out, *deu, *dei;
     sr_optim opt_nowd;  /* LightGCN: L2 goes on the batch rows, not the dense update */
+    /* SASRec: an example is a user's train sequence; every position is a query */
+    sr_sasrec *sas;
+    sr_seqembed *emb;
+    int64_t L, n_seq_max; /* positions per sequence; sequences per forward */
+    int64_t *ids, *tgt, *qpos;   /* n_seq_max x L: input ids (-1 pad), next items, query positions */
+    uint8_t *valid;
+    float *x, *h, *dh, *dx;      /* n_seq_max x L x d */
+    float *in_item;              /* untied input table (n_items x d), NULL when tied */
+    sr_optim_state in_state;
 };
 
 #define EVAL_BATCH 256 /* users per rank per evaluation step */
@@ -139,6 +151,42 @@ static sr_status setup_lightgcn(sr_trainer *t, sr_error *err)
     return SR_OK;
 }
 
+/* SASRec: the replicated transformer, the input lookup over the sharded
+ * item table, buffers for max(train, eval) sequences, and the untied input
+ * table when model.tie_embeddings is off. */
+static sr_status setup_sasrec(sr_trainer *t, sr_error *err)
+{
+    const sr_comm *c = t->c;
+    const sr_config *cfg = &t->cfg;
+    const int64_t d = t->mf.d, L = cfg->model_max_len;
+    t->bb = BB_SASREC;
+    t->L = L;
+    t->n_seq_max = t->max_local_batch > EVAL_BATCH ? t->max_local_batch : EVAL_BATCH;
+    sr_sasrec_opts o = {d, cfg->model_layers, cfg->model_heads, L, cfg->model_dropout, cfg->model_tie_embeddings,
+                        t->meta.num_items, (uint64_t)cfg->train_seed, cfg->model_init_std};
+    SR_TRY(sr_sasrec_create(&t->sas, &o, &t->opt, t->n_seq_max, &t->mem, err));
+    SR_TRY(sr_seqembed_create(&t->emb, c, &t->items, d, &t->mem, err));
+    const int64_t np = t->n_seq_max * L;
+    t->ids = sr_mem_calloc(&t->mem, (size_t)np, sizeof *t->ids, "sasrec buffers", err);
+    t->tgt = sr_mem_calloc(&t->mem, (size_t)np, sizeof *t->tgt, "sasrec buffers", err);
+    t->qpos = sr_mem_calloc(&t->mem, (size_t)np, sizeof *t->qpos, "sasrec buffers", err);
+    t->valid = sr_mem_calloc(&t->mem, (size_t)np, 1, "sasrec buffers", err);
+    t->x = sr_mem_calloc(&t->mem, (size_t)(np * d), sizeof(float), "sasrec buffers", err);
+    t->h = sr_mem_calloc(&t->mem, (size_t)(np * d), sizeof(float), "sasrec buffers", err);
+    t->dh = sr_mem_calloc(&t->mem, (size_t)(np * d), sizeof(float), "sasrec buffers", err);
+    t->dx = sr_mem_calloc(&t->mem, (size_t)(np * d), sizeof(float), "sasrec buffers", err);
+    if (!t->ids || !t->tgt || !t->qpos || !t->valid || !t->x || !t->h || !t->dh || !t->dx) sr_comm_abort(c, err);
+    if (!cfg->model_tie_embeddings) {
+        int64_t n = t->mf.n_items;
+        t->in_item = sr_mem_calloc(&t->mem, (size_t)(n * d + 1), sizeof(float), "input item table", err);
+        if (!t->in_item || sr_optim_state_create(&t->in_state, &t->opt, n, d, &t->mem, err) != SR_OK)
+            sr_comm_abort(c, err);
+        /* table id 7: a stream of its own, layout-independent like the others */
+        sr_table_init_normal(t->in_item, n, d, cfg->model_init_std, (uint64_t)cfg->train_seed, 7, &t->items, c->rank, 0);
+    }
+    return SR_OK;
+}
+
 sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config *cfg, sr_error *err)
 {
     *out = NULL;
@@ -152,9 +200,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
 
     if (!cfg->data_path[0])
         sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "data.path is not set (give a dataset from softrec data convert/synth)");
-    else if (strcmp(cfg->model_name, "mf") && strcmp(cfg->model_name, "lightgcn"))
-        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "model.name=%s: this backbone is not in the trainer yet",
-                     cfg->model_name);
+
     if (sr_comm_agree(c, err) != SR_OK) goto fail_early;
     sr_dataset *ds = NULL;
     if (sr_dataset_open(&ds, c, cfg->data_path, err) != SR_OK) goto fail_early;
@@ -183,9 +229,15 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
 
     /* Local examples and their global offset (for the unshuffled global order). */
     const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
+    const bool seq = !strcmp(cfg->model_name, "sasrec");
+    /* Examples: train entries (user, item), or for SASRec the users whose
+     * train sequence has a next item to predict (two or more items). */
+    t->n_ex = 0;
+    for (int64_t u = 0; u < t->u1 - t->u0; u++)
+        t->n_ex += seq ? (tr->indptr[u + 1] - tr->indptr[u] >= 2) : tr->indptr[u + 1] - tr->indptr[u];
     int64_t *all = malloc((size_t)c->size * sizeof *all);
     if (!all) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
-    if (sr_comm_allgather_i64(c, tr->nnz, all, err) != SR_OK) {
+    if (sr_comm_allgather_i64(c, t->n_ex, all, err) != SR_OK) {
         free(all);
         goto fail;
     }
@@ -199,10 +251,14 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     if (t->ex_total == 0)
         sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: the train split is empty", cfg->data_path);
     if (sr_comm_agree(c, err) != SR_OK) goto fail;
-    ALLOC(t->ex_order, tr->nnz, "example order");
-    ALLOC(t->ex_user, tr->nnz, "example users");
-    for (int64_t u = 0; u < t->u1 - t->u0; u++)
-        for (int64_t k = tr->indptr[u]; k < tr->indptr[u + 1]; k++) t->ex_user[k] = u;
+    ALLOC(t->ex_order, t->n_ex, "example order");
+    ALLOC(t->ex_user, t->n_ex, "example users");
+    for (int64_t u = 0, e = 0; u < t->u1 - t->u0; u++) {
+        int64_t n = tr->indptr[u + 1] - tr->indptr[u];
+        if (seq && n >= 2) t->ex_user[e++] = u;
+        else if (!seq)
+            for (int64_t k = 0; k < n; k++) t->ex_user[e++] = u;
+    }
 
     if (sr_mf_create(&t->mf, cfg, &t->opt, t->u0, t->u1, &t->items, c->rank, &t->mem, err) != SR_OK)
         sr_comm_abort(c, err);
@@ -211,13 +267,16 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
      * (shuffled) or the global batch (unshuffled) examples. */
     int64_t B = cfg->train_batch_size, d = cfg->model_dim;
     int64_t steps = ceil_div(t->ex_total, B);
-    t->max_local_batch = cfg->train_shuffle ? ceil_div(tr->nnz, steps) : B;
+    t->max_local_batch = cfg->train_shuffle ? ceil_div(t->n_ex, steps) : B;
     if (t->max_local_batch > B) t->max_local_batch = B;
-    int64_t Bmax = B + c->size; /* rounding of per-rank shares */
-    ALLOC(t->q_local, t->max_local_batch * d, "step buffers");
-    ALLOC(t->dq_local, t->max_local_batch * d, "step buffers");
+    /* Queries per example: one, or every position of a SASRec sequence. */
+    const int64_t qpe = seq ? cfg->model_max_len : 1;
+    const int64_t mq = t->max_local_batch * qpe;
+    int64_t Bmax = B * qpe + c->size; /* rounding of per-rank shares */
+    ALLOC(t->q_local, mq * d, "step buffers");
+    ALLOC(t->dq_local, mq * d, "step buffers");
     ALLOC(t->ug, t->max_local_batch * d, "step buffers");
-    ALLOC(t->t_local, t->max_local_batch, "step buffers");
+    ALLOC(t->t_local, mq, "step buffers");
     ALLOC(t->rows, t->max_local_batch, "step buffers");
     ALLOC(t->q_all, Bmax * d, "step buffers");
     ALLOC(t->dq_all, Bmax * d, "step buffers");
@@ -236,6 +295,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     pop = NULL;
     if (sr_comm_agree(c, err) != SR_OK) goto fail; /* config errors alike, OOM on one rank */
     if (!strcmp(cfg->model_name, "lightgcn") && setup_lightgcn(t, err) != SR_OK) goto fail;
+    if (seq && setup_sasrec(t, err) != SR_OK) goto fail;
     if (cfg->train_init[0] && sr_trainer_load(t, cfg->train_init, err) != SR_OK) goto fail;
     *out = t;
     return SR_OK;
@@ -254,6 +314,11 @@ void sr_trainer_destroy(sr_trainer **tp)
     if (!t) return;
     sr_loss_destroy(&t->loss);
     sr_lgcn_destroy(&t->lgcn);
+    sr_sasrec_destroy(&t->sas);
+    sr_seqembed_destroy(&t->emb);
+    void *sq[] = {t->ids, t->tgt, t->qpos, t->valid, t->x, t->h, t->dh, t->dx, t->in_item};
+    for (size_t i = 0; i < sizeof sq / sizeof sq[0]; i++) sr_mem_free(&t->mem, sq[i]);
+    if (t->in_item) sr_optim_state_destroy(&t->in_state, &t->mem);
     void *lg[] = {t->u_out, t->i_out, t->du_out, t->di_out, t->deu, t->dei};
     for (size_t i = 0; i < sizeof lg / sizeof lg[0]; i++) sr_mem_free(&t->mem, lg[i]);
     sr_mem_free(&t->mem, t->pop);
@@ -270,24 +335,52 @@ void sr_trainer_destroy(sr_trainer **tp)
 
 /* The model tables of a checkpoint: item and user embeddings, and the
  * loss's own sharded table when it has one (hsm inner nodes). */
-static int model_tables(sr_trainer *t, sr_ckpt_table tabs[3])
+#define MAX_TABLES 96
+/* Names of replicated tables ("/model/" + parameter name), kept with the
+ * tables that point at them. */
+typedef struct table_names {
+    char name[MAX_TABLES][96];
+} table_names;
+
+/* The model tables of a checkpoint: item and user embeddings, the loss's
+ * own sharded table (hsm inner nodes), SASRec's untied input table and its
+ * replicated weights (for_write: only rank 0 writes replicated rows; every
+ * rank reads them all). Returns the count. */
+static int model_tables(sr_trainer *t, sr_ckpt_table *tabs, table_names *names, bool for_write)
 {
-    tabs[0] = (sr_ckpt_table){"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items,
-                              t->mf.d, &t->items, 0};
-    tabs[1] = (sr_ckpt_table){"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users,
-                              t->mf.d, NULL, t->u0};
+    int n = 0;
+    tabs[n++] = (sr_ckpt_table){"/model/item_embedding", t->mf.item, t->mf.n_items, t->meta.num_items,
+                                t->mf.d, &t->items, 0};
+    tabs[n++] = (sr_ckpt_table){"/model/user_embedding", t->mf.user, t->u1 - t->u0, t->meta.num_users,
+                                t->mf.d, NULL, t->u0};
     const sr_shard *map = NULL;
     int64_t n_local = 0;
     float *w = sr_loss_params(t->loss, &map, &n_local);
-    if (!w) return 2;
-    tabs[2] = (sr_ckpt_table){"/model/loss_nodes", w, n_local, map->n, t->mf.d, map, 0};
-    return 3;
+    if (w) tabs[n++] = (sr_ckpt_table){"/model/loss_nodes", w, n_local, map->n, t->mf.d, map, 0};
+    if (t->in_item)
+        tabs[n++] = (sr_ckpt_table){"/model/item_input_embedding", t->in_item, t->mf.n_items, t->meta.num_items,
+                                    t->mf.d, &t->items, 0};
+    if (t->sas) {
+        sr_param_view pv[MAX_TABLES];
+        int np = sr_sasrec_params(t->sas, pv, MAX_TABLES);
+        for (int i = 0; i < np && n < MAX_TABLES; i++) {
+            size_t len = strlen(pv[i].name);
+            if (len > 2 && pv[i].name[len - 2] == '.' && (pv[i].name[len - 1] == 'm' || pv[i].name[len - 1] == 'v'))
+                continue; /* optimiser state: not part of the model */
+            snprintf(names->name[n], sizeof names->name[n], "/model/%s", pv[i].name);
+            bool mine = !for_write || t->c->rank == 0;
+            tabs[n++] = (sr_ckpt_table){names->name[n - 1], pv[i].data, mine ? pv[i].rows : 0, pv[i].rows,
+                                        pv[i].cols, NULL, 0};
+        }
+    }
+    return n;
 }
 
 sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
 {
-    sr_ckpt_table tabs[3];
-    int n = model_tables(t, tabs);
+    sr_ckpt_table tabs[MAX_TABLES];
+    table_names names;
+    int n = model_tables(t, tabs, &names, false);
     sr_ckpt_info info;
     SR_TRY(sr_ckpt_read(t->c, path, tabs, n, &info, err));
     free(info.config_ini);
@@ -297,8 +390,9 @@ sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
 
 static sr_status save_model(sr_trainer *t, const char *path, int64_t epoch, sr_error *err)
 {
-    sr_ckpt_table tabs[3];
-    int n = model_tables(t, tabs);
+    sr_ckpt_table tabs[MAX_TABLES];
+    table_names names;
+    int n = model_tables(t, tabs, &names, true);
     sr_ckpt_info info;
     memset(&info, 0, sizeof info);
     info.step = t->step;
@@ -320,7 +414,7 @@ static sr_status save_model(sr_trainer *t, const char *path, int64_t epoch, sr_e
 /* This rank's examples of step s: [*lo, *hi) positions of ex_order. */
 static void step_range(const sr_trainer *t, int64_t s, int64_t steps, int64_t *lo, int64_t *hi)
 {
-    int64_t n = t->split[SR_SPLIT_TRAIN].nnz;
+    int64_t n = t->n_ex;
     if (t->cfg.train_shuffle) {
         *lo = s * n / steps;
         *hi = (s + 1) * n / steps;
@@ -337,7 +431,7 @@ static void step_range(const sr_trainer *t, int64_t s, int64_t steps, int64_t *l
 
 static void shuffle_examples(sr_trainer *t, int64_t epoch)
 {
-    int64_t n = t->split[SR_SPLIT_TRAIN].nnz;
+    int64_t n = t->n_ex;
     for (int64_t i = 0; i < n; i++) t->ex_order[i] = i;
     if (!t->cfg.train_shuffle) return;
     sr_rng r;
@@ -440,6 +534,116 @@ static sr_status bb_update(sr_trainer *t, const sr_item_grad *dv, int64_t lo, in
     return SR_OK;
 }
 
+/* SASRec: the window of user u's sequence (its train items, then its valid
+ * items when `with_valid`) ending at the most recent item. next == true: the
+ * L inputs before each of the last L items and those items as targets
+ * (training); false: the last L items as inputs (evaluation). Left-padded
+ * with -1. */
+static void sasrec_window(const sr_trainer *t, int64_t u, bool with_valid, bool next, int64_t *ids, int64_t *tgt)
+{
+    const sr_csr *tr = &t->split[SR_SPLIT_TRAIN], *va = &t->split[SR_SPLIT_VALID];
+    const int64_t L = t->L;
+    int64_t ntr = tr->indptr[u + 1] - tr->indptr[u];
+    int64_t nva = with_valid ? va->indptr[u + 1] - va->indptr[u] : 0;
+    int64_t m = ntr + nva; /* sequence length; item j: */
+#define SEQ_ITEM(j) ((j) < ntr ? tr->items[tr->indptr[u] + (j)] : va->items[va->indptr[u] + (j) - ntr])
+    int64_t n_in = next ? m - 1 : m; /* inputs available */
+    if (n_in > L) n_in = L;
+    if (n_in < 0) n_in = 0;
+    int64_t first = (next ? m - 1 : m) - n_in; /* index of the first input in the sequence */
+    for (int64_t i = 0; i < L; i++) {
+        int64_t k = i - (L - n_in); /* offset into the window, < 0: padding */
+        ids[i] = k >= 0 ? SEQ_ITEM(first + k) : -1;
+        if (tgt) tgt[i] = k >= 0 ? SEQ_ITEM(first + k + 1) : -1;
+    }
+#undef SEQ_ITEM
+}
+
+static const float *sasrec_input_table(const sr_trainer *t) { return t->in_item ? t->in_item : t->mf.item; }
+
+/* SASRec forward over this rank's nb sequences (collective: the lookup).
+ * Training: queries are every valid position, in q_local/t_local, and
+ * qpos remembers where each came from. Returns the query count. */
+static sr_status sasrec_train_queries(sr_trainer *t, int64_t lo, int64_t nb, int64_t *nq, sr_error *err)
+{
+    const sr_comm *c = t->c;
+    const int64_t L = t->L, d = t->mf.d;
+    for (int64_t k = 0; k < nb; k++) {
+        int64_t u = t->ex_user[t->ex_order[lo + k]];
+        sasrec_window(t, u, false, true, t->ids + k * L, t->tgt + k * L);
+        for (int64_t i = 0; i < L; i++) t->valid[k * L + i] = t->ids[k * L + i] >= 0;
+    }
+    /* The global index of this rank's first sequence keys the dropout flags,
+     * so a step draws the same masks at any rank count. */
+    SR_TRY(sr_comm_allgather_i64(c, nb, t->counts, err));
+    int64_t first = 0;
+    for (int r = 0; r < c->rank; r++) first += t->counts[r];
+    SR_TRY(sr_seqembed_lookup(t->emb, t->ids, nb * L, sasrec_input_table(t), t->x, err));
+    sr_sasrec_set_first_seq(t->sas, first);
+    SR_TRY(sr_sasrec_forward(t->sas, t->x, t->valid, nb, true, t->step + 1, t->h, err));
+    int64_t n = 0;
+    for (int64_t p = 0; p < nb * L; p++) {
+        if (!t->valid[p]) continue;
+        memcpy(t->q_local + n * d, t->h + p * d, (size_t)d * sizeof(float));
+        t->t_local[n] = t->tgt[p];
+        t->qpos[n++] = p;
+    }
+    *nq = n;
+    return SR_OK;
+}
+
+/* SASRec backward: query gradients into the positions, through the
+ * transformer to the input rows, pushed to their owners and merged with the
+ * loss's item gradient (tied tables) for one update; the replicated weights
+ * are all-reduced and stepped. */
+static sr_status sasrec_update(sr_trainer *t, const sr_item_grad *dv, int64_t nb, int64_t nq, sr_error *err)
+{
+    const int64_t L = t->L, d = t->mf.d;
+    memset(t->dh, 0, (size_t)(nb * L * d) * sizeof(float));
+    for (int64_t j = 0; j < nq; j++)
+        memcpy(t->dh + t->qpos[j] * d, t->dq_local + j * d, (size_t)d * sizeof(float));
+    SR_TRY(sr_sasrec_backward(t->sas, t->dh, t->dx, err));
+    const bool dense = dv->rows == NULL && dv->n > 0;
+    if (t->in_item) { /* untied: two tables, two updates */
+        sr_item_grad in;
+        SR_TRY(sr_seqembed_push(t->emb, t->dx, NULL, &in, err));
+        sr_optim_update(&t->opt, &t->in_state, t->in_item, in.g, in.rows, in.n, d, t->step);
+        sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, dv->g, dv->rows, dv->n, d, t->step);
+    } else if (dense) { /* exact losses: add the input gradient into the dense dV */
+        SR_TRY(sr_seqembed_push_dense(t->emb, t->dx, dv->g, err));
+        sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, dv->g, NULL, dv->n, d, t->step);
+    } else { /* row-sparse: the union of the loss's rows and the input rows */
+        sr_item_grad merged;
+        SR_TRY(sr_seqembed_push(t->emb, t->dx, dv->n > 0 ? dv : NULL, &merged, err));
+        sr_optim_update(&t->opt, &t->mf.item_state, t->mf.item, merged.g, merged.rows, merged.n, d, t->step);
+    }
+    return sr_sasrec_update(t->sas, t->c, t->step, err);
+}
+
+/* Evaluation queries of nb local users (collective for SASRec: the lookup):
+ * MF and LightGCN read the user rows; SASRec encodes the user's history
+ * (train, plus valid when ranking the test split) and takes the last
+ * position. */
+static sr_status bb_eval_queries(sr_trainer *t, const int64_t *users, int64_t nb, int split, float *q,
+                                 sr_error *err)
+{
+    const int64_t d = t->mf.d;
+    if (t->bb != BB_SASREC) {
+        for (int64_t i = 0; i < nb; i++) memcpy(q + i * d, bb_user_row(t, users[i]), (size_t)d * sizeof(float));
+        return SR_OK;
+    }
+    const int64_t L = t->L;
+    for (int64_t i = 0; i < nb; i++) {
+        sasrec_window(t, users[i], split == SR_SPLIT_TEST, false, t->ids + i * L, NULL);
+        for (int64_t p = 0; p < L; p++) t->valid[i * L + p] = t->ids[i * L + p] >= 0;
+    }
+    SR_TRY(sr_seqembed_lookup(t->emb, t->ids, nb * L, sasrec_input_table(t), t->x, err));
+    sr_sasrec_set_first_seq(t->sas, 0);
+    SR_TRY(sr_sasrec_forward(t->sas, t->x, t->valid, nb, false, t->step, t->h, err));
+    for (int64_t i = 0; i < nb; i++) memcpy(q + i * d, t->h + (i * L + L - 1) * d, (size_t)d * sizeof(float));
+    return SR_OK;
+}
+
 /* One optimiser step on local examples [lo, hi). Returns the global mean loss. */
 static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss, sr_error *err)
 {
@@ -447,12 +651,18 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
     const int64_t d = t->mf.d, nb = hi - lo;
     const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
     SR_TRY(bb_forward(t, err));
-    for (int64_t k = 0; k < nb; k++) {
-        int64_t e = t->ex_order[lo + k];
-        memcpy(t->q_local + k * d, bb_user_row(t, t->ex_user[e]), (size_t)d * sizeof(float));
-        t->t_local[k] = tr->items[e];
+    int64_t nq = nb;
+    if (t->bb == BB_SASREC) {
+        SR_TRY(sasrec_train_queries(t, lo, nb, &nq, err));
+    } else {
+        /* example e is train entry e: its user and its item */
+        for (int64_t k = 0; k < nb; k++) {
+            int64_t e = t->ex_order[lo + k];
+            memcpy(t->q_local + k * d, bb_user_row(t, t->ex_user[e]), (size_t)d * sizeof(float));
+            t->t_local[k] = tr->items[e];
+        }
     }
-    SR_TRY(sr_comm_allgather_i64(c, nb, t->counts, err));
+    SR_TRY(sr_comm_allgather_i64(c, nq, t->counts, err));
     int64_t B = 0;
     for (int r = 0; r < c->size; r++) B += t->counts[r];
     SR_TRY(sr_comm_allgather_rows(c, t->q_local, t->counts, d, t->q_all, err));
@@ -480,7 +690,8 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
 
     SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
     t->step++;
-    SR_TRY(bb_update(t, &dv, lo, nb, B, err));
+    if (t->bb == BB_SASREC) SR_TRY(sasrec_update(t, &dv, nb, nq, err));
+    else SR_TRY(bb_update(t, &dv, lo, nb, B, err));
     sr_loss_update_params(t->loss, t->step);
     return SR_OK;
 }
@@ -738,9 +949,9 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
     for (int64_t s = 0; s < steps && st == SR_OK; s++) {
         int64_t lo = s * EVAL_BATCH, hi = lo + EVAL_BATCH < nev ? lo + EVAL_BATCH : nev;
         int64_t nb = hi > lo ? hi - lo : 0, ne = 0;
+        if ((st = bb_eval_queries(t, users + lo, nb, split, q_loc, err)) != SR_OK) break;
         for (int64_t i = 0; i < nb; i++) {
             int64_t u = users[lo + i];
-            memcpy(q_loc + i * d, bb_user_row(t, u), (size_t)d * sizeof(float));
             int64_t n = append_row(&t->split[SR_SPLIT_TRAIN], u, ex_loc + ne);
             if (split == SR_SPLIT_TEST) n += append_row(&t->split[SR_SPLIT_VALID], u, ex_loc + ne + n);
             len_loc[i] = sort_unique(ex_loc + ne, n);
