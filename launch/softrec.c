@@ -26,6 +26,7 @@ static void usage(FILE *out)
             "  data info      statistics of an HDF5 dataset (--json)\n"
             "  train          train a model (--config FILE.ini, --set key=value)\n"
             "  eval           full-ranking metrics of a checkpoint\n"
+            "  checkpoint     verify a checkpoint (file or run directory) against its digests\n"
             "  analyze        lse-bias | jacobian of a checkpoint (bias of sampled log Z,\n"
             "                 spectral norms of the prediction maps)\n"
             "  help config    every configuration key with default, bounds and help\n"
@@ -61,6 +62,8 @@ int main(int argc, char **argv)
         st = sr_cmd_train(&comm, argc - 1, argv + 1, &err);
     } else if (!strcmp(argv[1], "eval")) {
         st = sr_cmd_eval(&comm, argc - 1, argv + 1, &err);
+    } else if (!strcmp(argv[1], "checkpoint")) {
+        st = sr_cmd_checkpoint(&comm, argc - 1, argv + 1, &err);
     } else if (!strcmp(argv[1], "analyze")) {
         st = sr_cmd_analyze(&comm, argc - 1, argv + 1, &err);
     } else {

@@ -144,6 +144,8 @@ float *sr_loss_params(sr_loss *l, const sr_shard **map, int64_t *n_local)
     return NULL;
 }
 
+sr_optim_state *sr_loss_param_state(sr_loss *l) { return l->hsm ? sr_hsm_optim_state(l->hsm) : NULL; }
+
 bool sr_loss_scores_by_dot(const sr_loss *l) { return l->kind != SR_LOSS_HSM; }
 
 sr_status sr_loss_eval_prepare(sr_loss *l, sr_error *err)

@@ -99,6 +99,8 @@ void sr_loss_update_params(sr_loss *l, int64_t step);
 /* The loss's own sharded table for checkpoints (hsm inner nodes): local rows
  * and their map; NULL when the loss has none. */
 float *sr_loss_params(sr_loss *l, const sr_shard **map, int64_t *n_local);
+/* The optimiser state of that table (NULL when the loss has none). */
+sr_optim_state *sr_loss_param_state(sr_loss *l);
 
 /* Full ranking: true when an item's score is the dot product q . v (every
  * loss but hsm, whose score is the tree log-probability). */

@@ -23,6 +23,8 @@
 #include "core/mem.h"
 #include "core/rng.h"
 #include "io/checkpoint.h"
+#include "io/ckpt_dir.h"
+#include "io/fault.h"
 #include "io/dataset.h"
 #include "loss/loss.h"
 #include "models/lightgcn.h"
@@ -33,6 +35,7 @@
 #include "models/optim.h"
 #include "train/eval_kernels.h"
 #include "train/eval_mpi.h"
+#include "train/guard.h"
 #include "train/metrics.h"
 
 struct sr_trainer {
@@ -376,6 +379,131 @@ static int model_tables(sr_trainer *t, sr_ckpt_table *tabs, table_names *names, 
     return n;
 }
 
+/* Optimiser state tables beside the model's ("/optim/<table>/m|v"). */
+static int optim_tables(sr_trainer *t, sr_ckpt_table *tabs, int n, table_names *names, bool for_write)
+{
+    typedef struct opt_src {
+        const char *name;
+        sr_optim_state *st;
+        int64_t local, global;
+        const sr_shard *map;
+        int64_t first;
+    } opt_src;
+    opt_src src[4];
+    int ns = 0;
+    const int64_t d = t->mf.d;
+    src[ns++] = (opt_src){"item_embedding", &t->mf.item_state, t->mf.n_items, t->meta.num_items, &t->items, 0};
+    src[ns++] = (opt_src){"user_embedding", &t->mf.user_state, t->u1 - t->u0, t->meta.num_users, NULL, t->u0};
+    const sr_shard *map = NULL;
+    int64_t nl = 0;
+    if (sr_loss_params(t->loss, &map, &nl) && sr_loss_param_state(t->loss))
+        src[ns++] = (opt_src){"loss_nodes", sr_loss_param_state(t->loss), nl, map->n, map, 0};
+    if (t->in_item)
+        src[ns++] = (opt_src){"item_input_embedding", &t->in_state, t->mf.n_items, t->meta.num_items, &t->items, 0};
+    for (int i = 0; i < ns; i++) {
+        float *mv[2] = {src[i].st->m, src[i].st->v};
+        for (int j = 0; j < 2 && n < MAX_TABLES; j++) {
+            if (!mv[j]) continue;
+            snprintf(names->name[n], sizeof names->name[n], "/optim/%s/%s", src[i].name, j ? "v" : "m");
+            tabs[n] = (sr_ckpt_table){names->name[n], mv[j], src[i].local, src[i].global, d, src[i].map, src[i].first};
+            n++;
+        }
+    }
+    if (t->sas) { /* replicated: the ".m"/".v" views model_tables left out */
+        sr_param_view pv[MAX_TABLES];
+        int np = sr_sasrec_params(t->sas, pv, MAX_TABLES);
+        for (int i = 0; i < np && n < MAX_TABLES; i++) {
+            size_t len = strlen(pv[i].name);
+            if (!(len > 2 && pv[i].name[len - 2] == '.' && (pv[i].name[len - 1] == 'm' || pv[i].name[len - 1] == 'v')))
+                continue;
+            snprintf(names->name[n], sizeof names->name[n], "/optim/%s", pv[i].name);
+            bool mine = !for_write || t->c->rank == 0;
+            tabs[n] = (sr_ckpt_table){names->name[n], pv[i].data, mine ? pv[i].rows : 0, pv[i].rows, pv[i].cols, NULL, 0};
+            n++;
+        }
+    }
+    return n;
+}
+
+/* Training position and history, replicated (the same on every rank). */
+typedef struct train_pos {
+    int64_t step, epoch, cursor; /* optimiser steps; epoch in progress; its steps done */
+    int64_t best_epoch, skipped;
+    uint64_t best_bits, train_bits, loss_bits; /* doubles: best valid NDCG, seconds trained, epoch loss sum */
+} train_pos;
+
+static int pos_state(train_pos *p, sr_ckpt_state *st)
+{
+    st[0] = (sr_ckpt_state){"step", SR_CKPT_I64, &p->step, 1, 0};
+    st[1] = (sr_ckpt_state){"epoch", SR_CKPT_I64, &p->epoch, 1, 0};
+    st[2] = (sr_ckpt_state){"cursor", SR_CKPT_I64, &p->cursor, 1, 0};
+    st[3] = (sr_ckpt_state){"best_epoch", SR_CKPT_I64, &p->best_epoch, 1, 0};
+    st[4] = (sr_ckpt_state){"skipped_steps", SR_CKPT_I64, &p->skipped, 1, 0};
+    st[5] = (sr_ckpt_state){"best_valid_bits", SR_CKPT_U64, &p->best_bits, 1, 0};
+    st[6] = (sr_ckpt_state){"train_seconds_bits", SR_CKPT_U64, &p->train_bits, 1, 0};
+    st[7] = (sr_ckpt_state){"epoch_loss_bits", SR_CKPT_U64, &p->loss_bits, 1, 0};
+    return 8;
+}
+
+static void fill_info(sr_trainer *t, sr_ckpt_info *info, int64_t epoch)
+{
+    memset(info, 0, sizeof *info);
+    info->step = t->step;
+    info->epoch = epoch;
+    info->num_users = t->meta.num_users;
+    info->num_items = t->meta.num_items;
+    info->dim = t->mf.d;
+    snprintf(info->dataset, sizeof info->dataset, "%s", t->cfg.data_path);
+    snprintf(info->dataset_sha256, sizeof info->dataset_sha256, "%s", t->meta.source_sha256);
+}
+
+/* Commit a training checkpoint (collective; the save itself is watched). */
+static sr_status save_checkpoint(sr_trainer *t, train_pos *p, sr_guard *g, sr_fault *fault, sr_error *err)
+{
+    sr_ckpt_table tabs[MAX_TABLES];
+    table_names names;
+    int n = model_tables(t, tabs, &names, true);
+    n = optim_tables(t, tabs, n, &names, true);
+    /* Wall time differs per rank: store the slowest rank's (replicated). */
+    double tt;
+    memcpy(&tt, &p->train_bits, sizeof tt);
+    SR_TRY(sr_comm_allreduce_max(t->c, &tt, 1, err));
+    memcpy(&p->train_bits, &tt, sizeof tt);
+    sr_ckpt_state st[8];
+    int ns = pos_state(p, st);
+    sr_ckpt_info info;
+    fill_info(t, &info, p->epoch);
+    size_t need = sr_config_write_ini(&t->cfg, NULL, 0) + 1;
+    info.config_ini = malloc(need);
+    if (!info.config_ini) sr_comm_abort(t->c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+    sr_config_write_ini(&t->cfg, info.config_ini, need);
+    if (g) sr_guard_watch(g, "checkpoint save", 600);
+    sr_status st_ = sr_ckpt_dir_save(t->c, t->cfg.run_dir, t->step, &info, tabs, n, st, ns,
+                                     t->cfg.train_keep_checkpoints, fault, err);
+    if (g) sr_guard_unwatch(g);
+    free(info.config_ini);
+    return st_;
+}
+
+/* Continue from run_dir's latest committed checkpoint when there is one
+ * (collective). *found: whether it did. */
+static sr_status resume_checkpoint(sr_trainer *t, train_pos *p, sr_fault *fault, char *from, size_t len,
+                                   sr_error *err)
+{
+    sr_ckpt_table tabs[MAX_TABLES];
+    table_names names;
+    int n = model_tables(t, tabs, &names, false);
+    n = optim_tables(t, tabs, n, &names, false);
+    sr_ckpt_state st[8];
+    int ns = pos_state(p, st);
+    sr_ckpt_info info;
+    memset(&info, 0, sizeof info);
+    SR_TRY(sr_ckpt_dir_load(t->c, t->cfg.run_dir, tabs, n, st, ns, &info, fault, from, len, err));
+    free(info.config_ini);
+    if (from[0]) t->step = p->step;
+    return SR_OK;
+}
+
 sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
 {
     sr_ckpt_table tabs[MAX_TABLES];
@@ -689,6 +817,13 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
     }
 
     SR_TRY(sr_comm_reduce_scatter_rows(c, t->dq_all, t->counts, d, t->dq_local, err));
+    /* A non-finite gradient on any rank: every rank skips the step before
+     * touching a parameter (one all-reduce of a flag). */
+    double bad = 0;
+    for (int64_t k = 0; k < nq * d && bad == 0; k++) bad = !isfinite(t->dq_local[k]);
+    for (int64_t k = 0; k < dv.n * d && bad == 0; k++) bad = !isfinite(dv.g[k]);
+    SR_TRY(sr_comm_allreduce_max(c, &bad, 1, err));
+    if (bad != 0) SR_FAIL(err, SR_ERR_NUMERIC, "a gradient is not finite");
     t->step++;
     if (t->bb == BB_SASREC) SR_TRY(sasrec_update(t, &dv, nb, nq, err));
     else SR_TRY(bb_update(t, &dv, lo, nb, B, err));
@@ -763,35 +898,105 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
                 cfg->model_name, (long long)t->mf.d, cfg->loss_name, (long long)t->meta.num_users, (long long)t->meta.num_items, c->size,
                 cfg->shard_layout, (long long)t->ex_total, (long long)steps,
                 (long long)cfg->train_batch_size);
-    double t_train = 0, t_start = sr_time_now();
-    double best = -1;
-    int64_t best_epoch = 0, comm_train = 0;
-    for (int64_t epoch = 1; epoch <= cfg->train_epochs; epoch++) {
+    /* Reliability: fault hooks, signals and the watchdog, checkpoints. */
+    sr_fault fault;
+    SR_TRY(sr_fault_from_env(&fault, err));
+    sr_guard *guard = NULL;
+    if (sr_guard_create(&guard, c, cfg->train_watchdog_factor, cfg->train_watchdog_min_seconds, err) != SR_OK)
+        sr_comm_abort(c, err);
+    sr_status st = sr_ckpt_dir_cleanup(c, cfg->run_dir, err);
+    train_pos pos = {0, 1, 0, 0, 0, 0, 0, 0};
+    double best = -1, t_train = 0, loss_sum = 0;
+    if (st == SR_OK && !strcmp(cfg->train_resume, "auto")) {
+        st = resume_checkpoint(t, &pos, &fault, res->resumed_from, sizeof res->resumed_from, err);
+        if (st == SR_OK && res->resumed_from[0]) {
+            memcpy(&best, &pos.best_bits, sizeof best);
+            memcpy(&t_train, &pos.train_bits, sizeof t_train);
+            memcpy(&loss_sum, &pos.loss_bits, sizeof loss_sum);
+            sr_log_root(&t->log, SR_LOG_INFO, "resumed from %s: epoch %lld, step %lld of the epoch, %lld steps taken",
+                        res->resumed_from, (long long)pos.epoch, (long long)pos.cursor, (long long)pos.step);
+        }
+    }
+    if (st != SR_OK) {
+        sr_guard_destroy(&guard);
+        return st;
+    }
+    if (c->rank == 0 && !res->resumed_from[0]) {
+        char path[SR_CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/metrics.jsonl", cfg->run_dir);
+        remove(path); /* one run, one metrics file (a resumed run appends) */
+    }
+    double t_start = sr_time_now();
+    int64_t comm_train = 0, steps_run = 0, bad_run = 0;
+    const int64_t first_epoch = pos.epoch;
+    for (int64_t epoch = pos.epoch; epoch <= cfg->train_epochs && st == SR_OK && !res->stopped; epoch++) {
         double t0 = sr_time_now(), last = t0;
         shuffle_examples(t, epoch);
-        double loss_sum = 0;
-        for (int64_t s = 0; s < steps; s++) {
+        const int64_t s0 = epoch == first_epoch ? pos.cursor : 0;
+        if (s0 == 0) loss_sum = 0;
+        for (int64_t s = s0; s < steps; s++) {
             int64_t lo, hi;
             step_range(t, s, steps, &lo, &hi);
             double loss = 0;
             int64_t b0 = c->stats ? c->stats->bytes : 0;
-            sr_status st = train_step(t, lo, hi, &loss, err);
+            sr_guard_step_begin(guard, t->step + 1);
+            st = train_step(t, lo, hi, &loss, err);
+            sr_guard_step_end(guard, t->step + 1);
             if (c->stats) comm_train += c->stats->bytes - b0;
-            if (st == SR_ERR_NUMERIC || st == SR_ERR_DATA) {
-                /* The loss layer returns these on every rank alike. */
+            if (st == SR_ERR_NUMERIC) {
+                /* Seen by every rank in the same step (the loss's all-reduce
+                 * or the gradient flag): skip it, parameters unchanged. */
+                pos.skipped++;
+                if (++bad_run > cfg->train_max_bad_steps) {
+                    char msg[SR_ERROR_MSG_MAX + 400];
+                    snprintf(msg, sizeof msg,
+                             "epoch %lld step %lld: %s in %lld steps in a row (train.max_bad_steps = %lld); "
+                             "stopped (try a lower train.lr, resume from the last checkpoint)",
+                             (long long)epoch, (long long)s + 1, err->msg, (long long)bad_run,
+                             (long long)cfg->train_max_bad_steps);
+                    snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);
+                    break;
+                }
+                sr_log_root(&t->log, SR_LOG_WARN, "epoch %lld step %lld skipped: %s (parameters unchanged)",
+                            (long long)epoch, (long long)s + 1, err->msg);
+                sr_error_clear(err);
+                st = SR_OK;
+                continue;
+            }
+            if (st == SR_ERR_DATA) {
                 char msg[SR_ERROR_MSG_MAX + 96];
-                snprintf(msg, sizeof msg, "epoch %lld step %lld: %s (try a lower train.lr)",
-                         (long long)epoch, (long long)s + 1, err->msg);
+                snprintf(msg, sizeof msg, "epoch %lld step %lld: %s", (long long)epoch, (long long)s + 1, err->msg);
                 snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);
-                return st;
+                break;
             }
             if (st != SR_OK) sr_comm_abort(c, err); /* one rank's failure mid-step */
+            bad_run = 0;
+            steps_run++;
             loss_sum += loss;
+            pos.epoch = epoch;
+            pos.cursor = s + 1;
+            int sig = 0;
+            st = sr_guard_should_stop(guard, &sig, err);
+            const bool every = cfg->train_checkpoint_every > 0 && t->step % cfg->train_checkpoint_every == 0;
+            if (st == SR_OK && (sig || every)) {
+                pos.step = t->step;
+                memcpy(&pos.best_bits, &best, sizeof best);
+                double tt = t_train + (sr_time_now() - t0);
+                memcpy(&pos.train_bits, &tt, sizeof tt);
+                memcpy(&pos.loss_bits, &loss_sum, sizeof loss_sum);
+                st = save_checkpoint(t, &pos, guard, &fault, err);
+                if (st == SR_OK && sig) {
+                    res->stopped = sig;
+                    sr_log_root(&t->log, SR_LOG_INFO, "signal %d: stopped after step %lld, checkpoint committed in %s/checkpoints",
+                                sig, (long long)t->step, cfg->run_dir);
+                }
+            }
+            if (st != SR_OK || res->stopped) break;
             double now = sr_time_now();
             if (c->rank == 0 && (now - last >= cfg->run_progress_every || s + 1 == steps)) {
                 double done = (double)(epoch - 1) * steps + s + 1;
-                double rate = (double)(s + 1) * cfg->train_batch_size / (now - t0);
-                double left = (now - t_start) / done * ((double)cfg->train_epochs * steps - done);
+                double rate = (double)(s + 1 - s0) * cfg->train_batch_size / (now - t0);
+                double left = (now - t_start) / (double)steps_run * ((double)cfg->train_epochs * steps - done);
                 char eta[32];
                 format_eta(left, eta, sizeof eta);
                 fprintf(stderr, "%sepoch %lld/%lld step %lld/%lld loss %.4f %.0f ex/s ETA %s%s",
@@ -802,6 +1007,7 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
                 last = now;
             }
         }
+        if (st != SR_OK || res->stopped) break;
         double secs = sr_time_now() - t0;
         t_train += secs;
         char line[2048];
@@ -812,13 +1018,13 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
                          (double)t->ex_total / secs);
         if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
             sr_eval_result v;
-            SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err));
+            if ((st = sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err)) != SR_OK) break;
             char js[1024];
             sr_eval_result_json(&v, js, sizeof js);
             n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
             if (v.ndcg[0] > best) {
                 best = v.ndcg[0];
-                best_epoch = epoch;
+                pos.best_epoch = epoch;
                 res->best_valid = v;
             }
             sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld valid ndcg@%lld %.4f recall@%lld %.4f (%.1f s)",
@@ -827,10 +1033,26 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
         }
         snprintf(line + n, sizeof line - (size_t)n, "}");
         append_jsonl(t, line);
+        pos.epoch = epoch + 1; /* the next one starts at its first step */
+        pos.cursor = 0;
+        loss_sum = 0;
     }
+    /* The end is a checkpoint too (unless a signal just wrote one). */
+    if (st == SR_OK && !res->stopped) {
+        pos.step = t->step;
+        memcpy(&pos.best_bits, &best, sizeof best);
+        memcpy(&pos.train_bits, &t_train, sizeof t_train);
+        memcpy(&pos.loss_bits, &loss_sum, sizeof loss_sum);
+        st = save_checkpoint(t, &pos, guard, &fault, err);
+    }
+    sr_guard_destroy(&guard);
+    if (st != SR_OK) return st;
+    res->skipped_steps = pos.skipped;
+    if (res->stopped) return SR_OK;
+    const int64_t best_epoch = pos.best_epoch;
     res->train_seconds = t_train;
     res->epochs = cfg->train_epochs;
-    res->steps = steps * cfg->train_epochs;
+    res->steps = steps_run;
     res->epoch_seconds = cfg->train_epochs > 0 ? t_train / (double)cfg->train_epochs : 0;
     res->best_epoch = best_epoch;
     res->num_users = t->meta.num_users;

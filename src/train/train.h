@@ -52,6 +52,9 @@ typedef struct sr_fit_result {
     /* lightgcn: bytes a rank sends per propagation round (max over ranks),
      * and what exchanging whole tables would send instead; 0 otherwise */
     int64_t round_bytes, full_table_bytes;
+    int64_t skipped_steps;      /* non-finite steps skipped (parameters unchanged) */
+    int stopped;                /* signal that stopped training (checkpoint committed), 0: ran to the end */
+    char resumed_from[SR_CONFIG_PATH_MAX + 64]; /* checkpoint this run continued from, "" = fresh */
 } sr_fit_result;
 
 typedef struct sr_trainer sr_trainer;
@@ -62,7 +65,23 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
 void sr_trainer_destroy(sr_trainer **t);
 
 /* Train cfg->train_epochs epochs; writes run_dir/metrics.jsonl (rank 0),
- * run_dir/model.h5 at the end; fills the result (the same on every rank). */
+ * run_dir/model.h5 at the end; fills the result (the same on every rank).
+ * Reliability (issue 6, docs/reliability.md):
+ *  - a committed checkpoint every train.checkpoint_every steps and at the
+ *    end in run_dir/checkpoints (model, optimiser state, step, epoch, data
+ *    cursor, best validation; ckpt_dir.h's commit protocol); leftover
+ *    temporaries removed at start;
+ *  - train.resume = auto continues from `latest`: the same bits as an
+ *    uninterrupted run at the same rank count (every random stream is keyed
+ *    by step or epoch), resharded at another rank count;
+ *  - SIGUSR1/SIGTERM on any rank: all ranks stop after the same step,
+ *    commit a checkpoint, return SR_OK with res->stopped = the signal;
+ *  - a step whose loss or gradients are not finite on any rank is skipped
+ *    on every rank with parameters unchanged; more than
+ *    train.max_bad_steps in a row stop the run with SR_ERR_NUMERIC (exit 8);
+ *  - the watchdog (guard.h) ends the job with exit 10 when a step takes
+ *    train.watchdog_factor x its recent median (and at least
+ *    train.watchdog_min_seconds). */
 sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err);
 
 /* Full-ranking evaluation of split (1 = valid, 2 = test) with the user's

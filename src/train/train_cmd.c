@@ -5,10 +5,12 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "core/config.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
+#include "io/ckpt_dir.h"
 #include "train/train.h"
 
 static void train_usage(FILE *out)
@@ -86,6 +88,8 @@ static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fi
         json_object_set_new(row, "full_table_round_bytes", json_integer(res->full_table_bytes));
     }
     json_object_set_new(row, "run_dir", json_string(cfg->run_dir));
+    json_object_set_new(row, "skipped_steps", json_integer(res->skipped_steps));
+    json_object_set_new(row, "resumed_from", json_string(res->resumed_from));
     json_object_set_new(row, "version", json_string(SOFTREC_VERSION));
     json_object_set_new(row, "config", conf);
     char *txt = json_dumps(row, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
@@ -132,6 +136,12 @@ sr_status sr_cmd_train(const sr_comm *c, int argc, char **argv, sr_error *err)
     sr_status st = sr_trainer_fit(t, &res, err);
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
+    if (res.stopped) { /* preempted: the checkpoint is committed; no result row */
+        if (c->rank == 0)
+            fprintf(stderr, "softrec: stopped by signal %d; resume with --set train.resume=auto (run.dir %s)\n",
+                    res.stopped, cfg.run_dir);
+        return SR_OK;
+    }
     if (c->rank == 0) print_result_row(c, &cfg, &res);
     return SR_OK;
 }
@@ -214,5 +224,29 @@ sr_status sr_cmd_eval(const sr_comm *c, int argc, char **argv, sr_error *err)
                split == 1 ? "valid" : "test", js, ckpt, cfg.data_path, c->size, res.seconds);
         fflush(stdout);
     }
+    return SR_OK;
+}
+
+sr_status sr_cmd_checkpoint(const sr_comm *c, int argc, char **argv, sr_error *err)
+{
+    if (argc != 3 || strcmp(argv[1], "verify")) {
+        if (c->rank == 0)
+            fprintf(argc >= 2 && !strcmp(argv[1], "--help") ? stdout : stderr,
+                    "usage: softrec checkpoint verify FILE.h5|RUN_DIR\n"
+                    "  Checks every table and state entry of a checkpoint against its SHA-256 digests;\n"
+                    "  for a run directory, the checkpoint its checkpoints/latest names.\n");
+        if (argc >= 2 && !strcmp(argv[1], "--help")) return SR_OK;
+        SR_FAIL(err, SR_ERR_USAGE, "checkpoint: expected 'verify FILE.h5|RUN_DIR'");
+    }
+    char path[SR_CONFIG_PATH_MAX + 128];
+    struct stat sb;
+    if (stat(argv[2], &sb) == 0 && S_ISDIR(sb.st_mode)) {
+        SR_TRY(sr_ckpt_dir_latest(c, argv[2], path, sizeof path, err));
+        if (!path[0]) SR_FAIL(err, SR_ERR_IO, "%s: no committed checkpoint in %s/checkpoints", argv[2], argv[2]);
+    } else {
+        snprintf(path, sizeof path, "%s", argv[2]);
+    }
+    SR_TRY(sr_ckpt_verify(c, path, err));
+    if (c->rank == 0) printf("{\"checkpoint\": \"%s\", \"verified\": true}\n", path);
     return SR_OK;
 }

@@ -7,6 +7,8 @@
 
 sr_status sr_cmd_train(const sr_comm *c, int argc, char **argv, sr_error *err);
 sr_status sr_cmd_eval(const sr_comm *c, int argc, char **argv, sr_error *err);
+/* "softrec checkpoint verify FILE|RUN_DIR" */
+sr_status sr_cmd_checkpoint(const sr_comm *c, int argc, char **argv, sr_error *err);
 
 /* Collective: a trainer whose model is the checkpoint's, built from the
  * config stored in it, the dataset (NULL: the stored data.path) and the
