@@ -62,6 +62,18 @@ static void gemm_ref_measure(gemm_ref *g, int reps)
     g->t_nn = sr_bench_time_sgemm(0, 0, b, d, t, g->cbuf, t, g->vt, d, g->dq, d, reps);
 }
 
+/* The fields both result lines start with. */
+static void json_head(sr_bench_json *js, const char *bench, const sr_comm *c, int threads, const opts *o)
+{
+    sr_bench_json_begin(js, bench);
+    sr_bench_json_int(js, "ranks", c->size);
+    sr_bench_json_int(js, "blas_threads", threads);
+    sr_bench_json_int(js, "items", o->items);
+    sr_bench_json_int(js, "dim", o->dim);
+    sr_bench_json_int(js, "batch", o->batch);
+    sr_bench_json_int(js, "tile", o->tile);
+}
+
 int main(int argc, char **argv)
 {
     sr_comm c;
@@ -154,13 +166,7 @@ int main(int argc, char **argv)
     double table_bytes = sr_bench_max(&c, (double)tables.peak);
     double hwm = sr_bench_max(&c, (double)sr_mem_process_peak());
     sr_bench_json js;
-    sr_bench_json_begin(&js, "softmax_step");
-    sr_bench_json_int(&js, "ranks", c.size);
-    sr_bench_json_int(&js, "blas_threads", threads);
-    sr_bench_json_int(&js, "items", n);
-    sr_bench_json_int(&js, "dim", d);
-    sr_bench_json_int(&js, "batch", b);
-    sr_bench_json_int(&js, "tile", o.tile);
+    json_head(&js, "softmax_step", &c, threads, &o);
     sr_bench_json_int(&js, "steps", o.steps);
     sr_bench_json_num(&js, "step_s", step_s, 4);
     sr_bench_json_num(&js, "best_step_s", best, 4);
@@ -233,13 +239,7 @@ int main(int argc, char **argv)
     double eflops = 2.0 * (double)b * (double)n * (double)d;
     mem_peak = sr_bench_max(&c, (double)work.peak);
     hwm = sr_bench_max(&c, (double)sr_mem_process_peak());
-    sr_bench_json_begin(&js, "eval_topk");
-    sr_bench_json_int(&js, "ranks", c.size);
-    sr_bench_json_int(&js, "blas_threads", threads);
-    sr_bench_json_int(&js, "items", n);
-    sr_bench_json_int(&js, "dim", d);
-    sr_bench_json_int(&js, "batch", b);
-    sr_bench_json_int(&js, "tile", o.tile);
+    json_head(&js, "eval_topk", &c, threads, &o);
     sr_bench_json_int(&js, "k", o.k);
     sr_bench_json_int(&js, "excl_per_user", o.excl);
     sr_bench_json_num(&js, "eval_s", eval_s, 4);
