@@ -61,29 +61,22 @@
 
 /* What the interposed cblas_sgemm adds up while `on`. File-scope because an
  * interposed BLAS symbol cannot take a context argument. */
-static struct {
-    int on;
-    double seconds, flops;
-} gemm_clock;
-
 typedef void (*sgemm_fn_)(const enum CBLAS_ORDER, const enum CBLAS_TRANSPOSE, const enum CBLAS_TRANSPOSE,
                           const blasint, const blasint, const blasint, const float, const float *, const blasint,
                           const float *, const blasint, const float, float *, const blasint);
+
+static struct {
+    sgemm_fn_ real; /* OpenBLAS's cblas_sgemm, resolved before any thread exists */
+    int on;
+    double seconds, flops;
+} gemm_clock;
 
 void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, const enum CBLAS_TRANSPOSE tb,
                  const blasint m, const blasint n, const blasint k, const float alpha, const float *a,
                  const blasint lda, const float *b, const blasint ldb, const float beta, float *c,
                  const blasint ldc)
 {
-    static sgemm_fn_ real; /* resolved once; the same value on every call */
-    if (!real) {
-        void *sym = dlsym(RTLD_NEXT, "cblas_sgemm");
-        if (!sym) {
-            fprintf(stderr, "bench_sampled: cblas_sgemm not found in the BLAS library\n");
-            abort();
-        }
-        memcpy(&real, &sym, sizeof real); /* object to function pointer, as POSIX allows */
-    }
+    sgemm_fn_ real = gemm_clock.real;
     if (!gemm_clock.on) {
         real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
         return;
@@ -92,6 +85,17 @@ void cblas_sgemm(const enum CBLAS_ORDER order, const enum CBLAS_TRANSPOSE ta, co
     real(order, ta, tb, m, n, k, alpha, a, lda, b, ldb, beta, c, ldc);
     gemm_clock.seconds += sr_time_now() - t0;
     gemm_clock.flops += 2.0 * (double)m * (double)n * (double)k;
+}
+
+/* Called first in main: the kernels may call SGEMM from several threads. */
+static void gemm_clock_init(void)
+{
+    void *sym = dlsym(RTLD_NEXT, "cblas_sgemm");
+    if (!sym) {
+        fprintf(stderr, "bench_sampled: cblas_sgemm not found in the BLAS library\n");
+        abort();
+    }
+    memcpy(&gemm_clock.real, &sym, sizeof gemm_clock.real); /* object to function pointer (POSIX) */
 }
 
 static void gemm_clock_start(void)
@@ -186,6 +190,7 @@ static void sgemm_reference(const sr_comm *c, const float *q, int64_t b, int64_t
 
 int main(int argc, char **argv)
 {
+    gemm_clock_init();
     sr_comm c;
     sr_bench_start(&argc, &argv, &c);
     sr_error e;
