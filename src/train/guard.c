@@ -2,13 +2,40 @@
  * guard.h for the contract). */
 #include "train/guard.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <pthread.h>
 #include <signal.h>
+#include <stdarg.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 #include <unistd.h>
+
+#define HB_MAGIC 0x42485253u /* "SRHB" */
+#define HB_DIR_MAX 3900      /* longest heartbeat directory accepted */
+
+enum { HB_START = 0, HB_IN_STEP = 1, HB_AFTER_STEP = 2, HB_WATCHED = 3 };
+
+/* One rank's heartbeat file: a single fixed-size record. The main thread
+ * writes [0, offsetof(t_alive)) at step events; the watchdog thread writes
+ * t_alive alone. seq == seq2 when a reader got the step part whole. */
+typedef struct hb_rec {
+    uint32_t magic;
+    int32_t rank;
+    uint64_t seq;
+    int64_t step;     /* last step begun (-1: none yet) */
+    int32_t phase;    /* HB_* */
+    int32_t watchdog; /* 1: t_alive is kept by a watchdog thread */
+    double t_step;    /* CLOCK_REALTIME of the last step event */
+    uint64_t seq2;
+    double t_alive;   /* CLOCK_REALTIME of the watchdog's last tick */
+    uint8_t pad[8];
+} hb_rec;
+
+_Static_assert(sizeof(hb_rec) == 64, "heartbeat record is 64 bytes");
 
 /* The one global: a handler receives only the signal number. */
 static volatile sig_atomic_t sr_guard_signal_flag;
@@ -33,6 +60,10 @@ struct sr_guard {
     /* history of step durations (ring) */
     double hist[SR_GUARD_HISTORY];
     int nhist, next;
+    /* heartbeat: fd changes under mu (only the main thread changes it) */
+    int hb_fd;       /* -1: not publishing */
+    char *hb_dir;    /* owned */
+    uint64_t hb_seq; /* main thread only */
 };
 
 static double now_s(void)
@@ -40,6 +71,76 @@ static double now_s(void)
     struct timespec ts;
     clock_gettime(CLOCK_MONOTONIC, &ts);
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static double wall_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void hb_path(const char *dir, int rank, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/.heartbeat.%d", dir, rank);
+}
+
+/* Main thread: publish a step event (best effort, no fsync). */
+static void hb_step(sr_guard *g, int64_t step, int phase)
+{
+    if (g->hb_fd < 0) return;
+    hb_rec r;
+    memset(&r, 0, sizeof r);
+    r.magic = HB_MAGIC;
+    r.rank = g->c->rank;
+    r.seq = r.seq2 = ++g->hb_seq;
+    r.step = step;
+    r.phase = phase;
+    r.watchdog = g->thread_started;
+    r.t_step = wall_s();
+    ssize_t w = pwrite(g->hb_fd, &r, offsetof(hb_rec, t_alive), 0);
+    (void)w;
+}
+
+/* Watchdog thread, holding mu: the alive tick. */
+static void hb_alive(sr_guard *g)
+{
+    if (g->hb_fd < 0) return;
+    double t = wall_s();
+    ssize_t w = pwrite(g->hb_fd, &t, sizeof t, (off_t)offsetof(hb_rec, t_alive));
+    (void)w;
+}
+
+/* Rank q's record; 0 when missing or unreadable. */
+static int hb_read(const char *dir, int q, hb_rec *r)
+{
+    char p[HB_DIR_MAX + 64];
+    hb_path(dir, q, p, sizeof p);
+    int fd = open(p, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return 0;
+    int ok = 0;
+    for (int tries = 0; tries < 3 && !ok; tries++)
+        ok = pread(fd, r, sizeof *r, 0) == (ssize_t)sizeof *r && r->magic == HB_MAGIC && r->rank == q &&
+             r->seq == r->seq2;
+    close(fd);
+    return ok;
+}
+
+/* Stop publishing: close and remove this rank's file (main thread). */
+static void hb_close(sr_guard *g)
+{
+    pthread_mutex_lock(&g->mu);
+    int fd = g->hb_fd;
+    g->hb_fd = -1;
+    pthread_mutex_unlock(&g->mu);
+    if (fd >= 0) {
+        close(fd);
+        char p[HB_DIR_MAX + 64];
+        hb_path(g->hb_dir, g->c->rank, p, sizeof p);
+        unlink(p);
+    }
+    free(g->hb_dir);
+    g->hb_dir = NULL;
 }
 
 static int cmp_d(const void *a, const void *b)
@@ -60,20 +161,71 @@ static double step_limit(const sr_guard *g)
     return l > g->min_seconds ? l : g->min_seconds;
 }
 
-_Noreturn static void fire(sr_guard *g, double elapsed)
+/* Append to buf at *len (bounded, always terminated). */
+static void add_text(char *buf, size_t n, size_t *len, const char *fmt, ...) __attribute__((format(printf, 4, 5)));
+static void add_text(char *buf, size_t n, size_t *len, const char *fmt, ...)
 {
-    char msg[256];
-    int n;
+    if (*len + 1 >= n) return;
+    va_list ap;
+    va_start(ap, fmt);
+    int k = vsnprintf(buf + *len, n - *len, fmt, ap);
+    va_end(ap);
+    if (k > 0) *len += (size_t)k < n - *len ? (size_t)k : n - *len - 1;
+}
+
+/* The watchdog line (no newline); caller holds mu. Other ranks named:
+ * those not responding first, then those behind this rank's step. */
+static void describe_locked(sr_guard *g, char *buf, size_t n)
+{
+    size_t len = 0;
+    buf[0] = '\0';
+    double el = g->armed ? now_s() - g->t0 : 0;
     if (g->what)
-        n = snprintf(msg, sizeof msg, "softrec: watchdog: rank %d stuck in %s for %.1f s (limit %.1f s)\n",
-                     g->c->rank, g->what, elapsed, g->limit);
+        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in %s for %.1f s (limit %.1f s)", g->c->rank,
+                 g->what, el, g->limit);
     else
-        n = snprintf(msg, sizeof msg, "softrec: watchdog: rank %d stuck in step %lld for %.1f s (limit %.1f s)\n",
-                     g->c->rank, (long long)g->step, elapsed, g->limit);
-    if (n > 0) {
-        ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
-        (void)w;
+        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in step %lld for %.1f s (limit %.1f s)",
+                 g->c->rank, (long long)g->step, el, g->limit);
+    if (g->hb_fd < 0 || !g->hb_dir) return;
+    double now = wall_s();
+    int named = 0, more = 0;
+    for (int pass = 0; pass < 2; pass++) {
+        for (int q = 0; q < g->c->size; q++) {
+            if (q == g->c->rank) continue;
+            hb_rec r;
+            int ok = hb_read(g->hb_dir, q, &r);
+            double ago = ok ? now - r.t_step : 0, silent = ok && r.watchdog ? now - r.t_alive : 0;
+            int quiet = ok && r.watchdog && silent > SR_GUARD_SILENT_S;
+            int behind = !ok || r.step < g->step;
+            /* pass 0: ranks not responding; pass 1: the others behind */
+            if (pass == 0 ? !quiet : (quiet || !behind)) continue;
+            if (named == SR_GUARD_NAMED) {
+                more++;
+                continue;
+            }
+            named++;
+            if (!ok)
+                add_text(buf, n, &len, "; rank %d has not reached step %lld (no heartbeat record)", q,
+                         (long long)g->step);
+            else if (behind)
+                add_text(buf, n, &len, "; rank %d has not reached step %lld (last heartbeat step %lld, %.1f s ago%s)",
+                         q, (long long)g->step, (long long)r.step, ago, quiet ? ", not responding" : "");
+            else
+                add_text(buf, n, &len, "; rank %d is not responding (last heartbeat step %lld, %.1f s ago)", q,
+                         (long long)r.step, ago);
+        }
     }
+    if (more) add_text(buf, n, &len, "; %d more", more);
+}
+
+_Noreturn static void fire(sr_guard *g)
+{
+    char msg[2048];
+    describe_locked(g, msg, sizeof msg - 1);
+    size_t n = strlen(msg);
+    msg[n++] = '\n';
+    ssize_t w = write(2, msg, n);
+    (void)w;
     if (g->mpi_multiple) MPI_Abort(MPI_COMM_WORLD, SR_GUARD_EXIT_WATCHDOG);
     _exit(SR_GUARD_EXIT_WATCHDOG);
 }
@@ -82,6 +234,7 @@ static void *watch_loop(void *arg)
 {
     sr_guard *g = arg;
     pthread_mutex_lock(&g->mu);
+    double last = now_s();
     while (!g->quit) {
         struct timespec ts;
         clock_gettime(CLOCK_REALTIME, &ts);
@@ -91,9 +244,15 @@ static void *watch_loop(void *arg)
             ts.tv_nsec -= 1000000000L;
         }
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
-        if (g->quit || !g->armed || g->limit <= 0) continue;
-        double el = now_s() - g->t0;
-        if (el > g->limit) fire(g, el);
+        if (g->quit) continue;
+        hb_alive(g);
+        /* A tick far later than 100 ms: this process was stopped (SIGSTOP,
+         * a scheduler's suspend) or starved; that time is not the step's. */
+        double t = now_s();
+        if (t - last > SR_GUARD_SILENT_S) g->t0 += t - last - 0.1;
+        last = t;
+        if (!g->armed || g->limit <= 0) continue;
+        if (now_s() - g->t0 > g->limit) fire(g);
     }
     pthread_mutex_unlock(&g->mu);
     return NULL;
@@ -112,6 +271,8 @@ sr_status sr_guard_create(sr_guard **out, const sr_comm *c, double factor, doubl
     g->c = c;
     g->factor = factor;
     g->min_seconds = min_seconds;
+    g->step = -1;
+    g->hb_fd = -1;
     int provided = MPI_THREAD_SINGLE, up = 0;
     MPI_Initialized(&up);
     if (up) MPI_Query_thread(&provided);
@@ -158,6 +319,7 @@ void sr_guard_destroy(sr_guard **pg)
         pthread_mutex_unlock(&g->mu);
         pthread_join(g->thread, NULL);
     }
+    hb_close(g);
     sigaction(SIGUSR1, &g->old_usr1, NULL);
     sigaction(SIGTERM, &g->old_term, NULL);
     pthread_cond_destroy(&g->cv);
@@ -190,6 +352,7 @@ void sr_guard_step_begin(sr_guard *g, int64_t step)
     g->t0 = now_s();
     g->armed = 1;
     pthread_mutex_unlock(&g->mu);
+    hb_step(g, step, HB_IN_STEP);
 }
 
 void sr_guard_step_end(sr_guard *g, int64_t step)
@@ -202,6 +365,7 @@ void sr_guard_step_end(sr_guard *g, int64_t step)
     }
     g->armed = 0;
     pthread_mutex_unlock(&g->mu);
+    hb_step(g, step, HB_AFTER_STEP);
 }
 
 void sr_guard_watch(sr_guard *g, const char *what, double limit_seconds)
@@ -211,7 +375,9 @@ void sr_guard_watch(sr_guard *g, const char *what, double limit_seconds)
     g->limit = limit_seconds;
     g->t0 = now_s();
     g->armed = 1;
+    int64_t step = g->step;
     pthread_mutex_unlock(&g->mu);
+    hb_step(g, step, HB_WATCHED);
 }
 
 void sr_guard_unwatch(sr_guard *g)
@@ -219,5 +385,68 @@ void sr_guard_unwatch(sr_guard *g)
     pthread_mutex_lock(&g->mu);
     g->armed = 0;
     g->what = NULL;
+    int64_t step = g->step;
+    pthread_mutex_unlock(&g->mu);
+    hb_step(g, step, HB_AFTER_STEP);
+}
+
+sr_status sr_guard_set_heartbeat_dir(sr_guard *g, const char *dir, sr_error *err)
+{
+    hb_close(g);
+    if (!dir) return SR_OK;
+    int fd = -1;
+    char p[HB_DIR_MAX + 64];
+    if (strlen(dir) > HB_DIR_MAX) {
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "guard: heartbeat directory name longer than %d bytes",
+                     HB_DIR_MAX);
+    } else {
+        hb_path(dir, g->c->rank, p, sizeof p);
+        fd = open(p, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+        if (fd < 0) {
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create heartbeat file: %s", p,
+                         strerror(errno));
+        } else {
+            /* The first record, written before any rank returns. */
+            hb_rec r;
+            memset(&r, 0, sizeof r);
+            r.magic = HB_MAGIC;
+            r.rank = g->c->rank;
+            r.seq = r.seq2 = ++g->hb_seq;
+            pthread_mutex_lock(&g->mu);
+            r.step = g->step;
+            pthread_mutex_unlock(&g->mu);
+            r.phase = HB_START;
+            r.watchdog = g->thread_started;
+            r.t_step = r.t_alive = wall_s();
+            if (pwrite(fd, &r, sizeof r, 0) != (ssize_t)sizeof r)
+                sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write heartbeat file", p);
+        }
+    }
+    if (sr_comm_agree(g->c, err) != SR_OK) {
+        if (fd >= 0) {
+            close(fd);
+            unlink(p);
+        }
+        return err->code;
+    }
+    g->hb_dir = malloc(strlen(dir) + 1);
+    if (!g->hb_dir) {
+        /* Peers keep publishing; this rank only cannot name them. */
+        close(fd);
+        unlink(p);
+        return SR_OK;
+    }
+    strcpy(g->hb_dir, dir);
+    pthread_mutex_lock(&g->mu);
+    g->hb_fd = fd;
+    pthread_mutex_unlock(&g->mu);
+    return SR_OK;
+}
+
+void sr_guard_describe(sr_guard *g, char *buf, size_t n)
+{
+    if (!buf || n == 0) return;
+    pthread_mutex_lock(&g->mu);
+    describe_locked(g, buf, n);
     pthread_mutex_unlock(&g->mu);
 }

@@ -26,12 +26,35 @@
  * end the whole job about 1 s after a rank exits without MPI_Finalize. Time
  * outside steps (evaluation, checkpoints) is not watched unless bracketed by
  * sr_guard_watch / sr_guard_unwatch with an explicit limit.
- * A rank stopped with SIGSTOP cannot report itself: its peers block in the
- * next collective and their watchdogs fire, naming themselves and the step.
+ *
+ * Heartbeats (sr_guard_set_heartbeat_dir). A rank stopped with SIGSTOP (or
+ * frozen in the kernel) cannot report itself: its peers block in the next
+ * collective and their watchdogs fire. So that their line names the culprit,
+ * every rank publishes a fixed-size record in <dir>/.heartbeat.<rank>, read
+ * without MPI by whichever watchdog fires:
+ *   - step_begin / step_end / watch / unwatch: one pwrite of (rank, step,
+ *     phase, wall-clock time); no fsync (page cache only: a few us, measured
+ *     by test_guard's heartbeat test);
+ *   - the watchdog thread: one pwrite of an "alive" time every 100 ms, so a
+ *     stopped process (all of its threads frozen) shows a stale alive time
+ *     while a rank that is merely slow keeps ticking.
+ * A firing watchdog reads every rank's record and appends the ranks that
+ * have not responded for over SR_GUARD_SILENT_S seconds or are behind its
+ * step (at most SR_GUARD_NAMED, those not responding first), e.g.
+ *     softrec: watchdog: rank 0 stuck in step 57 for 1.1 s (limit 1.0 s);
+ *     rank 2 has not reached step 57 (last heartbeat step 56, 1.1 s ago,
+ *     not responding)
+ * (one line), or "rank Q is not responding (last heartbeat step S, T s
+ * ago)" for a frozen rank in the same step. Records use CLOCK_REALTIME, so
+ * across nodes they are as good as the clocks' sync; on NFS a record written
+ * on another node can be stale by the client cache's delay (Lustre, GPFS and
+ * ranks of one node see each write at once). destroy removes this rank's
+ * file; a job killed by the watchdog leaves them (a new job overwrites).
  */
 #ifndef SR_TRAIN_GUARD_H
 #define SR_TRAIN_GUARD_H
 
+#include <stddef.h>
 #include <stdint.h>
 
 #include "comm/comm.h"
@@ -40,6 +63,8 @@
 #define SR_GUARD_EXIT_WATCHDOG 10 /* exit code of a job ended by the watchdog */
 #define SR_GUARD_HISTORY 20       /* step times in the median */
 #define SR_GUARD_WARMUP 3         /* steps before the median is trusted */
+#define SR_GUARD_SILENT_S 0.5     /* alive time older than this: not responding */
+#define SR_GUARD_NAMED 4          /* other ranks named in the watchdog line */
 
 typedef struct sr_guard sr_guard;
 
@@ -60,6 +85,20 @@ int sr_guard_signal(const sr_guard *g);
 /* Bracket one training step. */
 void sr_guard_step_begin(sr_guard *g, int64_t step);
 void sr_guard_step_end(sr_guard *g, int64_t step);
+
+/* Collective (every rank, same dir): publish this rank's heartbeat in
+ * <dir>/.heartbeat.<rank> (created or overwritten; dir must exist and be
+ * shared by the job's ranks: the run directory). Each rank writes its first
+ * record before any returns, so no stale file from an earlier job is read.
+ * dir NULL: stop publishing (not collective). SR_ERR_IO (agreed on every
+ * rank) when a rank cannot create its file: the guard then runs without
+ * heartbeats on every rank, its watchdog naming only itself. Call it after
+ * sr_guard_create; a second call replaces the directory. */
+sr_status sr_guard_set_heartbeat_dir(sr_guard *g, const char *dir, sr_error *err);
+
+/* The line the watchdog would print if it fired now (without the newline),
+ * into buf (n bytes, truncated): for tests and diagnostics. */
+void sr_guard_describe(sr_guard *g, char *buf, size_t n);
 
 /* Bracket another long phase with its own limit in seconds (what: e.g.
  * "checkpoint save", kept by pointer). */

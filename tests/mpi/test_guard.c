@@ -1,16 +1,22 @@
-/* test_guard.c: preemption and the watchdog.
+/* test_guard.c: preemption, the watchdog and heartbeats.
  * CUnit part (every rank count): a SIGUSR1 raised on one rank stops every
  * rank at the same step; only one guard at a time; handlers are restored;
- * normal steps never trip the watchdog.
+ * normal steps never trip the watchdog; heartbeat files: created on every
+ * rank, cost per step (printed, bounded), a rank behind is named in the
+ * watchdog's line, files removed at destroy, a missing directory is an
+ * agreed error.
  * Program modes for the script tests (tests/scripts/guard_*.sh):
  *   test_guard stuck R S    rank R sleeps 30 s inside step S: the job must
  *                           end promptly with the watchdog's message
  *   test_guard loop DIR     steps forever (120 s cap), each rank writes its
- *                           pid to DIR/pid.<rank> (for kill -STOP) */
+ *                           pid to DIR/pid.<rank> (for kill -STOP) and
+ *                           publishes its heartbeat in DIR */
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "comm/comm.h"
@@ -82,6 +88,91 @@ static void test_watchdog_quiet_for_normal_steps(void)
     sr_comm_destroy(&c);
 }
 
+static double mono_s(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
+}
+
+static void test_heartbeat(void)
+{
+    sr_comm c;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &e), SR_OK);
+    const char *dir = sr_test_tmpdir();
+    char mine[1200];
+    snprintf(mine, sizeof mine, "%s/.heartbeat.%d", dir, c.rank);
+    sr_guard *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_guard_create(&g, &c, 3, 30, &e), SR_OK);
+
+    /* A directory that does not exist: agreed error, rank 0's message. */
+    char nodir[1200];
+    snprintf(nodir, sizeof nodir, "%s/no-such-dir", dir);
+    CU_ASSERT_EQUAL(sr_guard_set_heartbeat_dir(g, nodir, &e), SR_ERR_IO);
+    char want[1400];
+    snprintf(want, sizeof want, "%s/.heartbeat.0: cannot create heartbeat file: No such file or directory", nodir);
+    CU_ASSERT_STRING_EQUAL(e.msg, want);
+    sr_error_clear(&e);
+
+    /* Cost of a step's bookkeeping without heartbeats, for comparison. */
+    const int n = 2000;
+    double t0 = mono_s();
+    for (int64_t step = 0; step < n; step++) {
+        sr_guard_step_begin(g, step);
+        sr_guard_step_end(g, step);
+    }
+    double base = 1e6 * (mono_s() - t0) / n, base_worst = 0;
+    MPI_Allreduce(&base, &base_worst, 1, MPI_DOUBLE, MPI_MAX, c.comm);
+
+    CU_ASSERT_EQUAL_FATAL(sr_guard_set_heartbeat_dir(g, dir, &e), SR_OK);
+    CU_ASSERT_EQUAL(access(mine, F_OK), 0);
+    /* Every rank's first record exists once any rank has returned. */
+    for (int q = 0; q < c.size; q++) {
+        char p[1200];
+        snprintf(p, sizeof p, "%s/.heartbeat.%d", dir, q);
+        CU_ASSERT_EQUAL(access(p, R_OK), 0);
+    }
+
+    /* Cost of publishing: two pwrites per step. */
+    t0 = mono_s();
+    for (int64_t step = 0; step < n; step++) {
+        sr_guard_step_begin(g, step);
+        sr_guard_step_end(g, step);
+    }
+    double us = 1e6 * (mono_s() - t0) / n, worst = 0;
+    MPI_Allreduce(&us, &worst, 1, MPI_DOUBLE, MPI_MAX, c.comm);
+    if (c.rank == 0) printf("\nheartbeat: %.2f us per step with, %.2f us without (step_begin + step_end, slowest rank)\n",
+                           worst, base_worst);
+    CU_ASSERT(worst < 100);
+
+    /* The last rank stays after step n-1; the others begin step n and
+     * name it. */
+    MPI_Barrier(c.comm);
+    int last = c.size - 1;
+    if (c.rank != last) sr_guard_step_begin(g, n);
+    MPI_Barrier(c.comm);
+    char line[2048];
+    sr_guard_describe(g, line, sizeof line);
+    if (c.rank != last) {
+        char head[256], named[256];
+        snprintf(head, sizeof head, "softrec: watchdog: rank %d stuck in step %d for ", c.rank, n);
+        snprintf(named, sizeof named, "; rank %d has not reached step %d (last heartbeat step %d, ", last, n, n - 1);
+        CU_ASSERT_EQUAL(strncmp(line, head, strlen(head)), 0);
+        CU_ASSERT_PTR_EQUAL(strstr(line, "; rank"), c.size > 1 ? strstr(line, named) : NULL);
+        CU_ASSERT_PTR_NULL(strstr(line, "not responding"));
+        if (c.size > 1 && !strstr(line, named)) fprintf(stderr, "got: %s\n", line);
+        sr_guard_step_end(g, n);
+    } else {
+        CU_ASSERT_PTR_NULL(strstr(line, "; rank")); /* nobody is behind it */
+    }
+    MPI_Barrier(c.comm);
+    sr_guard_destroy(&g);
+    CU_ASSERT_NOT_EQUAL(access(mine, F_OK), 0);
+    sr_comm_destroy(&c);
+}
+
 /* Steps with one all-reduce each, like training. */
 static int run_steps(int stuck_rank, int64_t stuck_step, const char *piddir)
 {
@@ -100,6 +191,10 @@ static int run_steps(int stuck_rank, int64_t stuck_step, const char *piddir)
     }
     sr_guard *g = NULL;
     if (sr_guard_create(&g, &c, 3, 1.0, &e) != SR_OK) return 2;
+    if (piddir && sr_guard_set_heartbeat_dir(g, piddir, &e) != SR_OK) {
+        fprintf(stderr, "%s\n", e.msg);
+        return 2;
+    }
     double t0 = MPI_Wtime();
     for (int64_t step = 0; MPI_Wtime() - t0 < 120; step++) {
         sr_guard_step_begin(g, step);
@@ -120,6 +215,7 @@ static void register_tests(void)
     CU_pSuite s = CU_add_suite("guard", NULL, NULL);
     CU_add_test(s, "signal_stops_all_at_same_step", test_signal_stops_all_at_same_step);
     CU_add_test(s, "watchdog_quiet_for_normal_steps", test_watchdog_quiet_for_normal_steps);
+    CU_add_test(s, "heartbeat", test_heartbeat);
 }
 
 int main(int argc, char **argv)
