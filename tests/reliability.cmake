@@ -22,6 +22,18 @@ set_tests_properties(ckpt_kill guard_watchdog PROPERTIES TIMEOUT 600 PROCESSORS 
 
 sr_add_test(NAME test_h5check SOURCES unit/test_h5check.c LABELS reliability)
 set_property(TEST test_h5check APPEND PROPERTY ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
+# The malformed checkpoints again at 2 and 3 ranks: the same exact error on
+# every rank (collective load, agreed verdicts).
+foreach(np 2 3)
+  set(tdir ${CMAKE_CURRENT_BINARY_DIR}/work/test_h5check/ckpt_np${np})
+  file(MAKE_DIRECTORY ${tdir})
+  add_test(NAME test_h5check_ckpt_np${np}
+           COMMAND ${MPIEXEC_EXECUTABLE} ${MPIEXEC_NUMPROC_FLAG} ${np} --oversubscribe
+                   ${MPIEXEC_PREFLAGS} $<TARGET_FILE:test_h5check> ${MPIEXEC_POSTFLAGS}
+           WORKING_DIRECTORY ${tdir})
+  set_tests_properties(test_h5check_ckpt_np${np} PROPERTIES TIMEOUT 60 LABELS "mpi;reliability"
+                       ENVIRONMENT "${SR_MPI_ENV};SR_TEST_TMP=${tdir};SR_H5CHECK_SUITE=checkpoints;ASAN_OPTIONS=detect_leaks=0")
+endforeach()
 
 # Fuzzing. Replays: each harness runs over its saved corpus with the normal
 # compiler (no libFuzzer needed), so CI re-checks every seed and past finding.

@@ -2,8 +2,9 @@
  * file, each with its exact one-line message: missing objects, wrong dtype
  * class and size, rank, shape, ids out of range past the first chunk,
  * external / soft links, external storage, virtual datasets, filters
- * outside the allow-list, non-HDF5 input; and malformed checkpoints through
- * sr_ckpt_read. */
+ * outside the allow-list, non-HDF5 input, truncated files; and malformed
+ * checkpoints through sr_ckpt_load (tables, optimiser tables, digests,
+ * state entries, links and storage), serially and at 2 and 3 ranks. */
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -514,9 +515,11 @@ static void test_bad_checkpoints(void)
     CU_ASSERT_EQUAL_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &e), SR_OK);
     float tab[6 * 2], opt[6 * 2], got[6 * 2], got2[6 * 2];
     for (int i = 0; i < 12; i++) tab[i] = (float)i, opt[i] = 0.5f * (float)i;
-    /* A serial test: the one rank holds every row. */
-    sr_ckpt_table t[2] = {{"/model/x", tab, 6, 6, 2, NULL, 0}, {"/optim/x/m", opt, 6, 6, 2, NULL, 0}};
-    sr_ckpt_table r[2] = {{"/model/x", got, 6, 6, 2, NULL, 0}, {"/optim/x/m", got2, 6, 6, 2, NULL, 0}};
+    /* Rank r holds rows [lo, hi) (also run at 2 and 3 ranks: see main). */
+    int64_t lo = 6 * c.rank / c.size, hi = 6 * (c.rank + 1) / c.size;
+    sr_ckpt_table t[2] = {{"/model/x", tab + 2 * lo, hi - lo, 6, 2, NULL, lo},
+                          {"/optim/x/m", opt + 2 * lo, hi - lo, 6, 2, NULL, lo}};
+    sr_ckpt_table r[2] = {{"/model/x", got, hi - lo, 6, 2, NULL, lo}, {"/optim/x/m", got2, hi - lo, 6, 2, NULL, lo}};
     int64_t step = 7, step_in = 0;
     uint64_t rng[2] = {1, 2}, rng_in[2];
     sr_ckpt_state st[2] = {{"step", SR_CKPT_I64, &step, 1, 0}, {"rng", SR_CKPT_U64, rng, 2, 0}};
@@ -606,8 +609,15 @@ static void test_bad_checkpoints(void)
     sr_comm_destroy(&c);
 }
 
+/* SR_H5CHECK_SUITE=checkpoints: only the checkpoint cases (collective;
+ * the MPI runs at 2 and 3 ranks, tests/reliability.cmake). */
 static void register_tests(void)
 {
+    const char *only = getenv("SR_H5CHECK_SUITE");
+    if (only && strcmp(only, "checkpoints") == 0) {
+        CU_add_test(CU_add_suite("h5check_ckpt", NULL, NULL), "bad_checkpoints", test_bad_checkpoints);
+        return;
+    }
     CU_pSuite s = CU_add_suite("h5check", NULL, NULL);
     CU_add_test(s, "good_and_shapes", test_good_and_shapes);
     CU_add_test(s, "more_datasets", test_more_datasets);
