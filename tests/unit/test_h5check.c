@@ -301,7 +301,8 @@ static void test_more_datasets(void)
         snprintf(bp, sizeof bp, "%s", tmp_path(broken[k]));
         FILE *out = fopen(bp, "wb");
         CU_ASSERT_FATAL(out != NULL);
-        if (k == 1) fwrite("\x89HDF\r\n\x1a\n garbage after the signature", 1, 40, out);
+        static const char sig[] = "\x89HDF\r\n\x1a\n garbage after the signature";
+        if (k == 1) fwrite(sig, 1, sizeof sig - 1, out);
         if (k == 2) {
             FILE *in = fopen(tmp_path("good.h5"), "rb");
             char buf[1024];
