@@ -904,6 +904,10 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
     sr_guard *guard = NULL;
     if (sr_guard_create(&guard, c, cfg->train_watchdog_factor, cfg->train_watchdog_min_seconds, err) != SR_OK)
         sr_comm_abort(c, err);
+    if (sr_guard_set_heartbeat_dir(guard, cfg->run_dir, err) != SR_OK) {
+        sr_log_root(&t->log, SR_LOG_WARN, "%s (the watchdog will not name stopped ranks)", err->msg);
+        sr_error_clear(err);
+    }
     sr_status st = sr_ckpt_dir_cleanup(c, cfg->run_dir, err);
     train_pos pos = {0, 1, 0, 0, 0, 0, 0, 0};
     double best = -1, t_train = 0, loss_sum = 0;
