@@ -336,6 +336,7 @@ static void test_params_and_update(void)
     CU_ASSERT_EQUAL_FATAL(sr_comm_init(&c, MPI_COMM_SELF, &e), SR_OK);
     sr_optim opt = sgd();
     CU_ASSERT_EQUAL_FATAL(sr_sasrec_create(&m, &o, &opt, 4, NULL, &e), SR_OK);
+    lay = sr_sasrec_layout_of(m); /* the first model's layout went with it */
     float *w = sr_sasrec_weights(m), *g = sr_sasrec_grads(m);
     float w0 = w[lay->layer[1].w1 + 5];
     g[lay->layer[1].w1 + 5] = 2.0f;
