@@ -93,21 +93,6 @@ static void h5_close_id(hid_t *id)
     *id = H5I_INVALID_HID;
 }
 
-static void dtype_name(hid_t t, char *buf, size_t n)
-{
-    size_t bits = H5Tget_size(t) * 8;
-    switch (H5Tget_class(t)) {
-    case H5T_INTEGER:
-        snprintf(buf, n, "%s%zu", H5Tget_sign(t) == H5T_SGN_NONE ? "uint" : "int", bits);
-        break;
-    case H5T_FLOAT: snprintf(buf, n, "float%zu", bits); break;
-    case H5T_STRING: snprintf(buf, n, "string"); break;
-    case H5T_COMPOUND: snprintf(buf, n, "compound"); break;
-    case H5T_ENUM: snprintf(buf, n, "enum"); break;
-    default: snprintf(buf, n, "non-numeric type"); break;
-    }
-}
-
 /* ---- reader --------------------------------------------------------------- */
 
 struct sr_dataset {
@@ -218,7 +203,7 @@ static sr_status open_int_dataset(const sr_dataset *ds, const char *obj, int req
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
                           "%s: %s: is a virtual dataset (data in other files), not allowed", ds->path, obj);
     } else if (H5Tget_class(t) != H5T_INTEGER) {
-        dtype_name(t, tn, sizeof tn);
+        sr_h5_dtype_name(t, tn, sizeof tn);
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: dtype %s, expected an integer type",
                           ds->path, obj, tn);
     } else {
@@ -287,7 +272,7 @@ static sr_status attr_int(const sr_dataset *ds, const char *name, int required, 
     char tn[32];
     sr_status st = SR_OK;
     if (H5Tget_class(t) != H5T_INTEGER) {
-        dtype_name(t, tn, sizeof tn);
+        sr_h5_dtype_name(t, tn, sizeof tn);
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: dtype %s, expected an integer",
                           ds->path, name, tn);
     } else if (H5Aread(a, H5T_NATIVE_INT64, val) < 0) {
@@ -312,7 +297,7 @@ static sr_status attr_string(const sr_dataset *ds, const char *name, int require
     sr_status st = SR_OK;
     char tn[32];
     if (H5Tget_class(t) != H5T_STRING) {
-        dtype_name(t, tn, sizeof tn);
+        sr_h5_dtype_name(t, tn, sizeof tn);
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: dtype %s, expected a string",
                           ds->path, name, tn);
     } else if (H5Tis_variable_str(t) > 0) {

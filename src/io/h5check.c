@@ -7,7 +7,7 @@
 #include <stdlib.h>
 #include <string.h>
 
-static void dtype_name(hid_t t, char *buf, size_t n)
+void sr_h5_dtype_name(hid_t t, char *buf, size_t n)
 {
     size_t bits = H5Tget_size(t) * 8;
     switch (H5Tget_class(t)) {
@@ -197,7 +197,7 @@ sr_status sr_h5check_object(hid_t file, const char *path, const sr_h5check_obj *
         size_t sz = H5Tget_size(t);
         int cls_ok = o->cls == SR_H5_ANY || (o->cls == SR_H5_INTEGER && tc == H5T_INTEGER) ||
                      (o->cls == SR_H5_FLOAT && tc == H5T_FLOAT) || (o->cls == SR_H5_STRING && tc == H5T_STRING);
-        dtype_name(t, tn, sizeof tn);
+        sr_h5_dtype_name(t, tn, sizeof tn);
         if (!cls_ok) {
             st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: dtype %s, expected %s", path, o->path,
                               tn, class_want(o->cls));

@@ -52,6 +52,9 @@ typedef struct sr_h5check_obj {
 } sr_h5check_obj;
 
 /* Whole-file structural scan (see above). path is only for messages. */
+/* "int64", "float32", "string", ...: an HDF5 type as messages name it. */
+void sr_h5_dtype_name(hid_t t, char *buf, size_t n);
+
 sr_status sr_h5check_scan(hid_t file, const char *path, sr_error *err);
 
 /* One dataset against its spec; *exists tells whether it is present. */

@@ -34,6 +34,7 @@
 #endif
 
 #include "loss/vexp.h"
+#include "core/blocks.h"
 
 struct sr_softmax_ws {
     sr_mem *mem;
@@ -47,40 +48,16 @@ struct sr_softmax_ws {
     sr_lse *lse;   /* b_max: the caller's merge buffer */
 };
 
-/* Queries per block: the qb x tile logit block is about SR_SOFTMAX_BLOCK_BYTES,
+/* Queries per block: the qb x tile logit block is about 2 MiB (core/blocks.h),
  * so the SGEMM that writes it, the exp pass and the two SGEMMs that read it
  * (backward) find it in L2/L3 instead of main memory. With 16 MiB blocks
  * (1024 x 4096) the step ran at ~35 GFLOP/s on the 2-core dev VM, with
- * 2 MiB blocks at ~50 (docs/benchmarks.md). At least 16 rows (or b_max). */
-#define SR_SOFTMAX_BLOCK_BYTES ((int64_t)2 << 20)
-
-static int64_t qblock_(int64_t b_max, int64_t tile)
-{
-    int64_t qb = SR_SOFTMAX_BLOCK_BYTES / ((int64_t)sizeof(float) * tile);
-    qb = qb < 16 ? 16 : qb / 16 * 16;
-    return qb < b_max ? qb : b_max;
-}
-
-/* Threads for a workspace: OpenBLAS's count (what the caller gave the rank:
- * OPENBLAS_NUM_THREADS, else its affinity mask), at most one per query block.
- * 1 without OpenMP. */
-static int threads_(int64_t b_max, int64_t qb)
-{
-#ifdef _OPENMP
-    int64_t t = openblas_get_num_threads(), blocks = (b_max + qb - 1) / qb;
-    t = t < blocks ? t : blocks;
-    return t > 1 ? (int)t : 1;
-#else
-    (void)b_max;
-    (void)qb;
-    return 1;
-#endif
-}
+ * 2 MiB blocks at ~50 (docs/benchmarks.md). */
 
 size_t sr_softmax_ws_bytes(int64_t b_max, int64_t tile)
 {
-    int64_t qb = qblock_(b_max, tile);
-    return (size_t)threads_(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
+    int64_t qb = sr_blocks_queries(b_max, tile);
+    return (size_t)sr_blocks_threads(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
            (size_t)b_max * (sizeof(int64_t) + sizeof(float) + sizeof(sr_lse)) + sizeof(sr_softmax_ws);
 }
 
@@ -102,8 +79,8 @@ sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile,
     ws->mem = mem;
     ws->b_max = b_max;
     ws->tile = tile;
-    ws->qb = qblock_(b_max, tile);
-    ws->threads = threads_(b_max, ws->qb);
+    ws->qb = sr_blocks_queries(b_max, tile);
+    ws->threads = sr_blocks_threads(b_max, ws->qb);
     ws->logits = sr_mem_alloc(mem, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
                               "softmax logit blocks", err);
     ws->trow = sr_mem_calloc(mem, (size_t)b_max, sizeof(int64_t), "softmax target rows", err);

@@ -19,6 +19,8 @@
 #include "train/eval_kernels.h"
 
 #include <cblas.h>
+
+#include "core/blocks.h"
 #include <limits.h>
 #include <math.h>
 #include <stdlib.h>
@@ -47,32 +49,10 @@ struct sr_topk_ws {
 /* Queries per block so that a qb x tile score block is about 2 MiB: the
  * SGEMM writes it and the scan reads it back from cache (same reasoning and
  * measurements as the softmax workspace, softmax.c). */
-static int64_t qblock_(int64_t b_max, int64_t tile)
-{
-    int64_t qb = ((int64_t)2 << 20) / ((int64_t)sizeof(float) * tile);
-    qb = qb < 16 ? 16 : qb / 16 * 16;
-    return qb < b_max ? qb : b_max;
-}
-
-/* OpenBLAS's thread count (the rank's cores), at most one per query block;
- * 1 without OpenMP. */
-static int threads_(int64_t b_max, int64_t qb)
-{
-#ifdef _OPENMP
-    int64_t t = openblas_get_num_threads(), blocks = (b_max + qb - 1) / qb;
-    t = t < blocks ? t : blocks;
-    return t > 1 ? (int)t : 1;
-#else
-    (void)b_max;
-    (void)qb;
-    return 1;
-#endif
-}
-
 size_t sr_topk_ws_bytes(int64_t b_max, int64_t tile, int64_t k_max)
 {
-    int64_t qb = qblock_(b_max, tile);
-    return sizeof(sr_topk_ws) + (size_t)threads_(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
+    int64_t qb = sr_blocks_queries(b_max, tile);
+    return sizeof(sr_topk_ws) + (size_t)sr_blocks_threads(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
            (size_t)b_max * (size_t)k_max * (sizeof(float) + sizeof(int64_t)) +
            2 * (size_t)b_max * sizeof(int64_t);
 }
@@ -95,8 +75,8 @@ sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64
     ws->b_max = b_max;
     ws->tile = tile;
     ws->k_max = k_max;
-    ws->qb = qblock_(b_max, tile);
-    ws->threads = threads_(b_max, ws->qb);
+    ws->qb = sr_blocks_queries(b_max, tile);
+    ws->threads = sr_blocks_threads(b_max, ws->qb);
     ws->scores = sr_mem_alloc(mem, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
                               "top-k score blocks", err);
     ws->hs = sr_mem_alloc(mem, (size_t)b_max * (size_t)k_max * sizeof(float), 0, "top-k heap scores", err);

@@ -336,6 +336,14 @@ void sr_trainer_destroy(sr_trainer **tp)
     *tp = NULL;
 }
 
+/* Whether a SASRec parameter view is optimiser state (".m", ".v": Adam;
+ * ".g2": Adagrad) rather than a weight. */
+static bool optim_view(const char *name)
+{
+    const char *dot = strrchr(name, '.');
+    return dot && (!strcmp(dot, ".m") || !strcmp(dot, ".v") || !strcmp(dot, ".g2"));
+}
+
 /* The model tables of a checkpoint: item and user embeddings, and the
  * loss's own sharded table when it has one (hsm inner nodes). */
 #define MAX_TABLES 96
@@ -367,9 +375,7 @@ static int model_tables(sr_trainer *t, sr_ckpt_table *tabs, table_names *names, 
         sr_param_view pv[MAX_TABLES];
         int np = sr_sasrec_params(t->sas, pv, MAX_TABLES);
         for (int i = 0; i < np && n < MAX_TABLES; i++) {
-            size_t len = strlen(pv[i].name);
-            if (len > 2 && pv[i].name[len - 2] == '.' && (pv[i].name[len - 1] == 'm' || pv[i].name[len - 1] == 'v'))
-                continue; /* optimiser state: not part of the model */
+            if (optim_view(pv[i].name)) continue; /* optimiser state: not part of the model */
             snprintf(names->name[n], sizeof names->name[n], "/model/%s", pv[i].name);
             bool mine = !for_write || t->c->rank == 0;
             tabs[n++] = (sr_ckpt_table){names->name[n - 1], pv[i].data, mine ? pv[i].rows : 0, pv[i].rows,
@@ -409,13 +415,11 @@ static int optim_tables(sr_trainer *t, sr_ckpt_table *tabs, int n, table_names *
             n++;
         }
     }
-    if (t->sas) { /* replicated: the ".m"/".v" views model_tables left out */
+    if (t->sas) { /* replicated: the optimiser views model_tables left out */
         sr_param_view pv[MAX_TABLES];
         int np = sr_sasrec_params(t->sas, pv, MAX_TABLES);
         for (int i = 0; i < np && n < MAX_TABLES; i++) {
-            size_t len = strlen(pv[i].name);
-            if (!(len > 2 && pv[i].name[len - 2] == '.' && (pv[i].name[len - 1] == 'm' || pv[i].name[len - 1] == 'v')))
-                continue;
+            if (!optim_view(pv[i].name)) continue;
             snprintf(names->name[n], sizeof names->name[n], "/optim/%s", pv[i].name);
             bool mine = !for_write || t->c->rank == 0;
             tabs[n] = (sr_ckpt_table){names->name[n], pv[i].data, mine ? pv[i].rows : 0, pv[i].rows, pv[i].cols, NULL, 0};
@@ -445,6 +449,8 @@ static int pos_state(train_pos *p, sr_ckpt_state *st)
     return 8;
 }
 
+/* The attributes of a checkpoint, the resolved config as INI text included
+ * (info->config_ini is malloc'ed: free it; out of memory aborts the job). */
 static void fill_info(sr_trainer *t, sr_ckpt_info *info, int64_t epoch)
 {
     memset(info, 0, sizeof *info);
@@ -455,6 +461,10 @@ static void fill_info(sr_trainer *t, sr_ckpt_info *info, int64_t epoch)
     info->dim = t->mf.d;
     snprintf(info->dataset, sizeof info->dataset, "%s", t->cfg.data_path);
     snprintf(info->dataset_sha256, sizeof info->dataset_sha256, "%s", t->meta.source_sha256);
+    size_t need = sr_config_write_ini(&t->cfg, NULL, 0) + 1;
+    info->config_ini = malloc(need);
+    if (!info->config_ini) sr_comm_abort(t->c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+    sr_config_write_ini(&t->cfg, info->config_ini, need);
 }
 
 /* Commit a training checkpoint (collective; the save itself is watched). */
@@ -473,10 +483,6 @@ static sr_status save_checkpoint(sr_trainer *t, train_pos *p, sr_guard *g, sr_fa
     int ns = pos_state(p, st);
     sr_ckpt_info info;
     fill_info(t, &info, p->epoch);
-    size_t need = sr_config_write_ini(&t->cfg, NULL, 0) + 1;
-    info.config_ini = malloc(need);
-    if (!info.config_ini) sr_comm_abort(t->c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
-    sr_config_write_ini(&t->cfg, info.config_ini, need);
     if (g) sr_guard_watch(g, "checkpoint save", 600);
     sr_status st_ = sr_ckpt_dir_save(t->c, t->cfg.run_dir, t->step, &info, tabs, n, st, ns,
                                      t->cfg.train_keep_checkpoints, fault, err);
@@ -486,7 +492,7 @@ static sr_status save_checkpoint(sr_trainer *t, train_pos *p, sr_guard *g, sr_fa
 }
 
 /* Continue from run_dir's latest committed checkpoint when there is one
- * (collective). *found: whether it did. */
+ * (collective); from gets its path, "" when there is none. */
 static sr_status resume_checkpoint(sr_trainer *t, train_pos *p, sr_fault *fault, char *from, size_t len,
                                    sr_error *err)
 {
@@ -522,18 +528,7 @@ static sr_status save_model(sr_trainer *t, const char *path, int64_t epoch, sr_e
     table_names names;
     int n = model_tables(t, tabs, &names, true);
     sr_ckpt_info info;
-    memset(&info, 0, sizeof info);
-    info.step = t->step;
-    info.epoch = epoch;
-    info.num_users = t->meta.num_users;
-    info.num_items = t->meta.num_items;
-    info.dim = t->mf.d;
-    snprintf(info.dataset, sizeof info.dataset, "%s", t->cfg.data_path);
-    snprintf(info.dataset_sha256, sizeof info.dataset_sha256, "%s", t->meta.source_sha256);
-    size_t need = sr_config_write_ini(&t->cfg, NULL, 0) + 1;
-    info.config_ini = malloc(need);
-    if (!info.config_ini) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
-    sr_config_write_ini(&t->cfg, info.config_ini, need);
+    fill_info(t, &info, epoch);
     sr_status st = sr_ckpt_write(t->c, path, &info, tabs, n, err);
     free(info.config_ini);
     return st;
