@@ -8,7 +8,9 @@
 #     parameters and optimiser state equal an uninterrupted run's, bit for bit.
 #  2. SIGUSR1 to mpirun: every rank stops after the same step, commits a
 #     checkpoint, exits 0 with no result row; resuming ends bit-identical.
-#  3. A checkpoint written at 2 ranks resumes at 3 (resharded) and finishes.
+#  3. A checkpoint written at 2 ranks resumes at 3 (resharded) and finishes;
+#     saved at 1-4 ranks and loaded at each of 1-4, every table and the
+#     optimiser state come back byte-equal, and training continues.
 #  4. Non-finite steps are skipped; too many in a row stop the run (exit 8).
 set -euo pipefail
 bin=$1
@@ -108,6 +110,25 @@ grep -q "\"resumed_from\": \".*ckpt-" re3.json || fail "resume at 3 ranks did no
 h5diff -d 1e-3 "$ref" "$(final re3)" /model/user_embedding > /dev/null 2>&1 ||
   echo "note: 2-rank and 3-rank continuations differ beyond 1e-3 (different sample draws), as expected for ssm"
 echo "reshard: a 2-rank checkpoint continued at 3 ranks"
+
+# 3b. save at P = 1..4, load at Q = 1..4: a resume whose run is already
+# complete loads the checkpoint at Q ranks and commits it again at once;
+# every table (parameters and optimiser state) must come back byte-equal.
+# Then one more epoch at Q ranks: training continues.
+short=("${common[@]}" --set train.epochs=1)
+for P in 1 2 3 4; do
+  run $P train "${short[@]}" --set run.dir=m$P > /dev/null 2>&1 || fail "matrix: training at $P ranks"
+  src=$(final m$P)
+  for Q in 1 2 3 4; do
+    rm -rf m$P-$Q && mkdir -p m$P-$Q/checkpoints && cp "$src" "$src.sha256" m$P-$Q/checkpoints/ &&
+      basename "$src" > m$P-$Q/checkpoints/latest
+    run $Q train "${short[@]}" --set run.dir=m$P-$Q --set train.resume=auto > /dev/null 2>&1 || fail "matrix: load $P -> $Q"
+    same_state "$src" "$(final m$P-$Q)" || fail "matrix: tables saved at $P ranks differ after loading at $Q"
+  done
+  run $((P % 4 + 1)) train "${short[@]}" --set train.epochs=2 --set run.dir=m$P-$((P % 4 + 1)) --set train.resume=auto \
+    > m$P.json 2>/dev/null || fail "matrix: training did not continue after loading"
+done
+echo "save at 1-4 ranks, load at 1-4: tables and optimiser state byte-equal; training continues"
 
 # 4. numeric faults: a learning rate that overflows
 set +e
