@@ -36,10 +36,49 @@
  * Cost per (k, r): one b x k_r SGEMM, one LSE all-reduce (SSM), one
  * all-reduce of 2b maxima and 60 of 2b sums (NCE). Per r: one pass over the
  * shard for the positives of the queries whose draw landed on this rank.
+ *
+ * Gradient bias (sr_lse_grad_bias_run). The log Z estimates above do not
+ * show NCE's structural bias (its per-query normaliser estimate is nearly
+ * unbiased); what training sees is the expected GRADIENT w.r.t. the logits.
+ * Draw y ~ P per query: the exact softmax gradient p - e_y then has
+ * E[p - e_y] = 0 (the model is at the fixed point of the exact loss for this
+ * data), so any nonzero E[g] of an estimator is bias. Losses as trained
+ * (sampled.h), u_j = s_j - log(k Q(j)), h = remove_accidental_hits:
+ *   NCE  g_y = -(1 - sig(u_y)) and g_j += sig(u_j) per noise draw of j
+ *        (skipped when j = y and h). Linear in the draw counts (expected
+ *        k Q(j), independent of y), so exactly
+ *          E g_j = k Q(j) sig(u_j) (1 - h P_j) - P_j (1 - sig(u_j)),
+ *        whatever the quotas. It vanishes iff s_j = log P_j + h log(1/(1-P_j))
+ *        for all j: with h = 0 iff the model is self-normalised (Z = 1), at
+ *        every k; with h = 1 never exactly (hit removal biases NCE too). As
+ *        k -> inf (u_j -> -inf, k Q sig(u_j) -> e^{s_j}):
+ *          E g_j -> e^{s_j} (1 - h P_j) - P_j = P_j (Z (1 - h P_j) - 1),
+ *        nonzero unless Z (1 - h P_j) = 1: the bias does not vanish with k.
+ *        Computed exactly: one pass over the shard (b x k_max SGEMM blocks),
+ *        one all-reduce of b (2 + 2 nk) sums. Also on the self-normalised
+ *        logits s - log Z (same P, Z = 1): what is left is hit removal's.
+ *   SSM  D = e^{s_y} + sum over non-hit draws e of e^{u_e}; g_y = e^{s_y}/D - 1,
+ *        g_j += e^{u_e}/D per non-hit draw e of item j (without h a hit adds
+ *        to g_y). No closed form for E g: Monte Carlo over R repetitions
+ *        r (positive and noise sample as above, the same streams), and the
+ *        UNBIASED estimate of the squared norm
+ *          ||E g||^2 ~ (||sum_r g_r||^2 - sum_r ||g_r||^2) / (R (R - 1))
+ *        (E of the cross terms g_r . g_s, r != s, is ||E g||^2; the plug-in
+ *        ||mean_r g_r||^2 adds tr Cov(g) / R, a noise floor). The g_r are
+ *        sparse (k + 1 entries); their sums are kept per query over the shard
+ *        (b x n_local doubles), then one all-reduce of 2b sums per k.
+ * Reported per k, RMS over the b queries relative to the exact gradient's:
+ *   rel2 = mean_i ||E g_i||^2 / mean_i E||p_i - e_y||^2, where
+ *   E||p - e_y||^2 = 1 - ||p||^2 exactly; rel = sqrt(rel2). For SSM also the
+ *   standard error of rel2 over the queries (MC and user sampling) and the
+ *   plug-in value. The SSM expectation depends on the joint law of the
+ *   sample (stratified quotas differ with the rank count) except at k = 1;
+ *   NCE's depends only on the expected counts, so it is rank-independent.
  */
 #ifndef SR_LOSS_LSE_BIAS_H
 #define SR_LOSS_LSE_BIAS_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 #include "comm/comm.h"
@@ -66,5 +105,44 @@ typedef struct sr_lse_bias_row {
 sr_status sr_lse_bias_run(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q,
                           int64_t b, int64_t d, const float *v, const int64_t *ks, int64_t nk, int64_t reps,
                           uint64_t seed, sr_mem *mem, double *logz, sr_lse_bias_row *rows, sr_error *err);
+
+/* Gradient-bias kernels (pure). For one query: st = s_y, u[n] the noise
+ * logits corrected by log(k Q), id[n] their item ids, t the target's id
+ * (hits: id[e] == t). */
+double sr_lse_ssm_logd(double st, const double *u, const int64_t *id, int64_t n, int64_t t, bool remove_hits);
+/* SSM per-sample gradient: w[e] for draw e (0 for a removed hit), returns
+ * the target's own term e^{st - logd} - 1. */
+double sr_lse_ssm_grad(double st, double logd, const double *u, const int64_t *id, int64_t n, int64_t t,
+                       bool remove_hits, double *w);
+/* NCE expected gradient of item j (score s, logkq = log(k Q(j)), the query's
+ * log Z), and its k -> inf limit. */
+double sr_lse_nce_grad(double s, double logkq, double logz, bool remove_hits);
+double sr_lse_nce_grad_limit(double s, double logz, bool remove_hits);
+/* Folds the sparse gradient {(rows[e], w[e])} (repeats allowed) into sum[],
+ * returns its squared norm. tmp[] (indexed like sum) must be zero, and is
+ * left zero. */
+double sr_lse_grad_accum(double *sum, double *tmp, const int64_t *rows, const double *w, int64_t n);
+/* (sq_of_sum - sum_of_sq) / (R (R - 1)), R >= 2. */
+double sr_lse_sqnorm_unbiased(double sq_of_sum, double sum_of_sq, int64_t reps);
+
+typedef struct sr_lse_grad_row {
+    int64_t k;
+    double ssm_rel2, ssm_rel2_se, ssm_naive_rel2; /* unbiased, its SE over queries, plug-in */
+    double nce_rel2, nce_sn_rel2;                 /* exact; on the self-normalised logits */
+} sr_lse_grad_row;
+
+typedef struct sr_lse_grad_summary {
+    double mean_logz;
+    double grad_ms;      /* mean_i E||p_i - e_y||^2 = mean_i (1 - ||p_i||^2) */
+    double nce_lim_rel2; /* NCE's k -> inf limit, relative as the rows */
+} sr_lse_grad_summary;
+
+/* Collective, arguments as sr_lse_bias_run, reps >= 2; remove_hits as
+ * loss.remove_accidental_hits. Writes *sum and rows[nk], identical on every
+ * rank. Extra memory: b x n_local doubles. */
+sr_status sr_lse_grad_bias_run(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q,
+                               int64_t b, int64_t d, const float *v, const int64_t *ks, int64_t nk, int64_t reps,
+                               bool remove_hits, uint64_t seed, sr_mem *mem, sr_lse_grad_summary *sum,
+                               sr_lse_grad_row *rows, sr_error *err);
 
 #endif
