@@ -7,6 +7,7 @@
  * Options: --items N (1000000) --dim d (64) --batch B (1024) --tile T (4096)
  *          --steps S (5) --ks k1,k2,... (64,1024) --exact 0|1 (1) --hsm 0|1 (1)
  *          --proposal uniform|popularity|inbatch|dynamic (uniform)
+ *          --losses ssm,nce (both; which sampled losses to run)
  *
  * Each configuration: one warm-up step, then S timed steps (slowest rank,
  * mean; barrier before each). A step is the loss's forward + backward
@@ -203,6 +204,7 @@ int main(int argc, char **argv)
     const int64_t do_hsm = sr_bench_arg_i64(argc, argv, "--hsm", 1);
     const char *ks_arg = sr_bench_arg_str(argc, argv, "--ks", "64,1024");
     const char *prop = sr_bench_arg_str(argc, argv, "--proposal", "uniform");
+    const char *losses = sr_bench_arg_str(argc, argv, "--losses", "ssm,nce");
     sr_shard s;
     if (sr_shard_init_block(&s, n, c.size, NULL, &e)) sr_comm_abort(&c, &e);
     const int64_t nr = sr_shard_count(&s, c.rank);
@@ -261,6 +263,11 @@ int main(int argc, char **argv)
     /* ---- sampled steps: forward + backward, then Adam on the touched rows ---- */
     sr_optim_state vst;
     if (sr_optim_state_create(&vst, &opt, nr, d, &tables, &e)) sr_comm_abort(&c, &e);
+    /* Touch the Adam moments once, as a training run has after its first
+     * steps: calloc'd pages would otherwise fault on first touch inside the
+     * few timed updates (~2 faults a touched row). */
+    memset(vst.m, 0, (size_t)(nr * d) * sizeof(float));
+    memset(vst.v, 0, (size_t)(nr * d) * sizeof(float));
     const sr_loss_kind kinds[2] = {SR_LOSS_SSM, SR_LOSS_NCE};
     int64_t gstep = 0; /* the optimiser's step counter runs across cases */
     for (const char *p = ks_arg; p && *p;) {
@@ -268,6 +275,7 @@ int main(int argc, char **argv)
         p = strchr(p, ',');
         if (p) p++;
         for (int ki = 0; ki < 2; ki++) {
+            if (!strstr(losses, ki == 0 ? "ssm" : "nce")) continue;
             cfg.loss_negatives = k;
             cfg.loss_dns_candidates = 4 * k;
             snprintf(cfg.loss_proposal, sizeof cfg.loss_proposal, "%s", prop);

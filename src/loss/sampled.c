@@ -58,6 +58,10 @@ struct sr_sampled {
     float *gt;                  /* b_max: dL/ds_t on the target's owner */
     int64_t *trow, *neg;        /* b_max: local row of the target (-1), bpr negatives */
     src_ *srt;                  /* cap + b_max */
+    src_ *byid;                 /* cap: shared pool entries sorted by (local row, entry), for the hit search */
+    float *alpha;               /* b_max: ssm, dL/dz_ij = alpha_i z_ij once z holds exp(z - local max) */
+    float *qs;                  /* shared ssm: b_max x d, alpha_i q_i (the dV GEMM's right operand) */
+    int threads;                /* OpenMP threads of the row passes (OpenBLAS's count at create) */
     int64_t dv_cap;
     int64_t *dv_rows;
     float *dv_g;
@@ -180,10 +184,15 @@ sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_i
     if (shared) {
         s->vc = alloc_(s, s->cap * d, sizeof(float), "sampled rows", err);
         s->dvc = alloc_(s, s->cap * d, sizeof(float), "sampled row grads", err);
+        s->byid = alloc_(s, s->cap, sizeof(src_), "sampled pool order", err);
+        s->qs = alloc_(s, b * d, sizeof(float), "sampled scaled queries", err);
     }
+    s->alpha = alloc_(s, b, sizeof(float), "sampled row scales", err);
+    s->threads = openblas_get_num_threads() > 1 ? openblas_get_num_threads() : 1;
     if (!s->rows || !s->gid || !s->qidx || !s->corr || !s->used || (prop == PROP_DYNAMIC && (!s->keep || !s->sel)) ||
         !s->ptr || !s->kq || !s->z || !s->lse || !s->part || !s->ts || !s->tcorr || !s->gt || !s->trow ||
-        !s->neg || !s->srt || !s->dv_rows || !s->dv_g || (shared && (!s->vc || !s->dvc))) {
+        !s->neg || !s->srt || !s->dv_rows || !s->dv_g || !s->alpha ||
+        (shared && (!s->vc || !s->dvc || !s->byid || !s->qs))) {
         sr_sampled_destroy(&s);
         return err ? err->code : SR_ERR_NOMEM;
     }
@@ -198,7 +207,8 @@ void sr_sampled_destroy(sr_sampled **sp)
     sr_sampler_destroy(&s->smp);
     void *bufs[] = {s->rows, s->gid,  s->qidx, s->corr, s->used, s->keep, s->ptr, s->kq,
                     s->z,    s->sel,  s->lse,  s->part, s->ts,   s->tcorr, s->gt, s->trow,
-                    s->neg,  s->srt,  s->dv_rows, s->dv_g, s->vc, s->dvc};
+                    s->neg,  s->srt,  s->dv_rows, s->dv_g, s->vc, s->dvc, s->byid, s->alpha,
+                    s->qs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(s->mem, bufs[i]);
     sr_mem_free(s->mem, s);
     *sp = NULL;
@@ -308,8 +318,41 @@ static void select_top_(sr_sampled *s, float *row, int64_t n, int64_t e0, uint8_
     for (int64_t j = 0; j < ne && j < kq; j++) keep[s->sel[j].e] = 1;
 }
 
+static int cmp_src_(const void *pa, const void *pb)
+{
+    const src_ *a = pa, *b = pb;
+    if (a->row != b->row) return a->row < b->row ? -1 : 1;
+    return a->src < b->src ? -1 : (a->src > b->src);
+}
+
+/* Shared pool without a dynamic selection: score_ leaves the raw logits and
+ * the objective corrects and masks each row (fix_row_) right before its own
+ * pass over it, so a row is read from memory once, not once per pass. */
+static bool deferred_(const sr_sampled *s)
+{
+    return s->shared && !s->keep && s->kind != SR_LOSS_BPR;
+}
+
+/* Query i's row: logits minus corrections, hits (pool entries whose row is
+ * the query's owned target, found in the sorted pool) at -inf. */
+static void fix_row_(const sr_sampled *s, int64_t i, float *row)
+{
+    const int64_t np = s->np, t = s->trow[i];
+    const double *corr = s->corr;
+    for (int64_t e = 0; e < np; e++) row[e] = (float)((double)row[e] - corr[e]);
+    if (!s->remove_hits || t < 0) return;
+    int64_t lo = 0, hi = np; /* first entry with row >= t */
+    while (lo < hi) {
+        int64_t mid = lo + (hi - lo) / 2;
+        if (s->byid[mid].row < t) lo = mid + 1;
+        else hi = mid;
+    }
+    for (; lo < np && s->byid[lo].row == t; lo++) row[s->byid[lo].src] = -INFINITY;
+}
+
 /* Logits of the pool, corrected and masked (-inf: not in the query's
- * objective); used[e] set when some query keeps entry e. */
+ * objective; deferred to fix_row_ for plain shared pools); used[e] set when
+ * some query keeps entry e. */
 static void score_(sr_sampled *s, const float *q, int64_t b, const float *v, const int64_t *targets)
 {
     const int64_t d = s->d, np = s->np;
@@ -320,6 +363,18 @@ static void score_(sr_sampled *s, const float *q, int64_t b, const float *v, con
         if (np > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)np, (int)d, 1.0f, q, (int)d,
                         s->vc, (int)d, 0.0f, s->z, (int)np);
+        if (deferred_(s)) {
+            /* An entry is in some query's objective unless it is a hit of
+             * every query, i.e. all targets are its item. */
+            bool same = true;
+            for (int64_t i = 1; i < b && same; i++) same = targets[i] == targets[0];
+            for (int64_t e = 0; e < np; e++) {
+                s->used[e] = !(s->remove_hits && same && s->gid[e] == targets[0]);
+                s->byid[e] = (src_){s->rows[e], e};
+            }
+            if (s->remove_hits) qsort(s->byid, (size_t)np, sizeof(src_), cmp_src_);
+            return;
+        }
         for (int64_t i = 0; i < b; i++) {
             float *row = s->z + i * np;
             uint8_t *keep = s->keep ? s->keep + i * np : NULL;
@@ -381,14 +436,52 @@ static double sigmoid_(double x)
     return e / (1.0 + e);
 }
 
+/* row := exp(row - m) in place, m the row's max (returned); *sum = the sum
+ * of the new row in double; *bad = 1 on a NaN or +inf. One exp an element:
+ * the max pass and the sum pass run on the row while it is in L1. */
+static float row_exp_(float *row, int64_t n, double *sum, int *bad)
+{
+    float mx = -INFINITY;
+    int nan = 0;
+#ifdef _OPENMP
+#pragma omp simd reduction(max : mx) reduction(| : nan)
+#endif
+    for (int64_t j = 0; j < n; j++) {
+        mx = row[j] > mx ? row[j] : mx;
+        nan |= row[j] != row[j];
+    }
+    *bad = nan || mx == INFINITY;
+    double acc = 0.0;
+    if (mx == -INFINITY || *bad) { /* nothing in the objective (or a poisoned row) */
+        memset(row, 0, (size_t)n * sizeof(float));
+    } else {
+        sr_vexp_row_scale(row, n, mx, 1.0f);
+#ifdef _OPENMP
+#pragma omp simd reduction(+ : acc)
+#endif
+        for (int64_t j = 0; j < n; j++) acc += (double)row[j];
+    }
+    *sum = acc;
+    return mx;
+}
+
 static sr_status ssm_(sr_sampled *s, int64_t b, double *loss, sr_error *err)
 {
+    const bool defer = deferred_(s);
+    /* Rows are independent: the result does not depend on the thread count. */
+#ifdef _OPENMP
+#pragma omp parallel for num_threads(s->threads) if (s->threads > 1) schedule(static)
+#endif
     for (int64_t i = 0; i < b; i++) {
         int64_t n;
         float *row = zrow_(s, i, &n);
+        if (defer) fix_row_(s, i, row);
+        /* exp(z - local max) in place while the row is in cache: after the
+         * collective the global max and sum are one scale a row (alpha). */
         int bad = 0;
-        float mx = -INFINITY;
-        double sum = sr_vexp_row_lse(row, n, &mx, &bad);
+        double sum = 0.0;
+        float mx = row_exp_(row, n, &sum, &bad);
+        s->alpha[i] = mx;
         sr_lse t = {mx, bad ? NAN : sum, 0.0};
         if (s->trow[i] >= 0) {
             sr_lse tt = {s->ts[i], 1.0, s->ts[i]};
@@ -403,22 +496,29 @@ static sr_status ssm_(sr_sampled *s, int64_t b, double *loss, sr_error *err)
     l /= (double)b;
     if (!isfinite(l)) SR_FAIL(err, SR_ERR_NUMERIC, "ssm step: loss is %g (NaN or infinite embeddings)", l);
     *loss = l;
-    /* dL/dz = exp(z - M) / S / b; the owner subtracts 1/b at the target. */
+    /* dL/dz = exp(z - M) / S / b = alpha_i exp(z - m_i) (m_i the local max);
+     * the owner subtracts 1/b at the target. Shared pools keep alpha for the
+     * B x d operands of the GEMMs (grads_); per-query rows take it here. */
     for (int64_t i = 0; i < b; i++) {
+        const sr_lse *t = &s->lse[i];
+        double a = s->alpha[i] == -INFINITY ? 0.0 : exp((double)s->alpha[i] - t->max) / (t->sum * (double)b);
+        s->alpha[i] = (float)a;
+        s->gt[i] = s->trow[i] >= 0 ? (float)((exp(s->ts[i] - t->max) / t->sum - 1.0) / (double)b) : 0.0f;
+        if (s->shared) continue;
         int64_t n;
         float *row = zrow_(s, i, &n);
-        const sr_lse *t = &s->lse[i];
-        sr_vexp_row_scale(row, n, (float)t->max, (float)(1.0 / (t->sum * (double)b)));
-        s->gt[i] = s->trow[i] >= 0 ? (float)((exp(s->ts[i] - t->max) / t->sum - 1.0) / (double)b) : 0.0f;
+        for (int64_t j = 0; j < n; j++) row[j] *= s->alpha[i];
     }
     return SR_OK;
 }
 
 static sr_status nce_(sr_sampled *s, int64_t b, double *loss, sr_error *err)
 {
+    const bool defer = deferred_(s);
     for (int64_t i = 0; i < b; i++) {
         int64_t n;
-        const float *row = zrow_(s, i, &n);
+        float *row = zrow_(s, i, &n);
+        if (defer) fix_row_(s, i, row);
         double acc = 0.0;
         for (int64_t j = 0; j < n; j++)
             if (row[j] != -INFINITY) acc += softplus_((double)row[j]); /* -log sig(-x) */
@@ -469,22 +569,19 @@ static sr_status bpr_(sr_sampled *s, const float *q, int64_t b, const float *v, 
 
 /* ---- gradients ----------------------------------------------------------- */
 
-static int cmp_src_(const void *pa, const void *pb)
-{
-    const src_ *a = pa, *b = pb;
-    if (a->row != b->row) return a->row < b->row ? -1 : 1;
-    return a->src < b->src ? -1 : (a->src > b->src);
-}
-
 static void grads_(sr_sampled *s, const float *q, int64_t b, const float *v, float *dq, sr_item_grad *dv)
 {
     const int64_t d = s->d, np = s->np;
     const bool dense = s->shared && s->kind != SR_LOSS_BPR;
+    const bool scaled = dense && s->kind == SR_LOSS_SSM; /* z holds exp(z - m_i), alpha_i apart */
     if (dq) {
-        if (dense && np > 0)
+        if (dense && np > 0) {
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)b, (int)d, (int)np, 1.0f, s->z, (int)np,
                         s->vc, (int)d, 0.0f, dq, (int)d);
-        else
+            if (scaled)
+                for (int64_t i = 0; i < b; i++)
+                    for (int64_t j = 0; j < d; j++) dq[i * d + j] *= s->alpha[i];
+        } else
             memset(dq, 0, (size_t)(b * d) * sizeof(float));
         if (!dense)
             for (int64_t e = 0; e < np; e++)
@@ -495,9 +592,16 @@ static void grads_(sr_sampled *s, const float *q, int64_t b, const float *v, flo
             if (s->trow[i] >= 0) cblas_saxpy((int)d, s->gt[i], v + s->trow[i] * d, 1, dq + i * d, 1);
     }
     if (!dv) return;
-    if (dense && np > 0)
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)d, (int)b, 1.0f, s->z, (int)np, q,
+    if (dense && np > 0) {
+        const float *qq = q;
+        if (scaled) {
+            for (int64_t i = 0; i < b; i++)
+                for (int64_t j = 0; j < d; j++) s->qs[i * d + j] = s->alpha[i] * q[i * d + j];
+            qq = s->qs;
+        }
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)d, (int)b, 1.0f, s->z, (int)np, qq,
                     (int)d, 0.0f, s->dvc, (int)d);
+    }
     int64_t ns = 0;
     for (int64_t e = 0; e < np; e++)
         if (s->used[e]) s->srt[ns++] = (src_){s->rows[e], e};
