@@ -20,6 +20,14 @@ add_test(NAME guard_watchdog
 set_tests_properties(ckpt_kill guard_watchdog PROPERTIES TIMEOUT 600 PROCESSORS 2 LABELS "reliability;script"
                      ENVIRONMENT "${SR_MPI_ENV}")
 
+# Real file-system faults through the CLI at 2 and 3 ranks: a full tmpfs
+# and a read-only bind mount (root only: skipped, exit 77, without mount).
+add_test(NAME ckpt_fs_faults
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/scripts/ckpt_fs_faults.sh ${MPIEXEC_EXECUTABLE}
+                 $<TARGET_FILE:softrec> ${CMAKE_CURRENT_BINARY_DIR}/work/ckpt_fs_faults)
+set_tests_properties(ckpt_fs_faults PROPERTIES TIMEOUT 600 PROCESSORS 2 SKIP_RETURN_CODE 77
+                     LABELS "reliability;script" ENVIRONMENT "${SR_MPI_ENV}")
+
 sr_add_test(NAME test_h5check SOURCES unit/test_h5check.c LABELS reliability)
 set_property(TEST test_h5check APPEND PROPERTY ENVIRONMENT "ASAN_OPTIONS=detect_leaks=0")
 # The malformed checkpoints again at 2 and 3 ranks: the same exact error on

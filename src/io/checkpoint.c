@@ -4,10 +4,14 @@
  * row transfers are independent. */
 #include "io/checkpoint.h"
 
+#include <errno.h>
+#include <fcntl.h>
 #include <hdf5.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
 
 #include "io/h5check.h"
 #include "io/sha256.h"
@@ -396,11 +400,68 @@ static sr_status check_args(const sr_comm *c, const char *path, const sr_ckpt_ta
     return SR_OK;
 }
 
+/* An upper bound of the file's size: the data, the text attributes twice,
+ * and generous room for HDF5's object headers, heaps and B-trees. */
+static int64_t size_bound(const sr_comm *c, const sr_ckpt_info *info, const sr_ckpt_table *tables, int ntables,
+                          const sr_ckpt_state *state, int nstate)
+{
+    int64_t b = (int64_t)64 << 10;
+    b += 2 * (int64_t)(strlen(info->dataset) + (info->config_ini ? strlen(info->config_ini) : 0) + 1024);
+    for (int i = 0; i < ntables; i++)
+        b += tables[i].global_rows * tables[i].d * 4 + nblocks_of(tables[i].global_rows) * 32 + 2 * 4096 +
+             2 * (int64_t)strlen(tables[i].name);
+    for (int i = 0; i < nstate; i++) b += (state[i].per_rank ? c->size : 1) * state[i].count * 8 + 4096;
+    return b;
+}
+
+/* Rank 0: allocate bytes for path (posix_fallocate), creating it when
+ * create is set. Returns 0 or the errno. */
+static int allocate_file(const char *path, int64_t bytes, int create)
+{
+    int fd = open(path, create ? O_WRONLY | O_CREAT | O_TRUNC : O_WRONLY, 0644);
+    if (fd < 0) return errno;
+    int rc = posix_fallocate(fd, 0, (off_t)bytes);
+    if (close(fd) != 0 && rc == 0) rc = errno;
+    return rc;
+}
+
+/* Rank 0, before HDF5 writes a byte: prove that the file system has room
+ * for the whole file (a scratch file of that size, then deleted). A full
+ * file system met inside parallel HDF5 makes one rank's collective metadata
+ * calls fail while the others go on (a hang, measured with tmpfs); here it
+ * is one plain error that every rank agrees on. */
+static sr_status reserve_space(const char *path, int64_t bytes, sr_error *err)
+{
+    char rsv[1200];
+    if ((size_t)snprintf(rsv, sizeof rsv, "%s.reserve", path) >= sizeof rsv)
+        SR_FAIL(err, SR_ERR_INTERNAL, "%s: path too long", path);
+    int e = allocate_file(rsv, bytes, 1);
+    unlink(rsv);
+    if (e) SR_FAIL(err, SR_ERR_IO, "%s: cannot reserve %lld bytes for the checkpoint: %s", path, (long long)bytes,
+                   strerror(e));
+    return SR_OK;
+}
+
+/* Rank 0: a closed file's end of allocation (HDF5 answers it only for a
+ * file opened with the default driver), -1 when it cannot be read. */
+static int64_t file_eoa(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    haddr_t eoa = HADDR_UNDEF;
+    if (f >= 0 && H5Fget_eoa(f, &eoa) < 0) eoa = HADDR_UNDEF;
+    if (f >= 0) H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return eoa == HADDR_UNDEF ? -1 : (int64_t)eoa;
+}
+
 sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *info, const sr_ckpt_table *tables,
                        int ntables, const sr_ckpt_state *state, int nstate, sr_fault *fault, sr_error *err)
 {
     H5Eset_auto2(H5E_DEFAULT, NULL, NULL);
     check_args(c, path, tables, ntables, state, nstate, err);
+    SR_TRY(sr_comm_agree(c, err));
+    const int64_t bound = size_bound(c, info, tables, ntables, state, nstate);
+    if (c->rank == 0) reserve_space(path, bound, err);
     SR_TRY(sr_comm_agree(c, err));
     hid_t fapl = open_fapl(c);
     hid_t fcpl = H5Pcreate(H5P_FILE_CREATE);
@@ -408,7 +469,19 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     hid_t f = H5Fcreate(path, H5F_ACC_TRUNC, fcpl, fapl);
     H5Pclose(fcpl);
     H5Pclose(fapl);
-    if (f < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create checkpoint file", path);
+    if (f < 0) {
+        /* HDF5 does not say why; the same create through POSIX does. */
+        int fd = open(path, O_WRONLY | O_CREAT, 0644), e = errno;
+        if (fd >= 0) close(fd);
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create checkpoint file: %s", path,
+                     fd < 0 ? strerror(e) : "HDF5 refused it");
+    }
+    /* The space proven free above now belongs to the file itself, so no
+     * HDF5 write below can meet a full file system. */
+    int e = c->rank == 0 && f >= 0 ? allocate_file(path, bound, 0) : 0;
+    if (e)
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot allocate %lld bytes for the checkpoint: %s", path,
+                     (long long)bound, strerror(e));
     if (sr_comm_agree(c, err) != SR_OK) {
         if (f >= 0) H5Fclose(f);
         H5Eclear2(H5E_DEFAULT);
@@ -472,6 +545,19 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
     if (H5Fclose(f) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: close failed", path);
     H5Eclear2(H5E_DEFAULT);
+    SR_TRY(sr_comm_agree(c, err));
+    /* Give back the reserved bytes HDF5 did not use: the file ends at its
+     * end of allocation, as without the reservation. */
+    if (c->rank == 0) {
+        int64_t eoa = file_eoa(path);
+        if (eoa < 0 || eoa > bound)
+            sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__,
+                         "%s: end of allocation %lld is beyond the size bound %lld", path, (long long)eoa,
+                         (long long)bound);
+        else if (truncate(path, (off_t)eoa) != 0)
+            sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot truncate to %lld bytes: %s", path,
+                         (long long)eoa, strerror(errno));
+    }
     return sr_comm_agree(c, err);
 }
 

@@ -92,7 +92,13 @@ typedef struct sr_ckpt_info {
 /* Collective: write path directly (create or truncate; no commit step: use
  * ckpt_dir.h or sr_ckpt_write for that). Tables, checksums, state, info.
  * fault (may be NULL) sees SR_FAULT_CKPT_WRITE halfway through each table.
- * Errors are agreed; a failed write may leave a partial file at path. */
+ * Before HDF5 writes anything, rank 0 reserves an upper bound of the file's
+ * size ("<path>.reserve", deleted again) and allocates it to path; after
+ * the close path is cut back to HDF5's end of allocation (same bytes as
+ * without the reservation). No room: SR_ERR_IO "<path>: cannot reserve N
+ * bytes for the checkpoint: No space left on device" before any collective
+ * HDF5 call. Errors are agreed; a failed write may leave a partial file at
+ * path. */
 sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *info, const sr_ckpt_table *tables,
                        int ntables, const sr_ckpt_state *state, int nstate, sr_fault *fault, sr_error *err);
 

@@ -318,6 +318,20 @@ sr_status sr_ckpt_dir_cleanup(const sr_comm *c, const char *run_dir, sr_error *e
             }
         }
         if (d) closedir(d);
+        /* Training must commit checkpoints: a directory it cannot write in
+         * (read-only mount, permissions) fails now, not after the first
+         * stretch of training. The deletes above are allowed to fail. */
+        if (err->code == SR_OK) {
+            char probe[SR_CKPT_DIR_PATH_MAX + 64];
+            snprintf(probe, sizeof probe, "%s/.tmp-probe-%ld", dir, (long)getpid());
+            int fd = open(probe, O_WRONLY | O_CREAT | O_TRUNC, 0644);
+            if (fd < 0)
+                sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write in the checkpoint directory: %s",
+                             dir, strerror(errno));
+            else
+                close(fd);
+            unlink(probe);
+        }
     }
     return sr_comm_agree(c, err);
 }

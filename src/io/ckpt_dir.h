@@ -9,6 +9,11 @@
  * temporary can never be mistaken for one.
  *
  * Save (collective, sr_ckpt_dir_save):
+ *  0. rank 0 proves the file system has room for the whole file (a scratch
+ *     file of an upper bound of its size, then that space allocated to the
+ *     temporary: sr_ckpt_save), so a full disk is a plain "No space left on
+ *     device" error before any HDF5 write, never a failure inside parallel
+ *     HDF5's collective calls (where the ranks diverge and hang);
  *  1. every rank writes its rows into .tmp-<step>-<pid>.h5 (sr_ckpt_save:
  *     tables, block digests, state), flush, close; all ranks agree that every
  *     rank succeeded (any failure: the temporary is deleted, nothing else
@@ -61,8 +66,12 @@
 #define SR_CKPT_DIR_NAME "checkpoints"
 #define SR_CKPT_DIR_PATH_MAX 1400
 
-/* Collective, call once at start: create <run_dir>/checkpoints if missing
- * and delete leftover temporaries and orphan digests. run_dir must exist. */
+/* Collective, call once at start of training: create <run_dir>/checkpoints
+ * if missing, delete leftover temporaries and orphan digests (best effort),
+ * and check that a file can be created there (SR_ERR_IO "<dir>: cannot write
+ * in the checkpoint directory: <OS reason>", e.g. a read-only mount).
+ * run_dir must exist. Loading needs none of this: sr_ckpt_dir_load and
+ * sr_ckpt_load only read. */
 sr_status sr_ckpt_dir_cleanup(const sr_comm *c, const char *run_dir, sr_error *err);
 
 /* Collective: commit a checkpoint of `step` (protocol above). keep >= 1.
