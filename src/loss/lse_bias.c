@@ -82,7 +82,7 @@ double sr_lse_ssm_grad(double st, double logd, const double *u, const int64_t *i
                        bool remove_hits, double *w)
 {
     for (int64_t e = 0; e < n; e++) w[e] = remove_hits && id[e] == t ? 0.0 : exp(u[e] - logd);
-    return exp(st - logd) - 1.0;
+    return exp(st - logd);
 }
 
 double sr_lse_nce_grad(double s, double logkq, double logz, bool remove_hits)
@@ -116,6 +116,11 @@ double sr_lse_sqnorm_unbiased(double sq_of_sum, double sum_of_sq, int64_t reps)
     return (sq_of_sum - sum_of_sq) / ((double)reps * (double)(reps - 1));
 }
 
+double sr_lse_sqnorm_unbiased_cv(double sq_of_sum, double sum_of_sq, double sum_dot, double pp, int64_t reps)
+{
+    return sr_lse_sqnorm_unbiased(sq_of_sum, sum_of_sq, reps) - 2.0 * sum_dot / (double)reps + pp;
+}
+
 typedef struct scratch_ {
     sr_softmax_ws *ws;
     int64_t *zero, *rows;
@@ -147,7 +152,7 @@ static sr_status scratch_alloc_(scratch_ *w, int64_t b, int64_t d, int64_t kmax,
     w->pos = sr_mem_calloc(mem, (size_t)(3 * b), sizeof(double), "lse-bias positives", err);
     w->lq = sr_mem_calloc(mem, (size_t)kmax, sizeof(double), "lse-bias log counts", err);
     w->mm = sr_mem_calloc(mem, (size_t)(2 * b), sizeof(double), "lse-bias brackets", err);
-    w->fs = sr_mem_calloc(mem, (size_t)(2 * b), sizeof(double), "lse-bias sums", err);
+    w->fs = sr_mem_calloc(mem, (size_t)(3 * b), sizeof(double), "lse-bias sums", err);
     w->cc = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias c", err);
     w->lo = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias lo", err);
     w->hi = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias hi", err);
@@ -398,15 +403,16 @@ static sr_status nce_pass_(const sr_comm *c, const sr_sampler *smp, const float 
     return sr_comm_allreduce_sum(c, w->acc, b * m, err);
 }
 
-/* SSM at k = ks[ki]: R repetitions of (positive, noise sample), each query's
- * sparse gradient folded into its running sum over the shard; then
- * fs[2i] = ||sum_r g_r||^2 and fs[2i+1] = sum_r ||g_r||^2 (all-reduced). */
+/* SSM at k = ks[ki]: R repetitions of (positive, noise sample); each
+ * query's sampled distribution a_r = g_r + e_y (sparse) is folded into its
+ * running sum A over the shard; then fs[3i] = ||A||^2, fs[3i+1] =
+ * sum_r ||a_r||^2, fs[3i+2] = sum_r a_r . p (all-reduced). */
 static sr_status ssm_pass_(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q, int64_t b,
                            int64_t d, const float *v, int64_t nl, const int64_t *ks, int64_t nk, int64_t ki,
-                           int64_t reps, bool rh, uint64_t seed, scratch_ *w, sr_error *err)
+                           int64_t reps, bool rh, uint64_t seed, const double *lz, scratch_ *w, sr_error *err)
 {
     memset(w->gsum, 0, (size_t)(b * nl) * sizeof(double));
-    memset(w->fs, 0, (size_t)(2 * b) * sizeof(double));
+    memset(w->fs, 0, (size_t)(3 * b) * sizeof(double));
     for (int64_t r = 0; r < reps; r++) {
         SR_TRY(draw_positives_(c, items, smp, q, b, d, v, nl, seed, r, w, err));
         const int64_t kr = draw_noise_(c, smp, q, b, d, v, ks[ki], ki, nk, seed, r, w);
@@ -422,19 +428,23 @@ static sr_status ssm_pass_(const sr_comm *c, const sr_shard *items, const sr_sam
             const int64_t tl = sr_shard_owner(items, t) == c->rank ? sr_shard_local(items, t) : -1;
             const double st = w->pos[3 * i], logd = logaddexp_(st, sr_lse_value(&w->lse[i]));
             for (int64_t e = 0; e < kr; e++) w->u[e] = (double)w->z[i * kr + e] - w->lq[e];
-            const double gt = sr_lse_ssm_grad(st, logd, w->u, w->rows, kr, tl, rh, w->wt);
+            const double at = sr_lse_ssm_grad(st, logd, w->u, w->rows, kr, tl, rh, w->wt);
+            double dot = 0;
+            for (int64_t e = 0; e < kr; e++) dot += w->wt[e] * exp((double)w->z[i * kr + e] - lz[i]);
             memcpy(w->gidx, w->rows, (size_t)kr * sizeof(int64_t));
             int64_t n = kr;
             if (tl >= 0) { /* the target's term lives on its owner */
                 w->gidx[n] = tl;
-                w->wt[n++] = gt;
+                w->wt[n++] = at;
+                dot += at * exp(st - lz[i]);
             }
-            w->fs[2 * i + 1] += sr_lse_grad_accum(w->gsum + i * nl, w->gtmp, w->gidx, w->wt, n);
+            w->fs[3 * i + 1] += sr_lse_grad_accum(w->gsum + i * nl, w->gtmp, w->gidx, w->wt, n);
+            w->fs[3 * i + 2] += dot;
         }
     }
     for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < nl; j++) w->fs[2 * i] += w->gsum[i * nl + j] * w->gsum[i * nl + j];
-    return sr_comm_allreduce_sum(c, w->fs, 2 * b, err);
+        for (int64_t j = 0; j < nl; j++) w->fs[3 * i] += w->gsum[i * nl + j] * w->gsum[i * nl + j];
+    return sr_comm_allreduce_sum(c, w->fs, 3 * b, err);
 }
 
 sr_status sr_lse_grad_bias_run(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q,
@@ -468,14 +478,15 @@ sr_status sr_lse_grad_bias_run(const sr_comm *c, const sr_shard *items, const sr
         }
     }
     for (int64_t ki = 0; ki < nk && st == SR_OK; ki++) {
-        st = ssm_pass_(c, items, smp, q, b, d, v, nl, ks, nk, ki, reps, remove_hits, seed, &w, err);
+        st = ssm_pass_(c, items, smp, q, b, d, v, nl, ks, nk, ki, reps, remove_hits, seed, lz, &w, err);
         if (st != SR_OK) break;
         double me = 0, me2 = 0, mn = 0;
         for (int64_t i = 0; i < b; i++) {
-            double est = sr_lse_sqnorm_unbiased(w.fs[2 * i], w.fs[2 * i + 1], reps);
+            const double *f = w.fs + 3 * i, pp = w.acc[i * m], rr = (double)reps;
+            double est = sr_lse_sqnorm_unbiased_cv(f[0], f[1], f[2], pp, reps);
             me += est / (double)b;
             me2 += est * est / (double)b;
-            mn += w.fs[2 * i] / ((double)reps * (double)reps) / (double)b;
+            mn += (f[0] / (rr * rr) - 2.0 * f[2] / rr + pp) / (double)b; /* ||mean_r a_r - p||^2 */
         }
         rows[ki].ssm_rel2 = me / sum->grad_ms;
         rows[ki].ssm_rel2_se = b > 1 ? sqrt(fmax(me2 - me * me, 0.0) / (double)(b - 1)) / sum->grad_ms : NAN;

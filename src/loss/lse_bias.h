@@ -62,11 +62,19 @@
  *        to g_y). No closed form for E g: Monte Carlo over R repetitions
  *        r (positive and noise sample as above, the same streams), and the
  *        UNBIASED estimate of the squared norm
- *          ||E g||^2 ~ (||sum_r g_r||^2 - sum_r ||g_r||^2) / (R (R - 1))
- *        (E of the cross terms g_r . g_s, r != s, is ||E g||^2; the plug-in
- *        ||mean_r g_r||^2 adds tr Cov(g) / R, a noise floor). The g_r are
- *        sparse (k + 1 entries); their sums are kept per query over the shard
- *        (b x n_local doubles), then one all-reduce of 2b sums per k.
+ *          ||E g||^2 ~ (||sum_r h_r||^2 - sum_r ||h_r||^2) / (R (R - 1))
+ *        (E of the cross terms h_r . h_s, r != s, is ||E h||^2; the plug-in
+ *        ||mean_r h_r||^2 adds tr Cov(h) / R, a noise floor), taken on the
+ *        control variate h_r = g_r - (p - e_y) = a_r - p, which has the same
+ *        mean (E[p - e_y] = 0) but not the e_y term, whose rare collisions
+ *        y_r = y_s make the estimate on g heavy-tailed. a_r (the sampled
+ *        distribution, k + 1 entries) is sparse and p is not, so the sums
+ *        are expanded: with A = sum_r a_r,
+ *          ||sum h||^2 - sum ||h||^2 = ||A||^2 - sum_r ||a_r||^2
+ *                                      - 2 (R - 1) sum_r a_r . p + R (R - 1) ||p||^2,
+ *        and a_r . p needs p only at the touched items. A is kept per query
+ *        over the shard (b x n_local doubles), then one all-reduce of 3b
+ *        sums per k.
  * Reported per k, RMS over the b queries relative to the exact gradient's:
  *   rel2 = mean_i ||E g_i||^2 / mean_i E||p_i - e_y||^2, where
  *   E||p - e_y||^2 = 1 - ||p||^2 exactly; rel = sqrt(rel2). For SSM also the
@@ -110,8 +118,9 @@ sr_status sr_lse_bias_run(const sr_comm *c, const sr_shard *items, const sr_samp
  * logits corrected by log(k Q), id[n] their item ids, t the target's id
  * (hits: id[e] == t). */
 double sr_lse_ssm_logd(double st, const double *u, const int64_t *id, int64_t n, int64_t t, bool remove_hits);
-/* SSM per-sample gradient: w[e] for draw e (0 for a removed hit), returns
- * the target's own term e^{st - logd} - 1. */
+/* SSM per-sample sampled distribution a (the gradient is g = a - e_y):
+ * w[e] = e^{u_e - logd} for draw e (0 for a removed hit); returns the
+ * target's own share e^{st - logd}. */
 double sr_lse_ssm_grad(double st, double logd, const double *u, const int64_t *id, int64_t n, int64_t t,
                        bool remove_hits, double *w);
 /* NCE expected gradient of item j (score s, logkq = log(k Q(j)), the query's
@@ -124,6 +133,10 @@ double sr_lse_nce_grad_limit(double s, double logz, bool remove_hits);
 double sr_lse_grad_accum(double *sum, double *tmp, const int64_t *rows, const double *w, int64_t n);
 /* (sq_of_sum - sum_of_sq) / (R (R - 1)), R >= 2. */
 double sr_lse_sqnorm_unbiased(double sq_of_sum, double sum_of_sq, int64_t reps);
+/* The same for h_r = a_r - p from the sums over the a_r: sq_of_sum =
+ * ||sum_r a_r||^2, sum_of_sq = sum_r ||a_r||^2, sum_dot = sum_r a_r . p,
+ * pp = ||p||^2: the above minus 2 sum_dot / R plus pp. */
+double sr_lse_sqnorm_unbiased_cv(double sq_of_sum, double sum_of_sq, double sum_dot, double pp, int64_t reps);
 
 typedef struct sr_lse_grad_row {
     int64_t k;

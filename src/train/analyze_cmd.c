@@ -2,6 +2,8 @@
 #include "train/analyze_cmd.h"
 
 #include <jansson.h>
+#include <math.h>
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -38,7 +40,8 @@ static void usage(FILE *out)
 {
     fprintf(out,
             "usage: softrec analyze lse-bias --checkpoint MODEL.h5 [options]\n"
-            "  Exact log-partition function against the sampled-softmax and NCE estimates.\n"
+            "  Exact log-partition function against the sampled-softmax and NCE estimates, and\n"
+            "  (R >= 2) the bias of their expected training gradients at the exact fixed point.\n"
             "  --k LIST          sample sizes (default 16,64,256,1024,4096)\n"
             "  --reps R          repetitions per k (default 20)\n"
             "  --proposal P      uniform | popularity (default: the checkpoint's loss.proposal,\n"
@@ -217,6 +220,14 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
     if (!logz) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
     sr_status st = sr_lse_bias_run(c, map, smp, q, b, cfg->model_dim, v, o->ks, o->nk, o->reps, (uint64_t)o->seed, &mem,
                          logz, rows, err);
+    /* The expected-gradient bias needs two repetitions for its unbiased
+     * squared norm; with one the log Z table is all there is. */
+    sr_lse_grad_row grows[MAX_LIST];
+    sr_lse_grad_summary gsum;
+    const bool grad = o->reps >= 2;
+    if (st == SR_OK && grad)
+        st = sr_lse_grad_bias_run(c, map, smp, q, b, cfg->model_dim, v, o->ks, o->nk, o->reps,
+                                  cfg->loss_remove_accidental_hits, (uint64_t)o->seed, &mem, &gsum, grows, err);
     sr_sampler_destroy(&smp);
     if (st != SR_OK) {
         free(logz);
@@ -234,6 +245,20 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
             printf("| %lld | %.5f | %.5f | %.5f | %.5f | %.5f | %.5f |\n", (long long)rows[i].k, rows[i].ssm_bias,
                    rows[i].ssm_var, rows[i].ssm_mse, rows[i].nce_bias, rows[i].nce_var, rows[i].nce_mse);
         printf("\n");
+        if (grad) {
+            printf("# expected-gradient bias at the exact fixed point (y ~ P), accidental hits %s: RMS over users of\n"
+                   "# ||E g|| relative to the exact gradient's RMS norm %.4f; NCE k -> inf limit %.5f\n\n",
+                   cfg->loss_remove_accidental_hits ? "removed" : "kept", sqrt(gsum.grad_ms),
+                   sqrt(fmax(gsum.nce_lim_rel2, 0)));
+            printf("| k | SSM rel. bias | SSM rel^2 +- SE | SSM plug-in | NCE rel. bias | NCE, logits - log Z |\n");
+            printf("|---:|---:|---:|---:|---:|---:|\n");
+            for (int i = 0; i < o->nk; i++)
+                printf("| %lld | %.5f | %.2e +- %.1e | %.5f | %.5f | %.5f |\n", (long long)grows[i].k,
+                       sqrt(fmax(grows[i].ssm_rel2, 0)), grows[i].ssm_rel2, grows[i].ssm_rel2_se,
+                       sqrt(fmax(grows[i].ssm_naive_rel2, 0)), sqrt(fmax(grows[i].nce_rel2, 0)),
+                       sqrt(fmax(grows[i].nce_sn_rel2, 0)));
+            printf("\n");
+        }
     }
     json_t *res = json_object(), *arr = json_array();
     for (int i = 0; i < o->nk; i++) {
@@ -259,6 +284,24 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
     json_object_set_new(res, "ranks", json_integer(c->size));
     json_object_set_new(res, "mean_logz", json_real(mean_logz));
     json_object_set_new(res, "rows", arr);
+    if (grad) {
+        json_t *g = json_object(), *ga = json_array();
+        json_object_set_new(g, "remove_accidental_hits", json_boolean(cfg->loss_remove_accidental_hits));
+        json_object_set_new(g, "grad_ms", json_real(gsum.grad_ms));
+        json_object_set_new(g, "nce_lim_rel2", json_real(gsum.nce_lim_rel2));
+        for (int i = 0; i < o->nk; i++) {
+            json_t *r = json_object();
+            json_object_set_new(r, "k", json_integer(grows[i].k));
+            json_object_set_new(r, "ssm_rel2", json_real(grows[i].ssm_rel2));
+            json_object_set_new(r, "ssm_rel2_se", json_real(grows[i].ssm_rel2_se));
+            json_object_set_new(r, "ssm_naive_rel2", json_real(grows[i].ssm_naive_rel2));
+            json_object_set_new(r, "nce_rel2", json_real(grows[i].nce_rel2));
+            json_object_set_new(r, "nce_sn_rel2", json_real(grows[i].nce_sn_rel2));
+            json_array_append_new(ga, r);
+        }
+        json_object_set_new(g, "rows", ga);
+        json_object_set_new(res, "grad_bias", g);
+    }
     emit(c, o, res);
     return SR_OK;
 }

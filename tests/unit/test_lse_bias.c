@@ -11,8 +11,10 @@
  *   - SSM: the per-sample kernel equals the twin on every (y, j1, j2) of a
  *     N = 5, k = 2 catalogue; the unbiased squared-norm estimator over R = 4
  *     repetitions averages, over 40,000 batches, to the exact ||E g||^2
- *     enumerated over all 125 samples (within 4 standard errors), while the
- *     plug-in ||mean g||^2 sits more than 10 standard errors above it.
+ *     enumerated over all 125 samples (within 4 standard errors), and so does
+ *     its control-variate form on h = g - (p - e_y) with a smaller standard
+ *     error, while the plug-in ||mean g||^2 sits more than 10 standard
+ *     errors above it.
  */
 #include <math.h>
 #include <stdio.h>
@@ -148,7 +150,7 @@ static void test_ssm_unbiased_sqnorm(void)
                         dense[j] = 0;
                     }
                     double logd = sr_lse_ssm_logd(s[y], u, ids, K, y, h);
-                    wt[K] = sr_lse_ssm_grad(s[y], logd, u, ids, K, y, h, wt);
+                    wt[K] = sr_lse_ssm_grad(s[y], logd, u, ids, K, y, h, wt) - 1.0;
                     double sq = sr_lse_grad_accum(dense, tmp, rows, wt, K + 1);
                     for (int64_t j = 0; j < N; j++) kernel_ok &= fabs(dense[j] - g[j]) < 1e-12 && tmp[j] == 0;
                     kernel_ok &= fabs(sq - twin2) < 1e-12;
@@ -156,10 +158,12 @@ static void test_ssm_unbiased_sqnorm(void)
         CU_ASSERT(kernel_ok);
         double exact = 0;
         for (int64_t j = 0; j < N; j++) exact += eg[j] * eg[j];
-        /* Monte Carlo: M independent batches of R repetitions. */
-        double me = 0, me2 = 0, mn = 0, mn2 = 0;
+        /* Monte Carlo: M independent batches of R repetitions; the estimator
+         * on g and on the control variate h = a - p (a = g + e_y). */
+        double pp = 0, me = 0, me2 = 0, mn = 0, mn2 = 0, mc = 0, mc2 = 0;
+        for (int64_t j = 0; j < N; j++) pp += p[j] * p[j];
         for (int m = 0; m < M; m++) {
-            double sum[N] = {0}, ssq = 0;
+            double sum[N] = {0}, suma[N] = {0}, ssq = 0, ssqa = 0, dot = 0;
             for (int rep = 0; rep < R; rep++) {
                 int64_t y = draw(&r, p, N), ids[K], rows[K + 1];
                 double u[K], wt[K + 1];
@@ -169,20 +173,33 @@ static void test_ssm_unbiased_sqnorm(void)
                 }
                 rows[K] = y;
                 wt[K] = sr_lse_ssm_grad(s[y], sr_lse_ssm_logd(s[y], u, ids, K, y, h), u, ids, K, y, h, wt);
+                for (int e = 0; e <= K; e++) dot += wt[e] * p[rows[e]];
+                ssqa += sr_lse_grad_accum(suma, tmp, rows, wt, K + 1);
+                wt[K] -= 1.0;
                 ssq += sr_lse_grad_accum(sum, tmp, rows, wt, K + 1);
             }
-            double a = 0;
-            for (int64_t j = 0; j < N; j++) a += sum[j] * sum[j];
+            double a = 0, aa = 0;
+            for (int64_t j = 0; j < N; j++) {
+                a += sum[j] * sum[j];
+                aa += suma[j] * suma[j];
+            }
             double est = sr_lse_sqnorm_unbiased(a, ssq, R), naive = a / (R * R);
+            double cv = sr_lse_sqnorm_unbiased_cv(aa, ssqa, dot, pp, R);
             me += est / M;
             me2 += est * est / M;
             mn += naive / M;
             mn2 += naive * naive / M;
+            mc += cv / M;
+            mc2 += cv * cv / M;
         }
         double se = sqrt((me2 - me * me) / (M - 1)), sen = sqrt((mn2 - mn * mn) / (M - 1));
-        printf("\n  ssm h=%d: exact ||E g||^2 %.6f, unbiased %.6f +- %.6f, plug-in %.6f +- %.6f", h, exact, me, se, mn,
-               sen);
+        double sec = sqrt((mc2 - mc * mc) / (M - 1));
+        printf("\n  ssm h=%d: exact ||E g||^2 %.6f, unbiased %.6f +- %.6f, with control variate %.6f +- %.6f, "
+               "plug-in %.6f +- %.6f",
+               h, exact, me, se, mc, sec, mn, sen);
         CU_ASSERT(fabs(me - exact) < 4 * se);
+        CU_ASSERT(fabs(mc - exact) < 4 * sec);
+        CU_ASSERT(sec < se);
         CU_ASSERT(mn - exact > 10 * sen);
     }
 }
