@@ -8,7 +8,7 @@ build=${1:-$here/build}
 shift || true
 
 pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmpi-dev hdf5-tools
-      libopenblas-dev libcunit1-dev libinih-dev libjansson-dev zlib1g-dev gnuplot-nox
+      libopenblas-dev libcunit1-dev libinih-dev libjansson-dev zlib1g-dev libmetis-dev gnuplot-nox
       python3 munge slurm-client slurmctld slurmd   # this line: launch/report, slurm/, tests/slurm
       clang)   # the libFuzzer harnesses (-DSOFTREC_FUZZ=ON, tests/fuzz/README.md)
 missing=()

@@ -1,4 +1,4 @@
-/* data_cmd.c: "softrec data convert|synth|info".
+/* data_cmd.c: "softrec data convert|synth|info|reorder".
  *
  * Options are parsed identically on every rank, so usage errors agree
  * without communication; the conversion itself runs on rank 0 while the
@@ -15,12 +15,14 @@
 #include "core/log.h"
 #include "io/convert.h"
 #include "io/info.h"
+#include "io/reorder.h"
 #include "io/synth.h"
 
 static const char data_usage[] =
     "usage: softrec data convert --format FMT --input FILE --output OUT.h5 [options]\n"
     "       softrec data info FILE.h5 [--json]\n"
     "       softrec data synth [options]            (softrec data synth --help)\n"
+    "       softrec data reorder --input A.h5 --output B.h5 --parts P [--seed S] [--force]\n"
     "\n"
     "convert formats (--format):\n"
     "  ml-100k    u.data lines 'user<TAB>item<TAB>rating<TAB>time'\n"
@@ -45,7 +47,12 @@ static const char data_usage[] =
     "original ids are kept in /user_ids and /item_ids. See docs/dataset-format.md.\n"
     "\n"
     "info prints users, items, interactions per split, density, popularity skew and\n"
-    "provenance; --json prints exactly one JSON object on stdout.\n";
+    "provenance; --json prints exactly one JSON object on stdout.\n"
+    "\n"
+    "reorder renumbers users and items so that METIS parts of the train graph\n"
+    "(recursive bisection, balanced in users and in items) become contiguous id\n"
+    "blocks: LightGCN's halo at P ranks (and P/2, P/4 for P a power of two)\n"
+    "shrinks. The input ids are kept in /map/user_orig_id and /map/item_orig_id.\n";
 
 static int is_help(const char *a) { return !strcmp(a, "--help") || !strcmp(a, "-h"); }
 
@@ -96,7 +103,7 @@ static sr_status parse_convert(int argc, char **argv, sr_convert_opts *o, int *h
     *help = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i], *v = NULL;
-        int64_t n;
+        int64_t n = 0;
         if (is_help(a)) {
             *help = 1;
             return SR_OK;
@@ -163,16 +170,21 @@ static sr_status parse_convert(int argc, char **argv, sr_convert_opts *o, int *h
     return SR_OK;
 }
 
+/* After parsing on every rank: agree on the usage error, print help once. */
+static sr_status agree_parsed(const sr_comm *c, int help, sr_error *err)
+{
+    SR_TRY(sr_comm_agree(c, err));
+    if (help && c->rank == 0) fputs(data_usage, stdout);
+    return SR_OK;
+}
+
 static sr_status cmd_convert(const sr_comm *c, int argc, char **argv, sr_error *err)
 {
     sr_convert_opts o;
     int help = 0;
     parse_convert(argc, argv, &o, &help, err);
-    SR_TRY(sr_comm_agree(c, err));
-    if (help) {
-        if (c->rank == 0) fputs(data_usage, stdout);
-        return SR_OK;
-    }
+    SR_TRY(agree_parsed(c, help, err));
+    if (help) return SR_OK;
     sr_log log;
     sr_log_init(&log, c->rank, c->size);
     sr_convert_report rep;
@@ -236,17 +248,82 @@ static sr_status cmd_info(const sr_comm *c, int argc, char **argv, sr_error *err
     return sr_comm_agree(c, err);
 }
 
+static sr_status parse_reorder(int argc, char **argv, sr_reorder_opts *o, int *help, sr_error *err)
+{
+    memset(o, 0, sizeof *o);
+    o->parts = -1;
+    *help = 0;
+    for (int i = 1; i < argc; i++) {
+        const char *a = argv[i], *v = NULL;
+        int64_t n = 0;
+        if (is_help(a)) {
+            *help = 1;
+            return SR_OK;
+        } else if (opt_is(a, "--input")) {
+            SR_TRY(opt_value(argc, argv, &i, "--input", &o->input, err));
+        } else if (opt_is(a, "--output")) {
+            SR_TRY(opt_value(argc, argv, &i, "--output", &o->output, err));
+        } else if (opt_is(a, "--parts")) {
+            SR_TRY(opt_value(argc, argv, &i, "--parts", &v, err));
+            SR_TRY(parse_int("--parts", v, 1, &o->parts, err));
+        } else if (opt_is(a, "--seed")) {
+            SR_TRY(opt_value(argc, argv, &i, "--seed", &v, err));
+            SR_TRY(parse_int("--seed", v, 0, &n, err));
+            o->seed = (uint64_t)n;
+        } else if (!strcmp(a, "--force")) {
+            o->overwrite = 1;
+        } else {
+            SR_FAIL(err, SR_ERR_USAGE, "reorder: unknown option '%s' (softrec data --help)", a);
+        }
+    }
+    if (!o->input) SR_FAIL(err, SR_ERR_USAGE, "reorder: --input is required");
+    if (!o->output) SR_FAIL(err, SR_ERR_USAGE, "reorder: --output is required");
+    if (o->parts < 0) SR_FAIL(err, SR_ERR_USAGE, "reorder: --parts is required");
+    return SR_OK;
+}
+
+static sr_status cmd_reorder(const sr_comm *c, int argc, char **argv, sr_error *err)
+{
+    sr_reorder_opts o;
+    int help = 0;
+    parse_reorder(argc, argv, &o, &help, err);
+    SR_TRY(agree_parsed(c, help, err));
+    if (help) return SR_OK;
+    sr_log log;
+    sr_log_init(&log, c->rank, c->size);
+    sr_reorder_report rep;
+    memset(&rep, 0, sizeof rep);
+    double t0 = sr_time_now();
+    if (c->rank == 0) sr_reorder_run(&o, &rep, err);
+    SR_TRY(sr_comm_agree(c, err));
+    sr_log_root(&log, SR_LOG_INFO,
+                "reorder: %s: %lld users, %lld items, %lld train pairs, %lld parts: cut %lld, spilled %lld users "
+                "and %lld items across part boundaries (METIS %.2f s, total %.2f s)",
+                o.output, (long long)rep.num_users, (long long)rep.num_items, (long long)rep.nnz[0],
+                (long long)o.parts, (long long)rep.cut, (long long)rep.spilled_users, (long long)rep.spilled_items,
+                rep.seconds_partition, sr_time_now() - t0);
+    for (int l = 0; l < rep.levels; l++)
+        sr_log_root(&log, SR_LOG_INFO,
+                    "reorder: halo at %lld ranks (remote item rows summed over ranks): %lld -> %lld (%.1f%%); "
+                    "the full table is %lld",
+                    (long long)rep.ranks[l], (long long)rep.halo_before[l], (long long)rep.halo_after[l],
+                    rep.halo_before[l] ? 100.0 * (double)rep.halo_after[l] / (double)rep.halo_before[l] : 0.0,
+                    (long long)((rep.ranks[l] - 1) * rep.num_items));
+    return SR_OK;
+}
+
 sr_status sr_cmd_data(const sr_comm *c, int argc, char **argv, sr_error *err)
 {
     if (argc < 1 || is_help(argv[0]) || !strcmp(argv[0], "help")) {
         if (c->rank == 0) fputs(data_usage, argc < 1 ? stderr : stdout);
-        if (argc < 1) sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "data: missing subcommand (convert, synth, info)");
+        if (argc < 1) sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "data: missing subcommand (convert, synth, info, reorder)");
         return sr_comm_agree(c, err);
     }
     if (!strcmp(argv[0], "convert")) return cmd_convert(c, argc, argv, err);
     if (!strcmp(argv[0], "info")) return cmd_info(c, argc, argv, err);
     if (!strcmp(argv[0], "synth")) return sr_cmd_data_synth(c, argc, argv, err);
-    sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "data: unknown subcommand '%s' (expected convert, synth or info)",
+    if (!strcmp(argv[0], "reorder")) return cmd_reorder(c, argc, argv, err);
+    sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "data: unknown subcommand '%s' (expected convert, synth, info or reorder)",
                  argv[0]);
     return sr_comm_agree(c, err);
 }

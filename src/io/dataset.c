@@ -540,6 +540,7 @@ sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, 
         objs[n++] = (sr_h5check_obj){"/user_ids", 0, SR_H5_INTEGER, 4, 8, 1, {m->num_users, -1}, -1, NULL};
         objs[n++] = (sr_h5check_obj){"/item_ids", 0, SR_H5_INTEGER, 4, 8, 1, {m->num_items, -1}, -1, NULL};
         st = sr_h5check_run(c, ds->file, path, objs, n, err);
+        if (st == SR_OK) st = sr_h5check_id_maps(ds->file, path, m->num_users, m->num_items, err);
     }
     if (sr_comm_agree(c, err) != SR_OK) goto fail;
 

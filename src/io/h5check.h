@@ -70,6 +70,12 @@ sr_status sr_h5check_ids(hid_t file, hid_t dxpl, const char *path, const sr_h5ch
 sr_status sr_h5check_run(const sr_comm *c, hid_t file, const char *path, const sr_h5check_obj *objs, int n,
                          sr_error *err);
 
+/* The optional renumbering maps /map/user_orig_id [num_users] and
+ * /map/item_orig_id [num_items] ("data reorder", io/reorder.h): both or
+ * neither, 1-D integer, and each a permutation of 0..n-1 (read in chunks,
+ * n bits of memory). Serial; every rank gets the same verdict. */
+sr_status sr_h5check_id_maps(hid_t file, const char *path, int64_t num_users, int64_t num_items, sr_error *err);
+
 /* Serial convenience for tools and the fuzzer: open path read-only with the
  * default (POSIX) driver, sr_h5check_run(NULL, ...), close. */
 sr_status sr_h5check_path(const char *path, const sr_h5check_obj *objs, int n, sr_error *err);
