@@ -22,7 +22,7 @@
  * dlsym(RTLD_NEXT)) and adds up the time and flops of every SGEMM inside the
  * timed steps: "gemm_s" and "gemm_gflops" are the step's own GEMMs. After
  * each step the same shapes (for SSM/NCE with shared negatives: B x k_r x d
- * NT logits, B x d x k_r NN dQ, k_r x d x B TN dV, k_r the rank's pool) are
+ * NT logits, B x d x k_r NN dQ, d x k_r x B TN dV^T, k_r the rank's pool) are
  * timed alone with the same OpenBLAS: "sgemm_gflops" (summed over ranks) and
  * "gemm_fraction_of_sgemm" = in-step GEMM rate / that rate, i.e. the
  * fraction of the SGEMM rate the GEMM part reaches. "gemm_share" = gemm_s /
@@ -177,7 +177,7 @@ static void sgemm_reference(const sr_comm *c, const float *q, int64_t b, int64_t
         int B = (int)b, D = (int)d, K = (int)np;
         s = sr_bench_time_sgemm(0, 1, B, K, D, q, D, vc, D, z, K, 3) +
             sr_bench_time_sgemm(0, 0, B, D, K, z, K, vc, D, dq, D, 3) +
-            sr_bench_time_sgemm(1, 0, K, D, B, z, K, q, D, dvc, D, 3);
+            sr_bench_time_sgemm(1, 0, D, K, B, q, D, z, K, dvc, K, 3);
         f = 3 * 2.0 * (double)b * (double)np * (double)d;
         free(z);
         free(vc);

@@ -4,6 +4,10 @@ side-by-side ratio of issue 4 (target: softrec at least 5x faster).
 
   /usr/bin/python3 bench/torch_ssm.py [--items 1000000 --dim 64 --batch 1024
         --ks 64,1024 --threads 2 --steps 5] [--softrec bench_sampled.jsonl]
+  /usr/bin/python3 bench/torch_ssm.py --ks 1024 --threads 1 --steps 20 \
+        --rounds 5 --bench-sampled build/bench/bench_sampled
+
+(/usr/bin/python3: Debian's torch is not on pyenv's path.)
 
 The same step as softrec's ssm (src/loss/sampled.h) with its defaults: k
 negatives shared by the whole batch, drawn uniformly; logQ correction (the
@@ -17,11 +21,20 @@ whose dense gradient is computed, as softrec's dq. Timed: forward + backward
 warm-up. One JSON line per k; with --softrec, also the ratio to the ssm lines
 of bench_sampled's output (JSON lines) with the same k. Prints
 {"skipped": ...} when torch is not installed.
+
+Interleaved (--rounds R --bench-sampled BIN): R rounds, each one
+`BIN --ks K --losses ssm --exact 0 --hsm 0 --steps S` (one rank,
+OPENBLAS_NUM_THREADS = --threads) then the torch step, alternately, so both
+see the same load on a shared machine. One JSON line per run (with the 1-min
+load average at its start), then a summary per k: mean = mean of the runs'
+means, best = best step of all runs, and the ratios torch / softrec of both.
 """
 import argparse
 import json
 import math
+import os
 import resource
+import subprocess
 import sys
 import time
 
@@ -76,17 +89,52 @@ def bench(a, k):
             "peak_rss_bytes": peak_rss_bytes(), "loss": float(loss)}
 
 
-def softrec_rows(path):
+def softrec_rows_text(lines):
     rows = {}
-    with open(path) as f:
-        for line in f:
-            line = line.strip()
-            if not line.startswith("{"):
-                continue
-            r = json.loads(line)
-            if r.get("bench") == "sampled_step" and r.get("loss_name") == "ssm":
-                rows[r["k"]] = r
+    for line in lines:
+        line = line.strip()
+        if not line.startswith("{"):
+            continue
+        r = json.loads(line)
+        if r.get("bench") == "sampled_step" and r.get("loss_name") == "ssm":
+            rows[r["k"]] = r
     return rows
+
+
+def softrec_rows(path):
+    with open(path) as f:
+        return softrec_rows_text(f)
+
+
+def softrec_run(a, k):
+    env = dict(os.environ, OPENBLAS_NUM_THREADS=str(a.threads), OMP_NUM_THREADS=str(a.threads))
+    cmd = [a.bench_sampled, "--items", str(a.items), "--dim", str(a.dim), "--batch", str(a.batch),
+           "--ks", str(k), "--losses", "ssm", "--exact", "0", "--hsm", "0", "--steps", str(a.steps)]
+    out = subprocess.run(cmd, env=env, check=True, capture_output=True, text=True).stdout
+    return softrec_rows_text(out.splitlines())[k]
+
+
+def interleaved(a, ks):
+    for k in ks:
+        runs = {"softrec": [], "torch": []}
+        for _ in range(a.rounds):
+            for who in ("softrec", "torch"):
+                load = os.getloadavg()[0]
+                r = softrec_run(a, k) if who == "softrec" else bench(a, k)
+                r["load_1m_at_start"] = load
+                runs[who].append(r)
+                print(json.dumps(dict(r, who=who)), flush=True)
+        summ = {"bench": "torch_ssm_summary", "k": k, "threads": a.threads, "rounds": a.rounds,
+                "steps": a.steps}
+        for who, rs in runs.items():
+            summ[who + "_mean_step_s"] = sum(r["step_s"] for r in rs) / len(rs)
+            summ[who + "_best_step_s"] = min(r["best_step_s"] for r in rs)
+            summ[who + "_mean_step_update_s"] = sum(r["step_update_s"] for r in rs) / len(rs)
+        summ["load_1m_min"] = min(r["load_1m_at_start"] for rs in runs.values() for r in rs)
+        summ["load_1m_max"] = max(r["load_1m_at_start"] for rs in runs.values() for r in rs)
+        for f in ("mean_step_s", "best_step_s", "mean_step_update_s"):
+            summ["ratio_" + f] = summ["torch_" + f] / summ["softrec_" + f]
+        print(json.dumps(summ), flush=True)
 
 
 def main():
@@ -99,8 +147,15 @@ def main():
     ap.add_argument("--steps", type=int, default=5)
     ap.add_argument("--lr", type=float, default=0.001)
     ap.add_argument("--softrec", help="bench_sampled output (JSON lines) to compare with")
+    ap.add_argument("--rounds", type=int, default=0, help="interleaved rounds (needs --bench-sampled)")
+    ap.add_argument("--bench-sampled", help="the bench_sampled binary to interleave with")
     a = ap.parse_args()
     torch.set_num_threads(a.threads)
+    if a.rounds > 0:
+        if not a.bench_sampled:
+            ap.error("--rounds needs --bench-sampled")
+        interleaved(a, [int(x) for x in a.ks.split(",") if x])
+        return
     ours = softrec_rows(a.softrec) if a.softrec else {}
     for k in (int(x) for x in a.ks.split(",") if x):
         r = bench(a, k)

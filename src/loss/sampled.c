@@ -51,6 +51,7 @@ struct sr_sampled {
     int64_t *ptr;               /* b_max + 1 (per-query pools) */
     int64_t *kq;                /* b_max: kept per query (dynamic) */
     float *vc, *dvc;            /* shared: cap x d gathered rows and their gradients */
+    float *dvt;                 /* shared: d x cap, dvc transposed (the faster GEMM shape) */
     float *z;                   /* logits, then their gradients: b_max x cap (shared) or cap */
     sel_ *sel;                  /* dynamic selection scratch (one query's candidates) */
     sr_lse *lse;                /* b_max */
@@ -61,7 +62,6 @@ struct sr_sampled {
     src_ *byid;                 /* cap: shared pool entries sorted by (local row, entry), for the hit search */
     float *alpha;               /* b_max: ssm, dL/dz_ij = alpha_i z_ij once z holds exp(z - local max) */
     float *qs;                  /* shared ssm: b_max x d, alpha_i q_i (the dV GEMM's right operand) */
-    int threads;                /* OpenMP threads of the row passes (OpenBLAS's count at create) */
     int64_t dv_cap;
     int64_t *dv_rows;
     float *dv_g;
@@ -185,14 +185,14 @@ sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_i
         s->vc = alloc_(s, s->cap * d, sizeof(float), "sampled rows", err);
         s->dvc = alloc_(s, s->cap * d, sizeof(float), "sampled row grads", err);
         s->byid = alloc_(s, s->cap, sizeof(src_), "sampled pool order", err);
+        s->dvt = alloc_(s, s->cap * d, sizeof(float), "sampled row grads (transposed)", err);
         s->qs = alloc_(s, b * d, sizeof(float), "sampled scaled queries", err);
     }
     s->alpha = alloc_(s, b, sizeof(float), "sampled row scales", err);
-    s->threads = openblas_get_num_threads() > 1 ? openblas_get_num_threads() : 1;
     if (!s->rows || !s->gid || !s->qidx || !s->corr || !s->used || (prop == PROP_DYNAMIC && (!s->keep || !s->sel)) ||
         !s->ptr || !s->kq || !s->z || !s->lse || !s->part || !s->ts || !s->tcorr || !s->gt || !s->trow ||
         !s->neg || !s->srt || !s->dv_rows || !s->dv_g || !s->alpha ||
-        (shared && (!s->vc || !s->dvc || !s->byid || !s->qs))) {
+        (shared && (!s->vc || !s->dvc || !s->dvt || !s->byid || !s->qs))) {
         sr_sampled_destroy(&s);
         return err ? err->code : SR_ERR_NOMEM;
     }
@@ -208,7 +208,7 @@ void sr_sampled_destroy(sr_sampled **sp)
     void *bufs[] = {s->rows, s->gid,  s->qidx, s->corr, s->used, s->keep, s->ptr, s->kq,
                     s->z,    s->sel,  s->lse,  s->part, s->ts,   s->tcorr, s->gt, s->trow,
                     s->neg,  s->srt,  s->dv_rows, s->dv_g, s->vc, s->dvc, s->byid, s->alpha,
-                    s->qs};
+                    s->qs,   s->dvt};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(s->mem, bufs[i]);
     sr_mem_free(s->mem, s);
     *sp = NULL;
@@ -287,6 +287,16 @@ static void draw_pool_(sr_sampled *s, int64_t b, const int64_t *targets, int64_t
 
 /* ---- scoring and masking ------------------------------------------------- */
 
+/* Rows of the N x d table are read in random order (pool, targets): ask for
+ * a row PREFETCH_ iterations ahead so the misses overlap. */
+#define PREFETCH_ 8
+static inline void prefetch_row_(const float *v, int64_t d, int64_t row)
+{
+    if (row < 0) return;
+    const char *p = (const char *)(v + row * d);
+    for (int64_t off = 0; off < d * (int64_t)sizeof(float); off += 64) __builtin_prefetch(p + off, 0, 0);
+}
+
 static double dot_(const float *a, const float *b, int64_t d)
 {
     double acc = 0.0;
@@ -359,7 +369,10 @@ static void score_(sr_sampled *s, const float *q, int64_t b, const float *v, con
     memset(s->used, 0, (size_t)(np > 0 ? np : 1));
     if (s->kind == SR_LOSS_BPR) return;
     if (s->shared) {
-        for (int64_t e = 0; e < np; e++) memcpy(s->vc + e * d, v + s->rows[e] * d, (size_t)d * sizeof(float));
+        for (int64_t e = 0; e < np; e++) {
+            prefetch_row_(v, d, e + PREFETCH_ < np ? s->rows[e + PREFETCH_] : -1);
+            memcpy(s->vc + e * d, v + s->rows[e] * d, (size_t)d * sizeof(float));
+        }
         if (np > 0)
             cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)b, (int)np, (int)d, 1.0f, q, (int)d,
                         s->vc, (int)d, 0.0f, s->z, (int)np);
@@ -405,10 +418,12 @@ static void targets_(sr_sampled *s, const float *q, int64_t b, const float *v, c
 {
     const int64_t d = s->d;
     int64_t kk = s->prop == PROP_INBATCH ? b : s->k;
+    for (int64_t i = 0; i < b; i++)
+        s->trow[i] = sr_shard_owner(s->items, targets[i]) == s->c->rank ? sr_shard_local(s->items, targets[i]) : -1;
     for (int64_t i = 0; i < b; i++) {
         s->ts[i] = 0.0;
         s->tcorr[i] = 0.0;
-        s->trow[i] = sr_shard_owner(s->items, targets[i]) == s->c->rank ? sr_shard_local(s->items, targets[i]) : -1;
+        prefetch_row_(v, d, i + PREFETCH_ < b ? s->trow[i + PREFETCH_] : -1);
         if (s->trow[i] < 0) continue;
         s->ts[i] = (double)(float)dot_(q + i * d, v + s->trow[i] * d, d);
         if (s->correct && s->kind == SR_LOSS_NCE)
@@ -468,10 +483,9 @@ static float row_exp_(float *row, int64_t n, double *sum, int *bad)
 static sr_status ssm_(sr_sampled *s, int64_t b, double *loss, sr_error *err)
 {
     const bool defer = deferred_(s);
-    /* Rows are independent: the result does not depend on the thread count. */
-#ifdef _OPENMP
-#pragma omp parallel for num_threads(s->threads) if (s->threads > 1) schedule(static)
-#endif
+    /* One thread: an OpenMP team here (with the default active wait) kept
+     * spinning into OpenBLAS's threaded GEMMs that follow and made the 2-thread
+     * step 3x slower on the 2-core dev VM. */
     for (int64_t i = 0; i < b; i++) {
         int64_t n;
         float *row = zrow_(s, i, &n);
@@ -599,8 +613,12 @@ static void grads_(sr_sampled *s, const float *q, int64_t b, const float *v, flo
                 for (int64_t j = 0; j < d; j++) s->qs[i * d + j] = s->alpha[i] * q[i * d + j];
             qq = s->qs;
         }
-        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)np, (int)d, (int)b, 1.0f, s->z, (int)np, qq,
-                    (int)d, 0.0f, s->dvc, (int)d);
+        /* dVc^T = Qs^T E (d x np), then transposed: with OpenBLAS 0.3 this
+         * shape ran ~15% faster than E^T Qs on the dev VM (1 thread, 1024^2 x 64). */
+        cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)d, (int)np, (int)b, 1.0f, qq, (int)d, s->z,
+                    (int)np, 0.0f, s->dvt, (int)np);
+        for (int64_t e = 0; e < np; e++)
+            for (int64_t j = 0; j < d; j++) s->dvc[e * d + j] = s->dvt[j * np + e];
     }
     int64_t ns = 0;
     for (int64_t e = 0; e < np; e++)
