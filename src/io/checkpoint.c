@@ -607,8 +607,14 @@ static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
         if (!want || strcmp(want, hex) != 0)
             st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: fails its SHA-256 check (damaged file)",
                               path, name);
-        else
-            memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
+        /* Every rank's row, so the verdict is the same on every rank. */
+        for (int64_t k = 0; st == SR_OK && s->ranged && !is_u && k < rows * cnt; k++) {
+            int64_t v = (int64_t)all[k];
+            if (v < s->lo || v > s->hi)
+                st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: value %lld is outside %lld to %lld",
+                                  path, name, (long long)v, (long long)s->lo, (long long)s->hi);
+        }
+        if (st == SR_OK) memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
         free(want);
     }
     free(all);

@@ -78,6 +78,12 @@ typedef struct sr_ckpt_state {
     void *data;       /* int64_t[count] or uint64_t[count] */
     int64_t count;
     int per_rank;
+    /* Load only, int64 entries: ranged != 0 makes every value outside
+     * [lo, hi] SR_ERR_DATA "<path>: /state/<name>: value V is outside LO
+     * to HI", checked after the digest, so a forged value whose digest was
+     * recomputed is still caught. */
+    int ranged;
+    int64_t lo, hi;
 } sr_ckpt_state;
 
 typedef struct sr_ckpt_info {

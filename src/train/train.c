@@ -436,17 +436,48 @@ typedef struct train_pos {
     uint64_t best_bits, train_bits, loss_bits; /* doubles: best valid NDCG, seconds trained, epoch loss sum */
 } train_pos;
 
-static int pos_state(train_pos *p, sr_ckpt_state *st)
+/* steps: steps per epoch, for the load-time ranges (0 on save). Bounds
+ * keep (epoch - 1) * steps + cursor far from overflow. */
+#define POS_MAX_EPOCH ((int64_t)1 << 24)
+#define POS_MAX_STEP ((int64_t)1 << 53)
+static int pos_state(train_pos *p, sr_ckpt_state *st, int64_t steps)
 {
-    st[0] = (sr_ckpt_state){"step", SR_CKPT_I64, &p->step, 1, 0};
-    st[1] = (sr_ckpt_state){"epoch", SR_CKPT_I64, &p->epoch, 1, 0};
-    st[2] = (sr_ckpt_state){"cursor", SR_CKPT_I64, &p->cursor, 1, 0};
-    st[3] = (sr_ckpt_state){"best_epoch", SR_CKPT_I64, &p->best_epoch, 1, 0};
-    st[4] = (sr_ckpt_state){"skipped_steps", SR_CKPT_I64, &p->skipped, 1, 0};
-    st[5] = (sr_ckpt_state){"best_valid_bits", SR_CKPT_U64, &p->best_bits, 1, 0};
-    st[6] = (sr_ckpt_state){"train_seconds_bits", SR_CKPT_U64, &p->train_bits, 1, 0};
-    st[7] = (sr_ckpt_state){"epoch_loss_bits", SR_CKPT_U64, &p->loss_bits, 1, 0};
+    const int r = steps > 0;
+    st[0] = (sr_ckpt_state){"step", SR_CKPT_I64, &p->step, 1, 0, r, 0, POS_MAX_STEP};
+    st[1] = (sr_ckpt_state){"epoch", SR_CKPT_I64, &p->epoch, 1, 0, r, 1, POS_MAX_EPOCH};
+    st[2] = (sr_ckpt_state){"cursor", SR_CKPT_I64, &p->cursor, 1, 0, r, 0, steps};
+    st[3] = (sr_ckpt_state){"best_epoch", SR_CKPT_I64, &p->best_epoch, 1, 0, r, 0, POS_MAX_EPOCH};
+    st[4] = (sr_ckpt_state){"skipped_steps", SR_CKPT_I64, &p->skipped, 1, 0, r, 0, POS_MAX_STEP};
+    st[5] = (sr_ckpt_state){"best_valid_bits", SR_CKPT_U64, &p->best_bits, 1, 0, 0, 0, 0};
+    st[6] = (sr_ckpt_state){"train_seconds_bits", SR_CKPT_U64, &p->train_bits, 1, 0, 0, 0, 0};
+    st[7] = (sr_ckpt_state){"epoch_loss_bits", SR_CKPT_U64, &p->loss_bits, 1, 0, 0, 0, 0};
     return 8;
+}
+
+/* The loaded position must be one this run could have reached: every step
+ * of the epochs before, and cursor steps of this one, was taken or skipped
+ * (step is also the learning-rate / optimiser schedule's position); the
+ * best epoch is a finished one; the stored doubles are finite. Replicated
+ * values: the same verdict on every rank. */
+static sr_status check_pos(const train_pos *p, int64_t steps, const char *path, sr_error *err)
+{
+    double best, secs, loss;
+    memcpy(&best, &p->best_bits, sizeof best);
+    memcpy(&secs, &p->train_bits, sizeof secs);
+    memcpy(&loss, &p->loss_bits, sizeof loss);
+    if (p->step + p->skipped != (p->epoch - 1) * steps + p->cursor)
+        SR_FAIL(err, SR_ERR_DATA,
+                "%s: /state/step: %lld steps taken + %lld skipped do not reach epoch %lld, cursor %lld at %lld steps "
+                "per epoch (train.batch_size or the data changed since it was saved?)",
+                path, (long long)p->step, (long long)p->skipped, (long long)p->epoch, (long long)p->cursor,
+                (long long)steps);
+    if (p->best_epoch >= p->epoch)
+        SR_FAIL(err, SR_ERR_DATA, "%s: /state/best_epoch: %lld is not a finished epoch (epoch %lld in progress)", path,
+                (long long)p->best_epoch, (long long)p->epoch);
+    if (!isfinite(best) || !isfinite(secs) || secs < 0 || !isfinite(loss))
+        SR_FAIL(err, SR_ERR_DATA, "%s: /state: best_valid %g, train_seconds %g, epoch_loss %g: not finite or negative",
+                path, best, secs, loss);
+    return SR_OK;
 }
 
 /* The attributes of a checkpoint, the resolved config as INI text included
@@ -480,7 +511,7 @@ static sr_status save_checkpoint(sr_trainer *t, train_pos *p, sr_guard *g, sr_fa
     SR_TRY(sr_comm_allreduce_max(t->c, &tt, 1, err));
     memcpy(&p->train_bits, &tt, sizeof tt);
     sr_ckpt_state st[8];
-    int ns = pos_state(p, st);
+    int ns = pos_state(p, st, 0);
     sr_ckpt_info info;
     fill_info(t, &info, p->epoch);
     if (g) sr_guard_watch(g, "checkpoint save", 600);
@@ -493,19 +524,20 @@ static sr_status save_checkpoint(sr_trainer *t, train_pos *p, sr_guard *g, sr_fa
 
 /* Continue from run_dir's latest committed checkpoint when there is one
  * (collective); from gets its path, "" when there is none. */
-static sr_status resume_checkpoint(sr_trainer *t, train_pos *p, sr_fault *fault, char *from, size_t len,
-                                   sr_error *err)
+static sr_status resume_checkpoint(sr_trainer *t, train_pos *p, int64_t steps, sr_fault *fault, char *from,
+                                   size_t len, sr_error *err)
 {
     sr_ckpt_table tabs[MAX_TABLES];
     table_names names;
     int n = model_tables(t, tabs, &names, false);
     n = optim_tables(t, tabs, n, &names, false);
     sr_ckpt_state st[8];
-    int ns = pos_state(p, st);
+    int ns = pos_state(p, st, steps);
     sr_ckpt_info info;
     memset(&info, 0, sizeof info);
     SR_TRY(sr_ckpt_dir_load(t->c, t->cfg.run_dir, tabs, n, st, ns, &info, fault, from, len, err));
     free(info.config_ini);
+    if (from[0]) SR_TRY(check_pos(p, steps, from, err));
     if (from[0]) t->step = p->step;
     return SR_OK;
 }
@@ -907,7 +939,7 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
     train_pos pos = {0, 1, 0, 0, 0, 0, 0, 0};
     double best = -1, t_train = 0, loss_sum = 0;
     if (st == SR_OK && !strcmp(cfg->train_resume, "auto")) {
-        st = resume_checkpoint(t, &pos, &fault, res->resumed_from, sizeof res->resumed_from, err);
+        st = resume_checkpoint(t, &pos, steps, &fault, res->resumed_from, sizeof res->resumed_from, err);
         if (st == SR_OK && res->resumed_from[0]) {
             memcpy(&best, &pos.best_bits, sizeof best);
             memcpy(&t_train, &pos.train_bits, sizeof t_train);

@@ -117,8 +117,8 @@ static int tables_of(model *md, int rank, sr_ckpt_table *t)
 
 static int state_of(model *md, sr_ckpt_state *s)
 {
-    s[0] = (sr_ckpt_state){"counters", SR_CKPT_I64, md->counters, 3, 0};
-    s[1] = (sr_ckpt_state){"rng/sampler", SR_CKPT_U64, md->rng, 4, 1};
+    s[0] = (sr_ckpt_state){"counters", SR_CKPT_I64, md->counters, 3, 0, 0, 0, 0};
+    s[1] = (sr_ckpt_state){"rng/sampler", SR_CKPT_U64, md->rng, 4, 1, 0, 0, 0};
     return 2;
 }
 
@@ -623,7 +623,7 @@ static void test_version1(void)
     for (int64_t k = 0; k < nu * D; k++) bad += got[k] != tab[t.first_global * D + k];
     CU_ASSERT_TRUE(all_ok(&c, bad));
     int64_t cnt[1] = {0};
-    sr_ckpt_state s = {"counters", SR_CKPT_I64, cnt, 1, 0};
+    sr_ckpt_state s = {"counters", SR_CKPT_I64, cnt, 1, 0, 0, 0, 0};
     sr_error_clear(&e);
     CU_ASSERT_EQUAL(sr_ckpt_load(&c, path, &t, 1, &s, 1, NULL, NULL, &e), SR_ERR_DATA);
     char want[1600];

@@ -15,6 +15,7 @@
 #include "harness.h"
 #include "io/checkpoint.h"
 #include "io/h5check.h"
+#include "io/sha256.h"
 
 static char path_buf[1024];
 
@@ -426,6 +427,25 @@ static void set_attr_i64(hid_t f, const char *name, int64_t v)
     H5Aclose(a);
 }
 
+/* A forger who knows the format: a new value for a one-value int64 state
+ * entry and its sha256 attribute recomputed, so only a range check can
+ * tell. */
+static void forge_state(hid_t f, const char *name, int64_t v)
+{
+    hid_t d = H5Dopen2(f, name, H5P_DEFAULT);
+    H5Dwrite(d, H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, H5P_DEFAULT, &v);
+    sr_sha256 s;
+    char hex[65];
+    sr_sha256_init(&s);
+    sr_sha256_update(&s, &v, sizeof v);
+    sr_sha256_hex(&s, hex);
+    hid_t a = H5Aopen(d, "sha256", H5P_DEFAULT), t = H5Aget_type(a);
+    CU_ASSERT(H5Awrite(a, t, hex) >= 0);
+    H5Tclose(t);
+    H5Aclose(a);
+    H5Dclose(d);
+}
+
 /* One problem (kind) in a good checkpoint, opened read-write. */
 static void break_checkpoint(hid_t f, const char *path, int kind)
 {
@@ -501,6 +521,9 @@ static void break_checkpoint(hid_t f, const char *path, int kind)
     case 23: replace_dataset(f, "/state/rng", H5T_STD_I64LE, 1, 2, 0, H5P_DEFAULT); break;
     case 24: replace_dataset(f, "/state/step", H5T_STD_I64LE, 2, 3, 1, H5P_DEFAULT); break;
     case 25: set_attr_i64(f, "format_version", 1); break;
+    case 26: forge_state(f, "/state/step", -1); break;
+    case 27: forge_state(f, "/state/step", 101); break;
+    case 28: forge_state(f, "/state/step", INT64_MIN); break;
     }
     (void)path;
 }
@@ -523,8 +546,10 @@ static void test_bad_checkpoints(void)
     sr_ckpt_table r[2] = {{"/model/x", got, hi - lo, 6, 2, NULL, lo}, {"/optim/x/m", got2, hi - lo, 6, 2, NULL, lo}};
     int64_t step = 7, step_in = 0;
     uint64_t rng[2] = {1, 2}, rng_in[2];
-    sr_ckpt_state st[2] = {{"step", SR_CKPT_I64, &step, 1, 0}, {"rng", SR_CKPT_U64, rng, 2, 0}};
-    sr_ckpt_state st_in[2] = {{"step", SR_CKPT_I64, &step_in, 1, 0}, {"rng", SR_CKPT_U64, rng_in, 2, 0}};
+    sr_ckpt_state st[2] = {{"step", SR_CKPT_I64, &step, 1, 0, 0, 0, 0}, {"rng", SR_CKPT_U64, rng, 2, 0, 0, 0, 0}};
+    /* The reader allows steps 0 to 100 (the trainer: its own ranges). */
+    sr_ckpt_state st_in[2] = {{"step", SR_CKPT_I64, &step_in, 1, 0, 1, 0, 100},
+                              {"rng", SR_CKPT_U64, rng_in, 2, 0, 0, 0, 0}};
     sr_ckpt_info info;
     memset(&info, 0, sizeof info);
     struct {
@@ -564,6 +589,9 @@ static void test_bad_checkpoints(void)
         {"ck_v1_state.h5", 25, SR_ERR_DATA,
          "format_version 1 checkpoint holds no training state (needed: /state/step); it can only initialise a "
          "model (train.init)"},
+        {"ck_step_forged_neg.h5", 26, SR_ERR_DATA, "/state/step: value -1 is outside 0 to 100"},
+        {"ck_step_forged_big.h5", 27, SR_ERR_DATA, "/state/step: value 101 is outside 0 to 100"},
+        {"ck_step_forged_min.h5", 28, SR_ERR_DATA, "/state/step: value -9223372036854775808 is outside 0 to 100"},
     };
     for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
         char path[1024];
