@@ -153,7 +153,7 @@ static void fresh_run(const sr_comm *c, const char *name, char *run, size_t len)
 {
     snprintf(run, len, "%s/%s", sr_test_tmpdir(), name);
     if (c->rank == 0) {
-        char cmd[1400];
+        char cmd[2 * 1200 + 64]; /* two copies of a run path (< 1200) */
         snprintf(cmd, sizeof cmd, "rm -rf '%s' && mkdir -p '%s'", run, run);
         CU_ASSERT_EQUAL(system(cmd), 0);
     }
