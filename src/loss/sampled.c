@@ -3,9 +3,13 @@
  * A step: draw this rank's pool (sampler.h quotas) -> score it (one SGEMM for
  * shared negatives, dot products per query otherwise) -> mask accidental hits
  * and, for the dynamic proposal, keep each query's top k_r -> per-query
- * partials -> one collective -> gradients w.r.t. the logits in place -> dq
- * (SGEMM or saxpy) and the row-sparse dv (pool rows and owned targets sorted
- * by row, summed in a fixed order).
+ * partials -> one collective -> gradients w.r.t. the logits -> dq (SGEMM or
+ * saxpy) and the row-sparse dv (pool rows and owned targets sorted by row,
+ * summed in a fixed order). For a plain shared pool the correction and hit
+ * mask are applied by the objective's own pass over each row, and ssm keeps
+ * exp(z - local max) in the logits with the per-row scale on the b x d GEMM
+ * operands: each logit is read in one pass and exponentiated once
+ * (profile in docs/benchmarks.md, "SSM step: profile").
  */
 #include "loss/sampled.h"
 

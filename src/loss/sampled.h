@@ -57,6 +57,16 @@
  * b_max for inbatch; b_max k for per-query negatives, without the d factor),
  * plus the dv rows (min(n_local, pool + b_max) x d). No b x N buffers.
  *
+ * Cost and its limit (shared pool of k_r rows): three SGEMMs of 2 b k_r d
+ * flops (logits, dQ = E V_c, dV_c^T = (alpha Q)^T E), where E = exp(z - m_i)
+ * is formed in place by one pass a row (correction, hit mask from the sorted
+ * pool, max, one exp, sum) and the collective's per-row scale alpha_i goes on
+ * the b x d operands, not on the b x k_r logits. The rest touches O(k_r d +
+ * b d) bytes of the table (gather, target rows) plus the b x k_r logits a
+ * few times in cache; nothing is O(N). So the step's limit is the SGEMM
+ * rate: at N = 1M, d = 64, b = k = 1024, 1 thread, the GEMMs are 403 MFLOP
+ * = 6.0-6.7 ms at 60-67 GFLOP/s of a 10 ms step (docs/benchmarks.md).
+ *
  * Randomness: sampler.h streams positioned by `step`.
  * Errors (collective like loss.h): config errors at create are seen by every
  * rank alike; a bad target id is SR_ERR_DATA on every rank before the
