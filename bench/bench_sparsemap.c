@@ -6,11 +6,17 @@
  *   OPENBLAS_NUM_THREADS=2 mpirun --bind-to none -np 1 bench_sparsemap
  * Options: --items N (1000000) --dim d (64) --batch B (1024) --tile T (4096)
  *          --steps S (2) --scale s (0.15: std of the random embeddings)
- *          --rankmax 1 (also time rankmax)
+ *          --rankmax 1 (also time rankmax) --only NAME (one sparse case:
+ *          sparsemax, entmax1.5 or rankmax) --no-softmax 1
+ *   SASRec shape, whole catalogue in the support (logits ~1e-3 apart):
+ *     --items 3706 --batch 25600 --tile 3706 --scale 0.02
+ *   trained-like spread (logit std ~2, supports of a few to ~100 items):
+ *     --scale 0.5
  *
  * Softmax phases are timed by calling its kernels in turn (partial, the
  * LSE all-reduce, backward); the sparse maps report their own split
- * (forward pass, threshold search, backward). Times are the slowest rank's,
+ * (forward pass, threshold search, backward; gemm_s: the SGEMMs of the
+ * one-rank block path). Times are the slowest rank's,
  * averaged over S steps after one warm-up. mem_peak_bytes: the loss's own
  * allocations (sr_mem), vmhwm_bytes: the process high-water mark. One JSON
  * line per case on rank 0.
@@ -65,6 +71,10 @@ int main(int argc, char **argv)
     const int64_t b = arg_i64(argc, argv, "--batch", 1024), tile = arg_i64(argc, argv, "--tile", 4096);
     const int64_t steps = arg_i64(argc, argv, "--steps", 2);
     const double scale = arg_f(argc, argv, "--scale", 0.15);
+    const char *only = NULL;
+    for (int i = 1; i + 1 < argc; i++)
+        if (!strcmp(argv[i], "--only")) only = argv[i + 1];
+    const int with_softmax = arg_i64(argc, argv, "--no-softmax", 0) == 0;
     sr_shard s;
     if (sr_shard_init_block(&s, n, c.size, NULL, &e)) sr_comm_abort(&c, &e);
     const int64_t nr = sr_shard_count(&s, c.rank);
@@ -86,7 +96,7 @@ int main(int argc, char **argv)
     sr_softmax_ws *ws = NULL;
     if (sr_softmax_ws_create(&ws, b, tile, &work, &e)) sr_comm_abort(&c, &e);
     double tf = 0, tb = 0, loss = 0;
-    for (int64_t it = 0; it <= steps; it++) {
+    for (int64_t it = 0; with_softmax && it <= steps; it++) {
         MPI_Barrier(c.comm);
         double t0 = sr_time_now();
         sr_lse *lse = sr_softmax_ws_lse(ws);
@@ -104,7 +114,7 @@ int main(int argc, char **argv)
     sr_softmax_ws_destroy(&ws);
     double sm_step = (tf + tb) / (double)steps, sm_back = tb / (double)steps;
     double peak = max_ranks(&c, (double)work.peak), hwm = max_ranks(&c, (double)sr_mem_process_peak());
-    if (c.rank == 0)
+    if (c.rank == 0 && with_softmax)
         printf("{\"bench\":\"sparsemap_step\",\"loss\":\"softmax\",\"ranks\":%d,\"blas_threads\":%d,\"items\":%lld,"
                "\"dim\":%lld,\"batch\":%lld,\"tile\":%lld,\"steps\":%lld,\"step_s\":%.4f,\"forward_s\":%.4f,"
                "\"backward_s\":%.4f,\"mem_peak_bytes\":%.0f,\"vmhwm_bytes\":%.0f,\"loss_value\":%.6f}\n",
@@ -123,7 +133,8 @@ int main(int argc, char **argv)
     /* rankmax's support is every item above the target (about N/2 at a
      * random init): it runs only with --rankmax 1. */
     const size_t ncases = arg_i64(argc, argv, "--rankmax", 0) ? 3 : 2;
-    for (size_t k = 0; k < ncases; k++) {
+    for (size_t k = 0; k < (only ? 3 : ncases); k++) {
+        if (only && strcmp(only, cases[k].name)) continue;
         sr_config cfg;
         sr_config_defaults(&cfg);
         cfg.loss_alpha = cases[k].alpha;
@@ -133,7 +144,7 @@ int main(int argc, char **argv)
         sr_loss_init in = {&c, &cfg, &s, NULL, NULL, b, d, &work};
         sr_sparsemap *sm = NULL;
         if (sr_sparsemap_create(&sm, cases[k].kind, &in, &e)) sr_comm_abort(&c, &e);
-        double ts = 0, tfw = 0, tse = 0, tbw = 0;
+        double ts = 0, tfw = 0, tse = 0, tbw = 0, tgm = 0;
         sr_sparsemap_info info;
         sr_item_grad dv;
         for (int64_t it = 0; it <= steps; it++) {
@@ -147,6 +158,7 @@ int main(int argc, char **argv)
                 tfw += max_ranks(&c, info.t_forward);
                 tse += max_ranks(&c, info.t_search);
                 tbw += max_ranks(&c, info.t_backward);
+                tgm += max_ranks(&c, info.t_gemm);
             }
         }
         const int64_t *sup = sr_sparsemap_support(sm);
@@ -163,12 +175,12 @@ int main(int argc, char **argv)
         if (c.rank == 0)
             printf("{\"bench\":\"sparsemap_step\",\"loss\":\"%s\",\"ranks\":%d,\"blas_threads\":%d,\"items\":%lld,"
                    "\"dim\":%lld,\"batch\":%lld,\"tile\":%lld,\"steps\":%lld,\"step_s\":%.4f,\"forward_s\":%.4f,"
-                   "\"search_s\":%.4f,\"backward_s\":%.5f,\"backward_over_softmax_backward\":%.5f,"
+                   "\"search_s\":%.4f,\"backward_s\":%.5f,\"gemm_s\":%.4f,\"backward_over_softmax_backward\":%.5f,"
                    "\"step_over_softmax_step\":%.3f,\"search_rounds\":%lld,\"recompute_rounds\":%lld,"
                    "\"overflow_queries\":%lld,\"support_mean\":%.2f,\"support_max\":%lld,\"dv_rows_max\":%.0f,"
                    "\"mem_peak_bytes\":%.0f,\"vmhwm_bytes\":%.0f,\"loss_value\":%.6f}\n",
                    cases[k].name, c.size, threads, (long long)n, (long long)d, (long long)b, (long long)tile,
-                   (long long)steps, st, tfw / (double)steps, tse / (double)steps, tbw / (double)steps,
+                   (long long)steps, st, tfw / (double)steps, tse / (double)steps, tbw / (double)steps, tgm / (double)steps,
                    tbw / (double)steps / sm_back, st / sm_step, (long long)info.rounds,
                    (long long)info.recompute_rounds, (long long)info.overflow_queries, mean_sup, (long long)max_sup,
                    rows, peak, hwm, loss);

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
+#include "core/blocks.h"
 #include "core/log.h"
 
 /* ------------------------------------------------------------------------ */
@@ -162,6 +163,145 @@ double sr_smap_loss(const sr_smap_params *p, double tau, const sr_smap_stats *fi
     return a1 * (1.0 - 1.0 / a) + 1.0 / (a * (a - 1.0)) + (tau - zt);
 }
 
+/* Lanes of the row passes: independent partial sums in a fixed order (the
+ * compiler may not reorder one FP sum; 8 lanes let it use vector registers,
+ * and the result does not depend on how it does). */
+#define SR_LANES 8
+
+/* Max of row[0..n); *bad |= 1 when an entry is NaN or infinite. */
+static float row_max_(const float *row, int64_t n, unsigned char *bad)
+{
+    float mx[SR_LANES], pz[SR_LANES];
+    for (int l = 0; l < SR_LANES; l++) mx[l] = -INFINITY, pz[l] = 0.0f;
+    int64_t j = 0;
+    for (; j + SR_LANES <= n; j += SR_LANES)
+        for (int l = 0; l < SR_LANES; l++) {
+            float z = row[j + l];
+            pz[l] += z * 0.0f; /* NaN if any entry is NaN or infinite */
+            mx[l] = z > mx[l] ? z : mx[l];
+        }
+    for (; j < n; j++) {
+        pz[0] += row[j] * 0.0f;
+        mx[0] = row[j] > mx[0] ? row[j] : mx[0];
+    }
+    float m = mx[0], p = pz[0];
+    for (int l = 1; l < SR_LANES; l++) m = mx[l] > m ? mx[l] : m, p += pz[l];
+    if (p != p) *bad = 1;
+    return m;
+}
+
+/* Sums over z[0..n) above x for the exact forms (no pow, branch-free
+ * lanes): count, sum u, u^2, u^3 (u = z - x) and the smallest z above x,
+ * turned into the stats of sparsemax or entmax-1.5 at x. */
+static void stats_exact_(const sr_smap_params *p, double x, const float *z, int64_t n, sr_smap_stats *st,
+                         double *zmin)
+{
+    double c[SR_LANES] = {0}, s1[SR_LANES] = {0}, s2[SR_LANES] = {0}, s3[SR_LANES] = {0};
+    float mn[SR_LANES];
+    for (int l = 0; l < SR_LANES; l++) mn[l] = INFINITY;
+    int64_t j = 0;
+    for (; j < n; j += SR_LANES) {
+        for (int l = 0; l < SR_LANES; l++) {
+            float zz = j + l < n ? z[j + l] : -INFINITY;
+            double u = (double)zz - x;
+            int in = u > 0.0;
+            double uu = in ? u : 0.0;
+            c[l] += in ? 1.0 : 0.0;
+            s1[l] += uu;
+            s2[l] += uu * uu;
+            s3[l] += uu * uu * uu;
+            float m = in ? zz : INFINITY;
+            mn[l] = m < mn[l] ? m : mn[l];
+        }
+    }
+    double C = 0.0, S1 = 0.0, S2 = 0.0, S3 = 0.0;
+    float mnv = INFINITY;
+    for (int l = 0; l < SR_LANES; l++) {
+        C += c[l];
+        S1 += s1[l];
+        S2 += s2[l];
+        S3 += s3[l];
+        mnv = mn[l] < mnv ? mn[l] : mnv;
+    }
+    *zmin = (double)mnv;
+    st->c = C;
+    st->s1 = S1;
+    st->s2 = S2;
+    if (p->form == SR_SMAP_ENTMAX15) {
+        st->f = 0.25 * S2;
+        st->d = 0.5 * S1;
+        st->a1 = 0.25 * S3;
+    } else {
+        st->f = S1;
+        st->d = C;
+        st->a1 = S2;
+    }
+}
+
+/* Threshold of one query from all of its items z[0..n) held here (m: their
+ * max) and the stats at it; -inf and zero stats when n is 0. Exact forms:
+ * from x = m - radius (f >= 1), the closed form of the support {z > x} is
+ * the threshold as soon as no item lies in (x, closed form] (the support is
+ * fixed); else a Newton step, which stays at or left of tau since f is
+ * convex and decreasing (sparsemax: Michelot's step). Whole catalogue in the
+ * support: one pass. Other alpha: the bracketed search on the items, 
+ * dropping those at or below its lower end as it rises. `scr` holds n. */
+static double local_tau_(const sr_smap_params *p, const float *z, int64_t n, double m, float *scr,
+                         sr_smap_stats *fin)
+{
+    memset(fin, 0, sizeof *fin);
+    if (n == 0) return -INFINITY;
+    double x = m - sr_smap_radius(p), zmin;
+    sr_smap_stats st;
+    if (p->form == SR_SMAP_SPARSEMAX || p->form == SR_SMAP_ENTMAX15) {
+        /* Items at or below x (<= tau) are out for good: after a step the
+         * passes run over the survivors in scr. */
+        const float *a = z;
+        int64_t na = n;
+        double tau = x;
+        for (int it = 0; it < 200; it++) {
+            stats_exact_(p, x, a, na, &st, &zmin);
+            /* The closed form only (candidate_ falls back to Newton). */
+            double t = x + (st.s1 - 1.0) / st.c, disc = st.s1 * st.s1 - st.c * (st.s2 - 4.0);
+            if (p->form == SR_SMAP_ENTMAX15) t = disc >= 0.0 ? x + (st.s2 - 4.0) / (st.s1 + sqrt(disc)) : NAN;
+            if (t >= x && t < zmin) {
+                tau = t;
+                break;
+            }
+            double xn = st.d > 0.0 ? x + (st.f - 1.0) / st.d : NAN;
+            tau = x;
+            if (!(xn > x)) break; /* f(x) = 1 up to rounding */
+            x = xn;
+            int64_t w = 0;
+            for (int64_t j = 0; j < na; j++) {
+                scr[w] = a[j];
+                w += (double)a[j] > x;
+            }
+            a = scr;
+            na = w;
+        }
+        stats_exact_(p, tau, a, na, fin, &zmin);
+        return tau;
+    }
+    int64_t k = 0;
+    for (int64_t j = 0; j < n; j++)
+        if ((double)z[j] > x) scr[k++] = z[j];
+    sr_smap_search sr;
+    sr_smap_search_init(&sr, p, m, -INFINITY);
+    for (;;) {
+        memset(&st, 0, sizeof st);
+        sr_smap_stats_add(p, sr.x, scr, k, -1, &st);
+        if (sr_smap_search_next(&sr, p, &st)) break;
+        if (!sr.have_lo) continue;
+        int64_t w = 0;
+        for (int64_t j = 0; j < k; j++)
+            if ((double)scr[j] > sr.lo) scr[w++] = scr[j];
+        k = w;
+    }
+    *fin = sr.fin;
+    return sr.tau;
+}
+
 /* ------------------------------------------------------------------------ */
 /* The object                                                               */
 /* ------------------------------------------------------------------------ */
@@ -184,6 +324,7 @@ struct sr_sparsemap {
     double *red;          /* SR_SMAP_NSTATS x b_max: reduction buffer */
     double *gm, *ge, *zt; /* b_max: global max, dropped max, target logit */
     double *zy;           /* b_max: rankmax target logit (dot product) */
+    double *tlb;          /* b_max: threshold of the local lists (a lower bound of tau) */
     int64_t *trow;        /* b_max: target's local row or -1 */
     unsigned char *bad;   /* b_max: non-finite logit seen */
     sr_smap_search *srch; /* b_max */
@@ -197,6 +338,13 @@ struct sr_sparsemap {
     int64_t *rows;        /* gcap */
     float *g;             /* gcap x d */
     int64_t ng, gcap;
+    /* One rank with a small shard (the block path): whole local rows of bq
+     * queries at a time, thresholds found in cache, dense dV. */
+    int blk;
+    int64_t bq;
+    float *rowbuf;        /* bq x n_local logits, then gradients */
+    float *scr;           /* max(n_local, 2 cap) floats: local search scratch */
+    unsigned char *touch; /* n_local: row holds a support item or a target */
     sr_sparsemap_info info;
 };
 
@@ -208,7 +356,7 @@ void sr_sparsemap_destroy(sr_sparsemap **sp)
     void *bufs[] = {s->logits, s->cz,   s->crow, s->cn,  s->mloc,  s->eloc, s->ztloc, s->red,
                     s->gm,     s->ge,   s->zt,   s->zy,  s->trow,  s->bad,  s->srch,  s->lst,
                     s->tau,    s->scale, s->rc,  s->supp, s->act,  s->sub,  s->qsub,  s->dqsub,
-                    s->dvtmp,  s->colnz, s->slot, s->rows, s->g};
+                    s->dvtmp,  s->colnz, s->slot, s->rows, s->g,   s->rowbuf, s->scr, s->touch, s->tlb};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) sr_mem_free(m, bufs[k]);
     sr_mem_free(m, s);
     *sp = NULL;
@@ -260,11 +408,16 @@ sr_status sr_sparsemap_create_capped(sr_sparsemap **out, sr_loss_kind kind, cons
     qb = qb < 16 ? 16 : qb / 16 * 16;
     s->qb = qb < s->b_max ? qb : s->b_max;
     s->cap = cap;
+    /* Whole rows of a query block in ~2 MiB (at least 16 rows: <= 4 MiB). */
+    s->blk = in->c->size == 1 && nl >= 1 && nl <= SR_SPARSEMAP_BLOCK_ITEMS && cap >= SR_SPARSEMAP_BLOCK_MIN_CAP;
+    s->bq = s->blk ? sr_blocks_queries(s->b_max, nl) : 0;
     const size_t B = (size_t)s->b_max, D = (size_t)s->d, T = (size_t)s->tile, C2 = 2 * (size_t)cap;
+    /* The block path holds no candidate lists nor packed queries. */
+    const size_t BL = s->blk ? 1 : B;
     sr_mem *m = s->mem;
     s->logits = sr_mem_calloc(m, (size_t)s->qb * T, sizeof(float), "sparse map logit block", err);
-    s->cz = sr_mem_calloc(m, B * C2, sizeof(float), "sparse map candidates", err);
-    s->crow = sr_mem_calloc(m, B * C2, sizeof(int32_t), "sparse map candidate rows", err);
+    s->cz = sr_mem_calloc(m, BL * C2, sizeof(float), "sparse map candidates", err);
+    s->crow = sr_mem_calloc(m, BL * C2, sizeof(int32_t), "sparse map candidate rows", err);
     s->cn = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map counts", err);
     s->mloc = sr_mem_calloc(m, B, sizeof(float), "sparse map max", err);
     s->eloc = sr_mem_calloc(m, B, sizeof(double), "sparse map dropped", err);
@@ -274,6 +427,7 @@ sr_status sr_sparsemap_create_capped(sr_sparsemap **out, sr_loss_kind kind, cons
     s->ge = sr_mem_calloc(m, B, sizeof(double), "sparse map gdrop", err);
     s->zt = sr_mem_calloc(m, B, sizeof(double), "sparse map gtarget", err);
     s->zy = sr_mem_calloc(m, B, sizeof(double), "sparse map rank target", err);
+    s->tlb = sr_mem_calloc(m, B, sizeof(double), "sparse map local thresholds", err);
     s->trow = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map target rows", err);
     s->bad = sr_mem_calloc(m, B, 1, "sparse map flags", err);
     s->srch = sr_mem_calloc(m, B, sizeof(sr_smap_search), "sparse map search", err);
@@ -284,18 +438,21 @@ sr_status sr_sparsemap_create_capped(sr_sparsemap **out, sr_loss_kind kind, cons
     s->supp = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map support", err);
     s->act = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map active", err);
     s->sub = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map subset", err);
-    s->qsub = sr_mem_calloc(m, B * D, sizeof(float), "sparse map packed queries", err);
-    s->dqsub = sr_mem_calloc(m, B * D, sizeof(float), "sparse map packed dq", err);
+    s->qsub = sr_mem_calloc(m, BL * D, sizeof(float), "sparse map packed queries", err);
+    s->dqsub = sr_mem_calloc(m, BL * D, sizeof(float), "sparse map packed dq", err);
     s->dvtmp = sr_mem_calloc(m, T * D, sizeof(float), "sparse map tile dv", err);
     s->colnz = sr_mem_calloc(m, T, 1, "sparse map tile flags", err);
     s->slot = sr_mem_calloc(m, (size_t)nl + 1, sizeof(int32_t), "sparse map slots", err);
-    s->gcap = nl < 4096 ? (nl > 0 ? nl : 1) : 4096;
+    s->gcap = nl < 4096 || s->blk ? (nl > 0 ? nl : 1) : 4096;
+    s->rowbuf = sr_mem_calloc(m, s->blk ? (size_t)s->bq * (size_t)nl : 1, sizeof(float), "sparse map rows", err);
+    s->scr = sr_mem_calloc(m, (size_t)(nl > (int64_t)C2 ? nl : (int64_t)C2), sizeof(float), "sparse map scratch", err);
+    s->touch = sr_mem_calloc(m, (size_t)nl + 1, 1, "sparse map touched rows", err);
     s->rows = sr_mem_calloc(m, (size_t)s->gcap, sizeof(int64_t), "sparse map dv rows", err);
     s->g = sr_mem_calloc(m, (size_t)s->gcap * D, sizeof(float), "sparse map dv", err);
     if (!s->logits || !s->cz || !s->crow || !s->cn || !s->mloc || !s->eloc || !s->ztloc || !s->red ||
-        !s->gm || !s->ge || !s->zt || !s->zy || !s->trow || !s->bad || !s->srch || !s->lst ||
+        !s->gm || !s->ge || !s->zt || !s->zy || !s->tlb || !s->trow || !s->bad || !s->srch || !s->lst ||
         !s->tau || !s->scale || !s->rc || !s->supp || !s->act || !s->sub || !s->qsub || !s->dqsub ||
-        !s->dvtmp || !s->colnz || !s->slot || !s->rows || !s->g) {
+        !s->dvtmp || !s->colnz || !s->slot || !s->rows || !s->g || !s->rowbuf || !s->scr || !s->touch) {
         sr_sparsemap_destroy(&s);
         return err ? err->code : SR_ERR_NOMEM;
     }
@@ -394,12 +551,8 @@ static void forward_pass_(sr_sparsemap *s, const float *q, int64_t b, const floa
             for (int64_t ii = 0; ii < nb; ii++) {
                 const int64_t i = i0 + ii;
                 const float *row = s->logits + ii * nt;
-                float mx = s->mloc[i], poison = 0.0f;
-                for (int64_t j = 0; j < nt; j++) {
-                    poison += row[j] * 0.0f; /* NaN if any entry is NaN or infinite */
-                    mx = row[j] > mx ? row[j] : mx;
-                }
-                if (poison != poison) s->bad[i] = 1;
+                float mx = row_max_(row, nt, &s->bad[i]);
+                mx = mx > s->mloc[i] ? mx : s->mloc[i];
                 s->mloc[i] = mx;
                 int64_t tr = s->trow[i];
                 int64_t skip = -1;
@@ -475,26 +628,51 @@ static void compact_(sr_sparsemap *s, int64_t i, double lo)
     s->cn[i] = w;
 }
 
+/* Rankmax's scale, gradient constant and support of query i from the stats
+ * of its items above the target. */
+static void rank_finish_(sr_sparsemap *s, int64_t i, const sr_smap_stats *st)
+{
+    s->srch[i].fin = *st;
+    s->tau[i] = s->zy[i];
+    double g = st->s1;
+    s->scale[i] = g > 0.0 ? 1.0 / g : 0.0;
+    s->rc[i] = g > 0.0 ? 0.5 * (1.0 - st->s2 / (g * g)) : 0.0;
+    s->supp[i] = g > 0.0 ? (int64_t)st->c : 1;
+}
+
 static sr_status search_(sr_sparsemap *s, const float *q, int64_t b, const float *v, sr_error *err)
 {
     const sr_smap_params *p = &s->prm;
-    for (int64_t i = 0; i < b; i++) s->act[i] = i;
     if (p->form == SR_SMAP_RANKMAX) {
+        for (int64_t i = 0; i < b; i++) s->act[i] = i;
         SR_TRY(round_(s, q, v, b, err));
         for (int64_t i = 0; i < b; i++) {
             sr_smap_stats st;
             memcpy(&st, s->red + i * SR_SMAP_NSTATS, sizeof st);
-            s->srch[i].fin = st;
-            s->tau[i] = s->zy[i];
-            double g = st.s1;
-            s->scale[i] = g > 0.0 ? 1.0 / g : 0.0;
-            s->rc[i] = g > 0.0 ? 0.5 * (1.0 - st.s2 / (g * g)) : 0.0;
-            s->supp[i] = g > 0.0 ? (int64_t)st.c : 1;
+            rank_finish_(s, i, &st);
         }
         return SR_OK;
     }
-    for (int64_t i = 0; i < b; i++) sr_smap_search_init(&s->srch[i], p, s->gm[i], s->ge[i]);
-    int64_t nact = b;
+    /* The lists' own threshold is <= tau (a subset of the items sums to at
+     * most F): it starts the bracket, and on one rank it is tau itself when
+     * the lists hold every item above it (nothing dropped at or above). */
+    int64_t nact = 0;
+    for (int64_t i = 0; i < b; i++) {
+        sr_smap_search *sr = &s->srch[i];
+        sr_smap_search_init(sr, p, s->gm[i], s->ge[i]);
+        double lb = s->tlb[i];
+        if (s->c->size == 1 && lb > s->ge[i]) {
+            sr->tau = lb;
+            sr->fin = s->lst[i];
+            sr->done = 1;
+            continue;
+        }
+        if (lb > sr->lo && lb < sr->hi) {
+            sr->lo = lb;
+            sr->x = s->ge[i] > lb ? s->ge[i] : lb;
+        }
+        s->act[nact++] = i;
+    }
     while (nact > 0) {
         SR_TRY(round_(s, q, v, nact, err));
         int64_t keep = 0;
@@ -656,8 +834,160 @@ static void backward_(sr_sparsemap *s, const float *q, int64_t b, const float *v
 }
 
 /* ------------------------------------------------------------------------ */
+/* Block path: one rank, whole rows in cache                                */
+/* ------------------------------------------------------------------------ */
+
+/* Threshold, stats, support and loss of query i from its whole row (one
+ * rank: the row is the catalogue); SR_ERR_NUMERIC on a non-finite logit. */
+static sr_status row_threshold_(sr_sparsemap *s, int64_t i, const float *row, double *loss, sr_error *err)
+{
+    const int64_t n = s->n_local, tr = s->trow[i];
+    unsigned char bad = 0;
+    float mx = row_max_(row, n, &bad);
+    s->gm[i] = bad ? INFINITY : (double)mx;
+    s->zt[i] = row[tr];
+    if (!isfinite(s->gm[i]) || !isfinite(s->zt[i]) || (s->prm.form == SR_SMAP_RANKMAX && !isfinite(s->zy[i])))
+        SR_FAIL(err, SR_ERR_NUMERIC,
+                "sparse map step: query %lld has non-finite logits (max %g, target %g): NaN or infinite "
+                "embeddings",
+                (long long)i, s->gm[i], s->zt[i]);
+    sr_smap_search *sr = &s->srch[i];
+    if (s->prm.form == SR_SMAP_RANKMAX) {
+        sr_smap_stats st = {0, 0, 0, 0, 0, 0};
+        sr_smap_stats_add(&s->prm, s->zy[i], row, n, tr, &st);
+        rank_finish_(s, i, &st);
+        *loss = sr_smap_loss(&s->prm, s->tau[i], &st, s->zy[i]);
+        return SR_OK;
+    }
+    s->tau[i] = local_tau_(&s->prm, row, n, (double)mx, s->scr, &sr->fin);
+    s->scale[i] = sr->fin.f > 0.0 ? 1.0 / sr->fin.f : 0.0;
+    s->supp[i] = (int64_t)sr->fin.c;
+    *loss = sr_smap_loss(&s->prm, s->tau[i], &sr->fin, s->zt[i]);
+    return SR_OK;
+}
+
+/* Overwrite query i's row with its gradient row dL/dz / B (the target's
+ * -1 included) and mark the rows it touches; returns its nonzeros. */
+static int64_t row_gradient_(sr_sparsemap *s, int64_t i, float *row, int64_t b)
+{
+    const int64_t n = s->n_local, tr = s->trow[i];
+    const double w = 1.0 / (double)b, tau = s->tau[i];
+    int64_t nz = 0;
+    if (s->prm.form == SR_SMAP_RANKMAX) {
+        const double a = s->scale[i] * w, c0 = s->rc[i] * w;
+        for (int64_t j = 0; j < n; j++) {
+            double u = (double)row[j] - tau;
+            float g = u > 0.0 && a > 0.0 ? (float)(a * u + c0) : 0.0f;
+            row[j] = g;
+            nz += g != 0.0f;
+            s->touch[j] |= g != 0.0f;
+        }
+        row[tr] = s->scale[i] > 0.0 ? (float)(-w * (1.0 + s->srch[i].fin.c * s->rc[i])) : 0.0f;
+    } else {
+        const double sc = s->scale[i] * w;
+        if (s->prm.form == SR_SMAP_SPARSEMAX || s->prm.form == SR_SMAP_ENTMAX15) {
+            const double k = s->prm.form == SR_SMAP_ENTMAX15 ? 0.25 * sc : sc;
+            const int sq = s->prm.form == SR_SMAP_ENTMAX15;
+            for (int64_t j = 0; j < n; j++) {
+                double u = (double)row[j] - tau;
+                u = u > 0.0 ? u : 0.0;
+                float g = (float)(k * (sq ? u * u : u));
+                row[j] = g;
+                nz += g != 0.0f;
+                s->touch[j] |= g != 0.0f;
+            }
+        } else {
+            for (int64_t j = 0; j < n; j++) {
+                float g = (float)(sr_smap_phi(&s->prm, (double)row[j] - tau) * sc);
+                row[j] = g;
+                nz += g != 0.0f;
+                s->touch[j] |= g != 0.0f;
+            }
+        }
+        row[tr] = (float)((double)row[tr] - w);
+    }
+    s->touch[tr] = 1;
+    return nz + (row[tr] != 0.0f);
+}
+
+/* The whole step on the block path: per block of bq queries one SGEMM for
+ * the rows, thresholds and gradients in place, then dQ_blk = G V and
+ * dV += G^T Q_blk (sparse axpys instead when the block's gradient is
+ * sparse). dV is dense (n_local x d) and packed to the touched rows. */
+static sr_status block_step_(sr_sparsemap *s, const float *q, int64_t b, const float *v, double *loss_acc,
+                             float *dq, sr_error *err)
+{
+    const int64_t n = s->n_local, d = s->d, bq = s->bq;
+    double tg = 0.0, tf = 0.0, ts = 0.0, tb = 0.0, acc = 0.0;
+    memset(s->g, 0, (size_t)(n * d) * sizeof(float));
+    memset(s->touch, 0, (size_t)n);
+    for (int64_t i0 = 0; i0 < b; i0 += bq) {
+        const int64_t nb = b - i0 < bq ? b - i0 : bq;
+        const float *qb = q + i0 * d;
+        double t0 = sr_time_now();
+        cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasTrans, (int)nb, (int)n, (int)d, 1.0f, qb, (int)d, v, (int)d,
+                    0.0f, s->rowbuf, (int)n);
+        double t1 = sr_time_now();
+        for (int64_t ii = 0; ii < nb; ii++) {
+            double l = 0.0;
+            SR_TRY(row_threshold_(s, i0 + ii, s->rowbuf + ii * n, &l, err));
+            acc += l;
+        }
+        double t2 = sr_time_now();
+        int64_t nz = 0;
+        for (int64_t ii = 0; ii < nb; ii++) nz += row_gradient_(s, i0 + ii, s->rowbuf + ii * n, b);
+        double t3 = sr_time_now();
+        if (nz * 16 >= nb * n) {
+            /* Dense enough for the GEMMs (sparse axpys run ~16x below their rate). */
+            if (dq)
+                cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n, 1.0f, s->rowbuf,
+                            (int)n, v, (int)d, 0.0f, dq + i0 * d, (int)d);
+            cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)d, (int)nb, 1.0f, s->rowbuf, (int)n,
+                        qb, (int)d, 1.0f, s->g, (int)d);
+        } else {
+            for (int64_t ii = 0; ii < nb; ii++) {
+                const float *gi = s->rowbuf + ii * n, *qi = qb + ii * d;
+                float *dqi = dq ? dq + (i0 + ii) * d : NULL;
+                if (dqi) memset(dqi, 0, (size_t)d * sizeof(float));
+                for (int64_t j = 0; j < n; j++) {
+                    const float gw = gi[j];
+                    if (gw == 0.0f) continue;
+                    const float *vj = v + j * d;
+                    float *gr = s->g + j * d;
+                    for (int64_t c = 0; c < d; c++) gr[c] += gw * qi[c];
+                    if (dqi)
+                        for (int64_t c = 0; c < d; c++) dqi[c] += gw * vj[c];
+                }
+            }
+        }
+        double t4 = sr_time_now();
+        tg += t1 - t0 + t4 - t3;
+        tf += t1 - t0;
+        ts += t2 - t1;
+        tb += t4 - t2;
+    }
+    /* Pack dV to the touched rows, in row order (slot k <= row j). */
+    int64_t k = 0;
+    for (int64_t j = 0; j < n; j++) {
+        if (!s->touch[j]) continue;
+        if (k != j) memcpy(s->g + k * d, s->g + j * d, (size_t)d * sizeof(float));
+        s->rows[k++] = j;
+    }
+    s->ng = k;
+    s->info.t_gemm = tg;
+    s->info.t_forward = tf;
+    s->info.t_search = ts;
+    s->info.t_backward = tb;
+    *loss_acc = acc;
+    return SR_OK;
+}
+
+/* ------------------------------------------------------------------------ */
 /* The step                                                                 */
 /* ------------------------------------------------------------------------ */
+
+static sr_status list_step_(sr_sparsemap *s, const float *q, int64_t b, const float *v, double *loss, float *dq,
+                            double t0, sr_error *err);
 
 sr_status sr_sparsemap_step(sr_sparsemap *s, const float *q, int64_t b, const float *v,
                             const int64_t *targets, int64_t step, double *loss, float *dq,
@@ -694,14 +1024,45 @@ sr_status sr_sparsemap_step(sr_sparsemap *s, const float *q, int64_t b, const fl
         }
         SR_TRY(sr_comm_allreduce_max(c, s->zy, b, err));
     }
+    if (s->blk) {
+        /* One rank, rows in cache: no lists, no rounds. */
+        double acc = 0.0;
+        SR_TRY(block_step_(s, q, b, v, &acc, dq, err));
+        double l = acc / (double)b;
+        if (!isfinite(l)) SR_FAIL(err, SR_ERR_NUMERIC, "sparse map step: loss is %g", l);
+        if (loss) *loss = l;
+    } else {
+        SR_TRY(list_step_(s, q, b, v, loss, dq, t0, err));
+    }
+    s->info.dv_rows = s->ng;
+    if (dv) {
+        dv->n = s->ng;
+        dv->rows = s->rows;
+        dv->g = s->g;
+    }
+    (void)step;
+    return SR_OK;
+}
+
+/* The list path: tiled pass, search rounds, sparse backward (sparsemap.h). */
+static sr_status list_step_(sr_sparsemap *s, const float *q, int64_t b, const float *v, double *loss, float *dq,
+                            double t0, sr_error *err)
+{
+    const sr_comm *c = s->c;
     forward_pass_(s, q, b, v);
     for (int64_t i = 0; i < b; i++) {
         s->red[i] = s->bad[i] ? INFINITY : (double)s->mloc[i];
         s->red[b + i] = s->eloc[i];
         s->red[2 * b + i] = s->ztloc[i];
+        /* The local lists' threshold (their stats kept in lst: exact at one rank). */
+        s->red[3 * b + i] = s->prm.form == SR_SMAP_RANKMAX
+                                ? -INFINITY
+                                : local_tau_(&s->prm, s->cz + i * 2 * s->cap, s->cn[i], (double)s->mloc[i], s->scr,
+                                             &s->lst[i]);
     }
-    SR_TRY(sr_comm_allreduce_max(c, s->red, 3 * b, err));
+    SR_TRY(sr_comm_allreduce_max(c, s->red, 4 * b, err));
     for (int64_t i = 0; i < b; i++) {
+        s->tlb[i] = s->red[3 * b + i];
         s->gm[i] = s->red[i];
         s->ge[i] = s->red[b + i];
         s->zt[i] = s->red[2 * b + i];
@@ -728,12 +1089,5 @@ sr_status sr_sparsemap_step(sr_sparsemap *s, const float *q, int64_t b, const fl
     s->info.t_forward = t1 - t0;
     s->info.t_search = t2 - t1;
     s->info.t_backward = t3 - t2;
-    s->info.dv_rows = s->ng;
-    if (dv) {
-        dv->n = s->ng;
-        dv->rows = s->rows;
-        dv->g = s->g;
-    }
-    (void)step;
     return SR_OK;
 }

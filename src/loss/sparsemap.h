@@ -57,6 +57,12 @@
 
 /* Candidates kept per query and rank by sr_sparsemap_create. */
 #define SR_SPARSEMAP_CAND_DEFAULT 2048
+/* One rank whose shard has at most SR_SPARSEMAP_BLOCK_ITEMS items takes the
+ * block path (whole rows in cache, no lists, no rounds) unless the cap is
+ * below SR_SPARSEMAP_BLOCK_MIN_CAP (tiny caps ask for the lists and their
+ * recompute fallback, as the tests do). */
+#define SR_SPARSEMAP_BLOCK_ITEMS 65536
+#define SR_SPARSEMAP_BLOCK_MIN_CAP 64
 
 typedef struct sr_sparsemap sr_sparsemap;
 
@@ -92,6 +98,7 @@ typedef struct sr_sparsemap_info {
     int64_t overflow_queries;  /* queries whose backward recomputed tiles */
     int64_t dv_rows;           /* rows in dv on this rank */
     double t_forward, t_search, t_backward; /* seconds on this rank */
+    double t_gemm;             /* block path: seconds in its three SGEMMs */
 } sr_sparsemap_info;
 void sr_sparsemap_get_info(const sr_sparsemap *s, sr_sparsemap_info *info);
 
