@@ -9,6 +9,10 @@
 #include "loss/sparsemap.h"
 
 #include <cblas.h>
+#include <float.h>
+#ifdef __AVX__
+#include <immintrin.h>
+#endif
 #include <limits.h>
 #include <math.h>
 #include <string.h>
@@ -190,40 +194,41 @@ static float row_max_(const float *row, int64_t n, unsigned char *bad)
     return m;
 }
 
-/* Sums over z[0..n) above x for the exact forms (no pow, branch-free
- * lanes): count, sum u, u^2, u^3 (u = z - x) and the smallest z above x,
- * turned into the stats of sparsemax or entmax-1.5 at x. */
-static void stats_exact_(const sr_smap_params *p, double x, const float *z, int64_t n, sr_smap_stats *st,
-                         double *zmin)
+/* Sums over z[0..n) above x for the exact forms (no pow, branch-free;
+ * z finite): count, sum u, u^2, u^3 (u = z - x), turned into the stats of
+ * sparsemax or entmax-1.5 at x (rankmax uses the sparsemax sums). */
+static void stats_exact_(const sr_smap_params *p, double x, const float *z, int64_t n, sr_smap_stats *st)
 {
-    double c[SR_LANES] = {0}, s1[SR_LANES] = {0}, s2[SR_LANES] = {0}, s3[SR_LANES] = {0};
-    float mn[SR_LANES];
-    for (int l = 0; l < SR_LANES; l++) mn[l] = INFINITY;
-    int64_t j = 0;
-    for (; j < n; j += SR_LANES) {
-        for (int l = 0; l < SR_LANES; l++) {
-            float zz = j + l < n ? z[j + l] : -INFINITY;
-            double u = (double)zz - x;
-            int in = u > 0.0;
-            double uu = in ? u : 0.0;
-            c[l] += in ? 1.0 : 0.0;
-            s1[l] += uu;
-            s2[l] += uu * uu;
-            s3[l] += uu * uu * uu;
-            float m = in ? zz : INFINITY;
-            mn[l] = m < mn[l] ? m : mn[l];
-        }
-    }
     double C = 0.0, S1 = 0.0, S2 = 0.0, S3 = 0.0;
-    float mnv = INFINITY;
-    for (int l = 0; l < SR_LANES; l++) {
-        C += c[l];
-        S1 += s1[l];
-        S2 += s2[l];
-        S3 += s3[l];
-        mnv = mn[l] < mnv ? mn[l] : mnv;
+    int64_t j = 0;
+#ifdef __AVX__
+    /* 4 double lanes (gcc leaves this loop scalar), summed in a fixed order. */
+    const __m256d xv = _mm256_set1_pd(x), zero = _mm256_setzero_pd(), one = _mm256_set1_pd(1.0);
+    __m256d cv = zero, v1 = zero, v2 = zero, v3 = zero;
+    for (; j + 4 <= n; j += 4) {
+        __m256d u = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(z + j)), xv);
+        __m256d m = _mm256_cmp_pd(u, zero, _CMP_GT_OQ);
+        __m256d uu = _mm256_and_pd(u, m), u2 = _mm256_mul_pd(uu, uu);
+        cv = _mm256_add_pd(cv, _mm256_and_pd(one, m));
+        v1 = _mm256_add_pd(v1, uu);
+        v2 = _mm256_add_pd(v2, u2);
+        v3 = _mm256_add_pd(v3, _mm256_mul_pd(u2, uu));
     }
-    *zmin = (double)mnv;
+    double l[4][4];
+    _mm256_storeu_pd(l[0], cv);
+    _mm256_storeu_pd(l[1], v1);
+    _mm256_storeu_pd(l[2], v2);
+    _mm256_storeu_pd(l[3], v3);
+    for (int k = 0; k < 4; k++) C += l[0][k], S1 += l[1][k], S2 += l[2][k], S3 += l[3][k];
+#endif
+    for (; j < n; j++) {
+        double u = (double)z[j] - x;
+        if (!(u > 0.0)) continue;
+        C += 1.0;
+        S1 += u;
+        S2 += u * u;
+        S3 += u * u * u;
+    }
     st->c = C;
     st->s1 = S1;
     st->s2 = S2;
@@ -240,48 +245,54 @@ static void stats_exact_(const sr_smap_params *p, double x, const float *z, int6
 
 /* Threshold of one query from all of its items z[0..n) held here (m: their
  * max) and the stats at it; -inf and zero stats when n is 0. Exact forms:
- * from x = m - radius (f >= 1), the closed form of the support {z > x} is
- * the threshold as soon as no item lies in (x, closed form] (the support is
- * fixed); else a Newton step, which stays at or left of tau since f is
- * convex and decreasing (sparsemax: Michelot's step). Whole catalogue in the
- * support: one pass. Other alpha: the bracketed search on the items, 
- * dropping those at or below its lower end as it rises. `scr` holds n. */
+ * from x = m - radius (f >= 1), the closed form t of the support {z > x}
+ * is the threshold when no item lies in (x, t] (the count above t equals
+ * the count above x: the support is fixed); else a Newton step, which stays
+ * at or left of tau since f is convex and decreasing (sparsemax: Michelot's
+ * step). Whole catalogue in the support: a compaction pass and two stats
+ * passes. Other alpha: the bracketed search on the items, dropping those at
+ * or below its lower end as it rises. `scr` holds n. */
 static double local_tau_(const sr_smap_params *p, const float *z, int64_t n, double m, float *scr,
                          sr_smap_stats *fin)
 {
     memset(fin, 0, sizeof *fin);
     if (n == 0) return -INFINITY;
-    double x = m - sr_smap_radius(p), zmin;
+    double x = m - sr_smap_radius(p);
     sr_smap_stats st;
     if (p->form == SR_SMAP_SPARSEMAX || p->form == SR_SMAP_ENTMAX15) {
-        /* Items at or below x (<= tau) are out for good: after a step the
-         * passes run over the survivors in scr. */
-        const float *a = z;
-        int64_t na = n;
-        double tau = x;
+        /* Items at or below x (<= tau) are out for good: the passes run
+         * over the survivors, compacted into scr as x rises. */
+        int64_t na = 0;
+        for (int64_t j = 0; j < n; j++) {
+            scr[na] = z[j];
+            na += (double)z[j] > x;
+        }
+        stats_exact_(p, x, scr, na, &st);
         for (int it = 0; it < 200; it++) {
-            stats_exact_(p, x, a, na, &st, &zmin);
             /* The closed form only (candidate_ falls back to Newton). */
             double t = x + (st.s1 - 1.0) / st.c, disc = st.s1 * st.s1 - st.c * (st.s2 - 4.0);
             if (p->form == SR_SMAP_ENTMAX15) t = disc >= 0.0 ? x + (st.s2 - 4.0) / (st.s1 + sqrt(disc)) : NAN;
-            if (t >= x && t < zmin) {
-                tau = t;
-                break;
+            if (t >= x) {
+                stats_exact_(p, t, scr, na, fin);
+                if (fin->c == st.c) return t; /* no item in (x, t]: the support is fixed */
             }
             double xn = st.d > 0.0 ? x + (st.f - 1.0) / st.d : NAN;
-            tau = x;
             if (!(xn > x)) break; /* f(x) = 1 up to rounding */
             x = xn;
             int64_t w = 0;
             for (int64_t j = 0; j < na; j++) {
-                scr[w] = a[j];
-                w += (double)a[j] > x;
+                scr[w] = scr[j];
+                w += (double)scr[j] > x;
             }
-            a = scr;
             na = w;
+            /* Sparsemax: t = xn, whose stats are already in fin. */
+            if (p->form == SR_SMAP_SPARSEMAX && t == x)
+                st = *fin;
+            else
+                stats_exact_(p, x, scr, na, &st);
         }
-        stats_exact_(p, tau, a, na, fin, &zmin);
-        return tau;
+        *fin = st; /* stalled at rounding: x is tau */
+        return x;
     }
     int64_t k = 0;
     for (int64_t j = 0; j < n; j++)
@@ -839,7 +850,7 @@ static void backward_(sr_sparsemap *s, const float *q, int64_t b, const float *v
 
 /* Threshold, stats, support and loss of query i from its whole row (one
  * rank: the row is the catalogue); SR_ERR_NUMERIC on a non-finite logit. */
-static sr_status row_threshold_(sr_sparsemap *s, int64_t i, const float *row, double *loss, sr_error *err)
+static sr_status row_threshold_(sr_sparsemap *s, int64_t i, float *row, double *loss, sr_error *err)
 {
     const int64_t n = s->n_local, tr = s->trow[i];
     unsigned char bad = 0;
@@ -853,8 +864,13 @@ static sr_status row_threshold_(sr_sparsemap *s, int64_t i, const float *row, do
                 (long long)i, s->gm[i], s->zt[i]);
     sr_smap_search *sr = &s->srch[i];
     if (s->prm.form == SR_SMAP_RANKMAX) {
-        sr_smap_stats st = {0, 0, 0, 0, 0, 0};
-        sr_smap_stats_add(&s->prm, s->zy[i], row, n, tr, &st);
+        /* Gaps above the target, the target itself masked out (phi(u) = u:
+         * the sparsemax sums). */
+        sr_smap_stats st;
+        float keep = row[tr];
+        row[tr] = -FLT_MAX;
+        stats_exact_(&s->prm, s->zy[i], row, n, &st);
+        row[tr] = keep;
         rank_finish_(s, i, &st);
         *loss = sr_smap_loss(&s->prm, s->tau[i], &st, s->zy[i]);
         return SR_OK;
@@ -866,48 +882,44 @@ static sr_status row_threshold_(sr_sparsemap *s, int64_t i, const float *row, do
     return SR_OK;
 }
 
+/* row[j] = (k2 u + k1) u + k0 where u = row[j] - tau > 0, else 0 (double
+ * arithmetic, float result). */
+static void grad_poly_(float *row, int64_t n, double tau, double k2, double k1, double k0)
+{
+    int64_t j = 0;
+#ifdef __AVX__
+    const __m256d tv = _mm256_set1_pd(tau), zero = _mm256_setzero_pd(), a2 = _mm256_set1_pd(k2),
+                  a1 = _mm256_set1_pd(k1), a0 = _mm256_set1_pd(k0);
+    for (; j + 4 <= n; j += 4) {
+        __m256d u = _mm256_sub_pd(_mm256_cvtps_pd(_mm_loadu_ps(row + j)), tv);
+        __m256d m = _mm256_cmp_pd(u, zero, _CMP_GT_OQ);
+        __m256d g = _mm256_add_pd(_mm256_mul_pd(_mm256_add_pd(_mm256_mul_pd(a2, u), a1), u), a0);
+        _mm_storeu_ps(row + j, _mm256_cvtpd_ps(_mm256_and_pd(g, m)));
+    }
+#endif
+    for (; j < n; j++) {
+        double u = (double)row[j] - tau;
+        row[j] = u > 0.0 ? (float)((k2 * u + k1) * u + k0) : 0.0f;
+    }
+}
+
 /* Overwrite query i's row with its gradient row dL/dz / B (the target's
- * -1 included) and mark the rows it touches; returns its nonzeros. */
-static int64_t row_gradient_(sr_sparsemap *s, int64_t i, float *row, int64_t b)
+ * -1 included). */
+static void row_gradient_(sr_sparsemap *s, int64_t i, float *row, int64_t b)
 {
     const int64_t n = s->n_local, tr = s->trow[i];
-    const double w = 1.0 / (double)b, tau = s->tau[i];
-    int64_t nz = 0;
-    if (s->prm.form == SR_SMAP_RANKMAX) {
-        const double a = s->scale[i] * w, c0 = s->rc[i] * w;
-        for (int64_t j = 0; j < n; j++) {
-            double u = (double)row[j] - tau;
-            float g = u > 0.0 && a > 0.0 ? (float)(a * u + c0) : 0.0f;
-            row[j] = g;
-            nz += g != 0.0f;
-            s->touch[j] |= g != 0.0f;
-        }
+    const double w = 1.0 / (double)b, tau = s->tau[i], sc = s->scale[i] * w;
+    switch (s->prm.form) {
+    case SR_SMAP_RANKMAX:
+        grad_poly_(row, n, tau, 0.0, sc, s->scale[i] > 0.0 ? s->rc[i] * w : 0.0);
         row[tr] = s->scale[i] > 0.0 ? (float)(-w * (1.0 + s->srch[i].fin.c * s->rc[i])) : 0.0f;
-    } else {
-        const double sc = s->scale[i] * w;
-        if (s->prm.form == SR_SMAP_SPARSEMAX || s->prm.form == SR_SMAP_ENTMAX15) {
-            const double k = s->prm.form == SR_SMAP_ENTMAX15 ? 0.25 * sc : sc;
-            const int sq = s->prm.form == SR_SMAP_ENTMAX15;
-            for (int64_t j = 0; j < n; j++) {
-                double u = (double)row[j] - tau;
-                u = u > 0.0 ? u : 0.0;
-                float g = (float)(k * (sq ? u * u : u));
-                row[j] = g;
-                nz += g != 0.0f;
-                s->touch[j] |= g != 0.0f;
-            }
-        } else {
-            for (int64_t j = 0; j < n; j++) {
-                float g = (float)(sr_smap_phi(&s->prm, (double)row[j] - tau) * sc);
-                row[j] = g;
-                nz += g != 0.0f;
-                s->touch[j] |= g != 0.0f;
-            }
-        }
-        row[tr] = (float)((double)row[tr] - w);
+        return;
+    case SR_SMAP_ENTMAX15: grad_poly_(row, n, tau, 0.25 * sc, 0.0, 0.0); break;
+    case SR_SMAP_SPARSEMAX: grad_poly_(row, n, tau, 0.0, sc, 0.0); break;
+    default:
+        for (int64_t j = 0; j < n; j++) row[j] = (float)(sr_smap_phi(&s->prm, (double)row[j] - tau) * sc);
     }
-    s->touch[tr] = 1;
-    return nz + (row[tr] != 0.0f);
+    row[tr] = (float)((double)row[tr] - w);
 }
 
 /* The whole step on the block path: per block of bq queries one SGEMM for
@@ -935,9 +947,17 @@ static sr_status block_step_(sr_sparsemap *s, const float *q, int64_t b, const f
         }
         double t2 = sr_time_now();
         int64_t nz = 0;
-        for (int64_t ii = 0; ii < nb; ii++) nz += row_gradient_(s, i0 + ii, s->rowbuf + ii * n, b);
+        for (int64_t ii = 0; ii < nb; ii++) {
+            row_gradient_(s, i0 + ii, s->rowbuf + ii * n, b);
+            nz += s->supp[i0 + ii] + 1;
+            s->touch[s->trow[i0 + ii]] = 1;
+        }
         double t3 = sr_time_now();
         if (nz * 16 >= nb * n) {
+            for (int64_t ii = 0; ii < nb; ii++) {
+                const float *gi = s->rowbuf + ii * n;
+                for (int64_t j = 0; j < n; j++) s->touch[j] |= gi[j] != 0.0f;
+            }
             /* Dense enough for the GEMMs (sparse axpys run ~16x below their rate). */
             if (dq)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n, 1.0f, s->rowbuf,
@@ -952,6 +972,7 @@ static sr_status block_step_(sr_sparsemap *s, const float *q, int64_t b, const f
                 for (int64_t j = 0; j < n; j++) {
                     const float gw = gi[j];
                     if (gw == 0.0f) continue;
+                    s->touch[j] = 1;
                     const float *vj = v + j * d;
                     float *gr = s->g + j * d;
                     for (int64_t c = 0; c < d; c++) gr[c] += gw * qi[c];
