@@ -147,6 +147,16 @@ bool sr_smap_search_next(sr_smap_search *s, const sr_smap_params *p, const sr_sm
             s->x_is_cand = 1;
             return false;
         }
+        /* 1.5-entmax: the closed form of a superset of the support can
+         * overshoot (it did: c >= hi); Newton from lo stays at or left of
+         * tau (f convex, decreasing), where bisection would crawl. */
+        if (p->form == SR_SMAP_ENTMAX15 && s->st_lo.d > 0.0) {
+            double nt = s->lo + (s->st_lo.f - 1.0) / s->st_lo.d;
+            if (nt > s->lo && nt < s->hi) {
+                s->x = nt;
+                return false;
+            }
+        }
     }
     double mid = 0.5 * (s->lo + s->hi);
     if (!(mid > s->lo && mid < s->hi)) return finish_(s, s->x, at_x);
