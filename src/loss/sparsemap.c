@@ -272,11 +272,17 @@ static double local_tau_(const sr_smap_params *p, const float *z, int64_t n, dou
     if (p->form == SR_SMAP_SPARSEMAX || p->form == SR_SMAP_ENTMAX15) {
         /* Items at or below x (<= tau) are out for good: the passes run
          * over the survivors, compacted into scr as x rises. */
-        int64_t na = 0;
-        for (int64_t j = 0; j < n; j++) {
-            scr[na] = z[j];
-            na += (double)z[j] > x;
-        }
+        int64_t na = 0, j = 0;
+        float xf = (float)x; /* the largest float <= x: z > xf iff z > x */
+        if ((double)xf > x) xf = nextafterf(xf, -INFINITY);
+#ifdef __AVX__
+        for (; j + 8 <= n; j += 8)
+            for (int msk = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(z + j), _mm256_set1_ps(xf), _CMP_GT_OQ));
+                 msk; msk &= msk - 1)
+                scr[na++] = z[j + __builtin_ctz((unsigned)msk)];
+#endif
+        for (; j < n; j++)
+            if (z[j] > xf) scr[na++] = z[j];
         stats_exact_(p, x, scr, na, &st);
         for (int it = 0; it < 200; it++) {
             /* The closed form only (candidate_ falls back to Newton). */
@@ -290,7 +296,7 @@ static double local_tau_(const sr_smap_params *p, const float *z, int64_t n, dou
             if (!(xn > x)) break; /* f(x) = 1 up to rounding */
             x = xn;
             int64_t w = 0;
-            for (int64_t j = 0; j < na; j++) {
+            for (j = 0; j < na; j++) {
                 scr[w] = scr[j];
                 w += (double)scr[j] > x;
             }
@@ -932,6 +938,59 @@ static void row_gradient_(sr_sparsemap *s, int64_t i, float *row, int64_t b)
     row[tr] = (float)((double)row[tr] - w);
 }
 
+/* dL/dz_j of query i (times B) for item j with logit z, the target's -1
+ * included when j is the target. */
+static double row_coef_(const sr_sparsemap *s, int64_t i, int64_t j, double z)
+{
+    if (j != s->trow[i]) return coef_(s, i, z);
+    if (s->prm.form == SR_SMAP_RANKMAX) return s->scale[i] > 0.0 ? -(1.0 + s->srch[i].fin.c * s->rc[i]) : 0.0;
+    return coef_(s, i, z) - 1.0;
+}
+
+/* dq_i = sum_j g_j v_j and dV_j += g_j q_i over query i's support and
+ * target only: one scan of its logit row for z > tau (AVX compare against
+ * the largest float <= tau, which selects exactly those). */
+static void row_sparse_backward_(sr_sparsemap *s, int64_t i, const float *row, const float *qi, const float *v,
+                                 float *dqi, int64_t b)
+{
+    const int64_t n = s->n_local, d = s->d, tr = s->trow[i];
+    const double w = 1.0 / (double)b, tau = s->tau[i];
+    float tf = (float)tau;
+    if ((double)tf > tau) tf = nextafterf(tf, -INFINITY);
+    if (dqi) memset(dqi, 0, (size_t)d * sizeof(float));
+    int64_t hits[8], nh, j = 0;
+    for (;;) {
+        nh = 0;
+#ifdef __AVX__
+        if (j + 8 <= n) {
+            int m = _mm256_movemask_ps(_mm256_cmp_ps(_mm256_loadu_ps(row + j), _mm256_set1_ps(tf), _CMP_GT_OQ));
+            for (; m; m &= m - 1) hits[nh++] = j + __builtin_ctz((unsigned)m);
+            j += 8;
+        } else
+#endif
+        if (j < n) {
+            if (row[j] > tf) hits[nh++] = j;
+            j++;
+        } else {
+            hits[nh++] = tr; /* last: the target, always in dv */
+            j = n + 1;
+        }
+        for (int64_t h = 0; h < nh; h++) {
+            const int64_t jj = hits[h];
+            if (jj == tr && j <= n) continue; /* the target once, at the end */
+            const float gw = (float)(row_coef_(s, i, jj, (double)row[jj]) * w);
+            s->touch[jj] = 1;
+            if (gw == 0.0f) continue;
+            const float *vj = v + jj * d;
+            float *gr = s->g + jj * d;
+            for (int64_t c = 0; c < d; c++) gr[c] += gw * qi[c];
+            if (dqi)
+                for (int64_t c = 0; c < d; c++) dqi[c] += gw * vj[c];
+        }
+        if (j > n) break;
+    }
+}
+
 /* The whole step on the block path: per block of bq queries one SGEMM for
  * the rows, thresholds and gradients in place, then dQ_blk = G V and
  * dV += G^T Q_blk (sparse axpys instead when the block's gradient is
@@ -955,44 +1014,29 @@ static sr_status block_step_(sr_sparsemap *s, const float *q, int64_t b, const f
             SR_TRY(row_threshold_(s, i0 + ii, s->rowbuf + ii * n, &l, err));
             acc += l;
         }
-        double t2 = sr_time_now();
+        double t2 = sr_time_now(), t3 = t2;
         int64_t nz = 0;
-        for (int64_t ii = 0; ii < nb; ii++) {
-            row_gradient_(s, i0 + ii, s->rowbuf + ii * n, b);
-            nz += s->supp[i0 + ii] + 1;
-            s->touch[s->trow[i0 + ii]] = 1;
-        }
-        double t3 = sr_time_now();
+        for (int64_t ii = 0; ii < nb; ii++) nz += s->supp[i0 + ii] + 1;
         if (nz * 16 >= nb * n) {
+            /* Dense enough for the GEMMs (sparse axpys run ~16x below their rate). */
             for (int64_t ii = 0; ii < nb; ii++) {
-                const float *gi = s->rowbuf + ii * n;
+                float *gi = s->rowbuf + ii * n;
+                row_gradient_(s, i0 + ii, gi, b);
+                s->touch[s->trow[i0 + ii]] = 1;
                 for (int64_t j = 0; j < n; j++) s->touch[j] |= gi[j] != 0.0f;
             }
-            /* Dense enough for the GEMMs (sparse axpys run ~16x below their rate). */
+            t3 = sr_time_now();
             if (dq)
                 cblas_sgemm(CblasRowMajor, CblasNoTrans, CblasNoTrans, (int)nb, (int)d, (int)n, 1.0f, s->rowbuf,
                             (int)n, v, (int)d, 0.0f, dq + i0 * d, (int)d);
             cblas_sgemm(CblasRowMajor, CblasTrans, CblasNoTrans, (int)n, (int)d, (int)nb, 1.0f, s->rowbuf, (int)n,
                         qb, (int)d, 1.0f, s->g, (int)d);
         } else {
-            for (int64_t ii = 0; ii < nb; ii++) {
-                const float *gi = s->rowbuf + ii * n, *qi = qb + ii * d;
-                float *dqi = dq ? dq + (i0 + ii) * d : NULL;
-                if (dqi) memset(dqi, 0, (size_t)d * sizeof(float));
-                for (int64_t j = 0; j < n; j++) {
-                    const float gw = gi[j];
-                    if (gw == 0.0f) continue;
-                    s->touch[j] = 1;
-                    const float *vj = v + j * d;
-                    float *gr = s->g + j * d;
-                    for (int64_t c = 0; c < d; c++) gr[c] += gw * qi[c];
-                    if (dqi)
-                        for (int64_t c = 0; c < d; c++) dqi[c] += gw * vj[c];
-                }
-            }
+            for (int64_t ii = 0; ii < nb; ii++)
+                row_sparse_backward_(s, i0 + ii, s->rowbuf + ii * n, qb + ii * d, v, dq ? dq + (i0 + ii) * d : NULL, b);
         }
         double t4 = sr_time_now();
-        tg += t1 - t0 + t4 - t3;
+        tg += t1 - t0 + (t3 > t2 ? t4 - t3 : 0.0);
         tf += t1 - t0;
         ts += t2 - t1;
         tb += t4 - t2;
