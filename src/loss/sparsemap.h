@@ -14,15 +14,24 @@
  * exact gradient of its loss, which adds the scale's derivative, still
  * supported on {z_j > z_t} and t). The batch loss is the mean over queries.
  *
- * One step (collective over in->c):
+ * One rank with at most SR_SPARSEMAP_BLOCK_ITEMS local items (the block
+ * path): per block of queries one SGEMM writes their whole rows (~2 MiB),
+ * each query's threshold is solved exactly in cache (closed form +
+ * Newton from the left, docs/losses.md section 2), the rows become gradients
+ * in place, and dQ_blk = G V, dV += G^T Q_blk (two SGEMMs, or sparse axpys
+ * for a sparse block). No lists, no rounds; the steps below do not apply.
+ *
+ * One step otherwise (collective over in->c):
  *   0. rankmax only: target logits by their owners, one all-reduce(MAX) of B.
  *   1. One pass over the shard in tiles (one SGEMM per tile and query block,
  *      never a B x n_r buffer): per-query local max, target logit, and a
  *      candidate list of the items that can be in the support (within
  *      1/(alpha-1) of the running max; rankmax: above z_t), capped at `cap`
  *      per query: when more qualify, the largest are kept and the largest
- *      dropped logit e_i is remembered. One all-reduce(MAX) of 3B values
- *      (max, dropped max, target logit).
+ *      dropped logit e_i is remembered. Each rank's exact threshold of its
+ *      own lists (<= tau). One all-reduce(MAX) of 4B values (max, dropped
+ *      max, target logit, lists' threshold: the bracket's lower end; on one
+ *      rank the threshold itself when nothing was dropped above it).
  *   2. Threshold search: rounds of one all-reduce(SUM) of 6 doubles per
  *      unfinished query (stats of the items above the trial point x: sum of
  *      p, derivative, count, sum and sum of squares of z - x, sum p(z - x)),
@@ -37,7 +46,8 @@
  *      for queries whose support overflowed the lists.
  *
  * Memory (bytes, through in->mem): candidates b_max x 2 cap x 8 (32 MiB at
- * b_max 1024 and the default cap 2048); a query
+ * b_max 1024 and the default cap 2048; none on the block path, which holds
+ * a block of whole rows, ~2 MiB, and a dense n_local x d dv); a query
  * block of logits (~2 MiB, as the exact softmax); a slot map of n_local x 4;
  * O(b_max (d + 16)) scratch; the row-sparse dv buffer grows with the number
  * of distinct touched rows, at most n_local x d floats (a support covering
