@@ -97,15 +97,24 @@ void sr_smap_search_init(sr_smap_search *s, const sr_smap_params *p, double m, d
 
 /* Threshold on the support {z > lo} from the stats there (closed form for
  * the exact forms, a Newton step otherwise); NAN when it does not exist. */
-static double candidate_(const sr_smap_params *p, double lo, const sr_smap_stats *st)
+static double candidate_(const sr_smap_params *p, double lo, const sr_smap_stats *st, int *closed)
 {
+    *closed = 0;
     if (!(st->c > 0.0)) return NAN;
-    if (p->form == SR_SMAP_SPARSEMAX) return lo + (st->s1 - 1.0) / st->c;
+    if (p->form == SR_SMAP_SPARSEMAX) {
+        *closed = 1;
+        return lo + (st->s1 - 1.0) / st->c;
+    }
     if (p->form == SR_SMAP_ENTMAX15) {
         /* sum ((u - t)/2)^2 = 1 on the support: c t^2 - 2 s1 t + s2 - 4 = 0,
-         * smaller root, rationalised (t is small near convergence). */
+         * smaller root, rationalised (t is small near convergence). No real
+         * root (the superset is spread wide): Newton, which is no closed
+         * form, so an unchanged count there proves nothing. */
         double disc = st->s1 * st->s1 - st->c * (st->s2 - 4.0);
-        if (disc >= 0.0) return lo + (st->s2 - 4.0) / (st->s1 + sqrt(disc));
+        if (disc >= 0.0) {
+            *closed = 1;
+            return lo + (st->s2 - 4.0) / (st->s1 + sqrt(disc));
+        }
     }
     return st->d > 0.0 ? lo + (st->f - 1.0) / st->d : NAN;
 }
@@ -138,13 +147,14 @@ bool sr_smap_search_next(sr_smap_search *s, const sr_smap_params *p, const sr_sm
     if (s->hi - s->lo <= tol || s->rounds >= 200) return finish_(s, s->x, at_x);
     s->x_is_cand = 0;
     if (s->have_lo) {
-        double c = candidate_(p, s->lo, &s->st_lo);
+        int closed;
+        double c = candidate_(p, s->lo, &s->st_lo, &closed);
         s->cand = c;
         /* c <= lo only when f(lo) == 1 up to rounding: lo is the threshold. */
         if (c <= s->lo) return finish_(s, s->lo, &s->st_lo);
         if (c < s->hi) {
             s->x = c;
-            s->x_is_cand = 1;
+            s->x_is_cand = closed;
             return false;
         }
         /* 1.5-entmax: the closed form of a superset of the support can
