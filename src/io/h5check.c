@@ -240,8 +240,10 @@ sr_status sr_h5check_object(hid_t file, const char *path, const sr_h5check_obj *
 
 /* ---- index ranges ----------------------------------------------------------- */
 
-sr_status sr_h5check_ids(hid_t file, hid_t dxpl, const char *path, const sr_h5check_obj *o, int64_t lo, int64_t hi,
-                         sr_error *err)
+/* Elements [lo, hi) in range; with seen (a bitmap of id_bound bits), also
+ * no value twice (a permutation check, in the same single read). */
+static sr_status check_ids_(hid_t file, hid_t dxpl, const char *path, const sr_h5check_obj *o, int64_t lo, int64_t hi,
+                            unsigned char *seen, sr_error *err)
 {
     if (o->id_bound < 0 || hi <= lo) return SR_OK;
     hid_t d = H5Dopen2(file, o->path, H5P_DEFAULT);
@@ -272,6 +274,15 @@ sr_status sr_h5check_ids(hid_t file, hid_t dxpl, const char *path, const sr_h5ch
                                   (long long)o->id_bound, (long long)(at + (int64_t)k));
                 break;
             }
+            if (!seen) continue;
+            int64_t v = buf[k];
+            if (seen[v / 8] & (1u << (v % 8))) {
+                st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                                  "%s: %s: %s %lld repeated at position %lld (not a permutation)", path, o->path,
+                                  o->id_what, (long long)v, (long long)(at + (int64_t)k));
+                break;
+            }
+            seen[v / 8] |= (unsigned char)(1u << (v % 8));
         }
     }
     if (fs >= 0) H5Sclose(fs);
@@ -279,6 +290,12 @@ sr_status sr_h5check_ids(hid_t file, hid_t dxpl, const char *path, const sr_h5ch
     free(buf);
     H5Eclear2(H5E_DEFAULT);
     return st;
+}
+
+sr_status sr_h5check_ids(hid_t file, hid_t dxpl, const char *path, const sr_h5check_obj *o, int64_t lo, int64_t hi,
+                         sr_error *err)
+{
+    return check_ids_(file, dxpl, path, o, lo, hi, NULL, err);
 }
 
 /* ---- everything, agreed ------------------------------------------------------ */
@@ -339,44 +356,13 @@ sr_status sr_h5check_path(const char *path, const sr_h5check_obj *objs, int n, s
 
 /* ---- renumbering maps (data reorder) ----------------------------------------- */
 
-/* Every value in [0, n) exactly once: the range by sr_h5check_ids, repeats
- * with a bitmap. */
+/* Every value in [0, n) exactly once: range and repeats in one read. */
 static sr_status check_permutation(hid_t file, const char *path, const sr_h5check_obj *o, sr_error *err)
 {
-    SR_TRY(sr_h5check_ids(file, H5P_DEFAULT, path, o, 0, o->dims[0], err));
-    int64_t n = o->dims[0];
-    unsigned char *seen = calloc((size_t)(n / 8 + 1), 1);
-    int64_t *buf = malloc((size_t)SR_H5CHECK_CHUNK * sizeof *buf);
-    hid_t d = H5Dopen2(file, o->path, H5P_DEFAULT), fs = d >= 0 ? H5Dget_space(d) : H5I_INVALID_HID;
-    sr_status st = SR_OK;
-    if (!seen || !buf) st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: %s: out of memory", path, o->path);
-    for (int64_t at = 0; st == SR_OK && at < n; at += SR_H5CHECK_CHUNK) {
-        hsize_t start = (hsize_t)at, cnt = (hsize_t)(n - at < SR_H5CHECK_CHUNK ? n - at : SR_H5CHECK_CHUNK);
-        hid_t ms = H5Screate_simple(1, &cnt, NULL);
-        herr_t rc = H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL);
-        if (rc >= 0) rc = H5Dread(d, H5T_NATIVE_INT64, ms, fs, H5P_DEFAULT, buf);
-        H5Sclose(ms);
-        if (rc < 0) {
-            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot read elements [%lld, %lld)", path,
-                              o->path, (long long)at, (long long)(at + (int64_t)cnt));
-            break;
-        }
-        for (hsize_t k = 0; k < cnt; k++) {
-            int64_t v = buf[k];
-            if (seen[v / 8] & (1u << (v % 8))) {
-                st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
-                                  "%s: %s: %s %lld repeated at position %lld (not a permutation)", path, o->path,
-                                  o->id_what, (long long)v, (long long)(at + (int64_t)k));
-                break;
-            }
-            seen[v / 8] |= (unsigned char)(1u << (v % 8));
-        }
-    }
-    if (fs >= 0) H5Sclose(fs);
-    if (d >= 0) H5Dclose(d);
+    unsigned char *seen = calloc((size_t)(o->dims[0] / 8 + 1), 1);
+    if (!seen) SR_FAIL(err, SR_ERR_NOMEM, "%s: %s: out of memory", path, o->path);
+    sr_status st = check_ids_(file, H5P_DEFAULT, path, o, 0, o->dims[0], seen, err);
     free(seen);
-    free(buf);
-    H5Eclear2(H5E_DEFAULT);
     return st;
 }
 
