@@ -12,17 +12,9 @@
 #include <unistd.h>
 
 #include "comm/comm.h"
+#include "comm/shard.h"
 #include "core/log.h"
 #include "io/dataset.h"
-
-/* Rank of id x under balanced contiguous blocks of n ids over p ranks, the
- * first n % p blocks one longer (sr_dataset_user_range, sr_shard_init_block). */
-static int block_owner(int64_t x, int64_t n, int64_t p)
-{
-    int64_t base = n / p, rem = n % p, big = rem * (base + 1);
-    if (x < big) return (int)(x / (base + 1));
-    return (int)(rem + (x - big) / base);
-}
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -123,16 +115,25 @@ done:
 
 int64_t sr_reorder_renumber(int64_t n, int64_t parts, const int64_t *part, int64_t *new_id)
 {
+    /* The trainer's own block map (shard.h), so the parts line up with it. */
+    sr_shard blocks;
+    sr_error e;
+    sr_error_clear(&e);
+    if (sr_shard_init_block(&blocks, n, (int)parts, NULL, &e) != SR_OK) return -1;
     int64_t *at = calloc((size_t)parts + 1, sizeof *at);
-    if (!at) return -1;
+    if (!at) {
+        sr_shard_destroy(&blocks);
+        return -1;
+    }
     for (int64_t x = 0; x < n; x++) at[part[x] + 1]++;
     for (int64_t q = 0; q < parts; q++) at[q + 1] += at[q];
     int64_t spilled = 0;
     for (int64_t x = 0; x < n; x++) {
         new_id[x] = at[part[x]]++;
-        spilled += block_owner(new_id[x], n, parts) != part[x];
+        spilled += sr_shard_owner(&blocks, new_id[x]) != part[x];
     }
     free(at);
+    sr_shard_destroy(&blocks);
     return spilled;
 }
 
@@ -142,10 +143,15 @@ int64_t sr_reorder_halo(int64_t U, int64_t N, const int64_t *indptr, const int64
     if (rank_rows) memset(rank_rows, 0, (size_t)p * sizeof *rank_rows);
     if (p < 2) return 0;
     /* Users in new-id order, so each rank's users come together. */
+    sr_shard ublk = {0}, iblk = {0};
+    sr_error e;
+    sr_error_clear(&e);
     int64_t *by_new = malloc((size_t)(U + 1) * sizeof *by_new);
     int *stamp = malloc((size_t)(N + 1) * sizeof *stamp);
-    if (!by_new || !stamp) {
+    if (!by_new || !stamp || sr_shard_init_block(&ublk, U, p, NULL, &e) != SR_OK ||
+        sr_shard_init_block(&iblk, N, p, NULL, &e) != SR_OK) {
         free(by_new), free(stamp);
+        sr_shard_destroy(&ublk), sr_shard_destroy(&iblk);
         return -1;
     }
     for (int64_t u = 0; u < U; u++) by_new[uid ? uid[u] : u] = u;
@@ -153,18 +159,19 @@ int64_t sr_reorder_halo(int64_t U, int64_t N, const int64_t *indptr, const int64
     int64_t halo = 0;
     for (int64_t v = 0; v < U; v++) {
         int64_t u = by_new[v];
-        int r = block_owner(v, U, p);
+        int r = sr_shard_owner(&ublk, v);
         for (int64_t k = indptr[u]; k < indptr[u + 1]; k++) {
             int64_t i = items[k - indptr[0]];
             if (stamp[i] == r) continue;
             stamp[i] = r;
-            int q = block_owner(iid ? iid[i] : i, N, p);
+            int q = sr_shard_owner(&iblk, iid ? iid[i] : i);
             if (q == r) continue;
             halo++;
             if (rank_rows) rank_rows[r]++, rank_rows[q]++; /* r pushes it, q serves it */
         }
     }
     free(by_new), free(stamp);
+    sr_shard_destroy(&ublk), sr_shard_destroy(&iblk);
     return halo;
 }
 
