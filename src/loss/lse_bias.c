@@ -124,7 +124,7 @@ double sr_lse_sqnorm_unbiased_cv(double sq_of_sum, double sum_of_sq, double sum_
 typedef struct scratch_ {
     sr_softmax_ws *ws;
     int64_t *zero, *rows;
-    double *frac, *pos, *lq, *mm, *fs, *cc, *lo, *hi, *acc, *u, *wt, *gsum, *gtmp;
+    double *frac, *pos, *lq, *mm, *fs, *cc, *lo, *hi, *acc, *u, *wt, *gsum, *gtmp, *gfs;
     int64_t *gidx;
     sr_lse *lse;
     float *vc, *z, *sl;
@@ -134,14 +134,16 @@ static void scratch_free_(scratch_ *s, sr_mem *mem)
 {
     sr_softmax_ws_destroy(&s->ws);
     void *bufs[] = {s->zero, s->rows, s->frac, s->pos, s->lq, s->mm, s->fs,   s->cc,   s->lo, s->hi,
-                    s->acc,  s->u,    s->wt,   s->gsum, s->lse, s->vc, s->z, s->sl, s->gtmp, s->gidx};
+                    s->acc,  s->u,    s->wt,   s->gsum, s->lse, s->vc, s->z, s->sl, s->gtmp, s->gidx, s->gfs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(mem, bufs[i]);
 }
 
-/* Buffers of both analyses; nacc doubles of moments, and with grad the
- * per-query running sums of the SSM gradients over the shard (b x n_local). */
+/* Buffers of both analyses; nacc doubles of moments, and with groups > 0
+ * (the gradient bias) the per-query, per-group running sums of the SSM
+ * gradients over the shard (b x n_local x groups) and their b (1 + 3 groups)
+ * reduced sums. */
 static sr_status scratch_alloc_(scratch_ *w, int64_t b, int64_t d, int64_t kmax, int64_t nl, int p, int64_t nacc,
-                                bool grad, sr_mem *mem, sr_error *err)
+                                int64_t groups, sr_mem *mem, sr_error *err)
 {
     memset(w, 0, sizeof *w);
     sr_status st = sr_softmax_ws_create(&w->ws, b, 4096, mem, err);
@@ -163,13 +165,14 @@ static sr_status scratch_alloc_(scratch_ *w, int64_t b, int64_t d, int64_t kmax,
     w->sl = sr_mem_calloc(mem, (size_t)(nl + 1), sizeof(float), "lse-bias shard scores", err);
     bool ok = w->zero && w->rows && w->frac && w->pos && w->lq && w->mm && w->fs && w->cc && w->lo && w->hi &&
               w->acc && w->lse && w->vc && w->z && w->sl;
-    if (ok && grad) {
+    if (ok && groups > 0) {
         w->u = sr_mem_calloc(mem, (size_t)kmax, sizeof(double), "grad-bias logits", err);
         w->wt = sr_mem_calloc(mem, (size_t)kmax + 1, sizeof(double), "grad-bias weights", err);
-        w->gsum = sr_mem_calloc(mem, (size_t)(b * nl + 1), sizeof(double), "grad-bias gradient sums", err);
+        w->gsum = sr_mem_calloc(mem, (size_t)(b * nl * groups + 1), sizeof(double), "grad-bias gradient sums", err);
+        w->gfs = sr_mem_calloc(mem, (size_t)(b * (1 + 3 * groups)), sizeof(double), "grad-bias sums", err);
         w->gtmp = sr_mem_calloc(mem, (size_t)nl + 1, sizeof(double), "grad-bias gradient", err);
         w->gidx = sr_mem_calloc(mem, (size_t)kmax + 1, sizeof(int64_t), "grad-bias rows", err);
-        ok = w->u && w->wt && w->gsum && w->gtmp && w->gidx;
+        ok = w->u && w->wt && w->gsum && w->gtmp && w->gidx && w->gfs;
     }
     if (!ok) {
         scratch_free_(w, mem);
@@ -281,7 +284,7 @@ sr_status sr_lse_bias_run(const sr_comm *c, const sr_shard *items, const sr_samp
     SR_TRY(check_args_(c, items, b, d, ks, nk, reps, 1, &kmax, err));
     const int64_t nl = sr_shard_count(items, c->rank);
     scratch_ w;
-    SR_TRY(scratch_alloc_(&w, b, d, kmax, nl, c->size, 4 * nk * b, false, mem, err));
+    SR_TRY(scratch_alloc_(&w, b, d, kmax, nl, c->size, 4 * nk * b, 0, mem, err));
     sr_status st;
     /* cc becomes the NCE iterate below: keep log Z apart. */
     double *lzv = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias log Z", err);
@@ -404,16 +407,20 @@ static sr_status nce_pass_(const sr_comm *c, const sr_sampler *smp, const float 
 }
 
 /* SSM at k = ks[ki]: R repetitions of (positive, noise sample); each
- * query's sampled distribution a_r = g_r + e_y (sparse) is folded into its
- * running sum A over the shard; then fs[3i] = ||A||^2, fs[3i+1] =
- * sum_r ||a_r||^2, fs[3i+2] = sum_r a_r . p (all-reduced). */
+ * query's sampled distribution a_r = g_r + e_y (sparse) is folded into the
+ * running sum A_g over the shard of its group g = r % G; then, per query i
+ * (m = 1 + 3 G entries, all-reduced): gfs[i m] = ||sum_g A_g||^2 and, per g,
+ * gfs[i m + 1 + 3g ...] = ||A_g||^2, sum_r ||a_r||^2, sum_r a_r . p. */
 static sr_status ssm_pass_(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q, int64_t b,
                            int64_t d, const float *v, int64_t nl, const int64_t *ks, int64_t nk, int64_t ki,
-                           int64_t reps, bool rh, uint64_t seed, const double *lz, scratch_ *w, sr_error *err)
+                           int64_t reps, int64_t ng, bool rh, uint64_t seed, const double *lz, scratch_ *w,
+                           sr_error *err)
 {
-    memset(w->gsum, 0, (size_t)(b * nl) * sizeof(double));
-    memset(w->fs, 0, (size_t)(3 * b) * sizeof(double));
+    const int64_t m = 1 + 3 * ng;
+    memset(w->gsum, 0, (size_t)(b * nl * ng) * sizeof(double));
+    memset(w->gfs, 0, (size_t)(b * m) * sizeof(double));
     for (int64_t r = 0; r < reps; r++) {
+        const int64_t g = r % ng;
         SR_TRY(draw_positives_(c, items, smp, q, b, d, v, nl, seed, r, w, err));
         const int64_t kr = draw_noise_(c, smp, q, b, d, v, ks[ki], ki, nk, seed, r, w);
         for (int64_t i = 0; i < b; i++) {
@@ -438,25 +445,51 @@ static sr_status ssm_pass_(const sr_comm *c, const sr_shard *items, const sr_sam
                 w->wt[n++] = at;
                 dot += at * exp(st - lz[i]);
             }
-            w->fs[3 * i + 1] += sr_lse_grad_accum(w->gsum + i * nl, w->gtmp, w->gidx, w->wt, n);
-            w->fs[3 * i + 2] += dot;
+            double *f = w->gfs + i * m + 1 + 3 * g;
+            f[1] += sr_lse_grad_accum(w->gsum + (i * ng + g) * nl, w->gtmp, w->gidx, w->wt, n);
+            f[2] += dot;
         }
     }
-    for (int64_t i = 0; i < b; i++)
-        for (int64_t j = 0; j < nl; j++) w->fs[3 * i] += w->gsum[i * nl + j] * w->gsum[i * nl + j];
-    return sr_comm_allreduce_sum(c, w->fs, 3 * b, err);
+    for (int64_t i = 0; i < b; i++) {
+        double *f = w->gfs + i * m;
+        for (int64_t j = 0; j < nl; j++) {
+            double tot = 0;
+            for (int64_t g = 0; g < ng; g++) {
+                const double a = w->gsum[(i * ng + g) * nl + j];
+                tot += a;
+                f[1 + 3 * g] += a * a;
+            }
+            f[0] += tot * tot;
+        }
+    }
+    return sr_comm_allreduce_sum(c, w->gfs, b * m, err);
+}
+
+int64_t sr_lse_grad_groups(int64_t reps) { return reps / 2 < 5 ? reps / 2 : 5; }
+
+double sr_lse_group_se(const double *est, int64_t groups)
+{
+    if (groups < 2) return NAN;
+    double mean = 0, ss = 0;
+    for (int64_t g = 0; g < groups; g++) mean += est[g] / (double)groups;
+    for (int64_t g = 0; g < groups; g++) ss += (est[g] - mean) * (est[g] - mean);
+    return sqrt(ss / (double)(groups - 1) / (double)groups);
 }
 
 sr_status sr_lse_grad_bias_run(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q,
                                int64_t b, int64_t d, const float *v, const int64_t *ks, int64_t nk, int64_t reps,
-                               bool remove_hits, uint64_t seed, sr_mem *mem, sr_lse_grad_summary *sum,
-                               sr_lse_grad_row *rows, sr_error *err)
+                               int64_t groups, bool remove_hits, uint64_t seed, sr_mem *mem,
+                               sr_lse_grad_summary *sum, sr_lse_grad_row *rows, sr_error *err)
 {
     int64_t kmax;
     SR_TRY(check_args_(c, items, b, d, ks, nk, reps, 2, &kmax, err));
-    const int64_t nl = sr_shard_count(items, c->rank), m = 2 + 2 * nk;
+    const int64_t ng = groups == 0 ? sr_lse_grad_groups(reps) : groups;
+    if (ng < 1 || ng > reps / 2 || ng > SR_LSE_MAX_GROUPS)
+        SR_FAIL(err, SR_ERR_INTERNAL, "lse-bias: %lld groups of %lld repetitions (1..%d, >= 2 repetitions each)",
+                (long long)ng, (long long)reps, SR_LSE_MAX_GROUPS);
+    const int64_t nl = sr_shard_count(items, c->rank), m = 2 + 2 * nk, mg = 1 + 3 * ng;
     scratch_ w;
-    SR_TRY(scratch_alloc_(&w, b, d, kmax, nl, c->size, b * m, true, mem, err));
+    SR_TRY(scratch_alloc_(&w, b, d, kmax, nl, c->size, b * m, ng, mem, err));
     double *lz = w.cc; /* the NCE iterate of sr_lse_bias_run is not used here */
     sr_status st = exact_logz_(c, items, q, b, d, v, nl, &w, lz, err);
     if (st == SR_OK) st = nce_pass_(c, smp, q, b, d, v, nl, ks, nk, kmax, remove_hits, lz, &w, err);
@@ -478,18 +511,25 @@ sr_status sr_lse_grad_bias_run(const sr_comm *c, const sr_shard *items, const sr
         }
     }
     for (int64_t ki = 0; ki < nk && st == SR_OK; ki++) {
-        st = ssm_pass_(c, items, smp, q, b, d, v, nl, ks, nk, ki, reps, remove_hits, seed, lz, &w, err);
+        st = ssm_pass_(c, items, smp, q, b, d, v, nl, ks, nk, ki, reps, ng, remove_hits, seed, lz, &w, err);
         if (st != SR_OK) break;
-        double me = 0, me2 = 0, mn = 0;
+        double me = 0, mn = 0, eg[SR_LSE_MAX_GROUPS] = {0};
+        const double rr = (double)reps;
         for (int64_t i = 0; i < b; i++) {
-            const double *f = w.fs + 3 * i, pp = w.acc[i * m], rr = (double)reps;
-            double est = sr_lse_sqnorm_unbiased_cv(f[0], f[1], f[2], pp, reps);
-            me += est / (double)b;
-            me2 += est * est / (double)b;
-            mn += (f[0] / (rr * rr) - 2.0 * f[2] / rr + pp) / (double)b; /* ||mean_r a_r - p||^2 */
+            const double *f = w.gfs + i * mg, pp = w.acc[i * m];
+            double ssq = 0, dot = 0;
+            for (int64_t g = 0; g < ng; g++) {
+                const double *fg = f + 1 + 3 * g;
+                const int64_t rg = reps / ng + (g < reps % ng);
+                eg[g] += sr_lse_sqnorm_unbiased_cv(fg[0], fg[1], fg[2], pp, rg) / (double)b;
+                ssq += fg[1];
+                dot += fg[2];
+            }
+            me += sr_lse_sqnorm_unbiased_cv(f[0], ssq, dot, pp, reps) / (double)b;
+            mn += (f[0] / (rr * rr) - 2.0 * dot / rr + pp) / (double)b; /* ||mean_r a_r - p||^2 */
         }
         rows[ki].ssm_rel2 = me / sum->grad_ms;
-        rows[ki].ssm_rel2_se = b > 1 ? sqrt(fmax(me2 - me * me, 0.0) / (double)(b - 1)) / sum->grad_ms : NAN;
+        rows[ki].ssm_rel2_se = sr_lse_group_se(eg, ng) / sum->grad_ms;
         rows[ki].ssm_naive_rel2 = mn / sum->grad_ms;
     }
     scratch_free_(&w, mem);

@@ -72,16 +72,35 @@
  *        are expanded: with A = sum_r a_r,
  *          ||sum h||^2 - sum ||h||^2 = ||A||^2 - sum_r ||a_r||^2
  *                                      - 2 (R - 1) sum_r a_r . p + R (R - 1) ||p||^2,
- *        and a_r . p needs p only at the touched items. A is kept per query
- *        over the shard (b x n_local doubles), then one all-reduce of 3b
- *        sums per k.
+ *        and a_r . p needs p only at the touched items.
+ *        Standard error: within a repetition the noise sample is shared by
+ *        all b queries, so the per-query estimates are correlated and their
+ *        spread over queries understates the Monte Carlo error. Instead the
+ *        repetitions are split into G groups (r goes to group r % G; by
+ *        default G = min(5, R / 2), so every group has >= 2 repetitions and
+ *        its own unbiased estimate); each group's estimate from its own sums,
+ *        averaged over the queries, is est_g, and the est_g use disjoint
+ *        repetitions, so they are independent and SE = sd_g(est_g) / sqrt(G)
+ *        (G - 1 degrees of freedom: +-2 SE covers about 88% at G = 5, t_4).
+ *        That is the SE of the group-mean estimator; the reported value is
+ *        the full-R estimate (A = sum_g A_g, all pairs r != s, also across
+ *        groups), which is the group mean's conditional expectation given
+ *        the unordered set of repetitions (Rao-Blackwell), so its variance
+ *        is no larger: the SE is conservative for it, in variance by up to
+ *        G (R - 1) / (R - G) (5.4 at R = 50) where the pair term dominates
+ *        (||E g|| small against the noise), by about 1 where it is resolved.
+ *        NAN when G = 1.
+ *        Memory: the A_g per query and group over the shard (b x n_local x G
+ *        doubles), then one all-reduce of b (1 + 3G) sums per k
+ *        (||sum_g A_g||^2, and per g ||A_g||^2, sum ||a_r||^2, sum a_r . p).
  * Reported per k, RMS over the b queries relative to the exact gradient's:
  *   rel2 = mean_i ||E g_i||^2 / mean_i E||p_i - e_y||^2, where
  *   E||p - e_y||^2 = 1 - ||p||^2 exactly; rel = sqrt(rel2). For SSM also the
- *   standard error of rel2 over the queries (MC and user sampling) and the
- *   plug-in value. The SSM expectation depends on the joint law of the
- *   sample (stratified quotas differ with the rank count) except at k = 1;
- *   NCE's depends only on the expected counts, so it is rank-independent.
+ *   standard error of rel2 (Monte Carlo, from the groups above; the b
+ *   queries are taken as given) and the plug-in value. The SSM expectation
+ *   depends on the joint law of the sample (stratified quotas differ with
+ *   the rank count) except at k = 1; NCE's depends only on the expected
+ *   counts, so it is rank-independent.
  */
 #ifndef SR_LOSS_LSE_BIAS_H
 #define SR_LOSS_LSE_BIAS_H
@@ -131,6 +150,11 @@ double sr_lse_nce_grad_limit(double s, double logz, bool remove_hits);
  * returns its squared norm. tmp[] (indexed like sum) must be zero, and is
  * left zero. */
 double sr_lse_grad_accum(double *sum, double *tmp, const int64_t *rows, const double *w, int64_t n);
+/* The SE's default number of groups of repetitions, min(5, reps / 2). */
+int64_t sr_lse_grad_groups(int64_t reps);
+/* SE of the mean of groups independent estimates est[]: their sample
+ * standard deviation (groups - 1) over sqrt(groups); NAN for groups < 2. */
+double sr_lse_group_se(const double *est, int64_t groups);
 /* (sq_of_sum - sum_of_sq) / (R (R - 1)), R >= 2. */
 double sr_lse_sqnorm_unbiased(double sq_of_sum, double sum_of_sq, int64_t reps);
 /* The same for h_r = a_r - p from the sums over the a_r: sq_of_sum =
@@ -140,7 +164,7 @@ double sr_lse_sqnorm_unbiased_cv(double sq_of_sum, double sum_of_sq, double sum_
 
 typedef struct sr_lse_grad_row {
     int64_t k;
-    double ssm_rel2, ssm_rel2_se, ssm_naive_rel2; /* unbiased, its SE over queries, plug-in */
+    double ssm_rel2, ssm_rel2_se, ssm_naive_rel2; /* unbiased (all R), SE from the groups, plug-in */
     double nce_rel2, nce_sn_rel2;                 /* exact; on the self-normalised logits */
 } sr_lse_grad_row;
 
@@ -150,12 +174,17 @@ typedef struct sr_lse_grad_summary {
     double nce_lim_rel2; /* NCE's k -> inf limit, relative as the rows */
 } sr_lse_grad_summary;
 
-/* Collective, arguments as sr_lse_bias_run, reps >= 2; remove_hits as
- * loss.remove_accidental_hits. Writes *sum and rows[nk], identical on every
- * rank. Extra memory: b x n_local doubles. */
+#define SR_LSE_MAX_GROUPS 64
+
+/* Collective, arguments as sr_lse_bias_run, reps >= 2; groups: the SE's
+ * groups of repetitions, 0 for sr_lse_grad_groups(reps), else 1..reps / 2
+ * and <= SR_LSE_MAX_GROUPS (ssm_rel2 and the plug-in do not depend on it, up
+ * to rounding); remove_hits as loss.remove_accidental_hits. Writes *sum and
+ * rows[nk], identical on every rank. Extra memory: b x n_local x groups
+ * doubles. */
 sr_status sr_lse_grad_bias_run(const sr_comm *c, const sr_shard *items, const sr_sampler *smp, const float *q,
                                int64_t b, int64_t d, const float *v, const int64_t *ks, int64_t nk, int64_t reps,
-                               bool remove_hits, uint64_t seed, sr_mem *mem, sr_lse_grad_summary *sum,
-                               sr_lse_grad_row *rows, sr_error *err);
+                               int64_t groups, bool remove_hits, uint64_t seed, sr_mem *mem,
+                               sr_lse_grad_summary *sum, sr_lse_grad_row *rows, sr_error *err);
 
 #endif

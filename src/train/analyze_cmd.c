@@ -226,7 +226,7 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
     sr_lse_grad_summary gsum;
     const bool grad = o->reps >= 2;
     if (st == SR_OK && grad)
-        st = sr_lse_grad_bias_run(c, map, smp, q, b, cfg->model_dim, v, o->ks, o->nk, o->reps,
+        st = sr_lse_grad_bias_run(c, map, smp, q, b, cfg->model_dim, v, o->ks, o->nk, o->reps, 0,
                                   cfg->loss_remove_accidental_hits, (uint64_t)o->seed, &mem, &gsum, grows, err);
     sr_sampler_destroy(&smp);
     if (st != SR_OK) {
@@ -247,9 +247,10 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
         printf("\n");
         if (grad) {
             printf("# expected-gradient bias at the exact fixed point (y ~ P), accidental hits %s: RMS over users of\n"
-                   "# ||E g|| relative to the exact gradient's RMS norm %.4f; NCE k -> inf limit %.5f\n\n",
+                   "# ||E g|| relative to the exact gradient's RMS norm %.4f; NCE k -> inf limit %.5f\n"
+                   "# SSM SE: spread of %lld independent groups of repetitions (conservative; nan with one)\n\n",
                    cfg->loss_remove_accidental_hits ? "removed" : "kept", sqrt(gsum.grad_ms),
-                   sqrt(fmax(gsum.nce_lim_rel2, 0)));
+                   sqrt(fmax(gsum.nce_lim_rel2, 0)), (long long)sr_lse_grad_groups(o->reps));
             printf("| k | SSM rel. bias | SSM rel^2 +- SE | SSM plug-in | NCE rel. bias | NCE, logits - log Z |\n");
             printf("|---:|---:|---:|---:|---:|---:|\n");
             for (int i = 0; i < o->nk; i++)
@@ -289,6 +290,7 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
         json_object_set_new(g, "remove_accidental_hits", json_boolean(cfg->loss_remove_accidental_hits));
         json_object_set_new(g, "grad_ms", json_real(gsum.grad_ms));
         json_object_set_new(g, "nce_lim_rel2", json_real(gsum.nce_lim_rel2));
+        json_object_set_new(g, "ssm_se_groups", json_integer(sr_lse_grad_groups(o->reps)));
         for (int i = 0; i < o->nk; i++) {
             json_t *r = json_object();
             json_object_set_new(r, "k", json_integer(grows[i].k));
