@@ -29,6 +29,16 @@ import sys
 import time
 
 
+def propagate(torch, adj, e0, layers):
+    """LightGCN output: the mean of e0 and its `layers` products with adj."""
+    outs = [e0]
+    x = e0
+    for _k in range(layers):
+        x = torch.sparse.mm(adj, x)
+        outs.append(x)
+    return torch.stack(outs, dim=1).mean(dim=1)
+
+
 def main():
     here = os.path.dirname(os.path.abspath(__file__))
     default = os.path.join(os.environ.get("SOFTREC_DATA", os.path.join(here, "..", "..", "shared", "data")),
@@ -100,12 +110,7 @@ def main():
     for _ in range(a.reps + 1):
         t0, c0 = time.perf_counter(), time.process_time()
         e0.grad = None
-        layers = [e0]
-        x = e0
-        for _k in range(a.layers):
-            x = torch.sparse.mm(adj, x)
-            layers.append(x)
-        out = torch.stack(layers, dim=1).mean(dim=1)
+        out = propagate(torch, adj, e0, a.layers)
         out.backward(out.detach())
         walls.append(time.perf_counter() - t0)
         cpus.append(time.process_time() - c0)
@@ -137,12 +142,7 @@ def train_steps(a, torch, u, i, nu, ni, adj, build_s):
         neg = torch.multinomial(q, a.negatives, replacement=True)
         logq_neg = torch.log(a.negatives * q[neg]).float()
         opt.zero_grad(set_to_none=True)
-        layers = [e0]
-        x = e0
-        for _k in range(a.layers):
-            x = torch.sparse.mm(adj, x)
-            layers.append(x)
-        out = torch.stack(layers, dim=1).mean(dim=1)
+        out = propagate(torch, adj, e0, a.layers)
         qv = torch.nn.functional.normalize(out[bu], dim=1) / a.temperature
         pv = torch.nn.functional.normalize(out[nu + bi], dim=1)
         nv = torch.nn.functional.normalize(out[nu + neg], dim=1)
