@@ -154,7 +154,7 @@ static sr_status scratch_alloc_(scratch_ *w, int64_t b, int64_t d, int64_t kmax,
     w->pos = sr_mem_calloc(mem, (size_t)(3 * b), sizeof(double), "lse-bias positives", err);
     w->lq = sr_mem_calloc(mem, (size_t)kmax, sizeof(double), "lse-bias log counts", err);
     w->mm = sr_mem_calloc(mem, (size_t)(2 * b), sizeof(double), "lse-bias brackets", err);
-    w->fs = sr_mem_calloc(mem, (size_t)(3 * b), sizeof(double), "lse-bias sums", err);
+    w->fs = sr_mem_calloc(mem, (size_t)(2 * b), sizeof(double), "lse-bias NCE sums", err); /* f, f' per query */
     w->cc = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias c", err);
     w->lo = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias lo", err);
     w->hi = sr_mem_calloc(mem, (size_t)b, sizeof(double), "lse-bias hi", err);

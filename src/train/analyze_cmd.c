@@ -295,7 +295,9 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
             json_t *r = json_object();
             json_object_set_new(r, "k", json_integer(grows[i].k));
             json_object_set_new(r, "ssm_rel2", json_real(grows[i].ssm_rel2));
-            json_object_set_new(r, "ssm_rel2_se", json_real(grows[i].ssm_rel2_se));
+            /* NAN (one group) has no JSON number: write null, not a missing key. */
+            double se = grows[i].ssm_rel2_se;
+            json_object_set_new(r, "ssm_rel2_se", isnan(se) ? json_null() : json_real(se));
             json_object_set_new(r, "ssm_naive_rel2", json_real(grows[i].ssm_naive_rel2));
             json_object_set_new(r, "nce_rel2", json_real(grows[i].nce_rel2));
             json_object_set_new(r, "nce_sn_rel2", json_real(grows[i].nce_sn_rel2));
