@@ -13,8 +13,10 @@ process CPU seconds (the machine may be shared). Compare --threads T with
 softrec at T ranks of one thread. Prints one JSON line; {"skipped": ...}
 when torch or the data is absent.
 
---train-steps S times S whole training steps instead, the step of
-configs/gowalla-lightgcn.ini: propagation (autograd), cosine / temperature
+--train-steps S times S whole training steps instead, the ssm step of
+configs/gowalla-lightgcn.ini as first set (cosine / 0.1 scores, no L2;
+the file now uses dot products and L2, whose extra work is O(B d) either
+way): propagation (autograd), cosine / temperature
 scores of a batch of (user, positive) pairs, sampled softmax over the
 positive and --negatives shared negatives drawn from the popularity
 proposal (logQ-corrected, accidental hits masked), backward through the
