@@ -67,6 +67,11 @@ static const sr_config_key TABLE[] = {
     {"train.batch_size", SR_CFG_INT, F(train_batch_size), "1024", 1, 1 << 24, NULL,
      "global batch: examples per step summed over all ranks"},
     {"train.lr", SR_CFG_FLOAT, F(train_lr), "0.001", 0, 1e6, NULL, "learning rate"},
+    {"train.lr_milestones", SR_CFG_STRING, F(train_lr_milestones), "", NOB, NULL,
+     "epochs after which train.lr is multiplied by train.lr_gamma, ascending, comma-separated "
+     "(e.g. '16,32'; empty = constant)"},
+    {"train.lr_gamma", SR_CFG_FLOAT, F(train_lr_gamma), "0.1", 1e-9, 1, NULL,
+     "factor applied to the learning rate at each of train.lr_milestones"},
     {"train.seed", SR_CFG_INT, F(train_seed), "1", 0, 9.2e18, NULL, "seed of every random stream"},
     {"train.shuffle", SR_CFG_BOOL, F(train_shuffle), "true", NOB, NULL,
      "shuffle the training examples every epoch"},

@@ -54,6 +54,8 @@ typedef struct sr_config {
     int64_t train_epochs;
     int64_t train_batch_size;    /* global batch, summed over ranks */
     double train_lr;
+    char train_lr_milestones[SR_CONFIG_PATH_MAX]; /* epochs after which lr *= train_lr_gamma */
+    double train_lr_gamma;
     int64_t train_seed;
     bool train_shuffle;
     char train_init[SR_CONFIG_PATH_MAX];

@@ -246,6 +246,7 @@ float *sr_hsm_params(sr_hsm *h, const sr_shard **map, int64_t *n_local)
 }
 
 sr_optim_state *sr_hsm_optim_state(sr_hsm *h) { return &h->st; }
+void sr_hsm_set_lr(sr_hsm *h, double lr) { h->opt.lr = lr; }
 const sr_huffman *sr_hsm_tree(const sr_hsm *h) { return &h->tree; }
 const sr_hsm_grad *sr_hsm_last_grad(const sr_hsm *h) { return &h->grad; }
 

@@ -106,6 +106,9 @@ float *sr_hsm_params(sr_hsm *h, const sr_shard **map, int64_t *n_local);
  * checkpoints. */
 sr_optim_state *sr_hsm_optim_state(sr_hsm *h);
 
+/* Learning rate of the following node updates (train.lr_milestones). */
+void sr_hsm_set_lr(sr_hsm *h, double lr);
+
 /* The tree and the last step's node gradients (tests, diagnostics). */
 const sr_huffman *sr_hsm_tree(const sr_hsm *h);
 const sr_hsm_grad *sr_hsm_last_grad(const sr_hsm *h);

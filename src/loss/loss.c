@@ -146,6 +146,11 @@ float *sr_loss_params(sr_loss *l, const sr_shard **map, int64_t *n_local)
 
 sr_optim_state *sr_loss_param_state(sr_loss *l) { return l->hsm ? sr_hsm_optim_state(l->hsm) : NULL; }
 
+void sr_loss_set_lr(sr_loss *l, double lr)
+{
+    if (l->hsm) sr_hsm_set_lr(l->hsm, lr);
+}
+
 bool sr_loss_scores_by_dot(const sr_loss *l) { return l->kind != SR_LOSS_HSM; }
 
 sr_status sr_loss_eval_prepare(sr_loss *l, sr_error *err)

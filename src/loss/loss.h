@@ -96,6 +96,9 @@ sr_status sr_loss_step(sr_loss *l, const float *q, int64_t b, const float *v,
  * losses without any). */
 void sr_loss_update_params(sr_loss *l, int64_t step);
 
+/* Learning rate of the loss's own parameters from now on (no-op without). */
+void sr_loss_set_lr(sr_loss *l, double lr);
+
 /* The loss's own sharded table for checkpoints (hsm inner nodes): local rows
  * and their map; NULL when the loss has none. */
 float *sr_loss_params(sr_loss *l, const sr_shard **map, int64_t *n_local);

@@ -3,7 +3,9 @@
  * m, v), so its limit is memory bandwidth, not FLOPs. */
 #include "models/optim.h"
 
+#include <errno.h>
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 sr_status sr_optim_from_config(sr_optim *o, const sr_config *cfg, sr_error *err)
@@ -19,6 +21,38 @@ sr_status sr_optim_from_config(sr_optim *o, const sr_config *cfg, sr_error *err)
     o->eps = cfg->optim_eps;
     o->weight_decay = cfg->optim_weight_decay;
     return SR_OK;
+}
+
+sr_status sr_lr_schedule_from_config(sr_lr_schedule *s, const sr_config *cfg, sr_error *err)
+{
+    memset(s, 0, sizeof *s);
+    s->lr = cfg->train_lr;
+    s->gamma = cfg->train_lr_gamma;
+    const char *p = cfg->train_lr_milestones;
+    while (*p) {
+        char *end;
+        errno = 0;
+        long long e = strtoll(p, &end, 10);
+        bool ok = end != p && !errno && e > 0 && (*end == ',' || !*end) && (s->n == 0 || e > s->epoch[s->n - 1]);
+        if (!ok || s->n == SR_LR_MILESTONES_MAX)
+            SR_FAIL(err, SR_ERR_CONFIG,
+                    "train.lr_milestones = '%s': want at most %d strictly ascending positive epoch numbers "
+                    "separated by commas",
+                    cfg->train_lr_milestones, SR_LR_MILESTONES_MAX);
+        s->epoch[s->n++] = e;
+        p = *end ? end + 1 : end;
+        if (*end && !*p)
+            SR_FAIL(err, SR_ERR_CONFIG, "train.lr_milestones = '%s': ends with a comma", cfg->train_lr_milestones);
+    }
+    return SR_OK;
+}
+
+double sr_lr_at(const sr_lr_schedule *s, int64_t step, int64_t steps_per_epoch)
+{
+    double lr = s->lr;
+    for (int k = 0; k < s->n; k++)
+        if (step - 1 >= s->epoch[k] * steps_per_epoch) lr *= s->gamma;
+    return lr;
 }
 
 sr_status sr_optim_state_create(sr_optim_state *s, const sr_optim *o, int64_t rows, int64_t d,

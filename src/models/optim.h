@@ -36,6 +36,24 @@ typedef struct sr_optim_state {
 /* From optim.name, train.lr, optim.*. */
 sr_status sr_optim_from_config(sr_optim *o, const sr_config *cfg, sr_error *err);
 
+/* Step decay of the learning rate (PyTorch's MultiStepLR, by epochs): the
+ * update after `step - 1` completed steps uses lr x gamma^m, m = the number
+ * of milestones e with step - 1 >= e x steps_per_epoch. A function of the
+ * global step alone, so a resumed run follows the same schedule. */
+#define SR_LR_MILESTONES_MAX 32
+typedef struct sr_lr_schedule {
+    double lr, gamma;
+    int n;
+    int64_t epoch[SR_LR_MILESTONES_MAX];
+} sr_lr_schedule;
+
+/* From train.lr, train.lr_milestones, train.lr_gamma; SR_ERR_CONFIG naming
+ * the key unless the milestones are strictly ascending positive integers. */
+sr_status sr_lr_schedule_from_config(sr_lr_schedule *s, const sr_config *cfg, sr_error *err);
+
+/* Learning rate of update `step` (1-based global step). */
+double sr_lr_at(const sr_lr_schedule *s, int64_t step, int64_t steps_per_epoch);
+
 sr_status sr_optim_state_create(sr_optim_state *s, const sr_optim *o, int64_t rows, int64_t d,
                                 sr_mem *mem, sr_error *err);
 void sr_optim_state_destroy(sr_optim_state *s, sr_mem *mem);

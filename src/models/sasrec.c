@@ -580,6 +580,8 @@ sr_status sr_sasrec_backward(sr_sasrec *s, const float *dh, float *dx, sr_error 
 
 /* ---- update ---------------------------------------------------------------- */
 
+void sr_sasrec_set_lr(sr_sasrec *s, double lr) { s->opt.lr = lr; }
+
 sr_status sr_sasrec_update(sr_sasrec *s, const sr_comm *c, int64_t t, sr_error *err)
 {
     const int64_t T = s->lay.total;

@@ -113,6 +113,9 @@ void sr_sasrec_set_first_seq(sr_sasrec *s, int64_t first);
  * step t >= 1 and clears the accumulators. */
 sr_status sr_sasrec_update(sr_sasrec *s, const sr_comm *c, int64_t t, sr_error *err);
 
+/* Learning rate of the following updates (train.lr_milestones). */
+void sr_sasrec_set_lr(sr_sasrec *s, double lr);
+
 /* Named tables: the parameters ("sasrec.pos", "sasrec.l0.wqkv", ...) then
  * their optimiser state ("<name>.m", "<name>.v" as the optimiser has them).
  * Fills min(max, count) entries; returns count. */

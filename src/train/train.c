@@ -68,6 +68,8 @@ struct sr_trainer {
     sr_lgcn *lgcn;      /* LightGCN: the graph; the mf tables are layer 0 */
     float *u_out, *i_out, *du_out, *di_out, *deu, *dei;
     sr_optim opt_nowd;  /* LightGCN: L2 goes on the batch rows, not the dense update */
+    sr_lr_schedule lrs; /* train.lr_milestones: the lr of every step */
+    int64_t steps_per_epoch;
     /* SASRec: an example is a user's train sequence; every position is a query */
     sr_sasrec *sas;
     sr_seqembed *emb;
@@ -229,6 +231,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     if (sr_shard_init_named(&t->items, cfg->shard_layout, t->meta.num_items, c->size, err) != SR_OK)
         goto fail;
     if (sr_optim_from_config(&t->opt, cfg, err) != SR_OK) goto fail;
+    if (sr_lr_schedule_from_config(&t->lrs, cfg, err) != SR_OK) goto fail;
 
     /* Local examples and their global offset (for the unshuffled global order). */
     const sr_csr *tr = &t->split[SR_SPLIT_TRAIN];
@@ -270,6 +273,7 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
      * (shuffled) or the global batch (unshuffled) examples. */
     int64_t B = cfg->train_batch_size, d = cfg->model_dim;
     int64_t steps = ceil_div(t->ex_total, B);
+    t->steps_per_epoch = steps;
     t->max_local_batch = cfg->train_shuffle ? ceil_div(t->n_ex, steps) : B;
     if (t->max_local_batch > B) t->max_local_batch = B;
     /* Queries per example: one, or every position of a SASRec sequence. */
@@ -852,6 +856,11 @@ static sr_status train_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss,
     SR_TRY(sr_comm_allreduce_max(c, &bad, 1, err));
     if (bad != 0) SR_FAIL(err, SR_ERR_NUMERIC, "a gradient is not finite");
     t->step++;
+    /* Every optimiser copy follows the schedule (a function of the step). */
+    const double lr = sr_lr_at(&t->lrs, t->step, t->steps_per_epoch);
+    t->opt.lr = t->opt_nowd.lr = lr;
+    if (t->sas) sr_sasrec_set_lr(t->sas, lr);
+    sr_loss_set_lr(t->loss, lr);
     if (t->bb == BB_SASREC) SR_TRY(sasrec_update(t, &dv, nb, nq, err));
     else SR_TRY(bb_update(t, &dv, lo, nb, B, err));
     sr_loss_update_params(t->loss, t->step);

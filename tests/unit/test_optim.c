@@ -143,6 +143,47 @@ static void test_normalize_gradient(void)
     for (int j = 0; j < d; j++) CU_ASSERT_EQUAL(g[10 + j], 0.0f);
 }
 
+/* train.lr_milestones: the lr of each step, its boundaries, bad input. */
+static void test_lr_schedule(void)
+{
+    sr_config cfg;
+    sr_config_defaults(&cfg);
+    sr_error err = {0};
+    sr_lr_schedule s;
+    cfg.train_lr = 0.005;
+    CU_ASSERT_EQUAL(sr_lr_schedule_from_config(&s, &cfg, &err), SR_OK);
+    CU_ASSERT_EQUAL(s.n, 0); /* default: constant */
+    CU_ASSERT_EQUAL(sr_lr_at(&s, 100000, 99), 0.005);
+    CU_ASSERT_EQUAL(sr_config_set(&cfg, "train.lr_milestones", "16,32", "test", &err), SR_OK);
+    CU_ASSERT_EQUAL(sr_config_set(&cfg, "train.lr_gamma", "0.2", "test", &err), SR_OK);
+    CU_ASSERT_EQUAL(sr_lr_schedule_from_config(&s, &cfg, &err), SR_OK);
+    CU_ASSERT_EQUAL(s.n, 2);
+    /* 99 steps an epoch: steps 1..1584 are epochs 1-16, 1585 the first of 17. */
+    CU_ASSERT_EQUAL(sr_lr_at(&s, 1, 99), 0.005);
+    CU_ASSERT_EQUAL(sr_lr_at(&s, 1584, 99), 0.005);
+    CU_ASSERT_DOUBLE_EQUAL(sr_lr_at(&s, 1585, 99), 0.001, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(sr_lr_at(&s, 3168, 99), 0.001, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(sr_lr_at(&s, 3169, 99), 0.0002, 1e-15);
+    static const char *bad[] = {"16,8", "0", "-3", "4,4", "x", "16,", "3.5"};
+    for (size_t k = 0; k < sizeof bad / sizeof *bad; k++) {
+        CU_ASSERT_EQUAL(sr_config_set(&cfg, "train.lr_milestones", bad[k], "test", &err), SR_OK);
+        CU_ASSERT_EQUAL(sr_lr_schedule_from_config(&s, &cfg, &err), SR_ERR_CONFIG);
+    }
+    char want[256];
+    snprintf(want, sizeof want,
+             "train.lr_milestones = '16,8': want at most %d strictly ascending positive epoch numbers "
+             "separated by commas", SR_LR_MILESTONES_MAX);
+    sr_config_set(&cfg, "train.lr_milestones", "16,8", "test", &err);
+    err = (sr_error){0}; /* an sr_error keeps its first message */
+    sr_lr_schedule_from_config(&s, &cfg, &err);
+    CU_ASSERT_STRING_EQUAL(err.msg, want);
+    sr_config_set(&cfg, "train.lr_milestones", "16,", "test", &err);
+    err = (sr_error){0};
+    sr_lr_schedule_from_config(&s, &cfg, &err);
+    CU_ASSERT_STRING_EQUAL(err.msg, "train.lr_milestones = '16,': ends with a comma");
+    CU_ASSERT_NOT_EQUAL(sr_config_set(&cfg, "train.lr_gamma", "0", "test", &err), SR_OK);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("optim", NULL, NULL);
@@ -151,6 +192,7 @@ static void register_tests(void)
     CU_add_test(s, "adagrad_matches_reference", test_adagrad);
     CU_add_test(s, "mf_init_layout_independent", test_init_layout_independent);
     CU_add_test(s, "cosine_normalize_gradient", test_normalize_gradient);
+    CU_add_test(s, "lr_schedule_milestones", test_lr_schedule);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
