@@ -69,7 +69,7 @@ struct sr_trainer {
     float *u_out, *i_out, *du_out, *di_out, *deu, *dei;
     sr_optim opt_nowd;  /* LightGCN: L2 goes on the batch rows, not the dense update */
     sr_lr_schedule lrs; /* train.lr_milestones: the lr of every step */
-    int64_t steps_per_epoch;
+    int64_t steps_per_epoch; /* ceil(global examples / global batch), set once at creation */
     /* SASRec: an example is a user's train sequence; every position is a query */
     sr_sasrec *sas;
     sr_seqembed *emb;
@@ -927,7 +927,7 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
             fclose(f);
         }
     }
-    const int64_t steps = ceil_div(t->ex_total, cfg->train_batch_size);
+    const int64_t steps = t->steps_per_epoch;
     sr_log_root(&t->log, SR_LOG_INFO,
                 "training %s (d=%lld) with %s: %lld users, %lld items over %d ranks "
                 "(%s shards), %lld examples, %lld steps/epoch of %lld",
