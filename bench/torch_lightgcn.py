@@ -14,13 +14,13 @@ softrec at T ranks of one thread. Prints one JSON line; {"skipped": ...}
 when torch or the data is absent.
 
 --train-steps S times S whole training steps instead, the ssm step of
-configs/gowalla-lightgcn.ini as first set (cosine / 0.1 scores, no L2;
-the file now uses dot products and L2, whose extra work is O(B d) either
-way): propagation (autograd), cosine / temperature
-scores of a batch of (user, positive) pairs, sampled softmax over the
-positive and --negatives shared negatives drawn from the popularity
-proposal (logQ-corrected, accidental hits masked), backward through the
-propagation, dense Adam on the layer-0 table. Reports the mean and best
+configs/gowalla-lightgcn.ini: propagation (autograd), cosine / temperature
+scores of a batch of (user, positive) pairs (--temperature 0: dot products,
+the file's setting now; the first was cosine / 0.1), --weight-decay L2 on
+the batch's layer-0 rows, sampled softmax over the positive and
+--negatives shared negatives drawn from the popularity proposal
+(logQ-corrected, accidental hits masked), backward through the propagation,
+dense Adam on the layer-0 table. Reports the mean and best
 step after one warm-up step and the epoch time they imply
 (ceil(edges / batch) steps), to set beside softrec's epoch_seconds.
 """
@@ -55,7 +55,8 @@ def main():
     ap.add_argument("--train-steps", type=int, default=0)
     ap.add_argument("--batch", type=int, default=8192)
     ap.add_argument("--negatives", type=int, default=1024)
-    ap.add_argument("--temperature", type=float, default=0.1)
+    ap.add_argument("--temperature", type=float, default=0.1, help="0: dot-product scores")
+    ap.add_argument("--weight-decay", type=float, default=0.0, help="L2 on the batch's layer-0 rows")
     ap.add_argument("--lr", type=float, default=0.005)
     a = ap.parse_args()
     try:
@@ -145,14 +146,19 @@ def train_steps(a, torch, u, i, nu, ni, adj, build_s):
         logq_neg = torch.log(a.negatives * q[neg]).float()
         opt.zero_grad(set_to_none=True)
         out = propagate(torch, adj, e0, a.layers)
-        qv = torch.nn.functional.normalize(out[bu], dim=1) / a.temperature
-        pv = torch.nn.functional.normalize(out[nu + bi], dim=1)
-        nv = torch.nn.functional.normalize(out[nu + neg], dim=1)
+        if a.temperature > 0:
+            qv = torch.nn.functional.normalize(out[bu], dim=1) / a.temperature
+            pv = torch.nn.functional.normalize(out[nu + bi], dim=1)
+            nv = torch.nn.functional.normalize(out[nu + neg], dim=1)
+        else:  # dot-product scores, as softrec's model.temperature = 0
+            qv, pv, nv = out[bu], out[nu + bi], out[nu + neg]
         pos = (qv * pv).sum(dim=1, keepdim=True)  # not corrected, as softrec (src/loss/sampled.h)
         negl = qv @ nv.t() - logq_neg.unsqueeze(0)
         negl = negl.masked_fill(neg.unsqueeze(0) == bi.unsqueeze(1), float("-inf"))
         logits = torch.cat([pos, negl], dim=1)
         loss = torch.nn.functional.cross_entropy(logits, torch.zeros(len(idx), dtype=torch.int64))
+        if a.weight_decay > 0:  # LightGCN's L2 on the batch's layer-0 rows, lambda / B per occurrence
+            loss = loss + a.weight_decay / (2 * len(idx)) * (e0[bu].square().sum() + e0[nu + bi].square().sum())
         loss.backward()
         opt.step()
         walls.append(time.perf_counter() - t0)
@@ -163,6 +169,7 @@ def train_steps(a, torch, u, i, nu, ni, adj, build_s):
     print(json.dumps({"bench": "torch_lightgcn_train", "torch": torch.__version__, "threads": torch.get_num_threads(),
                       "users": nu, "items": ni, "edges": n_edges, "layers": a.layers, "dim": a.dim,
                       "batch": a.batch, "negatives": a.negatives, "temperature": a.temperature,
+                      "weight_decay": a.weight_decay,
                       "steps": len(w), "step_mean_s": mean_s, "step_best_s": min(w),
                       "cpu_step_mean_s": sum(c) / len(c), "steps_per_epoch": steps_per_epoch,
                       "epoch_s_implied": mean_s * steps_per_epoch, "loss_first": losses[0], "loss_last": losses[-1],
