@@ -1,0 +1,61 @@
+#!/usr/bin/env bash
+# same_models.sh BASE_BIN NEW_BIN WORKDIR: behaviour-preservation check for
+# refactors. Trains every backbone (mf, sasrec, lightgcn) with a set of
+# losses at 1 and 2 ranks with both binaries, same seeds and paths, and
+# requires byte-identical model.h5 files. BASE_BIN "build:COMMIT" builds that
+# commit of this repository first (git worktree under WORKDIR).
+set -euo pipefail
+base=$1
+new=$2
+work=$3
+here=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+mkdir -p "$work"
+work=$(cd "$work" && pwd)
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
+fail() { echo "FAIL: $*" >&2; exit 1; }
+
+if [[ $base == build:* ]]; then
+  commit=${base#build:}
+  src=$work/base-src
+  if [[ ! -x $work/base-build/softrec ]]; then
+    rm -rf "$src"
+    git -C "$here" worktree prune
+    git -C "$here" worktree add --detach -f "$src" "$commit" > /dev/null
+    cmake -S "$src" -B "$work/base-build" -DCMAKE_BUILD_TYPE=RelWithDebInfo > /dev/null
+    cmake --build "$work/base-build" -j2 --target softrec > /dev/null
+  fi
+  base=$work/base-build/softrec
+fi
+
+cd "$work"
+awk 'BEGIN { srand(11); for (u = 0; u < 90; u++) { line = u; g = u % 5;
+  for (k = 0; k < 22; k++) { if (rand() < 0.8) i = g * 24 + int(rand() * 24); else i = int(rand() * 131);
+    if (!(u SUBSEP i in seen)) { seen[u SUBSEP i] = 1; items[u] = items[u] " " i } }
+  print u items[u] } }' > all.txt
+awk '{ tr = $1; te = $1; for (k = 2; k <= NF; k++) { if (k % 5 == 0) te = te " " $k; else tr = tr " " $k } print tr > "train.txt"; print te > "test.txt" }' all.txt
+"$new" data convert --format lightgcn --input train.txt --test test.txt --valid-ratio 0.1 --seed 3 \
+  --output data.h5 > /dev/null 2>&1 || fail "convert"
+
+common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=2 --set train.batch_size=64
+        --set train.lr=0.02 --set loss.tile=32 --set eval.topk=5,10 --set run.progress_every=1000
+        --set loss.negatives=16 --set model.max_len=8 --set model.layers=2)
+n=0
+for model in mf sasrec lightgcn; do
+  for loss in softmax ssm sparsemax entmax nce hsm bpr; do
+    [[ $model == sasrec && $loss == hsm ]] && continue
+    for np in 1 2; do
+      extra=()
+      [[ $model == lightgcn ]] && extra=(--set optim.weight_decay=0.01)
+      [[ $model == mf && $loss == softmax ]] && extra=(--set model.temperature=0.2)
+      args=(train "${common[@]}" "${extra[@]}" --set model.name=$model --set loss.name=$loss --set run.dir=run)
+      rm -rf run && mpirun -np $np --oversubscribe "$base" "${args[@]}" > /dev/null 2>&1 \
+        || fail "$model/$loss/np$np: the base binary failed"
+      mv run/model.h5 base.h5
+      rm -rf run && mpirun -np $np --oversubscribe "$new" "${args[@]}" > /dev/null 2> new.err \
+        || fail "$model/$loss/np$np: the new binary failed: $(cat new.err)"
+      cmp -s base.h5 run/model.h5 || fail "$model/$loss/np$np: model.h5 differs from the base binary's"
+      n=$((n + 1))
+    done
+  done
+done
+echo "same_models: $n runs byte-identical"
