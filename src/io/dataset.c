@@ -31,22 +31,6 @@
  * sequential reads, small enough that tiny test files stay tiny. */
 #define SR_CHUNK (1 << 15)
 
-static const char *const split_names[SR_SPLIT_COUNT] = {"train", "valid", "test"};
-
-const char *sr_split_name(sr_split s)
-{
-    return (s >= 0 && s < SR_SPLIT_COUNT) ? split_names[s] : "?";
-}
-
-void sr_csr_free(sr_csr *m, sr_mem *mem)
-{
-    if (!m) return;
-    sr_mem_free(mem, m->indptr);
-    sr_mem_free(mem, m->items);
-    sr_mem_free(mem, m->time);
-    m->indptr = m->items = m->time = NULL;
-    m->nnz = 0;
-}
 
 void sr_dataset_user_range(int64_t num_users, int p, int r, int64_t *u0, int64_t *u1)
 {
@@ -373,7 +357,7 @@ static sr_status check_schema(sr_dataset *ds, sr_error *err)
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
         char obj[64];
         int exists = 0;
-        snprintf(obj, sizeof obj, "/%s", split_names[s]);
+        snprintf(obj, sizeof obj, "/%s", sr_split_name((sr_split)s));
         SR_TRY(check_link(ds, ds->file, obj, "group", &exists, err));
         if (!exists) SR_FAIL(err, SR_ERR_DATA, "%s: missing group %s", ds->path, obj);
         H5O_info_t oi;
@@ -382,11 +366,11 @@ static sr_status check_schema(sr_dataset *ds, sr_error *err)
             SR_FAIL(err, SR_ERR_DATA, "%s: %s: is not a group", ds->path, obj);
         }
         int64_t len = 0;
-        snprintf(obj, sizeof obj, "/%s/indptr", split_names[s]);
+        snprintf(obj, sizeof obj, "/%s/indptr", sr_split_name((sr_split)s));
         SR_TRY(open_int_dataset(ds, obj, 1, m->num_users + 1, "num_users + 1", &ds->indptr[s], &len, err));
-        snprintf(obj, sizeof obj, "/%s/items", split_names[s]);
+        snprintf(obj, sizeof obj, "/%s/items", sr_split_name((sr_split)s));
         SR_TRY(open_int_dataset(ds, obj, 1, -1, "", &ds->items[s], &m->nnz[s], err));
-        snprintf(obj, sizeof obj, "/%s/time", split_names[s]);
+        snprintf(obj, sizeof obj, "/%s/time", sr_split_name((sr_split)s));
         SR_TRY(open_int_dataset(ds, obj, 0, m->nnz[s], "length of items", &ds->time[s], &len, err));
         if (ds->time[s] >= 0) ntime++;
     }
@@ -445,7 +429,7 @@ static sr_status check_indptr(sr_dataset *ds, sr_error *err)
     sr_status first = SR_OK;
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
         char obj[64];
-        snprintf(obj, sizeof obj, "/%s/indptr", split_names[s]);
+        snprintf(obj, sizeof obj, "/%s/indptr", sr_split_name((sr_split)s));
         /* Every rank reads (collective) even after an error, then agrees. */
         sr_status st = read_range(ds, ds->indptr[s], obj, u0, u1 + 1, buf, err);
         if (st != SR_OK || first != SR_OK) {
@@ -468,7 +452,7 @@ static sr_status check_indptr(sr_dataset *ds, sr_error *err)
         if (first == SR_OK && u1 == m->num_users && buf[u1 - u0] != m->nnz[s])
             first = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
                                  "%s: %s: last entry %lld != length of /%s/items (%lld)", ds->path, obj,
-                                 (long long)buf[u1 - u0], split_names[s], (long long)m->nnz[s]);
+                                 (long long)buf[u1 - u0], sr_split_name((sr_split)s), (long long)m->nnz[s]);
     }
     free(buf);
     return first;
@@ -854,11 +838,11 @@ sr_status sr_dataset_writer_create(sr_dataset_writer **out, const char *path, in
         goto fail;
     hid_t item_type = num_items > INT32_MAX ? H5T_STD_I64LE : H5T_STD_I32LE;
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
-        hid_t g = H5Gcreate2(w->file, split_names[s], H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+        hid_t g = H5Gcreate2(w->file, sr_split_name((sr_split)s), H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
         if (g < 0) {
             char r[256];
             st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create group /%s (%s)", w->tmp,
-                              split_names[s], h5_reason(r));
+                              sr_split_name((sr_split)s), h5_reason(r));
             goto fail;
         }
         st = create_1d(w, g, "indptr", H5T_STD_I64LE, 1, 1, &w->indptr[s], err);
@@ -890,18 +874,18 @@ sr_status sr_dataset_writer_append(sr_dataset_writer *w, int64_t n_users, const 
         const int64_t *ip = indptr[s];
         if (ip[0] != 0)
             SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: /%s block indptr[0] = %lld, expected 0", w->path,
-                    split_names[s], (long long)ip[0]);
+                    sr_split_name((sr_split)s), (long long)ip[0]);
         for (int64_t u = 0; u < n_users; u++)
             if (ip[u + 1] < ip[u])
                 SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: /%s indptr not monotone at user %lld", w->path,
-                        split_names[s], (long long)(w->users_done + u));
+                        sr_split_name((sr_split)s), (long long)(w->users_done + u));
         for (int64_t k = 0; k < ip[n_users]; k++)
             if (items[s][k] < 0 || items[s][k] >= w->num_items)
                 SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: /%s item id %lld out of range [0, %lld)", w->path,
-                        split_names[s], (long long)items[s][k], (long long)w->num_items);
+                        sr_split_name((sr_split)s), (long long)items[s][k], (long long)w->num_items);
         if (w->has_time && (!time || !time[s]))
             SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: has_time is set but no time array for /%s", w->path,
-                    split_names[s]);
+                    sr_split_name((sr_split)s));
     }
     int64_t *buf = malloc((size_t)n_users * sizeof *buf);
     if (!buf) SR_FAIL(err, SR_ERR_NOMEM, "%s: writer: out of memory for a block of %lld users", w->path, (long long)n_users);

@@ -25,15 +25,13 @@
 #include <stdint.h>
 
 #include "comm/comm.h"
+#include "core/csr.h"
 #include "core/error.h"
 #include "core/mem.h"
 
 #define SR_DATASET_FORMAT "softrec-dataset"
 #define SR_DATASET_VERSION 1
 
-typedef enum sr_split { SR_SPLIT_TRAIN = 0, SR_SPLIT_VALID = 1, SR_SPLIT_TEST = 2 } sr_split;
-#define SR_SPLIT_COUNT 3
-const char *sr_split_name(sr_split s); /* "train", "valid", "test" */
 
 typedef struct sr_dataset_meta {
     int64_t num_users;
@@ -53,17 +51,6 @@ typedef struct sr_dataset_meta {
     int has_id_maps; /* Added: /user_ids and /item_ids are present */
 } sr_dataset_meta;
 
-/* Rows [u0, u1) of one split. indptr is rebased: indptr[0] = 0,
- * indptr[u1 - u0] = nnz; items (and time, or NULL) hold nnz entries. */
-typedef struct sr_csr {
-    int64_t u0, u1;
-    int64_t nnz;
-    int64_t *indptr;
-    int64_t *items;
-    int64_t *time;
-} sr_csr;
-
-void sr_csr_free(sr_csr *m, sr_mem *mem);
 
 /* Contiguous user block of rank r out of p, balanced by user count. */
 void sr_dataset_user_range(int64_t num_users, int p, int r, int64_t *u0, int64_t *u1);

@@ -130,4 +130,7 @@ sr_status sr_lgcn_ref_backward(int64_t num_users, int64_t num_items, const int64
                                const double *du_out, const double *di_out, double *deu, double *dei,
                                sr_error *err);
 
+/* LightGCN as a backbone (lightgcn_backbone.c). */
+extern const struct sr_backbone_ops sr_backbone_lightgcn;
+
 #endif

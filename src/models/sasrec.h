@@ -159,4 +159,7 @@ void sr_sasrec_ref(const sr_sasrec_layout *lay, const double *w, const double *x
                    const uint8_t *valid, int64_t n, int64_t first, double dropout, uint64_t seed,
                    int64_t step, double *h, const double *dh, double *dw, double *dx);
 
+/* SASRec as a backbone (sasrec_backbone.c). */
+extern const struct sr_backbone_ops sr_backbone_sasrec;
+
 #endif

@@ -1,9 +1,9 @@
 /* train.h: the training loop and full-ranking evaluation, where the modules
- * meet (DESIGN.md section 2).
+ * meet (docs/design.md).
  *
  * A trainer owns everything one run needs on one rank: its users' CSR rows
- * of every split, the MF tables (its users, its item shard), optimiser state,
- * the loss workspace. sr_trainer_create reads the dataset collectively,
+ * of every split, one backbone (models/backbone.h: its tables, optimiser
+ * state and update), one loss (loss/loss.h), the step buffers. sr_trainer_create reads the dataset collectively,
  * sr_trainer_fit runs the epochs (validation every eval.every epochs, the test
  * split at the end), sr_trainer_evaluate ranks the whole catalogue for one
  * split. All functions are collective and return errors agreed by all ranks.
@@ -60,8 +60,12 @@ typedef struct sr_fit_result {
 typedef struct sr_trainer sr_trainer;
 
 /* Reads cfg->data_path, builds the shard map and the model (random init, or
- * cfg->train_init when set). */
+ * cfg->train_init when set): the backbone registered as model.name. */
 sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config *cfg, sr_error *err);
+/* The same with a given backbone (tests, or one outside the registry). */
+struct sr_backbone_ops;
+sr_status sr_trainer_create_with(sr_trainer **out, const sr_comm *c, const sr_config *cfg,
+                                 const struct sr_backbone_ops *ops, sr_error *err);
 void sr_trainer_destroy(sr_trainer **t);
 
 /* Train cfg->train_epochs epochs; writes run_dir/metrics.jsonl (rank 0),
@@ -108,6 +112,9 @@ sr_status sr_trainer_user_targets(sr_trainer *t, const int64_t *users, int64_t n
 const sr_config *sr_trainer_config(const sr_trainer *t);
 const sr_dataset_meta *sr_trainer_meta(const sr_trainer *t);
 const int64_t *sr_trainer_popularity(const sr_trainer *t); /* train count per item, global order */
+
+/* The backbone the trainer holds (its own type is the backbone's). */
+struct sr_backbone *sr_trainer_backbone(sr_trainer *t);
 
 /* "ndcg@20": value pairs as a JSON object text (for metrics lines). */
 void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len);

@@ -33,29 +33,47 @@ awk 'BEGIN { srand(11); for (u = 0; u < 90; u++) { line = u; g = u % 5;
     if (!(u SUBSEP i in seen)) { seen[u SUBSEP i] = 1; items[u] = items[u] " " i } }
   print u items[u] } }' > all.txt
 awk '{ tr = $1; te = $1; for (k = 2; k <= NF; k++) { if (k % 5 == 0) te = te " " $k; else tr = tr " " $k } print tr > "train.txt"; print te > "test.txt" }' all.txt
+rm -f data.h5
 "$new" data convert --format lightgcn --input train.txt --test test.txt --valid-ratio 0.1 --seed 3 \
   --output data.h5 > /dev/null 2>&1 || fail "convert"
 
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=2 --set train.batch_size=64
         --set train.lr=0.02 --set loss.tile=32 --set eval.topk=5,10 --set run.progress_every=1000
         --set loss.negatives=16 --set model.max_len=8 --set model.layers=2)
-n=0
+# model/loss[/variant]: the variants cover cosine scores, untied SASRec
+# inputs, dropout, L2 on LightGCN's batch rows and another optimiser.
+cases=()
 for model in mf sasrec lightgcn; do
-  for loss in softmax ssm sparsemax entmax nce hsm bpr; do
-    [[ $model == sasrec && $loss == hsm ]] && continue
+  for loss in softmax ssm sparsemax entmax nce hsm bpr; do cases+=("$model/$loss"); done
+done
+cases+=(mf/softmax/cosine lightgcn/ssm/cosine sasrec/ssm/untied sasrec/softmax/untied sasrec/softmax/dropout
+        mf/hsm/adagrad)
+n=0
+for c in "${cases[@]}"; do
+  IFS=/ read -r model loss variant <<< "$c"
+  extra=()
+  [[ $model == lightgcn ]] && extra=(--set optim.weight_decay=0.01)
+  case $variant in
+    cosine) extra+=(--set model.temperature=0.2) ;;
+    untied) extra+=(--set model.tie_embeddings=false) ;;
+    dropout) extra+=(--set model.dropout=0.2) ;;
+    adagrad) extra+=(--set optim.name=adagrad) ;;
+  esac
     for np in 1 2; do
-      extra=()
-      [[ $model == lightgcn ]] && extra=(--set optim.weight_decay=0.01)
-      [[ $model == mf && $loss == softmax ]] && extra=(--set model.temperature=0.2)
       args=(train "${common[@]}" "${extra[@]}" --set model.name=$model --set loss.name=$loss --set run.dir=run)
       rm -rf run && mpirun -np $np --oversubscribe "$base" "${args[@]}" > /dev/null 2>&1 \
         || fail "$model/$loss/np$np: the base binary failed"
       mv run/model.h5 base.h5
       rm -rf run && mpirun -np $np --oversubscribe "$new" "${args[@]}" > /dev/null 2> new.err \
         || fail "$model/$loss/np$np: the new binary failed: $(cat new.err)"
-      cmp -s base.h5 run/model.h5 || fail "$model/$loss/np$np: model.h5 differs from the base binary's"
+      if [[ $c == sasrec/hsm ]]; then
+        # the trainer now lists the loss's table after all the backbone's:
+        # the same objects and values, in another order in the file
+        h5diff base.h5 run/model.h5 > /dev/null || fail "$c/np$np: model.h5 contents differ from the base binary's"
+      else
+        cmp -s base.h5 run/model.h5 || fail "$c/np$np: model.h5 differs from the base binary's"
+      fi
       n=$((n + 1))
     done
-  done
 done
 echo "same_models: $n runs byte-identical"

@@ -1,0 +1,283 @@
+/* fit.c: the epoch loop (train.h) as named phases: start (run directory,
+ * reliability hooks, resume), steps (with the skip policy, checkpoints and
+ * progress), the end of an epoch (validation, its metrics line), and the
+ * finish (last checkpoint, model.h5, test evaluation, run figures). */
+#include <errno.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/stat.h>
+
+#include "comm/collectives.h"
+#include "io/ckpt_dir.h"
+#include "io/fault.h"
+#include "train/guard.h"
+#include "train/report.h"
+#include "train/state.h"
+#include "train/trainer.h"
+
+/* One run of sr_trainer_fit. */
+typedef struct fit_run {
+    sr_trainer *t;
+    sr_fit_result *res;
+    sr_train_pos pos;
+    sr_fault fault;
+    sr_guard *guard;
+    int64_t first_epoch, steps_run, bad_run, comm_bytes;
+    double t_start, t_epoch; /* wall clock at the run's and the epoch's start */
+} fit_run;
+
+static sr_status make_dirs(const char *path, sr_error *err)
+{
+    char buf[SR_CONFIG_PATH_MAX];
+    snprintf(buf, sizeof buf, "%s", path);
+    for (char *p = buf + 1;; p++) {
+        if (*p == '/' || *p == '\0') {
+            char saved = *p;
+            *p = '\0';
+            if (mkdir(buf, 0755) != 0 && errno != EEXIST)
+                SR_FAIL(err, SR_ERR_IO, "%s: cannot create run directory: %s", buf, strerror(errno));
+            *p = saved;
+            if (!saved) break;
+        }
+    }
+    return SR_OK;
+}
+
+/* Reliability hooks (fault injection, signals, the watchdog) and the
+ * checkpoint directory; then continue from its latest checkpoint when
+ * train.resume = auto finds one. */
+static sr_status fit_start(fit_run *f, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_comm *c = t->c;
+    const sr_config *cfg = &t->cfg;
+    if (c->rank == 0) make_dirs(cfg->run_dir, err);
+    SR_TRY(sr_comm_agree(c, err));
+    sr_log_root(&t->log, SR_LOG_INFO,
+                "training %s (d=%lld) with %s: %lld users, %lld items over %d ranks "
+                "(%s shards), %lld examples, %lld steps/epoch of %lld",
+                t->ops->name, (long long)cfg->model_dim, cfg->loss_name, (long long)t->meta.num_users,
+                (long long)t->meta.num_items, c->size, cfg->shard_layout, (long long)t->ex_total,
+                (long long)t->steps_per_epoch, (long long)cfg->train_batch_size);
+    SR_TRY(sr_fault_from_env(&f->fault, err));
+    if (sr_guard_create(&f->guard, c, cfg->train_watchdog_factor, cfg->train_watchdog_min_seconds, err) != SR_OK)
+        sr_comm_abort(c, err);
+    if (sr_guard_set_heartbeat_dir(f->guard, cfg->run_dir, err) != SR_OK) {
+        sr_log_root(&t->log, SR_LOG_WARN, "%s (the watchdog will not name stopped ranks)", err->msg);
+        sr_error_clear(err);
+    }
+    SR_TRY(sr_ckpt_dir_cleanup(c, cfg->run_dir, err));
+    f->pos = (sr_train_pos){.epoch = 1, .best = -1};
+    char *from = f->res->resumed_from;
+    if (!strcmp(cfg->train_resume, "auto")) {
+        SR_TRY(sr_trainer_resume(t, &f->pos, &f->fault, from, sizeof f->res->resumed_from, err));
+        if (from[0])
+            sr_log_root(&t->log, SR_LOG_INFO, "resumed from %s: epoch %lld, step %lld of the epoch, %lld steps taken",
+                        from, (long long)f->pos.epoch, (long long)f->pos.cursor, (long long)f->pos.step);
+    }
+    sr_report_run_files(cfg, c->rank, from[0] != 0);
+    f->first_epoch = f->pos.epoch;
+    f->t_start = sr_time_now();
+    return SR_OK;
+}
+
+/* What a failed step means. Non-finite (seen by every rank in the same
+ * step): skipped with parameters unchanged, until train.max_bad_steps in a
+ * row stop the run. Bad data: the run stops, the error names the step.
+ * Anything else is one rank's failure mid-step: the job is aborted. */
+static sr_status step_failed(fit_run *f, int64_t epoch, int64_t s, sr_status st, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_config *cfg = &t->cfg;
+    if (st == SR_ERR_NUMERIC) {
+        f->pos.skipped++;
+        if (++f->bad_run > cfg->train_max_bad_steps) {
+            char msg[SR_ERROR_MSG_MAX + 400];
+            snprintf(msg, sizeof msg,
+                     "epoch %lld step %lld: %s in %lld steps in a row (train.max_bad_steps = %lld); "
+                     "stopped (try a lower train.lr, resume from the last checkpoint)",
+                     (long long)epoch, (long long)s + 1, err->msg, (long long)f->bad_run,
+                     (long long)cfg->train_max_bad_steps);
+            snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);
+            return st;
+        }
+        sr_log_root(&t->log, SR_LOG_WARN, "epoch %lld step %lld skipped: %s (parameters unchanged)",
+                    (long long)epoch, (long long)s + 1, err->msg);
+        sr_error_clear(err);
+        return SR_OK;
+    }
+    if (st == SR_ERR_DATA) {
+        char msg[SR_ERROR_MSG_MAX + 96];
+        snprintf(msg, sizeof msg, "epoch %lld step %lld: %s", (long long)epoch, (long long)s + 1, err->msg);
+        snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);
+        return st;
+    }
+    sr_comm_abort(t->c, err);
+}
+
+/* After a step: a checkpoint every train.checkpoint_every steps, and one
+ * when a signal asks the run to stop (then the run stops). */
+static sr_status after_step(fit_run *f, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_config *cfg = &t->cfg;
+    int sig = 0;
+    SR_TRY(sr_guard_should_stop(f->guard, &sig, err));
+    const bool every = cfg->train_checkpoint_every > 0 && t->step % cfg->train_checkpoint_every == 0;
+    if (!sig && !every) return SR_OK;
+    const double t_train = f->pos.train_seconds;
+    f->pos.train_seconds = t_train + (sr_time_now() - f->t_epoch);
+    sr_status st = sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err);
+    f->pos.train_seconds = t_train;
+    if (st == SR_OK && sig) {
+        f->res->stopped = sig;
+        sr_log_root(&t->log, SR_LOG_INFO, "signal %d: stopped after step %lld, checkpoint committed in %s/checkpoints",
+                    sig, (long long)t->step, cfg->run_dir);
+    }
+    return st;
+}
+
+static void progress(fit_run *f, int64_t epoch, int64_t s, int64_t s0, double *last)
+{
+    sr_trainer *t = f->t;
+    const int64_t steps = t->steps_per_epoch;
+    double now = sr_time_now();
+    if (t->c->rank != 0 || (now - *last < t->cfg.run_progress_every && s + 1 != steps)) return;
+    double done = (double)(epoch - 1) * steps + s + 1;
+    sr_progress p = {epoch, t->cfg.train_epochs, s + 1, steps, f->pos.epoch_loss / (double)(s + 1),
+                     (double)(s + 1 - s0) * t->cfg.train_batch_size / (now - f->t_epoch),
+                     (now - f->t_start) / (double)f->steps_run * ((double)t->cfg.train_epochs * steps - done)};
+    sr_report_progress(&t->log, t->c->rank, &p);
+    *last = now;
+}
+
+/* The steps of one epoch, from its first or (resumed) from the cursor. */
+static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_comm *c = t->c;
+    const int64_t steps = t->steps_per_epoch;
+    double last = f->t_epoch;
+    sr_trainer_shuffle(t, epoch);
+    const int64_t s0 = epoch == f->first_epoch ? f->pos.cursor : 0;
+    if (s0 == 0) f->pos.epoch_loss = 0;
+    for (int64_t s = s0; s < steps; s++) {
+        int64_t lo, hi;
+        sr_trainer_step_range(t, s, &lo, &hi);
+        double loss = 0;
+        int64_t b0 = c->stats ? c->stats->bytes : 0;
+        sr_guard_step_begin(f->guard, t->step + 1);
+        sr_status st = sr_trainer_step(t, lo, hi, &loss, err);
+        sr_guard_step_end(f->guard, t->step + 1);
+        if (c->stats) f->comm_bytes += c->stats->bytes - b0;
+        if (st != SR_OK) {
+            SR_TRY(step_failed(f, epoch, s, st, err));
+            continue;
+        }
+        f->bad_run = 0;
+        f->steps_run++;
+        f->pos.epoch_loss += loss;
+        f->pos.epoch = epoch;
+        f->pos.cursor = s + 1;
+        SR_TRY(after_step(f, err));
+        if (f->res->stopped) return SR_OK;
+        progress(f, epoch, s, s0, &last);
+    }
+    return SR_OK;
+}
+
+/* Validation every eval.every epochs (when the split has one), and the
+ * epoch's metrics line. */
+static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_config *cfg = &t->cfg;
+    double secs = sr_time_now() - f->t_epoch;
+    f->pos.train_seconds += secs;
+    char line[2048];
+    int n = snprintf(line, sizeof line,
+                     "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6f, \"epoch_seconds\": %.3f, "
+                     "\"examples_per_second\": %.1f",
+                     (long long)epoch, (long long)t->step, f->pos.epoch_loss / (double)t->steps_per_epoch, secs,
+                     (double)t->ex_total / secs);
+    if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
+        sr_eval_result v;
+        SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err));
+        char js[1024];
+        sr_eval_result_json(&v, js, sizeof js);
+        n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
+        if (v.ndcg[0] > f->pos.best) {
+            f->pos.best = v.ndcg[0];
+            f->pos.best_epoch = epoch;
+            f->res->best_valid = v;
+        }
+        sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld valid ndcg@%lld %.4f recall@%lld %.4f (%.1f s)",
+                    (long long)epoch, (long long)v.k[0], v.ndcg[0], (long long)v.k[0], v.recall[0], v.seconds);
+    }
+    snprintf(line + n, sizeof line - (size_t)n, "}");
+    sr_report_append(cfg, &t->log, t->c->rank, line);
+    f->pos.epoch = epoch + 1; /* the next one starts at its first step */
+    f->pos.cursor = 0;
+    f->pos.epoch_loss = 0;
+    return SR_OK;
+}
+
+/* The run's figures, the same on every rank (max over ranks). */
+static sr_status run_figures(fit_run *f, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    sr_fit_result *res = f->res;
+    int64_t round = 0, full = 0;
+    if (t->ops->round_bytes) t->ops->round_bytes(t->bb, &round, &full);
+    double agg[4] = {(double)sr_mem_process_peak(),
+                     res->steps > 0 ? (double)f->comm_bytes / (double)res->steps : 0, (double)round, (double)full};
+    SR_TRY(sr_comm_allreduce_max(t->c, agg, 4, err));
+    res->peak_mem_bytes = (int64_t)agg[0];
+    res->comm_bytes_per_step = (int64_t)(agg[1] + 0.5);
+    res->round_bytes = (int64_t)agg[2];
+    res->full_table_bytes = (int64_t)agg[3];
+    return SR_OK;
+}
+
+/* The last checkpoint, model.h5, the test split, the final metrics line. */
+static sr_status fit_finish(fit_run *f, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_config *cfg = &t->cfg;
+    sr_fit_result *res = f->res;
+    SR_TRY(sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err));
+    res->skipped_steps = f->pos.skipped;
+    res->train_seconds = f->pos.train_seconds;
+    res->epochs = cfg->train_epochs;
+    res->steps = f->steps_run;
+    res->epoch_seconds = cfg->train_epochs > 0 ? f->pos.train_seconds / (double)cfg->train_epochs : 0;
+    res->best_epoch = f->pos.best_epoch;
+    res->num_users = t->meta.num_users;
+    res->num_items = t->meta.num_items;
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
+    SR_TRY(sr_trainer_save_model(t, path, cfg->train_epochs, err));
+    SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test, err));
+    char js[1024], line[1400];
+    sr_eval_result_json(&res->test, js, sizeof js);
+    snprintf(line, sizeof line, "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test\": %s}",
+             (long long)t->step, (long long)f->pos.best_epoch, js);
+    sr_report_append(cfg, &t->log, t->c->rank, line);
+    return run_figures(f, err); /* the peak includes the final evaluation */
+}
+
+sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
+{
+    memset(res, 0, sizeof *res);
+    fit_run f = {.t = t, .res = res};
+    sr_status st = fit_start(&f, err);
+    for (int64_t e = f.pos.epoch; e <= t->cfg.train_epochs && st == SR_OK && !res->stopped; e++) {
+        f.t_epoch = sr_time_now();
+        st = fit_steps(&f, e, err);
+        if (st == SR_OK && !res->stopped) st = end_epoch(&f, e, err);
+    }
+    if (st == SR_OK && !res->stopped) st = fit_finish(&f, err);
+    else if (st == SR_OK) res->skipped_steps = f.pos.skipped;
+    sr_guard_destroy(&f.guard);
+    return st;
+}
