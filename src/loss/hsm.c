@@ -16,7 +16,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 
 /* Scorer workspace: nodes per chunk, queries per block. 16384 x 32 floats
  * (2 MiB) per logit block stay in L2/L3 between the SGEMM and the passes. */

@@ -40,7 +40,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "models/optim.h"
+#include "nn/item_grad.h"
+#include "nn/optim.h"
 
 typedef enum sr_loss_kind {
     SR_LOSS_SOFTMAX = 0,
@@ -57,14 +58,6 @@ typedef enum sr_loss_kind {
 bool sr_loss_kind_parse(const char *name, sr_loss_kind *out);
 const char *sr_loss_kind_name(sr_loss_kind k);
 
-/* dL/dV_r of one step. rows == NULL: dense, rows 0..n-1 (n == n_local);
- * otherwise n distinct local row ids, gradient row i belongs to rows[i].
- * The buffers belong to the loss and stay valid until its next step. */
-typedef struct sr_item_grad {
-    int64_t n;
-    const int64_t *rows;
-    float *g; /* n x d */
-} sr_item_grad;
 
 /* What a loss needs at creation. Pointers are borrowed and must outlive the
  * loss (popularity may be freed after create). */

@@ -20,7 +20,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 
 typedef enum prop_ { PROP_UNIFORM, PROP_POPULARITY, PROP_INBATCH, PROP_DYNAMIC } prop_;
 

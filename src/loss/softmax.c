@@ -33,7 +33,7 @@
 #include <omp.h>
 #endif
 
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 #include "core/blocks.h"
 
 struct sr_softmax_ws {

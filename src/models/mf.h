@@ -15,7 +15,7 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 
 typedef struct sr_mf {
     int64_t d;

@@ -32,7 +32,7 @@
 #include "models/sasrec.h"
 #include "models/seqembed.h"
 #include "models/normalize.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 #include "train/eval_kernels.h"
 #include "train/eval_mpi.h"
 #include "train/guard.h"
