@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
+#include "loss/registry.h"
 #include "nn/vexp.h"
 
 /* Scorer workspace: nodes per chunk, queries per block. 16384 x 32 floats
@@ -536,3 +537,55 @@ void sr_hsm_eval_scores(void *hv, const float *q, int64_t b, int64_t d, int64_t 
         transpose_out_(e->tb, nt, nb, out + i0 * nt);
     }
 }
+
+/* ---- the loss registry's "hsm": own parameters, tree scores ------------- */
+
+static sr_status hsm_create_(void **state, const sr_loss_ops *ops, const sr_loss_init *in,
+                             sr_error *err)
+{
+    sr_hsm *h = NULL;
+    sr_status st = sr_hsm_create(&h, in, err);
+    *state = h;
+    return st;
+}
+
+static void hsm_destroy_(void *state)
+{
+    sr_hsm *h = state;
+    sr_hsm_destroy(&h);
+}
+
+static sr_status hsm_step_(void *state, const float *q, int64_t b, const float *v,
+                           const int64_t *targets, int64_t step, double *loss, float *dq,
+                           sr_item_grad *dv, sr_error *err)
+{
+    /* The output side is the tree: item rows get no gradient. */
+    dv->n = 0;
+    dv->rows = NULL;
+    dv->g = NULL;
+    return sr_hsm_step(state, q, b, targets, loss, dq, err);
+}
+
+static void hsm_update_(void *state, int64_t step) { sr_hsm_update(state, step); }
+static void hsm_set_lr_(void *state, double lr) { sr_hsm_set_lr(state, lr); }
+static float *hsm_params_(void *state, const sr_shard **map, int64_t *n_local)
+{
+    return sr_hsm_params(state, map, n_local);
+}
+static sr_optim_state *hsm_param_state_(void *state) { return sr_hsm_optim_state(state); }
+static sr_status hsm_eval_prepare_(void *state, sr_error *err) { return sr_hsm_eval_prepare(state, err); }
+
+const sr_loss_ops sr_hsm_ops = {
+    .name = "hsm",
+    .help = "hierarchical softmax over the Huffman tree of train popularity (own node vectors)",
+    .kind = SR_LOSS_HSM,
+    .create = hsm_create_,
+    .destroy = hsm_destroy_,
+    .step = hsm_step_,
+    .update_params = hsm_update_,
+    .set_lr = hsm_set_lr_,
+    .params = hsm_params_,
+    .param_state = hsm_param_state_,
+    .eval_prepare = hsm_eval_prepare_,
+    .eval_scores = sr_hsm_eval_scores,
+};

@@ -20,6 +20,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
+#include "loss/registry.h"
 #include "nn/vexp.h"
 
 typedef enum prop_ { PROP_UNIFORM, PROP_POPULARITY, PROP_INBATCH, PROP_DYNAMIC } prop_;
@@ -73,14 +74,44 @@ struct sr_sampled {
 
 /* ---- create / destroy ---------------------------------------------------- */
 
+/* The proposals, each name once: config's loss.proposal and loss.dns_base
+ * choices come from here (sr_proposal_choice, sr_dns_base_choice). */
+static const struct {
+    const char *name;
+    prop_ prop;
+    bool base; /* may be dynamic's loss.dns_base */
+    const char *help;
+} PROPOSALS[] = {
+    {"uniform", PROP_UNIFORM, true, "Q(j) = 1 / N"},
+    {"popularity", PROP_POPULARITY, true, "Q(j) ~ (train count(j) + 1)^loss.proposal_beta"},
+    {"inbatch", PROP_INBATCH, false, "the step's targets are the negatives (Q = the data's popularity)"},
+    {"dynamic", PROP_DYNAMIC, false,
+     "hard negatives: each query keeps the k highest-scoring of loss.dns_candidates base draws"},
+};
+#define N_PROPOSALS (sizeof PROPOSALS / sizeof PROPOSALS[0])
+
+const char *sr_proposal_choice(size_t i, const char **help)
+{
+    if (i >= N_PROPOSALS) return NULL;
+    if (help) *help = PROPOSALS[i].help;
+    return PROPOSALS[i].name;
+}
+
+const char *sr_dns_base_choice(size_t i, const char **help)
+{
+    for (size_t j = 0; j < N_PROPOSALS; j++)
+        if (PROPOSALS[j].base && i-- == 0) return sr_proposal_choice(j, help);
+    return NULL;
+}
+
 static sr_status parse_prop_(const char *name, prop_ *out, sr_error *err)
 {
-    if (!strcmp(name, "uniform")) *out = PROP_UNIFORM;
-    else if (!strcmp(name, "popularity")) *out = PROP_POPULARITY;
-    else if (!strcmp(name, "inbatch")) *out = PROP_INBATCH;
-    else if (!strcmp(name, "dynamic")) *out = PROP_DYNAMIC;
-    else SR_FAIL(err, SR_ERR_CONFIG, "loss.proposal: unknown proposal '%s'", name);
-    return SR_OK;
+    for (size_t i = 0; i < N_PROPOSALS; i++)
+        if (!strcmp(name, PROPOSALS[i].name)) {
+            *out = PROPOSALS[i].prop;
+            return SR_OK;
+        }
+    SR_FAIL(err, SR_ERR_CONFIG, "loss.proposal: unknown proposal '%s'", name);
 }
 
 static void *alloc_(sr_sampled *s, int64_t count, size_t size, const char *what, sr_error *err)
@@ -694,3 +725,37 @@ void sr_sampled_last_sample(const sr_sampled *s, sr_sample_view *out)
     out->tcorr = s->tcorr;
     out->neg = s->kind == SR_LOSS_BPR ? s->neg : NULL;
 }
+
+/* ---- the loss registry's ssm, nce, bpr ---------------------------------- */
+
+static sr_status sampled_create_(void **state, const sr_loss_ops *ops, const sr_loss_init *in,
+                                 sr_error *err)
+{
+    sr_sampled *s = NULL;
+    sr_status st = sr_sampled_create(&s, ops->kind, in, err);
+    *state = s;
+    return st;
+}
+
+static void sampled_destroy_(void *state)
+{
+    sr_sampled *s = state;
+    sr_sampled_destroy(&s);
+}
+
+static sr_status sampled_step_(void *state, const float *q, int64_t b, const float *v,
+                               const int64_t *targets, int64_t step, double *loss, float *dq,
+                               sr_item_grad *dv, sr_error *err)
+{
+    return sr_sampled_step(state, q, b, v, targets, step, loss, dq, dv, err);
+}
+
+#define SAMPLED_OPS(kind_, name_, help_) \
+    {.name = name_, .help = help_, .kind = kind_, .create = sampled_create_, \
+     .destroy = sampled_destroy_, .step = sampled_step_}
+const sr_loss_ops sr_ssm_ops = SAMPLED_OPS(SR_LOSS_SSM, "ssm",
+    "sampled softmax over loss.negatives draws from loss.proposal (logQ-corrected)");
+const sr_loss_ops sr_nce_ops = SAMPLED_OPS(SR_LOSS_NCE, "nce",
+    "noise-contrastive estimation against loss.negatives draws from loss.proposal");
+const sr_loss_ops sr_bpr_ops = SAMPLED_OPS(SR_LOSS_BPR, "bpr",
+    "Bayesian personalised ranking: one uniform negative per query");

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
+#include "loss/registry.h"
 #include "core/blocks.h"
 #include "core/log.h"
 
@@ -1176,3 +1177,37 @@ static sr_status list_step_(sr_sparsemap *s, const float *q, int64_t b, const fl
     s->info.t_backward = t3 - t2;
     return SR_OK;
 }
+
+/* ---- the loss registry's sparsemax, entmax, rankmax ---------------------- */
+
+static sr_status smap_create_(void **state, const sr_loss_ops *ops, const sr_loss_init *in,
+                              sr_error *err)
+{
+    sr_sparsemap *s = NULL;
+    sr_status st = sr_sparsemap_create(&s, ops->kind, in, err);
+    *state = s;
+    return st;
+}
+
+static void smap_destroy_(void *state)
+{
+    sr_sparsemap *s = state;
+    sr_sparsemap_destroy(&s);
+}
+
+static sr_status smap_step_(void *state, const float *q, int64_t b, const float *v,
+                            const int64_t *targets, int64_t step, double *loss, float *dq,
+                            sr_item_grad *dv, sr_error *err)
+{
+    return sr_sparsemap_step(state, q, b, v, targets, step, loss, dq, dv, err);
+}
+
+#define SMAP_OPS(kind_, name_, help_) \
+    {.name = name_, .help = help_, .kind = kind_, .create = smap_create_, .destroy = smap_destroy_, \
+     .step = smap_step_}
+const sr_loss_ops sr_sparsemax_ops = SMAP_OPS(SR_LOSS_SPARSEMAX, "sparsemax",
+    "sparsemax Fenchel-Young loss (sparse probabilities, distributed threshold)");
+const sr_loss_ops sr_entmax_ops = SMAP_OPS(SR_LOSS_ENTMAX, "entmax",
+    "alpha-entmax Fenchel-Young loss, alpha = loss.alpha");
+const sr_loss_ops sr_rankmax_ops = SMAP_OPS(SR_LOSS_RANKMAX, "rankmax",
+    "rankmax: sparsemax scaled per example so the target sits on the support boundary (k = 1)");
