@@ -7,8 +7,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#define SR_MEM_ALIGN 64
-
 void sr_mem_init(sr_mem *m, size_t limit)
 {
     m->current = 0;

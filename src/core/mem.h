@@ -17,6 +17,8 @@
 
 #include "core/error.h"
 
+#define SR_MEM_ALIGN 64 /* alignment of every block and buffer-set view */
+
 typedef struct sr_mem {
     size_t current; /* bytes live now */
     size_t peak;    /* high-water mark of current */
