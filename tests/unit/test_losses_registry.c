@@ -2,8 +2,7 @@
  * registry-backed choices (core/config.h choice_fn).
  *
  * Facts: every registered name is a valid loss.name and `help config` lists
- * it with its help; unknown loss, proposal and dns_base values give the same
- * messages as the static choice lists did; every registered loss is created,
+ * it with its help (unknown values: test_core.c); every registered loss is created,
  * stepped and destroyed through sr_loss_* alone (1 rank, no leaked bytes),
  * and only losses with their own scorer are not scored by dot products.
  */
@@ -18,32 +17,6 @@
 #include "harness.h"
 #include "loss/loss.h"
 #include "loss/registry.h"
-
-static sr_comm g_comm; /* test-only: CUnit tests take no arguments */
-
-static int suite_init(void)
-{
-    sr_error e;
-    sr_error_clear(&e);
-    return sr_comm_init(&g_comm, MPI_COMM_WORLD, &e) == SR_OK ? 0 : 1;
-}
-
-static int suite_clean(void)
-{
-    sr_comm_destroy(&g_comm);
-    return 0;
-}
-
-static void expect_config_error(const char *assignment, const char *message)
-{
-    sr_config c;
-    sr_config_defaults(&c);
-    sr_error e;
-    sr_error_clear(&e);
-    CU_ASSERT_EQUAL(sr_config_set_assignment(&c, assignment, &e), SR_ERR_CONFIG);
-    CU_ASSERT_STRING_EQUAL(e.msg, message);
-    if (strcmp(e.msg, message)) fprintf(stderr, "got: %s\n", e.msg);
-}
 
 static void test_names_are_config_choices(void)
 {
@@ -97,19 +70,15 @@ static void test_help_lists_names(void)
     free(text);
 }
 
-static void test_unknown_values(void)
+/* The messages of unknown loss.name / loss.proposal / loss.dns_base values
+ * are checked with the other config errors in test_core.c. */
+static void test_unknown_name_at_create(void)
 {
-    expect_config_error("loss.name=softmaxx",
-                        "--set: loss.name = 'softmaxx' is not one of softmax|ssm|nce|bpr|hsm|sparsemax|entmax|rankmax");
-    expect_config_error("loss.proposal=zipf",
-                        "--set: loss.proposal = 'zipf' is not one of uniform|popularity|inbatch|dynamic");
-    expect_config_error("loss.dns_base=dynamic", "--set: loss.dns_base = 'dynamic' is not one of uniform|popularity");
-    expect_config_error("model.name=gru", "--set: model.name = 'gru' is not one of mf|sasrec|lightgcn");
-    /* A name that bypassed config reaches sr_loss_create. */
+    /* A name that bypassed config reaches sr_loss_create (before any use of c). */
     sr_config c;
     sr_config_defaults(&c);
     snprintf(c.loss_name, sizeof c.loss_name, "%s", "nope");
-    sr_loss_init in = {&g_comm, &c, NULL, NULL, NULL, 1, 1, NULL};
+    sr_loss_init in = {NULL, &c, NULL, NULL, NULL, 1, 1, NULL};
     sr_loss *l = (sr_loss *)&c;
     sr_error e;
     sr_error_clear(&e);
@@ -130,6 +99,10 @@ static void test_create_every_loss(void)
     for (int i = 0; i < N * D; i++) v[i] = (float)(0.5 * sr_rng_normal(&r));
     for (int i = 0; i < B; i++) tg[i] = (int64_t)sr_rng_below(&r, N);
     for (int j = 0; j < N; j++) pop[j] = 1 + j % 5;
+    sr_comm comm;
+    sr_error ce;
+    sr_error_clear(&ce);
+    CU_ASSERT_EQUAL_FATAL(sr_comm_init(&comm, MPI_COMM_WORLD, &ce), SR_OK);
     const sr_loss_ops *o;
     for (size_t i = 0; (o = sr_loss_ops_at(i)) != NULL; i++) {
         sr_error e;
@@ -144,7 +117,7 @@ static void test_create_every_loss(void)
         CU_ASSERT_EQUAL_FATAL(sr_optim_from_config(&opt, &cfg, &e), SR_OK);
         sr_mem mem;
         sr_mem_init(&mem, 0);
-        sr_loss_init in = {&g_comm, &cfg, &s, pop, &opt, B, D, &mem};
+        sr_loss_init in = {&comm, &cfg, &s, pop, &opt, B, D, &mem};
         sr_loss *l = NULL;
         CU_ASSERT_EQUAL_FATAL(sr_loss_create(&l, &in, &e), SR_OK);
         CU_ASSERT_STRING_EQUAL(sr_loss_name(l), o->name);
@@ -174,14 +147,15 @@ static void test_create_every_loss(void)
         CU_ASSERT_EQUAL(mem.allocs, 0);
         sr_shard_destroy(&s);
     }
+    sr_comm_destroy(&comm);
 }
 
 static void register_tests(void)
 {
-    CU_pSuite s = CU_add_suite("losses_registry", suite_init, suite_clean);
+    CU_pSuite s = CU_add_suite("losses_registry", NULL, NULL);
     CU_add_test(s, "names_are_config_choices", test_names_are_config_choices);
     CU_add_test(s, "help_lists_names", test_help_lists_names);
-    CU_add_test(s, "unknown_values", test_unknown_values);
+    CU_add_test(s, "unknown_name_at_create", test_unknown_name_at_create);
     CU_add_test(s, "create_every_loss", test_create_every_loss);
 }
 
