@@ -56,7 +56,7 @@
 #include "loss/sampled.h"
 #include "loss/softmax.h"
 #include "loss/softmax_mpi.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 
 /* ---- the SGEMM clock ------------------------------------------------------ */
 

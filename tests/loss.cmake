@@ -5,3 +5,5 @@ sr_add_test(NAME test_softmax SOURCES unit/test_softmax.c LABELS loss)
 if(EXISTS ${PROJECT_SOURCE_DIR}/src/comm/collectives.c)
   sr_add_test(NAME test_softmax_mpi SOURCES mpi/test_softmax_mpi.c MPI LABELS loss)
 endif()
+# src/loss/registry: every registered loss through config and sr_loss_*.
+sr_add_test(NAME test_losses_registry SOURCES unit/test_losses_registry.c LABELS loss)

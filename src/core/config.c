@@ -13,6 +13,9 @@
 #define F(field) offsetof(sr_config, field), sizeof(((sr_config *)0)->field)
 #define NOB 0, 0
 
+/* Rows without a registry end at help: choice_fn is left NULL on purpose. */
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmissing-field-initializers"
 static const sr_config_key TABLE[] = {
     {"data.path", SR_CFG_STRING, F(data_path), "", NOB, NULL,
      "HDF5 dataset (softrec data convert/synth); empty = none"},
@@ -34,19 +37,18 @@ static const sr_config_key TABLE[] = {
      "sasrec: the input item embeddings are the output (scoring) table"},
     {"model.layer_weights", SR_CFG_STRING, F(model_layer_weights), "", NOB, NULL,
      "lightgcn: K+1 comma-separated layer weights (empty = mean over layers)"},
-    {"loss.name", SR_CFG_ENUM, F(loss_name), "softmax", NOB,
-     "softmax|ssm|nce|bpr|hsm|sparsemax|entmax|rankmax",
+    {"loss.name", SR_CFG_ENUM, F(loss_name), "softmax", NOB, NULL,
      "loss of the softmax family: exact softmax, sampled softmax, NCE, BPR, hierarchical "
-     "softmax, or a sparse map"},
+     "softmax, or a sparse map", sr_loss_choice},
     {"loss.tile", SR_CFG_INT, F(loss_tile), "4096", 16, 1 << 22, NULL,
      "items per tile in the exact softmax (memory is O(batch x tile))"},
     {"loss.negatives", SR_CFG_INT, F(loss_negatives), "256", 1, 1 << 26, NULL,
      "k: negatives drawn per step (ssm, nce; shared by the batch, or per query)"},
-    {"loss.proposal", SR_CFG_ENUM, F(loss_proposal), "uniform", NOB,
-     "uniform|popularity|inbatch|dynamic",
-     "proposal Q of the sampled losses (dynamic: hard negatives from loss.dns_base)"},
-    {"loss.dns_base", SR_CFG_ENUM, F(loss_dns_base), "uniform", NOB, "uniform|popularity",
-     "base proposal the dynamic sampler draws its candidates from"},
+    {"loss.proposal", SR_CFG_ENUM, F(loss_proposal), "uniform", NOB, NULL,
+     "proposal Q of the sampled losses (dynamic: hard negatives from loss.dns_base)",
+     sr_proposal_choice},
+    {"loss.dns_base", SR_CFG_ENUM, F(loss_dns_base), "uniform", NOB, NULL,
+     "base proposal the dynamic sampler draws its candidates from", sr_dns_base_choice},
     {"loss.proposal_beta", SR_CFG_FLOAT, F(loss_proposal_beta), "1", 0, 10, NULL,
      "popularity proposal: Q(j) proportional to train count(j)^beta"},
     {"loss.dns_candidates", SR_CFG_INT, F(loss_dns_candidates), "1024", 1, 1 << 26, NULL,
@@ -109,6 +111,7 @@ static const sr_config_key TABLE[] = {
     {"run.progress_every", SR_CFG_FLOAT, F(run_progress_every), "5", 0, 1e6, NULL,
      "seconds between progress lines on rank 0 (0 = every step)"},
 };
+#pragma GCC diagnostic pop
 
 #undef F
 #undef NOB
@@ -177,10 +180,30 @@ static bool parse_bool(const char *s, bool *out)
     return false;
 }
 
-static bool in_choices(const char *choices, const char *v)
+/* The allowed names of an ENUM row as "a|b|c" (static or from its registry). */
+static void choices_text(const sr_config_key *k, char *buf, size_t len)
 {
+    if (!k->choice_fn) {
+        snprintf(buf, len, "%s", k->choices);
+        return;
+    }
+    size_t off = 0;
+    buf[0] = '\0';
+    const char *name;
+    for (size_t i = 0; (name = k->choice_fn(i, NULL)) != NULL && off < len; i++)
+        off += (size_t)snprintf(buf + off, len - off, "%s%s", i ? "|" : "", name);
+}
+
+static bool in_choices(const sr_config_key *k, const char *v)
+{
+    if (k->choice_fn) {
+        const char *name;
+        for (size_t i = 0; (name = k->choice_fn(i, NULL)) != NULL; i++)
+            if (!strcmp(name, v)) return true;
+        return false;
+    }
     size_t n = strlen(v);
-    const char *p = choices;
+    const char *p = k->choices;
     while (*p) {
         const char *bar = strchr(p, '|');
         size_t len = bar ? (size_t)(bar - p) : strlen(p);
@@ -240,9 +263,11 @@ sr_status sr_config_set(sr_config *cfg, const char *key, const char *value, cons
         break;
     }
     case SR_CFG_ENUM:
-        if (!in_choices(k->choices, v))
-            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' is not one of %s", source, k->name, v,
-                    k->choices);
+        if (!in_choices(k, v)) {
+            char all[512];
+            choices_text(k, all, sizeof all);
+            SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' is not one of %s", source, k->name, v, all);
+        }
         __attribute__((fallthrough)); /* stored like a string */
     case SR_CFG_STRING:
         if (strlen(v) >= k->size)
@@ -445,8 +470,16 @@ void sr_config_print_help(FILE *out)
     for (size_t i = 0; i < n; i++) {
         fprintf(out, "%-22s %-8s default %s", t[i].name, type_name(t[i].type),
                 *t[i].def ? t[i].def : "''");
-        if (t[i].type == SR_CFG_ENUM) fprintf(out, "  one of %s", t[i].choices);
-        else if (t[i].min != 0 || t[i].max != 0) fprintf(out, "  in [%g, %g]", t[i].min, t[i].max);
+        char all[512];
+        if (t[i].type == SR_CFG_ENUM) {
+            choices_text(&t[i], all, sizeof all);
+            fprintf(out, "  one of %s", all);
+        } else if (t[i].min != 0 || t[i].max != 0) {
+            fprintf(out, "  in [%g, %g]", t[i].min, t[i].max);
+        }
         fprintf(out, "\n    %s\n", t[i].help);
+        const char *name, *help = NULL;
+        for (size_t c = 0; t[i].choice_fn && (name = t[i].choice_fn(c, &help)) != NULL; c++, help = NULL)
+            fprintf(out, "      %-12s %s\n", name, help ? help : "");
     }
 }

@@ -90,6 +90,13 @@ typedef enum sr_config_type {
     SR_CFG_INTLIST /* comma-separated int64 values */
 } sr_config_type;
 
+/* Choices of an ENUM owned by a registry in a higher layer (losses,
+ * proposals): the i-th allowed name and, through *help, its one-line help
+ * (may be NULL); NULL past the last. To reuse: define such a function beside
+ * the registry, declare it below, and name it in the row's choice_fn with
+ * choices NULL; checks, error messages ("a|b|c") and help follow. */
+typedef const char *(*sr_config_choice_fn)(size_t i, const char **help);
+
 typedef struct sr_config_key {
     const char *name;
     sr_config_type type;
@@ -97,9 +104,16 @@ typedef struct sr_config_key {
     size_t size;         /* of the field (strings: capacity) */
     const char *def;     /* default as text */
     double min, max;     /* INT, FLOAT, INTLIST elements: inclusive bounds */
-    const char *choices; /* ENUM: "a|b|c" */
+    const char *choices; /* ENUM: "a|b|c", or NULL with choice_fn */
     const char *help;
+    sr_config_choice_fn choice_fn; /* ENUM: the choices from a registry (see above) */
 } sr_config_key;
+
+/* Choice functions the table names (defined by their registries:
+ * loss/registry.c, loss/sampled.c); core needs them only at link time. */
+const char *sr_loss_choice(size_t i, const char **help);
+const char *sr_proposal_choice(size_t i, const char **help);
+const char *sr_dns_base_choice(size_t i, const char **help);
 
 /* The table (static storage) and its length. */
 const sr_config_key *sr_config_table(size_t *count);

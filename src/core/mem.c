@@ -2,11 +2,10 @@
  * holds its size so free can account without the caller passing it. */
 #include "core/mem.h"
 
+#include <stdbool.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-
-#define SR_MEM_ALIGN 64
 
 void sr_mem_init(sr_mem *m, size_t limit)
 {
@@ -66,6 +65,41 @@ void sr_mem_free(sr_mem *m, void *p)
         m->allocs--;
     }
     free(base);
+}
+
+static void set_view_(const sr_mem_buf *b, void *p)
+{
+    memcpy(b->view, &p, sizeof p); /* b->view is the address of some T *: store bytes, not via void ** */
+}
+
+void *sr_mem_bufset_alloc(sr_mem *m, const sr_mem_buf *bufs, size_t n, const char *what,
+                          sr_error *err)
+{
+    size_t total = 0;
+    bool too_large = false;
+    for (size_t i = 0; i < n; i++) {
+        set_view_(&bufs[i], NULL);
+        const size_t sz = bufs[i].size, c = bufs[i].count;
+        if (sz && c > (SIZE_MAX - SR_MEM_ALIGN) / sz) too_large = true;
+        size_t bytes = too_large ? 0 : (c * sz + SR_MEM_ALIGN - 1) / SR_MEM_ALIGN * SR_MEM_ALIGN;
+        if (bytes > SIZE_MAX - SR_MEM_ALIGN - total) too_large = true;
+        if (too_large) break;
+        total += bytes;
+    }
+    if (too_large) {
+        sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "allocating %s: buffer sizes overflow", what);
+        return NULL;
+    }
+    char *base = sr_mem_alloc(m, total, 1, what, err);
+    if (!base) return NULL;
+    size_t off = 0;
+    for (size_t i = 0; i < n; i++) {
+        const size_t bytes = bufs[i].count * bufs[i].size;
+        if (!bytes) continue;
+        set_view_(&bufs[i], base + off);
+        off += (bytes + SR_MEM_ALIGN - 1) / SR_MEM_ALIGN * SR_MEM_ALIGN;
+    }
+    return base;
 }
 
 size_t sr_mem_process_peak(void)

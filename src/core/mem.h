@@ -17,6 +17,8 @@
 
 #include "core/error.h"
 
+#define SR_MEM_ALIGN 64 /* alignment of every block and buffer-set view */
+
 typedef struct sr_mem {
     size_t current; /* bytes live now */
     size_t peak;    /* high-water mark of current */
@@ -36,6 +38,26 @@ void *sr_mem_calloc(sr_mem *m, size_t count, size_t size, const char *what, sr_e
 
 /* Free a block from sr_mem_alloc (NULL is a no-op). */
 void sr_mem_free(sr_mem *m, void *p);
+
+/* A buffer set: many buffers carved from ONE counted allocation (llm.c's
+ * malloc_and_point_parameters). List the buffers in a table, allocate once,
+ * check once, free once:
+ *     sr_mem_buf t[] = {SR_MEM_BUF(s->z, b * k), SR_MEM_BUF(s->rows, k)};
+ *     s->bufs = sr_mem_bufset_alloc(mem, t, 2, "sampled loss", err);
+ *     if (!s->bufs) ...;          ...  sr_mem_free(mem, s->bufs);
+ * Every view is zeroed and 64-byte aligned; a row with count 0 gets NULL (an
+ * optional buffer). On failure the result and every view are NULL and err
+ * names `what` and the total size. */
+typedef struct sr_mem_buf {
+    void *view;   /* address of the pointer to set, e.g. &s->z (any T *) */
+    size_t count; /* elements */
+    size_t size;  /* bytes per element */
+} sr_mem_buf;
+#define SR_MEM_BUF(ptr, n) {(void *)&(ptr), (size_t)(n), sizeof *(ptr)}
+
+/* Returns the block to pass to sr_mem_free, or NULL. */
+void *sr_mem_bufset_alloc(sr_mem *m, const sr_mem_buf *bufs, size_t n, const char *what,
+                          sr_error *err);
 
 /* Resident-set high-water mark of this process in bytes (VmHWM), 0 if unknown. */
 size_t sr_mem_process_peak(void);

@@ -16,7 +16,8 @@
 #include <string.h>
 
 #include "comm/collectives.h"
-#include "loss/vexp.h"
+#include "loss/registry.h"
+#include "nn/vexp.h"
 
 /* Scorer workspace: nodes per chunk, queries per block. 16384 x 32 floats
  * (2 MiB) per logit block stay in L2/L3 between the SGEMM and the passes. */
@@ -50,6 +51,8 @@ typedef struct hsm_eval_ {
     float *wg;          /* ucap x d: gathered rows */
     float *z, *a;       /* ucap x qb: logits, then prefix terms (node-major) */
     float *tb;          /* n_items x qb: leaf scores of a query block, item-major */
+    void *leaf_bufs;    /* one block: order, lcode, stack */
+    void *chunk_bufs;   /* one block: cu, cm, src, pc, lp, oc, rows, wg, z, a, tb */
 } hsm_eval_;
 
 struct sr_hsm {
@@ -138,8 +141,7 @@ void sr_hsm_local_terms(const sr_huffman *t, const sr_shard *nodes, int rank, co
 static void eval_free_(sr_hsm *h)
 {
     hsm_eval_ *e = &h->ev;
-    void *bufs[] = {e->rows, e->ncode, e->lcode, e->order, e->cu, e->cm, e->loc, e->src,
-                    e->pc,   e->stack, e->lp,    e->oc,    e->wg, e->z,  e->a,   e->tb};
+    void *bufs[] = {e->leaf_bufs, e->ncode, e->loc, e->chunk_bufs};
     for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) sr_mem_free(h->mem, bufs[k]);
     memset(e, 0, sizeof *e);
 }
@@ -278,13 +280,15 @@ static sr_status eval_plan_(sr_hsm *h, int64_t **ids_out, sr_error *err)
     const int64_t m = t->n - 1, d = h->d, maxd = t->max_depth;
     e->n_items = sr_shard_count(h->items, h->c->rank);
     e->o_j0 = -1;
-    e->order = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(uint64_t), "hsm eval leaf order", err);
-    e->lcode = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf codes", err);
-    e->stack = sr_mem_calloc(h->mem, (size_t)maxd, sizeof(int32_t), "hsm eval stack", err);
+    /* At least one element each: a rank may hold no items. */
+    const size_t ni = e->n_items > 0 ? (size_t)e->n_items : 1;
+    const sr_mem_buf leaf_bufs[] = {SR_MEM_BUF(e->order, ni), SR_MEM_BUF(e->lcode, ni),
+                                    SR_MEM_BUF(e->stack, maxd > 0 ? (size_t)maxd : 1)};
+    e->leaf_bufs = sr_mem_bufset_alloc(h->mem, leaf_bufs, 3, "hsm eval leaves", err);
     int64_t bound = e->n_items > m / maxd ? m : e->n_items * maxd;
     int32_t *col = sr_mem_calloc(h->mem, (size_t)m, sizeof(int32_t), "hsm eval node columns", err);
     int64_t *ids = sr_mem_calloc(h->mem, (size_t)bound, sizeof *ids, "hsm eval node ids", err);
-    if (!e->order || !e->lcode || !e->stack || !col || !ids) {
+    if (!e->leaf_bufs || !col || !ids) {
         sr_mem_free(h->mem, col);
         sr_mem_free(h->mem, ids);
         return err ? err->code : SR_ERR_NOMEM;
@@ -332,21 +336,19 @@ static sr_status eval_plan_(sr_hsm *h, int64_t **ids_out, sr_error *err)
         e->cap_u = e->u + (e->u / (e->ucap - 2 * maxd) + 1) * maxd;
         e->cap_c = e->cap_u / (e->ucap - maxd) + 2;
     }
-    e->cu = sr_mem_calloc(h->mem, (size_t)e->cap_c + 1, sizeof(int64_t), "hsm eval chunk nodes", err);
-    e->cm = sr_mem_calloc(h->mem, (size_t)e->cap_c + 1, sizeof(int64_t), "hsm eval chunk leaves", err);
-    e->src = sr_mem_calloc(h->mem, (size_t)e->cap_u, sizeof(int32_t), "hsm eval chunk columns", err);
-    e->pc = sr_mem_calloc(h->mem, (size_t)e->cap_u, sizeof(int32_t), "hsm eval chunk parents", err);
-    e->lp = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf parents", err);
-    e->oc = sr_mem_calloc(h->mem, (size_t)e->n_items, sizeof(int32_t), "hsm eval leaf columns", err);
-    e->rows = sr_mem_calloc(h->mem, (size_t)e->u, (size_t)d * sizeof(float), "hsm eval node rows", err);
-    e->wg = sr_mem_calloc(h->mem, (size_t)e->ucap, (size_t)d * sizeof(float), "hsm eval chunk rows", err);
-    e->z = sr_mem_calloc(h->mem, (size_t)e->ucap, SR_HSM_QBLOCK * sizeof(float), "hsm eval logits", err);
-    e->a = sr_mem_calloc(h->mem, (size_t)e->ucap, SR_HSM_QBLOCK * sizeof(float), "hsm eval prefixes", err);
-    e->tb = sr_mem_calloc(h->mem, (size_t)e->n_items, SR_HSM_QBLOCK * sizeof(float), "hsm eval leaf block",
-                          err);
-    if (!e->cu || !e->cm || !e->src || !e->pc || !e->lp || !e->oc || !e->rows || !e->wg || !e->z ||
-        !e->a || !e->tb)
-        return err ? err->code : SR_ERR_NOMEM;
+    const size_t cap_u = e->cap_u > 0 ? (size_t)e->cap_u : 1, ucap = e->ucap > 0 ? (size_t)e->ucap : 1;
+    const size_t u = e->u > 0 ? (size_t)e->u : 1;
+    const sr_mem_buf chunk_bufs[] = {
+        SR_MEM_BUF(e->cu, (size_t)e->cap_c + 1), SR_MEM_BUF(e->cm, (size_t)e->cap_c + 1),
+        SR_MEM_BUF(e->src, cap_u),               SR_MEM_BUF(e->pc, cap_u),
+        SR_MEM_BUF(e->lp, ni),                   SR_MEM_BUF(e->oc, ni),
+        SR_MEM_BUF(e->rows, u * (size_t)d),      SR_MEM_BUF(e->wg, ucap * (size_t)d),
+        SR_MEM_BUF(e->z, ucap * SR_HSM_QBLOCK),  SR_MEM_BUF(e->a, ucap * SR_HSM_QBLOCK),
+        SR_MEM_BUF(e->tb, ni * SR_HSM_QBLOCK),
+    };
+    e->chunk_bufs = sr_mem_bufset_alloc(h->mem, chunk_bufs, sizeof chunk_bufs / sizeof chunk_bufs[0],
+                                        "hsm eval chunks", err);
+    if (!e->chunk_bufs) return err ? err->code : SR_ERR_NOMEM;
     return SR_OK;
 }
 
@@ -536,3 +538,55 @@ void sr_hsm_eval_scores(void *hv, const float *q, int64_t b, int64_t d, int64_t 
         transpose_out_(e->tb, nt, nb, out + i0 * nt);
     }
 }
+
+/* ---- the loss registry's "hsm": own parameters, tree scores ------------- */
+
+static sr_status hsm_create_(void **state, const sr_loss_ops *ops, const sr_loss_init *in,
+                             sr_error *err)
+{
+    sr_hsm *h = NULL;
+    sr_status st = sr_hsm_create(&h, in, err);
+    *state = h;
+    return st;
+}
+
+static void hsm_destroy_(void *state)
+{
+    sr_hsm *h = state;
+    sr_hsm_destroy(&h);
+}
+
+static sr_status hsm_step_(void *state, const float *q, int64_t b, const float *v,
+                           const int64_t *targets, int64_t step, double *loss, float *dq,
+                           sr_item_grad *dv, sr_error *err)
+{
+    /* The output side is the tree: item rows get no gradient. */
+    dv->n = 0;
+    dv->rows = NULL;
+    dv->g = NULL;
+    return sr_hsm_step(state, q, b, targets, loss, dq, err);
+}
+
+static void hsm_update_(void *state, int64_t step) { sr_hsm_update(state, step); }
+static void hsm_set_lr_(void *state, double lr) { sr_hsm_set_lr(state, lr); }
+static float *hsm_params_(void *state, const sr_shard **map, int64_t *n_local)
+{
+    return sr_hsm_params(state, map, n_local);
+}
+static sr_optim_state *hsm_param_state_(void *state) { return sr_hsm_optim_state(state); }
+static sr_status hsm_eval_prepare_(void *state, sr_error *err) { return sr_hsm_eval_prepare(state, err); }
+
+const sr_loss_ops sr_hsm_ops = {
+    .name = "hsm",
+    .help = "hierarchical softmax over the Huffman tree of train popularity (own node vectors)",
+    .kind = SR_LOSS_HSM,
+    .create = hsm_create_,
+    .destroy = hsm_destroy_,
+    .step = hsm_step_,
+    .update_params = hsm_update_,
+    .set_lr = hsm_set_lr_,
+    .params = hsm_params_,
+    .param_state = hsm_param_state_,
+    .eval_prepare = hsm_eval_prepare_,
+    .eval_scores = sr_hsm_eval_scores,
+};

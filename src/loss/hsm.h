@@ -1,59 +1,17 @@
-/* hsm.h: hierarchical softmax over the sharded catalogue (DESIGN.md
- * section 2, step 3 "for its inner nodes").
- *
- * Model. The N items are the leaves of the Huffman tree of their train
- * popularity (huffman.h); each of the N - 1 inner nodes n has a vector w_n.
- *     log p(i | q) = sum over the path of i of log sigmoid(s_k q . w_{n_k})
- * (s_k = +1 for child 0, -1 for child 1), so sum_i p(i | q) = 1 exactly.
- * The loss of a batch is the mean over its b queries of -log p(t | q).
- * The query is the user vector; item embeddings are not used.
- *
- * Sharding. The inner nodes are split over the c->size ranks by a block
- * sr_shard over node ids (independent of the item map): rank r owns the rows
- * w_n of its nodes and their optimiser state. Node ids are fixed by the tree
- * (huffman.h): a node's init and its row in a checkpoint do not depend on
- * the rank count. Init: zeros (word2vec's syn1), so at step 0 every item has
- * p = 2^-depth and the first steps move the nodes, not the queries.
- *
- * Step (collective). Every rank walks the b target paths (replicated tree)
- * and computes the terms of the nodes it owns: per-query partial losses
- * (combined by one all-reduce of b doubles), its partial dq (b x d, zero
- * for queries none of whose path nodes it owns; the caller reduce-scatters
- * it) and the gradients of its nodes. A node on the paths of several
- * queries gets their gradients summed, in query order, into one row before
- * the update (no skipped updates, no saturated-sigmoid cut-off as in
- * word2vec's |z| >= 6): one row-sparse optimiser update per touched node.
- * That sum never crosses ranks, so node gradients are bit-identical at every
- * rank count; the loss and dq differ only by the order of the cross-rank sum.
- *
- * Evaluation. sr_hsm_eval_prepare fetches (sr_exchange) the vectors of the
- * U_r distinct nodes on the paths of this rank's items (item map in->items):
- * U_r <= min(N - 1, n_items_local x max_depth), about n_items_local x (1 +
- * log2 P) for scattered items; they are stored in depth-first preorder.
- * sr_hsm_eval_scores takes the range's items in depth-first leaf order and
- * cuts them into chunks of <= 16384 distinct nodes (a chunk of consecutive
- * leaves needs about one node per leaf plus one root path). Per chunk and
- * block of 32 queries: one SGEMM (nodes x queries) over the gathered node
- * rows, one vector exp, then a root-to-leaf pass that turns the logits into
- * prefix log-probabilities (one log sigmoid per node and query, not per item
- * and path step), then one read per leaf into an item-major block, which a
- * blocked transpose writes into the caller's rows. The chunk layout of the
- * last range is cached (the caller scores one range for many query blocks).
- * Measured on the 2-core dev VM (one rank, N = 1M, d = 64, max depth 24,
- * 32 queries, shared machine): ~16 ms per query over the whole shard, ~18 ms
- * in ranges of 4096 items, vs ~5 ms for the dot-product SGEMM of the same
- * size.
- *
- * Memory per rank: the tree (12 bytes per item, replicated); node rows and
- * optimiser state (n_nodes_local x d each, x2 for Adam); step gradients
- * min(n_nodes_local, b_max x max_depth) x d floats plus n_nodes_local
- * int64; eval: U_r x d floats (fetched rows), n_items_local x 32 floats
- * (leaf block), ~U_r x 16 + n_items_local x 20 bytes of chunk topology and
- * a fixed 16384 x (d + 64) floats of chunk workspace; eval_prepare briefly
- * holds (N - 1) int32 node-to-column map.
- * Errors: create and eval_prepare agree on errors across ranks; step checks
- * the replicated arguments (b, targets) before its collective, so every rank
- * returns the same status.
+/* hsm.h: hierarchical softmax over the sharded catalogue: the items are
+ * the leaves of the Huffman tree of their train popularity (huffman.h),
+ * log p(i | q) = sum over i's path of log sigmoid(s_k q . w_{n_k}), and the
+ * loss is the batch mean of -log p(t | q). Item embeddings are not used;
+ * the N - 1 inner node vectors are the loss's own parameters, block-sharded
+ * over the ranks by node id (rank-count independent), zero-initialised.
+ * Step (collective: one all-reduce of b doubles): loss identical on every
+ * rank, dq this rank's partial, node gradients kept for sr_hsm_update.
+ * Evaluation: sr_hsm_eval_prepare (collective) fetches the nodes on the
+ * paths of this rank's items; sr_hsm_eval_scores (local) gives log p.
+ * Errors: create and eval_prepare agree across ranks; step checks its
+ * replicated arguments before the collective. Design, memory:
+ * docs/losses.md, "Hierarchical softmax (hsm.h)"; timings:
+ * docs/benchmarks.md, "HSM full-ranking scorer".
  */
 #ifndef SR_LOSS_HSM_H
 #define SR_LOSS_HSM_H

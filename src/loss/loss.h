@@ -1,33 +1,17 @@
-/* loss.h: every loss of the family behind one interface (DESIGN.md section 2).
+/* loss.h: every loss of the family behind one interface; which loss is
+ * chosen by loss.name through the registry (registry.h), and the caller
+ * never knows which it holds.
  *
- * The trainer builds the global batch of queries Q (b x d, all-gathered, the
- * same on every rank) and the b global target ids; each rank holds its shard
- * of the item table V_r (n_local x d, local row j is global id
- * sr_shard_global(items, rank, j)). One call of sr_loss_step computes, on
- * every rank:
- *   - the global mean loss over the b queries (bit-identical on all ranks:
- *     it comes out of a collective);
- *   - dq (b x d): this rank's partial of dL/dQ, which the caller
- *     reduce-scatters to the queries' owners;
- *   - dv: dL/dV_r, complete and local, dense (exact softmax) or row-sparse
- *     (sampled losses, sparse maps: only the rows the step used).
- * Losses that own item-side parameters of their own (hsm: the inner nodes of
- * the tree, sharded like the items) keep their gradients and update them in
- * sr_loss_update_params.
- *
- * Kinds and modules:
- *   softmax                      softmax.h / softmax_mpi.h (exact, tiled)
- *   ssm, nce, bpr                sampled.h (negatives drawn locally, sampler.h)
- *   hsm                          hsm.h (Huffman tree over train popularity)
- *   sparsemax, entmax, rankmax   sparsemap.h (distributed thresholds)
- *
- * Randomness: a loss that samples draws from Philox streams keyed by
- * (train.seed, rank, SR_STREAM_SAMPLER) positioned by the global step, so a
- * run is bit-reproducible for a seed and rank count, and resuming at step s
- * draws what the uninterrupted run drew.
- * Collective: create, step, update_params and the eval scorer are collective
- * over c; errors are agreed on every rank (or abort the job when one rank
- * alone fails, e.g. out of memory).
+ * Inputs of a step: the global batch of queries Q (b x d, the same on every
+ * rank), its b global target ids, this rank's item shard V_r (n_local x d).
+ * Outputs: the global mean loss (bit-identical on every rank); dq, this
+ * rank's partial dL/dQ (the caller reduce-scatters it); dv = dL/dV_r, local,
+ * dense or row-sparse (nn/item_grad.h). A loss with parameters of its own
+ * (hsm) updates them in sr_loss_update_params. Sampling losses draw from
+ * Philox streams keyed by (train.seed, rank) positioned by the global step,
+ * so a run and its resume are bit-reproducible. Collective over c: create,
+ * step, eval_prepare; errors are agreed on every rank (or abort the job when
+ * one rank alone fails). The objectives are derived in docs/losses.md.
  */
 #ifndef SR_LOSS_LOSS_H
 #define SR_LOSS_LOSS_H
@@ -40,7 +24,8 @@
 #include "core/config.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "models/optim.h"
+#include "nn/item_grad.h"
+#include "nn/optim.h"
 
 typedef enum sr_loss_kind {
     SR_LOSS_SOFTMAX = 0,
@@ -53,18 +38,10 @@ typedef enum sr_loss_kind {
     SR_LOSS_RANKMAX
 } sr_loss_kind;
 
-/* From a loss.name value; false if unknown. */
+/* From a loss.name value; false if unknown (both through the registry). */
 bool sr_loss_kind_parse(const char *name, sr_loss_kind *out);
 const char *sr_loss_kind_name(sr_loss_kind k);
 
-/* dL/dV_r of one step. rows == NULL: dense, rows 0..n-1 (n == n_local);
- * otherwise n distinct local row ids, gradient row i belongs to rows[i].
- * The buffers belong to the loss and stay valid until its next step. */
-typedef struct sr_item_grad {
-    int64_t n;
-    const int64_t *rows;
-    float *g; /* n x d */
-} sr_item_grad;
 
 /* What a loss needs at creation. Pointers are borrowed and must outlive the
  * loss (popularity may be freed after create). */
@@ -84,6 +61,8 @@ typedef struct sr_loss sr_loss;
 sr_status sr_loss_create(sr_loss **out, const sr_loss_init *in, sr_error *err);
 void sr_loss_destroy(sr_loss **l);
 sr_loss_kind sr_loss_get_kind(const sr_loss *l);
+/* Its loss.name value. */
+const char *sr_loss_name(const sr_loss *l);
 
 /* One forward + backward. q, b, targets identical on every rank; v is this
  * rank's n_local rows; step >= 1 is the global optimiser step (positions the

@@ -20,7 +20,8 @@
 #include <string.h>
 
 #include "comm/collectives.h"
-#include "loss/vexp.h"
+#include "loss/registry.h"
+#include "nn/vexp.h"
 
 typedef enum prop_ { PROP_UNIFORM, PROP_POPULARITY, PROP_INBATCH, PROP_DYNAMIC } prop_;
 
@@ -69,23 +70,49 @@ struct sr_sampled {
     int64_t dv_cap;
     int64_t *dv_rows;
     float *dv_g;
+    void *bufs; /* the one block behind every buffer above (sr_mem_bufset_alloc) */
 };
 
 /* ---- create / destroy ---------------------------------------------------- */
 
-static sr_status parse_prop_(const char *name, prop_ *out, sr_error *err)
+/* The proposals, each name once: config's loss.proposal and loss.dns_base
+ * choices come from here (sr_proposal_choice, sr_dns_base_choice). */
+static const struct {
+    const char *name;
+    prop_ prop;
+    bool base; /* may be dynamic's loss.dns_base */
+    const char *help;
+} PROPOSALS[] = {
+    {"uniform", PROP_UNIFORM, true, "Q(j) = 1 / N"},
+    {"popularity", PROP_POPULARITY, true, "Q(j) ~ (train count(j) + 1)^loss.proposal_beta"},
+    {"inbatch", PROP_INBATCH, false, "the step's targets are the negatives (Q = the data's popularity)"},
+    {"dynamic", PROP_DYNAMIC, false,
+     "hard negatives: each query keeps the k highest-scoring of loss.dns_candidates base draws"},
+};
+#define N_PROPOSALS (sizeof PROPOSALS / sizeof PROPOSALS[0])
+
+const char *sr_proposal_choice(size_t i, const char **help)
 {
-    if (!strcmp(name, "uniform")) *out = PROP_UNIFORM;
-    else if (!strcmp(name, "popularity")) *out = PROP_POPULARITY;
-    else if (!strcmp(name, "inbatch")) *out = PROP_INBATCH;
-    else if (!strcmp(name, "dynamic")) *out = PROP_DYNAMIC;
-    else SR_FAIL(err, SR_ERR_CONFIG, "loss.proposal: unknown proposal '%s'", name);
-    return SR_OK;
+    if (i >= N_PROPOSALS) return NULL;
+    if (help) *help = PROPOSALS[i].help;
+    return PROPOSALS[i].name;
 }
 
-static void *alloc_(sr_sampled *s, int64_t count, size_t size, const char *what, sr_error *err)
+const char *sr_dns_base_choice(size_t i, const char **help)
 {
-    return sr_mem_calloc(s->mem, (size_t)(count > 0 ? count : 1), size, what, err);
+    for (size_t j = 0; j < N_PROPOSALS; j++)
+        if (PROPOSALS[j].base && i-- == 0) return sr_proposal_choice(j, help);
+    return NULL;
+}
+
+static sr_status parse_prop_(const char *name, prop_ *out, sr_error *err)
+{
+    for (size_t i = 0; i < N_PROPOSALS; i++)
+        if (!strcmp(name, PROPOSALS[i].name)) {
+            *out = PROPOSALS[i].prop;
+            return SR_OK;
+        }
+    SR_FAIL(err, SR_ERR_CONFIG, "loss.proposal: unknown proposal '%s'", name);
 }
 
 sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_init *in,
@@ -164,39 +191,31 @@ sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_i
     else if (prop == PROP_INBATCH) s->cap = b;
     else s->cap = shared ? m : b * m;
     const int64_t zsize = shared ? b * s->cap : s->cap;
-    s->rows = alloc_(s, s->cap, sizeof(int64_t), "sampled pool rows", err);
-    s->gid = alloc_(s, s->cap, sizeof(int64_t), "sampled pool ids", err);
-    s->qidx = alloc_(s, s->cap, sizeof(int64_t), "sampled pool queries", err);
-    s->corr = alloc_(s, s->cap, sizeof(double), "sampled pool corrections", err);
-    s->used = alloc_(s, s->cap, 1, "sampled pool use", err);
-    s->keep = prop == PROP_DYNAMIC ? alloc_(s, zsize, 1, "dynamic selection", err) : NULL;
-    s->ptr = alloc_(s, b + 1, sizeof(int64_t), "sampled offsets", err);
-    s->kq = alloc_(s, b, sizeof(int64_t), "sampled kept quota", err);
-    s->z = alloc_(s, zsize, sizeof(float), "sampled logits", err);
-    s->sel = prop == PROP_DYNAMIC ? alloc_(s, m, sizeof(sel_), "dynamic scratch", err) : NULL;
-    s->lse = alloc_(s, b, sizeof(sr_lse), "sampled lse", err);
-    s->part = alloc_(s, b, sizeof(double), "sampled partials", err);
-    s->ts = alloc_(s, b, sizeof(double), "sampled target logits", err);
-    s->tcorr = alloc_(s, b, sizeof(double), "sampled target corrections", err);
-    s->gt = alloc_(s, b, sizeof(float), "sampled target grads", err);
-    s->trow = alloc_(s, b, sizeof(int64_t), "sampled target rows", err);
-    s->neg = alloc_(s, b, sizeof(int64_t), "bpr negatives", err);
-    s->srt = alloc_(s, s->cap + b, sizeof(src_), "sampled row sort", err);
+    const bool dyn = prop == PROP_DYNAMIC;
     s->dv_cap = s->cap + b < s->n_local ? s->cap + b : s->n_local;
-    s->dv_rows = alloc_(s, s->dv_cap, sizeof(int64_t), "sampled dv rows", err);
-    s->dv_g = alloc_(s, s->dv_cap * d, sizeof(float), "sampled dv", err);
-    if (shared) {
-        s->vc = alloc_(s, s->cap * d, sizeof(float), "sampled rows", err);
-        s->dvc = alloc_(s, s->cap * d, sizeof(float), "sampled row grads", err);
-        s->byid = alloc_(s, s->cap, sizeof(src_), "sampled pool order", err);
-        s->dvt = alloc_(s, s->cap * d, sizeof(float), "sampled row grads (transposed)", err);
-        s->qs = alloc_(s, b * d, sizeof(float), "sampled scaled queries", err);
-    }
-    s->alpha = alloc_(s, b, sizeof(float), "sampled row scales", err);
-    if (!s->rows || !s->gid || !s->qidx || !s->corr || !s->used || (prop == PROP_DYNAMIC && (!s->keep || !s->sel)) ||
-        !s->ptr || !s->kq || !s->z || !s->lse || !s->part || !s->ts || !s->tcorr || !s->gt || !s->trow ||
-        !s->neg || !s->srt || !s->dv_rows || !s->dv_g || !s->alpha ||
-        (shared && (!s->vc || !s->dvc || !s->dvt || !s->byid || !s->qs))) {
+    /* Every buffer at least one element (n_local may be 0); optional ones 0 (NULL). */
+#define N1(n) ((n) > 0 ? (n) : 1)
+    const sr_mem_buf bufs[] = {
+        SR_MEM_BUF(s->rows, N1(s->cap)),        SR_MEM_BUF(s->gid, N1(s->cap)),
+        SR_MEM_BUF(s->qidx, N1(s->cap)),        SR_MEM_BUF(s->corr, N1(s->cap)),
+        SR_MEM_BUF(s->used, N1(s->cap)),        SR_MEM_BUF(s->keep, dyn ? N1(zsize) : 0),
+        SR_MEM_BUF(s->ptr, N1(b + 1)),          SR_MEM_BUF(s->kq, N1(b)),
+        SR_MEM_BUF(s->z, N1(zsize)),            SR_MEM_BUF(s->sel, dyn ? N1(m) : 0),
+        SR_MEM_BUF(s->lse, N1(b)),              SR_MEM_BUF(s->part, N1(b)),
+        SR_MEM_BUF(s->ts, N1(b)),               SR_MEM_BUF(s->tcorr, N1(b)),
+        SR_MEM_BUF(s->gt, N1(b)),               SR_MEM_BUF(s->trow, N1(b)),
+        SR_MEM_BUF(s->neg, N1(b)),              SR_MEM_BUF(s->srt, N1(s->cap + b)),
+        SR_MEM_BUF(s->dv_rows, N1(s->dv_cap)),  SR_MEM_BUF(s->dv_g, N1(s->dv_cap * d)),
+        SR_MEM_BUF(s->vc, shared ? N1(s->cap * d) : 0),
+        SR_MEM_BUF(s->dvc, shared ? N1(s->cap * d) : 0),
+        SR_MEM_BUF(s->byid, shared ? N1(s->cap) : 0),
+        SR_MEM_BUF(s->dvt, shared ? N1(s->cap * d) : 0),
+        SR_MEM_BUF(s->qs, shared ? N1(b * d) : 0),
+        SR_MEM_BUF(s->alpha, N1(b)),
+    };
+#undef N1
+    s->bufs = sr_mem_bufset_alloc(s->mem, bufs, sizeof bufs / sizeof bufs[0], "sampled loss buffers", err);
+    if (!s->bufs) {
         sr_sampled_destroy(&s);
         return err ? err->code : SR_ERR_NOMEM;
     }
@@ -209,11 +228,7 @@ void sr_sampled_destroy(sr_sampled **sp)
     if (!sp || !*sp) return;
     sr_sampled *s = *sp;
     sr_sampler_destroy(&s->smp);
-    void *bufs[] = {s->rows, s->gid,  s->qidx, s->corr, s->used, s->keep, s->ptr, s->kq,
-                    s->z,    s->sel,  s->lse,  s->part, s->ts,   s->tcorr, s->gt, s->trow,
-                    s->neg,  s->srt,  s->dv_rows, s->dv_g, s->vc, s->dvc, s->byid, s->alpha,
-                    s->qs,   s->dvt};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(s->mem, bufs[i]);
+    sr_mem_free(s->mem, s->bufs);
     sr_mem_free(s->mem, s);
     *sp = NULL;
 }
@@ -694,3 +709,37 @@ void sr_sampled_last_sample(const sr_sampled *s, sr_sample_view *out)
     out->tcorr = s->tcorr;
     out->neg = s->kind == SR_LOSS_BPR ? s->neg : NULL;
 }
+
+/* ---- the loss registry's ssm, nce, bpr ---------------------------------- */
+
+static sr_status sampled_create_(void **state, const sr_loss_ops *ops, const sr_loss_init *in,
+                                 sr_error *err)
+{
+    sr_sampled *s = NULL;
+    sr_status st = sr_sampled_create(&s, ops->kind, in, err);
+    *state = s;
+    return st;
+}
+
+static void sampled_destroy_(void *state)
+{
+    sr_sampled *s = state;
+    sr_sampled_destroy(&s);
+}
+
+static sr_status sampled_step_(void *state, const float *q, int64_t b, const float *v,
+                               const int64_t *targets, int64_t step, double *loss, float *dq,
+                               sr_item_grad *dv, sr_error *err)
+{
+    return sr_sampled_step(state, q, b, v, targets, step, loss, dq, dv, err);
+}
+
+#define SAMPLED_OPS(kind_, name_, help_) \
+    {.name = name_, .help = help_, .kind = kind_, .create = sampled_create_, \
+     .destroy = sampled_destroy_, .step = sampled_step_}
+const sr_loss_ops sr_ssm_ops = SAMPLED_OPS(SR_LOSS_SSM, "ssm",
+    "sampled softmax over loss.negatives draws from loss.proposal (logQ-corrected)");
+const sr_loss_ops sr_nce_ops = SAMPLED_OPS(SR_LOSS_NCE, "nce",
+    "noise-contrastive estimation against loss.negatives draws from loss.proposal");
+const sr_loss_ops sr_bpr_ops = SAMPLED_OPS(SR_LOSS_BPR, "bpr",
+    "Bayesian personalised ranking: one uniform negative per query");

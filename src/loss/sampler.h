@@ -1,33 +1,10 @@
-/* sampler.h: shard-local negative sampling with exact global expected counts
- * (DESIGN.md section 2, issue 4 part 2).
- *
- * Proposal. Q(j) = w_j / W over the N items, with
- *   uniform     w_j = 1
- *   popularity  w_j = (count_j + 1)^beta
- * The +1 is a floor: an item never seen in training keeps Q > 0, so its
- * log expected count stays finite and it can still be drawn.
- *
- * Drawing k items over P shards. Rank r owns the mass M_r = sum_{j in r} Q(j).
- * With one uniform u in [0, 1) shared by all ranks (the same stream draw on
- * every rank), the quotas come from systematic rounding of the cumulative
- * masses:
- *   B_r = floor(k * C_r + u),  C_r = sum_{s < r} M_s,  k_r = B_{r+1} - B_r,
- * so sum_r k_r = k exactly on every draw and E[k_r] = k M_r. Rank r then draws
- * its k_r items i.i.d. from Q restricted to its shard (Q(j) / M_r) with a
- * Walker/Vose alias table (built once, in double; O(1) a draw), hence every
- * item's expected count over the whole sample is E[k_r] Q(j) / M_r = k Q(j),
- * whatever the rank count. Under the uniform proposal the draw is stratified:
- * floor(k_r / n_r) passes over the whole shard, then the remainder i.i.d.
- * The conditional expected count k_r / n_r is unchanged and, when k_r == n_r
- * (k = N on any rank count), every item is drawn exactly once.
- *
- * Exactness of the quotas. The cumulative weights are summed in double in
- * global rank order (identical on every rank); with integer weights (uniform,
- * beta 0 or 1) and k * W < 2^53 the products k * C_r are exact, so k = N
- * under the uniform proposal gives k_r = n_r exactly.
- *
- * Pure: no MPI, no globals. Every rank builds the same per-shard masses from
- * the global popularity (O(N) once) and its own alias table (O(n_r)).
+/* sampler.h: shard-local negative sampling with exact global expected
+ * counts. Q(j) ~ 1 (uniform) or (count_j + 1)^beta (popularity); k draws
+ * are split into per-rank quotas k_r (sum k_r = k on every draw, E[k_r] =
+ * k M_r from one shared uniform), and each rank draws its k_r from Q
+ * restricted to its shard (alias table; stratified under uniform), so every
+ * item's expected count is k Q(j) at any rank count. Pure: no MPI, no
+ * globals. Derivation: docs/losses.md, "Negative sampler (sampler.h)".
  */
 #ifndef SR_LOSS_SAMPLER_H
 #define SR_LOSS_SAMPLER_H

@@ -33,7 +33,7 @@
 #include <omp.h>
 #endif
 
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 #include "core/blocks.h"
 
 struct sr_softmax_ws {
@@ -46,6 +46,7 @@ struct sr_softmax_ws {
     int64_t *trow; /* b_max: local row of the query's target, -1 if not owned */
     float *scale;  /* b_max: 1 / (B * S_i) in backward */
     sr_lse *lse;   /* b_max: the caller's merge buffer */
+    void *bufs;    /* the one block behind the four above */
 };
 
 /* Queries per block: the qb x tile logit block is about 2 MiB (core/blocks.h),
@@ -57,8 +58,12 @@ struct sr_softmax_ws {
 size_t sr_softmax_ws_bytes(int64_t b_max, int64_t tile)
 {
     int64_t qb = sr_blocks_queries(b_max, tile);
-    return (size_t)sr_blocks_threads(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float) +
-           (size_t)b_max * (sizeof(int64_t) + sizeof(float) + sizeof(sr_lse)) + sizeof(sr_softmax_ws);
+    const size_t B = (size_t)b_max;
+    /* One buffer set: each view rounded up to SR_MEM_ALIGN. */
+#define UP(x) (((x) + SR_MEM_ALIGN - 1) / SR_MEM_ALIGN * SR_MEM_ALIGN)
+    return UP((size_t)sr_blocks_threads(b_max, qb) * (size_t)qb * (size_t)tile * sizeof(float)) +
+           UP(B * sizeof(int64_t)) + UP(B * sizeof(float)) + UP(B * sizeof(sr_lse)) + sizeof(sr_softmax_ws);
+#undef UP
 }
 
 sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile, sr_mem *mem,
@@ -81,12 +86,11 @@ sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile,
     ws->tile = tile;
     ws->qb = sr_blocks_queries(b_max, tile);
     ws->threads = sr_blocks_threads(b_max, ws->qb);
-    ws->logits = sr_mem_alloc(mem, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile * sizeof(float), 0,
-                              "softmax logit blocks", err);
-    ws->trow = sr_mem_calloc(mem, (size_t)b_max, sizeof(int64_t), "softmax target rows", err);
-    ws->scale = sr_mem_calloc(mem, (size_t)b_max, sizeof(float), "softmax scales", err);
-    ws->lse = sr_mem_calloc(mem, (size_t)b_max, sizeof(sr_lse), "softmax lse", err);
-    if (!ws->logits || !ws->trow || !ws->scale || !ws->lse) {
+    const sr_mem_buf bufs[] = {
+        SR_MEM_BUF(ws->logits, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile),
+        SR_MEM_BUF(ws->trow, b_max), SR_MEM_BUF(ws->scale, b_max), SR_MEM_BUF(ws->lse, b_max)};
+    ws->bufs = sr_mem_bufset_alloc(mem, bufs, 4, "softmax workspace buffers", err);
+    if (!ws->bufs) {
         sr_softmax_ws_destroy(&ws);
         return err ? err->code : SR_ERR_NOMEM;
     }
@@ -98,10 +102,7 @@ void sr_softmax_ws_destroy(sr_softmax_ws **ws)
 {
     if (!ws || !*ws) return;
     sr_softmax_ws *w = *ws;
-    sr_mem_free(w->mem, w->logits);
-    sr_mem_free(w->mem, w->trow);
-    sr_mem_free(w->mem, w->scale);
-    sr_mem_free(w->mem, w->lse);
+    sr_mem_free(w->mem, w->bufs);
     sr_mem_free(w->mem, w);
     *ws = NULL;
 }

@@ -1,38 +1,15 @@
 /* softmax.h: exact full-catalogue softmax cross-entropy over a sharded item
- * table, never materialising the B x n_r logits (DESIGN.md section 2).
- *
- * Problem. Rank r owns item rows V_r (n_r x d, float32 row-major; local row j
- * is global id sr_shard_global(shard, r, j)). Every rank holds the global
- * batch of queries Q (B x d) and the B global target ids. The loss is
- *     L = (1/B) sum_i [ logsumexp_j (q_i . v_j) - q_i . v_{t_i} ]
- * over all N items. It runs in three phases so the same code serves P
- * virtual shards in one process (tests) and P MPI ranks:
- *   1. sr_softmax_partial: per-query log-sum-exp triples over the local shard
- *      (tile of `tile` items -> one SGEMM into the workspace -> fold);
- *   2. merge the P partial triples: sr_lse_merge (virtual shards) or
- *      sr_comm_allreduce_lse (MPI; sr_softmax_step in softmax_mpi.h);
- *   3. sr_softmax_backward: recompute each tile's logits (Cut Cross-Entropy),
- *      P = softmax / B minus 1/B at the target (owner only), dV_tile = P^T Q,
- *      dQ += P V_tile. dV is complete and local; dQ is this rank's partial
- *      sum, which the caller reduce-scatters to the query owners.
- *
- * Accuracy. Logits are float32 SGEMM results; exp runs in float (vexp.h,
- * ~2 ulp) relative to the running maximum, so every term is <= 1; sums of
- * exp are accumulated in double and triples merge in double. The target
- * logit is the same float SGEMM value that enters the sum, so their rounding
- * cancels when the target dominates. In backward, exp's argument is formed as
- * (z - max) - log(sum) so no float rounding of a large log Z enters it. The
- * loss and gradients agree with the float64 reference (sr_softmax_ref) to a
- * relative error < 1e-5 in the tests, including logits near 1000.
- *
- * Memory: the workspace is O(min(B_max, qb) x tile) floats plus O(B_max),
- * allocated through sr_mem; queries go through in blocks of qb rows so that
- * one qb x tile block of logits (about 2 MiB) stays in cache between the
- * SGEMM that writes it and the passes that read it.
- * Kernels are pure over their arguments: no MPI, no globals, no allocation.
- * Errors: argument checks depend only on arguments that are replicated in the
- * MPI setting (b, d, targets, the shard map) except n_local, which must equal
- * sr_shard_count(shard, rank); a mismatch is SR_ERR_INTERNAL.
+ * table, never materialising the B x n_r logits. Three phases, so one code
+ * serves P virtual shards in a process (tests) and P MPI ranks:
+ * sr_softmax_partial (per-query log-sum-exp triples over the local shard,
+ * tiled SGEMMs), a merge (sr_lse_merge, or sr_comm_allreduce_lse in
+ * softmax_mpi.h), sr_softmax_backward (tiles recomputed; dV complete and
+ * local, dQ this shard's partial for the caller to reduce-scatter).
+ * Agrees with the float64 twin sr_softmax_ref to 1e-5 relative. Workspace:
+ * O(min(B_max, qb) x tile + B_max) floats through sr_mem. Kernels are pure
+ * (no MPI, no globals, no allocation); argument checks depend only on
+ * replicated arguments, except n_local != sr_shard_count (SR_ERR_INTERNAL).
+ * Derivation and accuracy: docs/losses.md, "Exact softmax (softmax.h)".
  */
 #ifndef SR_LOSS_SOFTMAX_H
 #define SR_LOSS_SOFTMAX_H

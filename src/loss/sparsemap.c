@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
+#include "loss/registry.h"
 #include "core/blocks.h"
 #include "core/log.h"
 
@@ -382,6 +383,7 @@ struct sr_sparsemap {
     float *rowbuf;        /* bq x n_local logits, then gradients */
     float *scr;           /* max(n_local, 2 cap) floats: local search scratch */
     unsigned char *touch; /* n_local: row holds a support item or a target */
+    void *bufs;           /* the one block behind the buffers above but rows, g */
     sr_sparsemap_info info;
 };
 
@@ -390,11 +392,9 @@ void sr_sparsemap_destroy(sr_sparsemap **sp)
     if (!sp || !*sp) return;
     sr_sparsemap *s = *sp;
     sr_mem *m = s->mem;
-    void *bufs[] = {s->logits, s->cz,   s->crow, s->cn,  s->mloc,  s->eloc, s->ztloc, s->red,
-                    s->gm,     s->ge,   s->zt,   s->zy,  s->trow,  s->bad,  s->srch,  s->lst,
-                    s->tau,    s->scale, s->rc,  s->supp, s->act,  s->sub,  s->qsub,  s->dqsub,
-                    s->dvtmp,  s->colnz, s->slot, s->rows, s->g,   s->rowbuf, s->scr, s->touch, s->tlb};
-    for (size_t k = 0; k < sizeof bufs / sizeof bufs[0]; k++) sr_mem_free(m, bufs[k]);
+    sr_mem_free(m, s->bufs);
+    sr_mem_free(m, s->rows);
+    sr_mem_free(m, s->g);
     sr_mem_free(m, s);
     *sp = NULL;
 }
@@ -452,44 +452,28 @@ sr_status sr_sparsemap_create_capped(sr_sparsemap **out, sr_loss_kind kind, cons
     /* The block path holds no candidate lists nor packed queries. */
     const size_t BL = s->blk ? 1 : B;
     sr_mem *m = s->mem;
-    s->logits = sr_mem_calloc(m, (size_t)s->qb * T, sizeof(float), "sparse map logit block", err);
-    s->cz = sr_mem_calloc(m, BL * C2, sizeof(float), "sparse map candidates", err);
-    s->crow = sr_mem_calloc(m, BL * C2, sizeof(int32_t), "sparse map candidate rows", err);
-    s->cn = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map counts", err);
-    s->mloc = sr_mem_calloc(m, B, sizeof(float), "sparse map max", err);
-    s->eloc = sr_mem_calloc(m, B, sizeof(double), "sparse map dropped", err);
-    s->ztloc = sr_mem_calloc(m, B, sizeof(double), "sparse map target", err);
-    s->red = sr_mem_calloc(m, B * SR_SMAP_NSTATS, sizeof(double), "sparse map reduce", err);
-    s->gm = sr_mem_calloc(m, B, sizeof(double), "sparse map gmax", err);
-    s->ge = sr_mem_calloc(m, B, sizeof(double), "sparse map gdrop", err);
-    s->zt = sr_mem_calloc(m, B, sizeof(double), "sparse map gtarget", err);
-    s->zy = sr_mem_calloc(m, B, sizeof(double), "sparse map rank target", err);
-    s->tlb = sr_mem_calloc(m, B, sizeof(double), "sparse map local thresholds", err);
-    s->trow = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map target rows", err);
-    s->bad = sr_mem_calloc(m, B, 1, "sparse map flags", err);
-    s->srch = sr_mem_calloc(m, B, sizeof(sr_smap_search), "sparse map search", err);
-    s->lst = sr_mem_calloc(m, B, sizeof(sr_smap_stats), "sparse map stats", err);
-    s->tau = sr_mem_calloc(m, B, sizeof(double), "sparse map tau", err);
-    s->scale = sr_mem_calloc(m, B, sizeof(double), "sparse map scale", err);
-    s->rc = sr_mem_calloc(m, B, sizeof(double), "sparse map rankmax c", err);
-    s->supp = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map support", err);
-    s->act = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map active", err);
-    s->sub = sr_mem_calloc(m, B, sizeof(int64_t), "sparse map subset", err);
-    s->qsub = sr_mem_calloc(m, BL * D, sizeof(float), "sparse map packed queries", err);
-    s->dqsub = sr_mem_calloc(m, BL * D, sizeof(float), "sparse map packed dq", err);
-    s->dvtmp = sr_mem_calloc(m, T * D, sizeof(float), "sparse map tile dv", err);
-    s->colnz = sr_mem_calloc(m, T, 1, "sparse map tile flags", err);
-    s->slot = sr_mem_calloc(m, (size_t)nl + 1, sizeof(int32_t), "sparse map slots", err);
     s->gcap = nl < 4096 || s->blk ? (nl > 0 ? nl : 1) : 4096;
-    s->rowbuf = sr_mem_calloc(m, s->blk ? (size_t)s->bq * (size_t)nl : 1, sizeof(float), "sparse map rows", err);
-    s->scr = sr_mem_calloc(m, (size_t)(nl > (int64_t)C2 ? nl : (int64_t)C2), sizeof(float), "sparse map scratch", err);
-    s->touch = sr_mem_calloc(m, (size_t)nl + 1, 1, "sparse map touched rows", err);
+    const size_t NL = (size_t)nl;
+    const sr_mem_buf bufs[] = {
+        SR_MEM_BUF(s->logits, (size_t)s->qb * T), SR_MEM_BUF(s->cz, BL * C2),
+        SR_MEM_BUF(s->crow, BL * C2),   SR_MEM_BUF(s->cn, B),      SR_MEM_BUF(s->mloc, B),
+        SR_MEM_BUF(s->eloc, B),         SR_MEM_BUF(s->ztloc, B),   SR_MEM_BUF(s->red, B * SR_SMAP_NSTATS),
+        SR_MEM_BUF(s->gm, B),           SR_MEM_BUF(s->ge, B),      SR_MEM_BUF(s->zt, B),
+        SR_MEM_BUF(s->zy, B),           SR_MEM_BUF(s->tlb, B),     SR_MEM_BUF(s->trow, B),
+        SR_MEM_BUF(s->bad, B),          SR_MEM_BUF(s->srch, B),    SR_MEM_BUF(s->lst, B),
+        SR_MEM_BUF(s->tau, B),          SR_MEM_BUF(s->scale, B),   SR_MEM_BUF(s->rc, B),
+        SR_MEM_BUF(s->supp, B),         SR_MEM_BUF(s->act, B),     SR_MEM_BUF(s->sub, B),
+        SR_MEM_BUF(s->qsub, BL * D),    SR_MEM_BUF(s->dqsub, BL * D),
+        SR_MEM_BUF(s->dvtmp, T * D),    SR_MEM_BUF(s->colnz, T),   SR_MEM_BUF(s->slot, NL + 1),
+        SR_MEM_BUF(s->rowbuf, s->blk ? (size_t)s->bq * NL : 1),
+        SR_MEM_BUF(s->scr, NL > C2 ? NL : C2),
+        SR_MEM_BUF(s->touch, NL + 1),
+    };
+    s->bufs = sr_mem_bufset_alloc(m, bufs, sizeof bufs / sizeof bufs[0], "sparse map buffers", err);
+    /* dv grows with the support (slot_): its own blocks. */
     s->rows = sr_mem_calloc(m, (size_t)s->gcap, sizeof(int64_t), "sparse map dv rows", err);
     s->g = sr_mem_calloc(m, (size_t)s->gcap * D, sizeof(float), "sparse map dv", err);
-    if (!s->logits || !s->cz || !s->crow || !s->cn || !s->mloc || !s->eloc || !s->ztloc || !s->red ||
-        !s->gm || !s->ge || !s->zt || !s->zy || !s->tlb || !s->trow || !s->bad || !s->srch || !s->lst ||
-        !s->tau || !s->scale || !s->rc || !s->supp || !s->act || !s->sub || !s->qsub || !s->dqsub ||
-        !s->dvtmp || !s->colnz || !s->slot || !s->rows || !s->g || !s->rowbuf || !s->scr || !s->touch) {
+    if (!s->bufs || !s->rows || !s->g) {
         sr_sparsemap_destroy(&s);
         return err ? err->code : SR_ERR_NOMEM;
     }
@@ -1176,3 +1160,37 @@ static sr_status list_step_(sr_sparsemap *s, const float *q, int64_t b, const fl
     s->info.t_backward = t3 - t2;
     return SR_OK;
 }
+
+/* ---- the loss registry's sparsemax, entmax, rankmax ---------------------- */
+
+static sr_status smap_create_(void **state, const sr_loss_ops *ops, const sr_loss_init *in,
+                              sr_error *err)
+{
+    sr_sparsemap *s = NULL;
+    sr_status st = sr_sparsemap_create(&s, ops->kind, in, err);
+    *state = s;
+    return st;
+}
+
+static void smap_destroy_(void *state)
+{
+    sr_sparsemap *s = state;
+    sr_sparsemap_destroy(&s);
+}
+
+static sr_status smap_step_(void *state, const float *q, int64_t b, const float *v,
+                            const int64_t *targets, int64_t step, double *loss, float *dq,
+                            sr_item_grad *dv, sr_error *err)
+{
+    return sr_sparsemap_step(state, q, b, v, targets, step, loss, dq, dv, err);
+}
+
+#define SMAP_OPS(kind_, name_, help_) \
+    {.name = name_, .help = help_, .kind = kind_, .create = smap_create_, .destroy = smap_destroy_, \
+     .step = smap_step_}
+const sr_loss_ops sr_sparsemax_ops = SMAP_OPS(SR_LOSS_SPARSEMAX, "sparsemax",
+    "sparsemax Fenchel-Young loss (sparse probabilities, distributed threshold)");
+const sr_loss_ops sr_entmax_ops = SMAP_OPS(SR_LOSS_ENTMAX, "entmax",
+    "alpha-entmax Fenchel-Young loss, alpha = loss.alpha");
+const sr_loss_ops sr_rankmax_ops = SMAP_OPS(SR_LOSS_RANKMAX, "rankmax",
+    "rankmax: sparsemax scaled per example so the target sits on the support boundary (k = 1)");

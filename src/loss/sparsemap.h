@@ -1,61 +1,15 @@
-/* sparsemap.h: sparsemax, alpha-entmax and rankmax as Fenchel-Young losses
- * over the sharded item catalogue (DESIGN.md section 2; docs/losses.md).
- *
- * Maps (z = logits of one query, t = its target, tau = per-query threshold):
- *   sparsemax  p_j = [z_j - tau]_+                          sum p = 1
- *   entmax     p_j = [(alpha - 1)(z_j - tau)]_+^(1/(alpha-1)) sum p = 1
- *              (alpha = 2 is sparsemax; alpha = 1.5 and 2 use the exact
- *              threshold from support statistics, any other alpha a
- *              safeguarded Newton/bisection search to loss.bisect_tol)
- *   rankmax    p = sparsemax(a z) with the per-example scale
- *              a = 1 / sum_j [z_j - z_t]_+ (target on the support boundary;
- *              k = 1 only: the one-hot target must lie in the (n,k)-simplex)
- * Loss: L = Omega*(z) + Omega(e_t) - z_t, gradient p - e_t (rankmax: the
- * exact gradient of its loss, which adds the scale's derivative, still
- * supported on {z_j > z_t} and t). The batch loss is the mean over queries.
- *
- * One rank with at most SR_SPARSEMAP_BLOCK_ITEMS local items (the block
- * path): per block of queries one SGEMM writes their whole rows (~2 MiB),
- * each query's threshold is solved exactly in cache (closed form +
- * Newton from the left, docs/losses.md section 2), the rows become gradients
- * in place, and dQ_blk = G V, dV += G^T Q_blk (two SGEMMs, or sparse axpys
- * for a sparse block). No lists, no rounds; the steps below do not apply.
- *
- * One step otherwise (collective over in->c):
- *   0. rankmax only: target logits by their owners, one all-reduce(MAX) of B.
- *   1. One pass over the shard in tiles (one SGEMM per tile and query block,
- *      never a B x n_r buffer): per-query local max, target logit, and a
- *      candidate list of the items that can be in the support (within
- *      1/(alpha-1) of the running max; rankmax: above z_t), capped at `cap`
- *      per query: when more qualify, the largest are kept and the largest
- *      dropped logit e_i is remembered. Each rank's exact threshold of its
- *      own lists (<= tau). One all-reduce(MAX) of 4B values (max, dropped
- *      max, target logit, lists' threshold: the bracket's lower end; on one
- *      rank the threshold itself when nothing was dropped above it).
- *   2. Threshold search: rounds of one all-reduce(SUM) of 6 doubles per
- *      unfinished query (stats of the items above the trial point x: sum of
- *      p, derivative, count, sum and sum of squares of z - x, sum p(z - x)),
- *      Newton/closed-form steps inside a bisection bracket until the support
- *      is fixed (exact kinds) or the bracket/step is below loss.bisect_tol.
- *      A trial point below the global dropped max E_i cannot be served by the
- *      candidate lists: those queries' stats are counted by recomputing their
- *      logits tile by tile (the fallback for supports larger than cap, e.g.
- *      all logits equal early in training). Rankmax needs a single round.
- *   3. Backward: g_ij = (p_ij - [j = t_i]) / B only on the support and the
- *      target: sparse axpys from the candidate lists, or recomputed tiles
- *      for queries whose support overflowed the lists.
- *
- * Memory (bytes, through in->mem): candidates b_max x 2 cap x 8 (32 MiB at
- * b_max 1024 and the default cap 2048; none on the block path, which holds
- * a block of whole rows, ~2 MiB, and a dense n_local x d dv); a query
- * block of logits (~2 MiB, as the exact softmax); a slot map of n_local x 4;
- * O(b_max (d + 16)) scratch; the row-sparse dv buffer grows with the number
- * of distinct touched rows, at most n_local x d floats (a support covering
- * the whole shard, the size of the dense gradient). Nothing is B x n_r.
+/* sparsemap.h: sparsemax, alpha-entmax and rankmax as Fenchel-Young
+ * losses over the sharded item catalogue: L = Omega*(z) + Omega(e_t) - z_t,
+ * gradient p - e_t (rankmax: its exact gradient), batch mean. Per query the
+ * threshold tau is found over all ranks' logits without a B x n_r buffer
+ * (tiles, candidate lists, rounds of small all-reduces; one rank with a
+ * small shard takes a block path in cache). dq is this rank's partial, dv
+ * row-sparse (support and targets). Collective over in->c.
  * Errors: a bad target id (SR_ERR_DATA) and non-finite logits
- * (SR_ERR_NUMERIC) are seen by every rank alike and returned on all of them;
- * inconsistencies local to one rank (n_local, batch too large) and running
- * out of memory in the middle of a step abort the job (sr_comm_abort).
+ * (SR_ERR_NUMERIC) alike on every rank; inconsistencies local to one rank
+ * and out of memory mid-step abort the job (sr_comm_abort).
+ * Maps, steps, memory: docs/losses.md, "Sparse maps: the distributed step
+ * (sparsemap.h)" and sections 1-2.
  */
 #ifndef SR_LOSS_SPARSEMAP_H
 #define SR_LOSS_SPARSEMAP_H

@@ -21,8 +21,8 @@
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
-#include "loss/loss.h" /* sr_item_grad */
-#include "models/optim.h"
+#include "nn/item_grad.h"
+#include "nn/optim.h"
 
 /* A backbone's state begins with this header (C's base-struct idiom):
  * implementations embed it first and cast. */

@@ -18,7 +18,7 @@
 #include "core/error.h"
 #include "core/mem.h"
 #include "models/backbone.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 
 typedef struct sr_mf {
     int64_t d;

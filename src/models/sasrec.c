@@ -18,7 +18,7 @@
 
 #include "comm/collectives.h"
 #include "core/rng.h"
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 
 #define SR_TILE 64
 #define SR_NAME_MAX 40

@@ -60,7 +60,7 @@
 #include "comm/comm.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 
 #define SR_SASREC_MAX_LAYERS 20 /* 6 bits of dropout segment */
 #define SR_SASREC_LN_EPS 1e-8

@@ -43,7 +43,7 @@
 #include "comm/shard.h"
 #include "core/error.h"
 #include "core/mem.h"
-#include "loss/loss.h"
+#include "nn/item_grad.h"
 
 typedef struct sr_seqembed sr_seqembed;
 

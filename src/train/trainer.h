@@ -18,7 +18,7 @@
 #include "io/dataset.h"
 #include "loss/loss.h"
 #include "models/backbone.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 #include "train/scores.h"
 #include "train/train.h"
 

@@ -77,6 +77,11 @@ static void test_config_errors(void)
     expect_config_error("model.dim=12x", "--set: model.dim = '12x' is not an integer");
     expect_config_error("train.lr=nan", "--set: train.lr = 'nan' is not a finite number");
     expect_config_error("optim.name=lbfgs", "--set: optim.name = 'lbfgs' is not one of sgd|adam|adagrad");
+    /* Choices from the registries (loss/registry.c, loss/sampled.c): same message. */
+    expect_config_error("loss.name=softmaxx",
+                        "--set: loss.name = 'softmaxx' is not one of softmax|ssm|nce|bpr|hsm|sparsemax|entmax|rankmax");
+    expect_config_error("loss.proposal=zipf", "--set: loss.proposal = 'zipf' is not one of uniform|popularity|inbatch|dynamic");
+    expect_config_error("loss.dns_base=dynamic", "--set: loss.dns_base = 'dynamic' is not one of uniform|popularity");
     expect_config_error("train.shuffle=maybe", "--set: train.shuffle = 'maybe' is not a boolean (true/false)");
     expect_config_error("model.dim", "--set model.dim: expected key=value");
 }

@@ -6,7 +6,7 @@
 #include "harness.h"
 #include "models/mf.h"
 #include "models/normalize.h"
-#include "models/optim.h"
+#include "nn/optim.h"
 
 #define ROWS 5
 #define D 3

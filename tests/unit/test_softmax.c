@@ -12,7 +12,7 @@
 #include "core/rng.h"
 #include "harness.h"
 #include "loss/softmax.h"
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 
 /* ---- problem set-up ---------------------------------------------------- */
 

@@ -4,7 +4,7 @@
  * registers otherwise; the polynomial uses FMA where the target has it. The helpers that pass vectors by value are static and
  * always inlined, so the -Wpsabi note about their (never used) ABI is off.
  */
-#include "loss/vexp.h"
+#include "nn/vexp.h"
 
 #include <math.h>
 #include <string.h>

@@ -18,8 +18,8 @@
  *    between such builds, the error bound above holds for both.
  * Pure functions over caller arrays; no allocation, no globals.
  */
-#ifndef SR_LOSS_VEXP_H
-#define SR_LOSS_VEXP_H
+#ifndef SR_NN_VEXP_H
+#define SR_NN_VEXP_H
 
 #include <stdint.h>
 

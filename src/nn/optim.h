@@ -11,8 +11,8 @@
  * decay; bias correction uses the global step t (1-based).
  * Pure kernels: no MPI, no allocation in the update path.
  */
-#ifndef SR_MODELS_OPTIM_H
-#define SR_MODELS_OPTIM_H
+#ifndef SR_NN_OPTIM_H
+#define SR_NN_OPTIM_H
 
 #include <stdint.h>
 

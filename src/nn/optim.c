@@ -1,7 +1,7 @@
 /* optim.c: optimiser kernels. Inner loops over d are simple so the compiler
  * vectorises them; the update is memory-bound (reads W, G, m, v; writes W,
  * m, v), so its limit is memory bandwidth, not FLOPs. */
-#include "models/optim.h"
+#include "nn/optim.h"
 
 #include <errno.h>
 #include <math.h>

@@ -1,0 +1,2 @@
+# src/core/mem: the buffer-set helper (serial).
+sr_add_test(NAME test_core_bufset SOURCES unit/test_core_bufset.c)
