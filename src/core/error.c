@@ -82,10 +82,12 @@ _Noreturn void sr_panic(const char *file, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Last resort: a failing MPI query means "MPI is not usable", and
+     * abort() ends this process should MPI_Abort return. */
     int up = 0, down = 0, rank = -1;
-    MPI_Initialized(&up);
-    if (up) MPI_Finalized(&down);
-    if (up && !down) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (MPI_Initialized(&up) != MPI_SUCCESS) up = 0;
+    if (up && MPI_Finalized(&down) != MPI_SUCCESS) down = 1;
+    if (up && !down && MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS) rank = -1;
     fprintf(stderr, "softrec: [rank %d] %s:%d: %s\n", rank, short_path(file), line, msg);
     fflush(stderr);
     if (up && !down) MPI_Abort(MPI_COMM_WORLD, SR_ERR_INTERNAL);

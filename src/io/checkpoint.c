@@ -279,24 +279,29 @@ static sr_status save_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
     int cnt = 0, bad = 0;
     if (!all || sr_comm_int(s->count, &cnt, "state count", err) != SR_OK) bad = 1;
     int anybad = bad;
-    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, c->comm);
-    if (anybad) {
+    sr_status mst = SR_MPI_CHECK(err, MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, c->comm));
+    if (mst != SR_OK || anybad) {
         free(all);
         if (err->code == SR_OK) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: state %s: out of memory", path, s->name);
-        return SR_ERR_NOMEM;
+        return err->code;
     }
+    /* Every value type is 8 bytes: moved as uint64 bit patterns. */
     if (s->per_rank) {
-        MPI_Allgather(s->data, cnt, MPI_UINT64_T, all, cnt, MPI_UINT64_T, c->comm);
+        mst = SR_MPI_CHECK(err, MPI_Allgather(s->data, cnt, MPI_UINT64_T, all, cnt, MPI_UINT64_T, c->comm));
     } else {
         memcpy(all, s->data, (size_t)n * sizeof *all);
-        MPI_Bcast(all, cnt, MPI_UINT64_T, 0, c->comm);
+        mst = SR_MPI_CHECK(err, MPI_Bcast(all, cnt, MPI_UINT64_T, 0, c->comm));
         /* Replicated means identical: a rank that differs is a caller bug. */
         int differs = memcmp(all, s->data, (size_t)n * sizeof *all) != 0, any = 0;
-        MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->comm);
-        if (any) {
+        if (mst == SR_OK) mst = SR_MPI_CHECK(err, MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->comm));
+        if (mst == SR_OK && any) {
             free(all);
             SR_FAIL(err, SR_ERR_INTERNAL, "%s: state %s is replicated but differs across ranks", path, s->name);
         }
+    }
+    if (mst != SR_OK) {
+        free(all);
+        return mst;
     }
     char hex[65];
     hex_of(all, (size_t)n * sizeof *all, hex);
@@ -529,7 +534,7 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     }
     /* sync, barrier, sync: every rank's rows are visible to every reader. */
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
-    MPI_Barrier(c->comm);
+    SR_MPI_CHECK(err, MPI_Barrier(c->comm)); /* agreed at the end, like the flushes */
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
     for (int i = 0; i < ntables; i++) {
         sr_error scratch;
