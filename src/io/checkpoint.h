@@ -1,4 +1,5 @@
-/* checkpoint.h: one checkpoint file, layout-independent (DESIGN.md section 4).
+/* checkpoint.h: one checkpoint file, layout-independent (docs/reliability.md,
+ * "Checkpoint file format").
  *
  * A checkpoint is one HDF5 file. Every table is stored whole (global rows x d
  * float32) in global id order, whatever the rank count and shard layout that
@@ -16,7 +17,7 @@
  *                         each block of 4096 rows (the rows' little-endian
  *                         float32 bytes, row-major); the block size does not
  *                         depend on the rank count, so any reader can verify
- *   /state/<name>         int64 or uint64 [count] (replicated) or
+ *   /state/<name>         int64, uint64 or float64 [count] (replicated) or
  *                         [ranks, count] (per rank), attribute sha256 (hex of
  *                         the dataset's bytes)
  * Version 1 files (model tables only, no checksums, no state) still load
@@ -63,10 +64,12 @@ typedef struct sr_ckpt_table {
     int64_t first_global;
 } sr_ckpt_table;
 
-typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1 } sr_ckpt_vtype;
+typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1, SR_CKPT_F64 = 2 } sr_ckpt_vtype;
 
-/* A named piece of training state: count int64 or uint64 values (step,
- * epoch, data cursor, RNG counters, LR schedule position, ...).
+/* A named piece of training state: count int64, uint64 or double values
+ * (step, epoch, data cursor, RNG counters, best validation metric, ...).
+ * F64 is stored as a float64 dataset, bit for bit (NaN and infinities
+ * included) and covered by the digest like the others.
  * per_rank = 0: replicated, identical on every rank (checked on save:
  *   SR_ERR_INTERNAL otherwise); every rank gets the values on load, at any
  *   rank count.
@@ -75,13 +78,14 @@ typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1 } sr_ckpt_vtype;
 typedef struct sr_ckpt_state {
     const char *name; /* stored as /state/<name>; letters, digits, '_', '-', '/' */
     sr_ckpt_vtype type;
-    void *data;       /* int64_t[count] or uint64_t[count] */
+    void *data;       /* int64_t[count], uint64_t[count] or double[count] */
     int64_t count;
     int per_rank;
-    /* Load only, int64 entries: ranged != 0 makes every value outside
-     * [lo, hi] SR_ERR_DATA "<path>: /state/<name>: value V is outside LO
-     * to HI", checked after the digest, so a forged value whose digest was
-     * recomputed is still caught. */
+    /* Load only, int64 and double entries: ranged != 0 makes every value
+     * outside [lo, hi] SR_ERR_DATA "<path>: /state/<name>: value V is
+     * outside LO to HI" (doubles: also any NaN or infinity, "... is not
+     * finite"), checked after the digest, so a forged value whose digest
+     * was recomputed is still caught. uint64 entries are never ranged. */
     int ranged;
     int64_t lo, hi;
 } sr_ckpt_state;
