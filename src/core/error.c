@@ -55,14 +55,16 @@ const char *sr_status_name(sr_status code)
     return "unknown";
 }
 
-/* Strip the build's source prefix so messages stay short and stable. */
+/* Paths relative to the checkout, whatever directory it sits in: the build
+ * maps the source root away from __FILE__ (-fmacro-prefix-map); a compiler
+ * without that flag leaves the root, known at build time, at the front. */
 static const char *short_path(const char *file)
 {
-    const char *p = strstr(file, "src/");
-    if (!p) p = strstr(file, "tests/");
-    if (!p) p = strstr(file, "launch/");
-    if (!p) p = strstr(file, "bench/");
-    return p ? p : file;
+#ifdef SR_SOURCE_ROOT
+    size_t n = strlen(SR_SOURCE_ROOT);
+    if (strncmp(file, SR_SOURCE_ROOT, n) == 0 && file[n] == '/') return file + n + 1;
+#endif
+    return file;
 }
 
 void sr_error_format(const sr_error *err, char *buf, size_t len)
