@@ -5,8 +5,8 @@
  * are the same on every rank. Sizes are in elements (float32 or double).
  * Argument errors that every rank sees alike (negative sizes, counts that do
  * not fit MPI's int) are returned on every rank before any message is sent;
- * a failing MPI call returns SR_ERR_MPI with the MPI error string (the job's
- * error handler normally aborts first). No function allocates more than
+ * a failing MPI call returns SR_ERR_MPI with the MPI error string at the
+ * call's file:line (comm.h). No function allocates more than
  * O(c->size) except the exchange, which owns its buffers.
  */
 #ifndef SR_COMM_COLLECTIVES_H
