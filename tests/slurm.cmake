@@ -1,7 +1,9 @@
 # slurm/ batch scripts on a real (private, single-node) SLURM, and launch/report.
 # slurm_batch starts munged + slurmctld + slurmd under the build directory and
-# submits the scripts at tiny sizes; it exits 77 (skipped) when the SLURM or
-# munge binaries are missing or not running as root. launch/setup.sh installs them.
+# submits the scripts at tiny sizes; it exits 77 (skipped, cause printed) only
+# when not root, SLURM, munge or python3 are not installed, or slurmd cannot
+# start for want of a cgroup file system; any other problem fails it.
+# launch/setup.sh --test installs the packages.
 add_test(NAME slurm_batch
          COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/slurm/run_slurm_test.sh $<TARGET_FILE:softrec>
                  ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/work/slurm_batch)

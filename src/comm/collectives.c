@@ -16,21 +16,6 @@
 
 /* ---- helpers ------------------------------------------------------------ */
 
-/* Record a failed MPI call with the library's own text. */
-static sr_status mpi_fail(sr_error *err, int rc, const char *what, const char *file, int line)
-{
-    char text[MPI_MAX_ERROR_STRING];
-    int len = 0;
-    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "code %d", rc);
-    return sr_error_set(err, SR_ERR_MPI, file, line, "%s failed: %s", what, text);
-}
-
-#define SR_MPI(call, what)                                                        \
-    do {                                                                          \
-        int sr_mpi_rc_ = (call);                                                  \
-        if (sr_mpi_rc_ != MPI_SUCCESS) return mpi_fail(err, sr_mpi_rc_, (what), __FILE__, __LINE__); \
-    } while (0)
-
 static sr_status check_cap(int64_t max_count, sr_error *err)
 {
     if (max_count < 1 || max_count > INT_MAX)
@@ -47,7 +32,7 @@ static sr_status allreduce_chunked(const sr_comm *c, void *v, int64_t n, size_t 
     sr_comm_count(c, n * (int64_t)elem);
     for (int64_t off = 0; off < n; off += cap) {
         int cnt = (int)(n - off < cap ? n - off : cap); /* <= cap <= INT_MAX */
-        SR_MPI(MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)off * elem, cnt, t, op, c->comm), what);
+        SR_MPI(err, MPI_Allreduce(MPI_IN_PLACE, (char *)v + (size_t)off * elem, cnt, t, op, c->comm));
     }
     return SR_OK;
 }
@@ -73,16 +58,16 @@ sr_status sr_comm_allreduce_lse_capped(const sr_comm *c, sr_lse *v, int64_t n, i
      * nothing next to the step that produced the triples. */
     MPI_Datatype t;
     MPI_Op op;
-    SR_MPI(MPI_Type_contiguous(3, MPI_DOUBLE, &t), "MPI_Type_contiguous (LSE triple)");
+    SR_MPI(err, MPI_Type_contiguous(3, MPI_DOUBLE, &t));
     int rc = MPI_Type_commit(&t);
     if (rc != MPI_SUCCESS) {
         MPI_Type_free(&t);
-        return mpi_fail(err, rc, "MPI_Type_commit (LSE triple)", __FILE__, __LINE__);
+        return sr_comm_check(rc, err, "MPI_Type_commit (LSE triple)", __FILE__, __LINE__);
     }
     rc = MPI_Op_create(lse_op_fn, 1, &op);
     if (rc != MPI_SUCCESS) {
         MPI_Type_free(&t);
-        return mpi_fail(err, rc, "MPI_Op_create (LSE merge)", __FILE__, __LINE__);
+        return sr_comm_check(rc, err, "MPI_Op_create (LSE merge)", __FILE__, __LINE__);
     }
     sr_status st = allreduce_chunked(c, v, n, sizeof(sr_lse), t, op, max_count,
                                      "MPI_Allreduce (LSE triples)", err);
@@ -123,10 +108,20 @@ sr_status sr_comm_allreduce_sum_i64(const sr_comm *c, int64_t *v, int64_t n, sr_
                              "MPI_Allreduce (sum of int64)", err);
 }
 
+sr_status sr_comm_bcast(const sr_comm *c, void *buf, int64_t count, MPI_Datatype t, int root, sr_error *err)
+{
+    int n = 0, size = 0;
+    SR_TRY(sr_comm_int(count, &n, "broadcast count", err));
+    SR_MPI(err, MPI_Type_size(t, &size));
+    if (c->rank == root) sr_comm_count(c, count * size);
+    SR_MPI(err, MPI_Bcast(buf, n, t, root, c->comm));
+    return SR_OK;
+}
+
 sr_status sr_comm_allgather_i64(const sr_comm *c, int64_t mine, int64_t *all, sr_error *err)
 {
     sr_comm_count(c, (int64_t)sizeof mine);
-    SR_MPI(MPI_Allgather(&mine, 1, MPI_INT64_T, all, 1, MPI_INT64_T, c->comm), "MPI_Allgather (int64)");
+    SR_MPI(err, MPI_Allgather(&mine, 1, MPI_INT64_T, all, 1, MPI_INT64_T, c->comm));
     return SR_OK;
 }
 
@@ -203,9 +198,8 @@ static sr_status allgather_rows_impl(const sr_comm *c, const float *send, const 
     sr_comm_count(c, s->count[c->rank] * (int64_t)sizeof(float));
     if (total <= cap) {
         SR_TRY(narrow_all(c, s->count, s->displ, s->icount, s->idispl, what, err));
-        SR_MPI(MPI_Allgatherv(send, s->icount[c->rank], MPI_FLOAT, recv, s->icount, s->idispl,
-                              MPI_FLOAT, c->comm),
-               "MPI_Allgatherv (row blocks)");
+        SR_MPI(err, MPI_Allgatherv(send, s->icount[c->rank], MPI_FLOAT, recv, s->icount, s->idispl,
+                              MPI_FLOAT, c->comm));
         return SR_OK;
     }
     /* Too large for int displacements: each rank broadcasts its own block,
@@ -216,8 +210,7 @@ static sr_status allgather_rows_impl(const sr_comm *c, const float *send, const 
     for (int r = 0; r < c->size; r++) {
         for (int64_t off = 0; off < s->count[r]; off += cap) {
             int cnt = (int)(s->count[r] - off < cap ? s->count[r] - off : cap);
-            SR_MPI(MPI_Bcast(recv + s->displ[r] + off, cnt, MPI_FLOAT, r, c->comm),
-                   "MPI_Bcast (row block fallback)");
+            SR_MPI(err, MPI_Bcast(recv + s->displ[r] + off, cnt, MPI_FLOAT, r, c->comm));
         }
     }
     return SR_OK;
@@ -251,17 +244,15 @@ static sr_status reduce_scatter_impl(const sr_comm *c, const float *send, const 
     if (total <= cap) {
         SR_TRY(narrow_all(c, s->count, s->displ, s->icount, s->idispl, what, err));
         if (total == 0) return SR_OK; /* nothing anywhere: skip the call (same on all ranks) */
-        SR_MPI(MPI_Reduce_scatter(send, recv, s->icount, MPI_FLOAT, MPI_SUM, c->comm),
-               "MPI_Reduce_scatter (row blocks)");
+        SR_MPI(err, MPI_Reduce_scatter(send, recv, s->icount, MPI_FLOAT, MPI_SUM, c->comm));
         return SR_OK;
     }
     /* Fallback: reduce each block to its rank, in chunks of at most cap. */
     for (int r = 0; r < c->size; r++) {
         for (int64_t off = 0; off < s->count[r]; off += cap) {
             int cnt = (int)(s->count[r] - off < cap ? s->count[r] - off : cap);
-            SR_MPI(MPI_Reduce(send + s->displ[r] + off, r == c->rank ? recv + off : NULL, cnt,
-                              MPI_FLOAT, MPI_SUM, r, c->comm),
-                   "MPI_Reduce (row block fallback)");
+            SR_MPI(err, MPI_Reduce(send + s->displ[r] + off, r == c->rank ? recv + off : NULL, cnt,
+                              MPI_FLOAT, MPI_SUM, r, c->comm));
         }
     }
     return SR_OK;
@@ -426,7 +417,7 @@ sr_status sr_exchange_plan(sr_exchange **out, const sr_comm *c, const sr_shard *
         for (int r = 0; r < p; r++) send64[r] = -1;
     int rc = MPI_Alltoall(send64, 1, MPI_INT64_T, recv64, 1, MPI_INT64_T, c->comm);
     if (rc != MPI_SUCCESS) {
-        mpi_fail(&local, rc, "MPI_Alltoall (exchange counts)", __FILE__, __LINE__);
+        sr_comm_check(rc, &local, "MPI_Alltoall (exchange counts)", __FILE__, __LINE__);
         sr_comm_abort(c, &local);
     }
     int failed = 0;
@@ -461,7 +452,7 @@ sr_status sr_exchange_plan(sr_exchange **out, const sr_comm *c, const sr_shard *
     rc = MPI_Alltoallv(want, e->send_count, e->send_displ, MPI_INT64_T, e->served_local, e->recv_count,
                        e->recv_displ, MPI_INT64_T, c->comm);
     if (rc != MPI_SUCCESS) {
-        mpi_fail(&local, rc, "MPI_Alltoallv (exchange ids)", __FILE__, __LINE__);
+        sr_comm_check(rc, &local, "MPI_Alltoallv (exchange ids)", __FILE__, __LINE__);
         sr_comm_abort(c, &local);
     }
     free(send64);
@@ -494,11 +485,11 @@ static sr_status row_type(int64_t d, MPI_Datatype *t, sr_error *err)
 {
     int di = 0;
     SR_TRY(sr_comm_int(d, &di, "exchange row width", err));
-    SR_MPI(MPI_Type_contiguous(di, MPI_FLOAT, t), "MPI_Type_contiguous (row)");
+    SR_MPI(err, MPI_Type_contiguous(di, MPI_FLOAT, t));
     int rc = MPI_Type_commit(t);
     if (rc != MPI_SUCCESS) {
         MPI_Type_free(t);
-        return mpi_fail(err, rc, "MPI_Type_commit (row)", __FILE__, __LINE__);
+        return sr_comm_check(rc, err, "MPI_Type_commit (row)", __FILE__, __LINE__);
     }
     return SR_OK;
 }
@@ -530,7 +521,7 @@ sr_status sr_exchange_fetch(sr_exchange *x, const float *local_table, int64_t d,
     int rc = MPI_Alltoallv(x->buf_served, x->recv_count, x->recv_displ, t, x->buf_mine, x->send_count,
                            x->send_displ, t, x->c.comm);
     MPI_Type_free(&t);
-    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Alltoallv (exchange fetch)", __FILE__, __LINE__);
+    if (rc != MPI_SUCCESS) return sr_comm_check(rc, err, "MPI_Alltoallv (exchange fetch)", __FILE__, __LINE__);
     for (int64_t i = 0; i < x->n; i++) memcpy(out + i * d, x->buf_mine + x->pos[i] * d, rb);
     x->bytes_sent = bytes_to_others(x, x->recv_count, d);
     sr_comm_count(&x->c, x->bytes_sent);
@@ -559,7 +550,7 @@ sr_status sr_exchange_push(sr_exchange *x, const float *rows, int64_t d, float *
     int rc = MPI_Alltoallv(x->buf_mine, x->send_count, x->send_displ, t, x->buf_served, x->recv_count,
                            x->recv_displ, t, x->c.comm);
     MPI_Type_free(&t);
-    if (rc != MPI_SUCCESS) return mpi_fail(err, rc, "MPI_Alltoallv (exchange push)", __FILE__, __LINE__);
+    if (rc != MPI_SUCCESS) return sr_comm_check(rc, err, "MPI_Alltoallv (exchange push)", __FILE__, __LINE__);
     /* Owners add in requester-rank order, then ascending row: same bits at
      * a given rank count. */
     for (int64_t j = 0; j < x->n_served; j++) {

@@ -5,8 +5,8 @@
  * are the same on every rank. Sizes are in elements (float32 or double).
  * Argument errors that every rank sees alike (negative sizes, counts that do
  * not fit MPI's int) are returned on every rank before any message is sent;
- * a failing MPI call returns SR_ERR_MPI with the MPI error string (the job's
- * error handler normally aborts first). No function allocates more than
+ * a failing MPI call returns SR_ERR_MPI with the MPI error string at the
+ * call's file:line (comm.h). No function allocates more than
  * O(c->size) except the exchange, which owns its buffers.
  */
 #ifndef SR_COMM_COLLECTIVES_H
@@ -26,6 +26,10 @@ sr_status sr_comm_allreduce_lse(const sr_comm *c, sr_lse *v, int64_t n, sr_error
 sr_status sr_comm_allreduce_sum(const sr_comm *c, double *v, int64_t n, sr_error *err);
 sr_status sr_comm_allreduce_max(const sr_comm *c, double *v, int64_t n, sr_error *err);
 sr_status sr_comm_allreduce_sum_i64(const sr_comm *c, int64_t *v, int64_t n, sr_error *err);
+
+/* Root's count elements of type t into buf on every rank (count and root
+ * the same on every rank). Root counts count x size(t) bytes. */
+sr_status sr_comm_bcast(const sr_comm *c, void *buf, int64_t count, MPI_Datatype t, int root, sr_error *err);
 
 /* Every rank's value of mine, in rank order (all has c->size entries). */
 sr_status sr_comm_allgather_i64(const sr_comm *c, int64_t mine, int64_t *all, sr_error *err);
@@ -69,7 +73,7 @@ void sr_exchange_destroy(sr_exchange **x);
  * [0, n), a count that does not fit int, out of memory) are agreed across
  * ranks inside the plan at no extra cost on success (the count exchange
  * carries them); out of memory later, in the middle of an exchange, aborts
- * the job through sr_comm_abort (DESIGN.md section 5).
+ * the job through sr_comm_abort (comm.h).
  */
 
 /* Number of distinct ids this rank asked for, and number of rows it serves

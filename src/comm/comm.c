@@ -1,26 +1,43 @@
-/* comm.c: communicator lifetime and the cross-rank error protocol. */
+/* comm.c: communicator lifetime, checked MPI calls and the cross-rank error
+ * protocol. */
 #include "comm/comm.h"
 
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
+
+sr_status sr_comm_check(int rc, sr_error *err, const char *call, const char *file, int line)
+{
+    if (rc == MPI_SUCCESS) return SR_OK;
+    char text[MPI_MAX_ERROR_STRING];
+    int len = 0;
+    if (MPI_Error_string(rc, text, &len) != MPI_SUCCESS) snprintf(text, sizeof text, "MPI error code %d", rc);
+    /* "MPI_Bcast(buf, n, ...)" -> "MPI_Bcast": the line already says which. */
+    int name = (int)strcspn(call, "( ");
+    return sr_error_set(err, SR_ERR_MPI, file, line, "%.*s failed: %s", name, call, text);
+}
 
 sr_status sr_comm_init(sr_comm *c, MPI_Comm parent, sr_error *err)
 {
-    if (MPI_Comm_dup(parent, &c->comm) != MPI_SUCCESS)
-        SR_FAIL(err, SR_ERR_MPI, "MPI_Comm_dup failed");
-    MPI_Comm_rank(c->comm, &c->rank);
-    MPI_Comm_size(c->comm, &c->size);
-    c->stats = calloc(1, sizeof *c->stats);
-    if (!c->stats) {
-        MPI_Comm_free(&c->comm);
-        SR_FAIL(err, SR_ERR_NOMEM, "out of memory for communicator statistics");
-    }
-    return SR_OK;
+    c->comm = MPI_COMM_NULL;
+    c->stats = NULL;
+    /* World's default handler aborts the job at the first failing call,
+     * before any check can report where it was. */
+    if (parent == MPI_COMM_WORLD) SR_MPI(err, MPI_Comm_set_errhandler(parent, MPI_ERRORS_RETURN));
+    SR_MPI(err, MPI_Comm_dup(parent, &c->comm));
+    sr_status st = SR_MPI_CHECK(err, MPI_Comm_set_errhandler(c->comm, MPI_ERRORS_RETURN));
+    if (st == SR_OK) st = SR_MPI_CHECK(err, MPI_Comm_rank(c->comm, &c->rank));
+    if (st == SR_OK) st = SR_MPI_CHECK(err, MPI_Comm_size(c->comm, &c->size));
+    if (st == SR_OK && !(c->stats = calloc(1, sizeof *c->stats)))
+        st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory for communicator statistics");
+    if (st != SR_OK) sr_comm_destroy(c);
+    return st;
 }
 
 void sr_comm_destroy(sr_comm *c)
 {
-    if (c->comm != MPI_COMM_NULL) MPI_Comm_free(&c->comm);
+    /* Nothing can be done about a failed free at teardown: best effort. */
+    if (c->comm != MPI_COMM_NULL && MPI_Comm_free(&c->comm) != MPI_SUCCESS) c->comm = MPI_COMM_NULL;
     c->comm = MPI_COMM_NULL;
     free(c->stats);
     c->stats = NULL;
@@ -30,6 +47,7 @@ sr_status sr_comm_agree(const sr_comm *c, sr_error *err)
 {
     int mine = (err && err->code != SR_OK) ? c->rank : c->size;
     int first = c->size;
+    /* The agreement itself failing leaves no way to tell the peers: abort. */
     if (MPI_Allreduce(&mine, &first, 1, MPI_INT, MPI_MIN, c->comm) != MPI_SUCCESS)
         sr_panic(__FILE__, __LINE__, "MPI_Allreduce failed while agreeing on errors");
     if (first == c->size) return SR_OK;
@@ -51,7 +69,8 @@ _Noreturn void sr_comm_exit(const sr_comm *c, const sr_error *err)
         fprintf(stderr, "softrec: error: %s\n", buf);
         fflush(stderr);
     }
-    MPI_Barrier(c->comm);
+    /* A barrier that fails means the peers may be gone: end the job. */
+    if (MPI_Barrier(c->comm) != MPI_SUCCESS) MPI_Abort(c->comm, code);
     MPI_Finalize();
     exit(code);
 }
@@ -62,6 +81,7 @@ _Noreturn void sr_comm_abort(const sr_comm *c, const sr_error *err)
     sr_error_format(err, buf, sizeof buf);
     fprintf(stderr, "softrec: [rank %d] error: %s\n", c->rank, buf);
     fflush(stderr);
+    /* abort() below covers an MPI_Abort that returns. */
     MPI_Abort(c->comm, err && err->code != SR_OK ? (int)err->code : SR_ERR_INTERNAL);
     abort();
 }

@@ -1,11 +1,13 @@
-/* comm.h: the communicator and the cross-rank error protocol.
+/* comm.h: the communicator, checked MPI calls and the cross-rank error
+ * protocol (docs/reliability.md, "Errors across ranks").
  *
- * sr_comm wraps a duplicated MPI communicator so softrec's traffic never
- * mixes with a caller's. Errors follow DESIGN.md section 5:
- *  - a problem every rank can detect (bad config, bad dataset) goes through
- *    sr_comm_agree(): every rank calls it at the same point, the error of the
- *    lowest failing rank becomes every rank's error, and sr_comm_exit() makes
- *    rank 0 print it once and every rank exit with the same code;
+ * sr_comm wraps a duplicated MPI communicator whose error handler is
+ * MPI_ERRORS_RETURN, so every MPI call returns its error instead of killing
+ * the job, and every call is checked with SR_MPI / SR_MPI_CHECK, which
+ * record SR_ERR_MPI with the call site's file:line and MPI's error text.
+ *  - a problem every rank can detect (bad config, bad dataset, an MPI
+ *    argument error) goes through sr_comm_agree(), then sr_comm_exit():
+ *    rank 0 prints it once and every rank exits with the same code;
  *  - a problem only one rank sees (I/O, NaN, OOM in the middle of a step)
  *    goes to sr_comm_abort(): "[rank r] file:line: msg" and MPI_Abort, so no
  *    peer is left waiting in a collective.
@@ -35,7 +37,9 @@ typedef struct sr_comm {
     sr_comm_stats *stats; /* owned by sr_comm_init; NULL: not counted */
 } sr_comm;
 
-/* Duplicate parent (collective). */
+/* Duplicate parent (collective) and set MPI_ERRORS_RETURN on the duplicate;
+ * when parent is MPI_COMM_WORLD, on it too (before the dup, so the dup
+ * itself is checked). */
 sr_status sr_comm_init(sr_comm *c, MPI_Comm parent, sr_error *err);
 void sr_comm_destroy(sr_comm *c);
 
@@ -60,6 +64,17 @@ _Noreturn void sr_comm_exit(const sr_comm *c, const sr_error *err);
 /* One rank's unrecoverable error: print with the rank and abort the job with
  * err->code. */
 _Noreturn void sr_comm_abort(const sr_comm *c, const sr_error *err);
+
+/* rc of an MPI call at file:line: SR_OK for MPI_SUCCESS, else SR_ERR_MPI
+ * "<call> failed: <MPI error string>" recorded at file:line (call: the
+ * call's text; only the function name is kept). */
+sr_status sr_comm_check(int rc, sr_error *err, const char *call, const char *file, int line);
+
+/* Check one MPI call where it is made (PETSc's PetscCallMPI):
+ * SR_MPI_CHECK(err, call) is SR_OK or SR_ERR_MPI (recorded, the caller
+ * goes on, e.g. to free and agree); SR_MPI(err, call) returns it. */
+#define SR_MPI_CHECK(err, call) sr_comm_check((call), (err), #call, __FILE__, __LINE__)
+#define SR_MPI(err, call) SR_TRY(SR_MPI_CHECK(err, call))
 
 /* Checked narrowing of a 64-bit count or displacement to MPI's int. */
 sr_status sr_comm_int(int64_t v, int *out, const char *what, sr_error *err);

@@ -55,14 +55,16 @@ const char *sr_status_name(sr_status code)
     return "unknown";
 }
 
-/* Strip the build's source prefix so messages stay short and stable. */
+/* Paths relative to the checkout, whatever directory it sits in: the build
+ * maps the source root away from __FILE__ (-fmacro-prefix-map); a compiler
+ * without that flag leaves the root, known at build time, at the front. */
 static const char *short_path(const char *file)
 {
-    const char *p = strstr(file, "src/");
-    if (!p) p = strstr(file, "tests/");
-    if (!p) p = strstr(file, "launch/");
-    if (!p) p = strstr(file, "bench/");
-    return p ? p : file;
+#ifdef SR_SOURCE_ROOT
+    size_t n = strlen(SR_SOURCE_ROOT);
+    if (strncmp(file, SR_SOURCE_ROOT, n) == 0 && file[n] == '/') return file + n + 1;
+#endif
+    return file;
 }
 
 void sr_error_format(const sr_error *err, char *buf, size_t len)
@@ -82,10 +84,12 @@ _Noreturn void sr_panic(const char *file, int line, const char *fmt, ...)
     va_start(ap, fmt);
     vsnprintf(msg, sizeof msg, fmt, ap);
     va_end(ap);
+    /* Last resort: a failing MPI query means "MPI is not usable", and
+     * abort() ends this process should MPI_Abort return. */
     int up = 0, down = 0, rank = -1;
-    MPI_Initialized(&up);
-    if (up) MPI_Finalized(&down);
-    if (up && !down) MPI_Comm_rank(MPI_COMM_WORLD, &rank);
+    if (MPI_Initialized(&up) != MPI_SUCCESS) up = 0;
+    if (up && MPI_Finalized(&down) != MPI_SUCCESS) down = 1;
+    if (up && !down && MPI_Comm_rank(MPI_COMM_WORLD, &rank) != MPI_SUCCESS) rank = -1;
     fprintf(stderr, "softrec: [rank %d] %s:%d: %s\n", rank, short_path(file), line, msg);
     fflush(stderr);
     if (up && !down) MPI_Abort(MPI_COMM_WORLD, SR_ERR_INTERNAL);

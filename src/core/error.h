@@ -7,7 +7,10 @@
  *  - The text names the object (file, HDF5 path, config key) and the reason; the
  *    first error recorded wins, later ones do not overwrite it (the root cause).
  *  - This module never exits; deciding what to do with an error across ranks is
- *    comm_error_agree() (all ranks see it) or sr_abort() (one rank sees it).
+ *    sr_comm_agree() (all ranks see it) or sr_comm_abort() (one rank sees it),
+ *    src/comm/comm.h and docs/reliability.md, "Errors across ranks".
+ *  - file is relative to the checkout wherever it lives ("src/io/dataset.c"):
+ *    the build strips the source root from __FILE__.
  */
 #ifndef SR_CORE_ERROR_H
 #define SR_CORE_ERROR_H
@@ -32,7 +35,7 @@ typedef enum sr_status {
 
 typedef struct sr_error {
     sr_status code;
-    char file[96]; /* source file that detected it (short path) */
+    char file[96]; /* source file that detected it, relative to the checkout */
     int line;
     char msg[SR_ERROR_MSG_MAX];
 } sr_error;

@@ -7,6 +7,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <hdf5.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -256,6 +257,51 @@ static sr_status verify_table(const sr_comm *c, hid_t f, hid_t dxpl, const char 
     return st;
 }
 
+/* State value types: file type, memory type, name in messages. */
+static hid_t vtype_file(sr_ckpt_vtype t)
+{
+    return t == SR_CKPT_U64 ? H5T_STD_U64LE : t == SR_CKPT_F64 ? H5T_IEEE_F64LE : H5T_STD_I64LE;
+}
+
+static hid_t vtype_mem(sr_ckpt_vtype t)
+{
+    return t == SR_CKPT_U64 ? H5T_NATIVE_UINT64 : t == SR_CKPT_F64 ? H5T_NATIVE_DOUBLE : H5T_NATIVE_INT64;
+}
+
+static const char *vtype_name(int t)
+{
+    return t == SR_CKPT_U64 ? "uint64" : t == SR_CKPT_F64 ? "float64" : t == SR_CKPT_I64 ? "int64" : "another type";
+}
+
+/* The value type of a stored state dataset, -1 for anything else. */
+static int vtype_of(hid_t ft)
+{
+    H5T_class_t cls = H5Tget_class(ft);
+    if (cls == H5T_FLOAT) return SR_CKPT_F64;
+    if (cls != H5T_INTEGER) return -1;
+    return H5Tget_sign(ft) == H5T_SGN_NONE ? SR_CKPT_U64 : SR_CKPT_I64;
+}
+
+/* Range check of one loaded value of a ranged entry (bits: its 8 bytes). */
+static sr_status check_range(const char *path, const char *name, const sr_ckpt_state *s, const uint64_t *bits,
+                             sr_error *err)
+{
+    if (s->type == SR_CKPT_F64) {
+        double v;
+        memcpy(&v, bits, sizeof v);
+        if (!isfinite(v)) SR_FAIL(err, SR_ERR_DATA, "%s: %s: value %g is not finite", path, name, v);
+        if (v < (double)s->lo || v > (double)s->hi)
+            SR_FAIL(err, SR_ERR_DATA, "%s: %s: value %.17g is outside %lld to %lld", path, name, v, (long long)s->lo,
+                    (long long)s->hi);
+    } else if (s->type == SR_CKPT_I64) {
+        int64_t v = (int64_t)*bits;
+        if (v < s->lo || v > s->hi)
+            SR_FAIL(err, SR_ERR_DATA, "%s: %s: value %lld is outside %lld to %lld", path, name, (long long)v,
+                    (long long)s->lo, (long long)s->hi);
+    }
+    return SR_OK;
+}
+
 static void hex_of(const void *data, size_t n, char hex[65])
 {
     sr_sha256 s;
@@ -279,30 +325,34 @@ static sr_status save_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
     int cnt = 0, bad = 0;
     if (!all || sr_comm_int(s->count, &cnt, "state count", err) != SR_OK) bad = 1;
     int anybad = bad;
-    MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, c->comm);
-    if (anybad) {
+    sr_status mst = SR_MPI_CHECK(err, MPI_Allreduce(&bad, &anybad, 1, MPI_INT, MPI_MAX, c->comm));
+    if (mst != SR_OK || anybad) {
         free(all);
         if (err->code == SR_OK) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: state %s: out of memory", path, s->name);
-        return SR_ERR_NOMEM;
+        return err->code;
     }
+    /* Every value type is 8 bytes: moved as uint64 bit patterns. */
     if (s->per_rank) {
-        MPI_Allgather(s->data, cnt, MPI_UINT64_T, all, cnt, MPI_UINT64_T, c->comm);
+        mst = SR_MPI_CHECK(err, MPI_Allgather(s->data, cnt, MPI_UINT64_T, all, cnt, MPI_UINT64_T, c->comm));
     } else {
         memcpy(all, s->data, (size_t)n * sizeof *all);
-        MPI_Bcast(all, cnt, MPI_UINT64_T, 0, c->comm);
+        mst = SR_MPI_CHECK(err, MPI_Bcast(all, cnt, MPI_UINT64_T, 0, c->comm));
         /* Replicated means identical: a rank that differs is a caller bug. */
         int differs = memcmp(all, s->data, (size_t)n * sizeof *all) != 0, any = 0;
-        MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->comm);
-        if (any) {
+        if (mst == SR_OK) mst = SR_MPI_CHECK(err, MPI_Allreduce(&differs, &any, 1, MPI_INT, MPI_MAX, c->comm));
+        if (mst == SR_OK && any) {
             free(all);
             SR_FAIL(err, SR_ERR_INTERNAL, "%s: state %s is replicated but differs across ranks", path, s->name);
         }
     }
+    if (mst != SR_OK) {
+        free(all);
+        return mst;
+    }
     char hex[65];
     hex_of(all, (size_t)n * sizeof *all, hex);
     hsize_t dims[2] = {(hsize_t)rows, (hsize_t)s->count};
-    hid_t ft = s->type == SR_CKPT_U64 ? H5T_STD_U64LE : H5T_STD_I64LE;
-    hid_t mt = s->type == SR_CKPT_U64 ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64;
+    hid_t ft = vtype_file(s->type), mt = vtype_mem(s->type);
     hid_t ds = s->per_rank ? create_dataset(f, name, ft, 2, dims) : create_dataset(f, name, ft, 1, dims + 1);
     sr_status st = SR_OK;
     if (ds < 0) {
@@ -529,7 +579,7 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     }
     /* sync, barrier, sync: every rank's rows are visible to every reader. */
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
-    MPI_Barrier(c->comm);
+    SR_MPI_CHECK(err, MPI_Barrier(c->comm)); /* agreed at the end, like the flushes */
     if (H5Fflush(f, H5F_SCOPE_GLOBAL) < 0) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: flush failed", path);
     for (int i = 0; i < ntables; i++) {
         sr_error scratch;
@@ -576,15 +626,15 @@ static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
     hsize_t dims[2] = {0, 0};
     int nd = H5Sget_simple_extent_ndims(sp);
     if (nd >= 1 && nd <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
-    int is_u = H5Tget_sign(ft) == H5T_SGN_NONE;
+    int vt = vtype_of(ft);
     H5Tclose(ft);
     H5Sclose(sp);
     sr_status st = SR_OK;
     int64_t rows = nd == 2 ? (int64_t)dims[0] : 1, cnt = nd == 2 ? (int64_t)dims[1] : (int64_t)dims[0];
     uint64_t *all = NULL;
-    if (is_u != (s->type == SR_CKPT_U64))
+    if (vt != (int)s->type)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s, expected %s", path, name,
-                          is_u ? "uint64" : "int64", s->type == SR_CKPT_U64 ? "uint64" : "int64");
+                          vtype_name(vt), vtype_name(s->type));
     else if (nd != (s->per_rank ? 2 : 1))
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s state, expected %s", path, name,
                           nd == 2 ? "per-rank" : "replicated", s->per_rank ? "per-rank" : "replicated");
@@ -598,7 +648,7 @@ static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
     else if (rows > ((int64_t)1 << 40) / (cnt ? cnt : 1) || !(all = malloc((size_t)(rows * cnt + 1) * 8)))
         st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: %s: out of memory", path, name);
     if (st == SR_OK && rows * cnt > 0 &&
-        H5Dread(ds, is_u ? H5T_NATIVE_UINT64 : H5T_NATIVE_INT64, H5S_ALL, H5S_ALL, dxpl, all) < 0)
+        H5Dread(ds, vtype_mem(s->type), H5S_ALL, H5S_ALL, dxpl, all) < 0)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot read", path, name);
     if (st == SR_OK) {
         char hex[65];
@@ -608,12 +658,8 @@ static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
             st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: fails its SHA-256 check (damaged file)",
                               path, name);
         /* Every rank's row, so the verdict is the same on every rank. */
-        for (int64_t k = 0; st == SR_OK && s->ranged && !is_u && k < rows * cnt; k++) {
-            int64_t v = (int64_t)all[k];
-            if (v < s->lo || v > s->hi)
-                st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: value %lld is outside %lld to %lld",
-                                  path, name, (long long)v, (long long)s->lo, (long long)s->hi);
-        }
+        for (int64_t k = 0; st == SR_OK && s->ranged && k < rows * cnt; k++)
+            st = check_range(path, name, s, &all[k], err);
         if (st == SR_OK) memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
         free(want);
     }
@@ -690,7 +736,8 @@ sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables
     }
     for (int i = 0; objs && names && ver >= 2 && i < nstate; i++) {
         snprintf(names[k], sizeof names[k], "/state/%s", state[i].name);
-        objs[k++] = (sr_h5check_obj){names[k - 1], 1, SR_H5_INTEGER, 8, 8, -1, {-1, -1}, -1, NULL};
+        sr_h5_class cls = state[i].type == SR_CKPT_F64 ? SR_H5_FLOAT : SR_H5_INTEGER;
+        objs[k++] = (sr_h5check_obj){names[k - 1], 1, cls, 8, 8, -1, {-1, -1}, -1, NULL};
     }
     if (sr_comm_agree(c, err) == SR_OK) sr_h5check_run(c, f, path, objs, k, err);
     free(objs);

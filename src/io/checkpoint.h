@@ -1,40 +1,16 @@
-/* checkpoint.h: one checkpoint file, layout-independent (DESIGN.md section 4).
+/* checkpoint.h: one checkpoint file, layout-independent.
  *
- * A checkpoint is one HDF5 file. Every table is stored whole (global rows x d
- * float32) in global id order, whatever the rank count and shard layout that
- * wrote it, so it reloads at any rank count (resharding on load) and outside
- * tools (h5py, another trainer) can read it or hand softrec starting weights
- * (train.init). Format version 2:
- *   /                     attributes, in this order: softrec_format =
- *                         "softrec-checkpoint", format_version = 2, step,
- *                         epoch, num_users, num_items, dim, dataset,
- *                         dataset_sha256, config (resolved INI text),
- *                         checksum_block_rows, tables ('\n'-joined names)
- *   <table name>          float32 [global_rows, d], e.g. /model/item_embedding,
- *                         /optim/item_embedding/m (any names the caller picks)
- *   /checksums<name>      uint8 [ceil(global_rows / 4096), 32]: SHA-256 of
- *                         each block of 4096 rows (the rows' little-endian
- *                         float32 bytes, row-major); the block size does not
- *                         depend on the rank count, so any reader can verify
- *   /state/<name>         int64 or uint64 [count] (replicated) or
- *                         [ranks, count] (per rank), attribute sha256 (hex of
- *                         the dataset's bytes)
- * Version 1 files (model tables only, no checksums, no state) still load
- * their tables (train.init of older runs).
- *
- * Integrity: files are written with HDF5 1.8 format bounds, so HDF5 checksums
- * its own metadata (object headers, attributes); table rows are covered by
- * the block digests, state by its sha256 attributes. On load every block of
- * every requested table is verified whole, exactly once in total: rank
- * b mod P reads block b entirely, hashes it and compares (a rank's own rows
- * are then read separately), and the verdicts are agreed, so no rank keeps
- * rows from a file with any bad block in a requested table. A mismatch is
- * SR_ERR_DATA naming the file, the table and the block. The whole-file
- * digest that also covers padding lives beside committed files (ckpt_dir.h).
- *
- * Same contents, same rank count: the same bytes (no object timestamps,
- * fixed attribute and object order). Transfers are independent MPI-IO
- * (Open MPI 4.1's ompio returned wrong data for some collective reads).
+ * Contract (layout and reasons: docs/reliability.md, "Checkpoint file format")
+ *  - One HDF5 file: every table whole (global rows x d float32, global id
+ *    order) whatever the rank count and shard layout that wrote it, so it
+ *    reloads at any rank count (resharding) and outside tools can read it;
+ *    named state values under /state; the run's info as root attributes.
+ *  - Every block of SR_CKPT_BLOCK_ROWS rows and every state entry carries a
+ *    SHA-256 digest. A load verifies every block of every requested table
+ *    before any row is trusted; a mismatch is SR_ERR_DATA naming the file,
+ *    the table and the block. Version 1 files (tables only) still load.
+ *  - The same contents at the same rank count give the same bytes.
+ *  - Every function is collective; errors are agreed across ranks.
  */
 #ifndef SR_IO_CHECKPOINT_H
 #define SR_IO_CHECKPOINT_H
@@ -63,10 +39,12 @@ typedef struct sr_ckpt_table {
     int64_t first_global;
 } sr_ckpt_table;
 
-typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1 } sr_ckpt_vtype;
+typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1, SR_CKPT_F64 = 2 } sr_ckpt_vtype;
 
-/* A named piece of training state: count int64 or uint64 values (step,
- * epoch, data cursor, RNG counters, LR schedule position, ...).
+/* A named piece of training state: count int64, uint64 or double values
+ * (step, epoch, data cursor, RNG counters, best validation metric, ...).
+ * F64 is stored as a float64 dataset, bit for bit (NaN and infinities
+ * included) and covered by the digest like the others.
  * per_rank = 0: replicated, identical on every rank (checked on save:
  *   SR_ERR_INTERNAL otherwise); every rank gets the values on load, at any
  *   rank count.
@@ -75,13 +53,14 @@ typedef enum sr_ckpt_vtype { SR_CKPT_I64 = 0, SR_CKPT_U64 = 1 } sr_ckpt_vtype;
 typedef struct sr_ckpt_state {
     const char *name; /* stored as /state/<name>; letters, digits, '_', '-', '/' */
     sr_ckpt_vtype type;
-    void *data;       /* int64_t[count] or uint64_t[count] */
+    void *data;       /* int64_t[count], uint64_t[count] or double[count] */
     int64_t count;
     int per_rank;
-    /* Load only, int64 entries: ranged != 0 makes every value outside
-     * [lo, hi] SR_ERR_DATA "<path>: /state/<name>: value V is outside LO
-     * to HI", checked after the digest, so a forged value whose digest was
-     * recomputed is still caught. */
+    /* Load only, int64 and double entries: ranged != 0 makes every value
+     * outside [lo, hi] SR_ERR_DATA "<path>: /state/<name>: value V is
+     * outside LO to HI" (doubles: also any NaN or infinity, "... is not
+     * finite"), checked after the digest, so a forged value whose digest
+     * was recomputed is still caught. uint64 entries are never ranged. */
     int ranged;
     int64_t lo, hi;
 } sr_ckpt_state;

@@ -12,6 +12,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comm/collectives.h"
 #include "io/sha256.h"
 
 #define MAX_CANDIDATES 4096
@@ -165,8 +166,10 @@ static sr_status chunk_digests(const sr_comm *c, const char *path, int64_t size,
     }
     if (fd >= 0) close(fd);
     free(buf);
-    if (mine && MPI_Allreduce(mine, dig, cnt, MPI_UNSIGNED_CHAR, MPI_BOR, c->comm) != MPI_SUCCESS)
-        sr_error_set(err, SR_ERR_MPI, __FILE__, __LINE__, "%s: digest all-reduce failed", path);
+    /* Every rank joins, even without its buffer (dig is zero-filled by the
+     * callers, so it adds nothing; the error is agreed below). */
+    SR_MPI_CHECK(err, MPI_Allreduce(mine ? (void *)mine : MPI_IN_PLACE, dig, cnt, MPI_UNSIGNED_CHAR, MPI_BOR,
+                                    c->comm));
     free(mine);
     return sr_comm_agree(c, err);
 }
@@ -186,7 +189,7 @@ static sr_status make_digest(const sr_comm *c, const char *path, char **text, sr
             size = (int64_t)st.st_size;
     }
     SR_TRY(sr_comm_agree(c, err));
-    MPI_Bcast(&size, 1, MPI_INT64_T, 0, c->comm);
+    SR_TRY(sr_comm_bcast(c, &size, 1, MPI_INT64_T, 0, err));
     int64_t n = nchunks_of(size);
     if (n > DIGEST_MAX_CHUNKS) sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: file too large", path);
     SR_TRY(sr_comm_agree(c, err));
@@ -256,7 +259,10 @@ static sr_status check_digest(const sr_comm *c, const char *path, int *had, sr_e
         free(want);
         return err->code;
     }
-    MPI_Bcast(hdr, 3, MPI_INT64_T, 0, c->comm);
+    if (sr_comm_bcast(c, hdr, 3, MPI_INT64_T, 0, err) != SR_OK) {
+        free(want);
+        return err->code;
+    }
     *had = (int)hdr[0];
     if (!hdr[0]) return SR_OK;
     struct stat st;
@@ -269,9 +275,8 @@ static sr_status check_digest(const sr_comm *c, const char *path, int *had, sr_e
     if (!want) want = calloc((size_t)(hdr[2] ? hdr[2] : 1), 32);
     if (!got || !want) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
     if (sr_comm_agree(c, err) == SR_OK) {
-        int cnt = (int)(hdr[2] * 32);
-        MPI_Bcast(want, cnt, MPI_UNSIGNED_CHAR, 0, c->comm);
-        if (chunk_digests(c, path, hdr[1], got, hdr[2], err) == SR_OK) {
+        if (sr_comm_bcast(c, want, hdr[2] * 32, MPI_UNSIGNED_CHAR, 0, err) == SR_OK &&
+            chunk_digests(c, path, hdr[1], got, hdr[2], err) == SR_OK) {
             for (int64_t b = 0; b < hdr[2]; b++)
                 if (memcmp(got + b * 32, want + b * 32, 32) != 0) {
                     int64_t end = (b + 1) * DIGEST_CHUNK < hdr[1] ? (b + 1) * DIGEST_CHUNK : hdr[1];
@@ -370,7 +375,7 @@ sr_status sr_ckpt_dir_save(const sr_comm *c, const char *run_dir, int64_t step, 
                      (long long)step, (long long)keep);
     /* One temporary name on every rank: rank 0's pid. */
     long pid = (long)getpid();
-    MPI_Bcast(&pid, 1, MPI_LONG, 0, c->comm);
+    SR_TRY(sr_comm_bcast(c, &pid, 1, MPI_LONG, 0, err));
     snprintf(tmp, sizeof tmp, "%s/.tmp-%lld-%ld.h5", dir, (long long)step, pid);
     snprintf(tmpsum, sizeof tmpsum, "%s/.tmp-%lld-%ld.sha256", dir, (long long)step, pid);
     sr_ckpt_dir_name(step, name, sizeof name);
@@ -468,8 +473,8 @@ sr_status sr_ckpt_dir_latest(const sr_comm *c, const char *run_dir, char *path_o
         if (warn) fprintf(stderr, "softrec: warning: %s/latest is unreadable or names a missing file; using the newest committed checkpoint\n", dir);
         free(all);
     }
-    MPI_Bcast(&found, 1, MPI_INT64_T, 0, c->comm);
     path_out[0] = '\0';
+    SR_TRY(sr_comm_bcast(c, &found, 1, MPI_INT64_T, 0, err));
     if (found >= 0) {
         char name[32];
         sr_ckpt_dir_name(found, name, sizeof name);
@@ -499,8 +504,11 @@ sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table 
         free(steps);
         return err->code;
     }
-    MPI_Bcast(&n, 1, MPI_INT, 0, c->comm);
-    MPI_Bcast(steps, n, MPI_INT64_T, 0, c->comm);
+    if (sr_comm_bcast(c, &n, 1, MPI_INT, 0, err) != SR_OK ||
+        sr_comm_bcast(c, steps, n, MPI_INT64_T, 0, err) != SR_OK) {
+        free(steps);
+        return err->code;
+    }
     sr_error first;
     sr_error_clear(&first);
     for (int i = 0; i < n; i++) {

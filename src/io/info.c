@@ -65,10 +65,10 @@ sr_status sr_data_info_compute(const sr_comm *c, const char *path, sr_data_info 
         }
         sr_csr_free(&csr, NULL);
     }
-    int64_t gwith[SR_SPLIT_COUNT], gext[2 * SR_SPLIT_COUNT];
-    if (MPI_Allreduce(with, gwith, SR_SPLIT_COUNT, MPI_INT64_T, MPI_SUM, c->comm) != MPI_SUCCESS ||
-        MPI_Allreduce(ext, gext, 2 * SR_SPLIT_COUNT, MPI_INT64_T, MPI_MAX, c->comm) != MPI_SUCCESS)
-        sr_error_set(err, SR_ERR_MPI, __FILE__, __LINE__, "%s: MPI_Allreduce failed", path);
+    int64_t gwith[SR_SPLIT_COUNT] = {0}, gext[2 * SR_SPLIT_COUNT] = {0};
+    /* A failure is agreed together with the allocation below. */
+    if (SR_MPI_CHECK(err, MPI_Allreduce(with, gwith, SR_SPLIT_COUNT, MPI_INT64_T, MPI_SUM, c->comm)) == SR_OK)
+        SR_MPI_CHECK(err, MPI_Allreduce(ext, gext, 2 * SR_SPLIT_COUNT, MPI_INT64_T, MPI_MAX, c->comm));
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
         in->users_with[s] = gwith[s];
         in->row_min[s] = m->num_users > 0 ? -gext[2 * s] : 0;

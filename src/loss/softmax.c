@@ -29,12 +29,10 @@
 #include <limits.h>
 #include <math.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
 
 #include "nn/vexp.h"
 #include "core/blocks.h"
+#include "core/team.h"
 
 struct sr_softmax_ws {
     sr_mem *mem;
@@ -134,49 +132,6 @@ static sr_status check_args_(const char *fn, int64_t b, int64_t d, int64_t n_loc
     return SR_OK;
 }
 
-/* ---- the team ------------------------------------------------------------- */
-
-/* fn(ctx, t, nthr) on a team of up to `want` threads (nthr is what OpenMP
- * gave: every partition below uses it, not want). OpenBLAS (the pthread
- * build) does not see OpenMP regions, so it is held at one thread for the
- * region, else each thread's SGEMM would queue on its thread server. */
-typedef void (*team_fn_)(void *ctx, int t, int nthr);
-
-static void team_run_(int want, team_fn_ fn, void *ctx)
-{
-#ifdef _OPENMP
-    if (want > 1) {
-        int blas = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-#pragma omp parallel num_threads(want)
-        fn(ctx, omp_get_thread_num(), omp_get_num_threads());
-        openblas_set_num_threads(blas);
-        return;
-    }
-#endif
-    fn(ctx, 0, 1);
-}
-
-/* Every thread of the team reaches the same barriers (loops below are the
- * same on every thread). */
-static void team_barrier_(int nthr)
-{
-#ifdef _OPENMP
-    if (nthr > 1) {
-#pragma omp barrier
-    }
-#else
-    (void)nthr;
-#endif
-}
-
-/* Query blocks [lo, hi) of nblk for thread t of nthr: contiguous ranges. */
-static void my_blocks_(int64_t nblk, int t, int nthr, int64_t *lo, int64_t *hi)
-{
-    *lo = nblk * t / nthr;
-    *hi = nblk * (t + 1) / nthr;
-}
-
 typedef struct fwd_ctx_ {
     const float *q, *v;
     int64_t b, d, n_local;
@@ -186,14 +141,13 @@ typedef struct fwd_ctx_ {
 
 /* Forward over this thread's query blocks, tile by tile (the V tile is read
  * once per thread and tile, and stays in cache for its blocks). */
-static void fwd_worker_(void *arg, int t, int nthr)
+static void fwd_worker_(void *arg, const sr_team_part *part)
 {
     const fwd_ctx_ *c = arg;
     sr_softmax_ws *ws = c->ws;
     const int64_t tile = ws->tile, qb = ws->qb, b = c->b, d = c->d;
-    int64_t blo, bhi;
-    my_blocks_((b + qb - 1) / qb, t, nthr, &blo, &bhi);
-    float *lg = ws->logits + (size_t)t * (size_t)qb * (size_t)tile;
+    const int64_t blo = part->lo, bhi = part->hi;
+    float *lg = ws->logits + (size_t)part->t * (size_t)qb * (size_t)tile;
     for (int64_t j0 = 0; j0 < c->n_local; j0 += tile) {
         int64_t nt = c->n_local - j0 < tile ? c->n_local - j0 : tile;
         for (int64_t blk = blo; blk < bhi; blk++) {
@@ -229,7 +183,7 @@ sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *
     SR_TRY(check_args_("softmax forward", b, d, n_local, shard, rank, targets, ws, err));
     for (int64_t i = 0; i < b; i++) part[i] = sr_lse_empty();
     fwd_ctx_ c = {q, v, b, d, n_local, ws, part};
-    if (n_local > 0) team_run_(ws->threads, fwd_worker_, &c);
+    if (n_local > 0) sr_team_run(ws->threads, (b + ws->qb - 1) / ws->qb, fwd_worker_, &c);
     return SR_OK;
 }
 
@@ -252,8 +206,9 @@ typedef struct bwd_ctx_ {
  * (round + t) in its logit block and adds P V_tile to that block's dQ rows;
  * after a barrier it adds every block's P^T Q of the round, in block order,
  * into its slice of dV_tile's rows; a second barrier frees the blocks. */
-static void bwd_worker_(void *arg, int t, int nthr)
+static void bwd_worker_(void *arg, const sr_team_part *part)
 {
+    const int t = part->t, nthr = part->nthr;
     const bwd_ctx_ *c = arg;
     sr_softmax_ws *ws = c->ws;
     const int64_t tile = ws->tile, qb = ws->qb, b = c->b, d = c->d;
@@ -285,7 +240,7 @@ static void bwd_worker_(void *arg, int t, int nthr)
                                 lg, (int)nt, vt, (int)d, j0 == 0 ? 0.0f : 1.0f, c->dq + i0 * d, (int)d);
             }
             if (!c->dv) continue; /* the same on every thread: no barrier needed */
-            team_barrier_(nthr);
+            sr_team_barrier(part);
             /* dV_tile[r_lo, r_hi) (+)= P_blk[:, r_lo:r_hi]^T Q_blk, blocks in order. */
             for (int64_t bb = round; bb < round + nthr && bb < nblk && r_hi > r_lo; bb++) {
                 int64_t i0 = bb * qb, nb = b - i0 < qb ? b - i0 : qb;
@@ -294,7 +249,7 @@ static void bwd_worker_(void *arg, int t, int nthr)
                             1.0f, p, (int)nt, c->q + i0 * d, (int)d, bb == 0 ? 0.0f : 1.0f,
                             c->dv + (j0 + r_lo) * d, (int)d);
             }
-            team_barrier_(nthr);
+            sr_team_barrier(part);
         }
     }
 }
@@ -317,6 +272,6 @@ sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float 
     }
     if (dq && n_local == 0) memset(dq, 0, (size_t)b * (size_t)d * sizeof(float));
     bwd_ctx_ c = {q, v, b, d, n_local, merged, ws, dq, dv};
-    if (n_local > 0) team_run_(ws->threads, bwd_worker_, &c);
+    if (n_local > 0) sr_team_run(ws->threads, (b + ws->qb - 1) / ws->qb, bwd_worker_, &c);
     return SR_OK;
 }

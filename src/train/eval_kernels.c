@@ -25,9 +25,8 @@
 #include <math.h>
 #include <stdlib.h>
 #include <string.h>
-#ifdef _OPENMP
-#include <omp.h>
-#endif
+
+#include "core/team.h"
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -261,12 +260,13 @@ typedef struct topk_ctx_ {
 
 /* Scores, masks and scans this thread's query blocks (a contiguous range),
  * tile by tile, so its V tile stays in cache for all its blocks. */
-static void topk_worker_(void *arg, int t, int nthr)
+static void topk_worker_(void *arg, const sr_team_part *part)
 {
     const topk_ctx_ *c = arg;
     sr_topk_ws *ws = c->ws;
     const int64_t b = c->b, d = c->d, k = c->k, stride = c->stride, qb = ws->qb;
-    const int64_t nblk = (b + qb - 1) / qb, blo = nblk * t / nthr, bhi = nblk * (t + 1) / nthr;
+    const int64_t blo = part->lo, bhi = part->hi;
+    const int t = part->t;
     const int64_t *excl_indptr = c->excl_indptr, *excl_ids = c->excl_ids;
     float *sc = ws->scores + (size_t)t * (size_t)qb * (size_t)ws->tile;
     for (int64_t j0 = 0; j0 < c->n_local; j0 += ws->tile) {
@@ -310,19 +310,9 @@ sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *
         ws->cursor[i] = excl_indptr ? excl_indptr[i] : 0;
     }
     topk_ctx_ c = {q, v, b, d, n_local, k, stride, base, excl_indptr, excl_ids, ws};
-    int team = ws->score_fn ? 1 : ws->threads;
-#ifdef _OPENMP
-    if (team > 1 && n_local > 0) {
-        /* OpenBLAS (pthread build) does not see the OpenMP region: hold it
-         * at one thread so each thread's SGEMM runs in that thread. */
-        int blas = openblas_get_num_threads();
-        openblas_set_num_threads(1);
-#pragma omp parallel num_threads(team)
-        topk_worker_(&c, omp_get_thread_num(), omp_get_num_threads());
-        openblas_set_num_threads(blas);
-    } else
-#endif
-        topk_worker_(&c, 0, 1);
+    /* A custom scorer may keep state between calls: one thread. */
+    int team = ws->score_fn || n_local == 0 ? 1 : ws->threads;
+    sr_team_run(team, (b + ws->qb - 1) / ws->qb, topk_worker_, &c);
     for (int64_t i = 0; i < b; i++)
         heap_drain_(ws->hs + i * k, ws->hid + i * k, ws->hlen[i], k, top_score + i * k, top_id + i * k);
     return SR_OK;

@@ -226,6 +226,7 @@ _Noreturn static void fire(sr_guard *g)
     msg[n++] = '\n';
     ssize_t w = write(2, msg, n);
     (void)w;
+    /* No one to report a failed MPI_Abort to: _exit below ends this rank. */
     if (g->mpi_multiple) MPI_Abort(MPI_COMM_WORLD, SR_GUARD_EXIT_WATCHDOG);
     _exit(SR_GUARD_EXIT_WATCHDOG);
 }
@@ -266,6 +267,9 @@ sr_status sr_guard_create(sr_guard **out, const sr_comm *c, double factor, doubl
     struct sigaction cur;
     if (sigaction(SIGUSR1, NULL, &cur) == 0 && cur.sa_handler == on_signal)
         SR_FAIL(err, SR_ERR_INTERNAL, "guard: only one guard may exist at a time");
+    int provided = MPI_THREAD_SINGLE, up = 0;
+    SR_MPI(err, MPI_Initialized(&up));
+    if (up) SR_MPI(err, MPI_Query_thread(&provided));
     sr_guard *g = calloc(1, sizeof *g);
     if (!g) SR_FAIL(err, SR_ERR_NOMEM, "guard: out of memory");
     g->c = c;
@@ -273,9 +277,6 @@ sr_status sr_guard_create(sr_guard **out, const sr_comm *c, double factor, doubl
     g->min_seconds = min_seconds;
     g->step = -1;
     g->hb_fd = -1;
-    int provided = MPI_THREAD_SINGLE, up = 0;
-    MPI_Initialized(&up);
-    if (up) MPI_Query_thread(&provided);
     g->mpi_multiple = provided == MPI_THREAD_MULTIPLE;
     pthread_mutex_init(&g->mu, NULL);
     pthread_cond_init(&g->cv, NULL);
@@ -337,8 +338,7 @@ int sr_guard_signal(const sr_guard *g)
 sr_status sr_guard_should_stop(sr_guard *g, int *sig, sr_error *err)
 {
     int mine = (int)sr_guard_signal_flag, any = 0;
-    if (MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, g->c->comm) != MPI_SUCCESS)
-        SR_FAIL(err, SR_ERR_MPI, "guard: stop all-reduce failed");
+    SR_MPI(err, MPI_Allreduce(&mine, &any, 1, MPI_INT, MPI_MAX, g->c->comm));
     *sig = any;
     return SR_OK;
 }

@@ -564,6 +564,46 @@ static void test_comm_agree(void)
     CU_ASSERT_STRING_EQUAL(e.msg, "from 0");
 }
 
+/* MPI errors are returned, not fatal (MPI_ERRORS_RETURN on the duplicate):
+ * a bad root through the checked broadcast and a bad count at a call site
+ * are SR_ERR_MPI naming the call and the line that made it, every rank sees
+ * the same, and the communicator keeps working. */
+static void test_mpi_error_returned(void)
+{
+    const sr_comm *c = &g_comm;
+    sr_error e;
+    sr_error_clear(&e);
+    int64_t v = 7;
+    CU_ASSERT_EQUAL(sr_comm_bcast(c, &v, 1, MPI_INT64_T, c->size, &e), SR_ERR_MPI); /* root out of range */
+    CU_ASSERT_EQUAL(v, 7);
+    CU_ASSERT_STRING_EQUAL(e.file, "src/comm/collectives.c");
+    CU_ASSERT(e.line > 0);
+    CU_ASSERT(strncmp(e.msg, "MPI_Bcast failed: ", 18) == 0);
+    CU_ASSERT_EQUAL(sr_comm_agree(c, &e), SR_ERR_MPI);
+
+    /* A count that does not fit int never reaches MPI. */
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_comm_bcast(c, &v, -1, MPI_INT64_T, 0, &e), SR_ERR_MPI);
+    CU_ASSERT_STRING_EQUAL(e.msg, "broadcast count = -1 does not fit MPI's int count "
+                                  "(max 2147483647); use more ranks or smaller blocks");
+
+    /* At the call site: the test's own file and line. */
+    sr_error_clear(&e);
+    int line = __LINE__ + 1;
+    sr_status st = SR_MPI_CHECK(&e, MPI_Allreduce(MPI_IN_PLACE, &v, -1, MPI_INT64_T, MPI_SUM, c->comm));
+    CU_ASSERT_EQUAL(st, SR_ERR_MPI);
+    CU_ASSERT_STRING_EQUAL(e.file, "tests/mpi/test_comm.c");
+    CU_ASSERT_EQUAL(e.line, line);
+    CU_ASSERT(strncmp(e.msg, "MPI_Allreduce failed: ", 22) == 0);
+    CU_ASSERT_EQUAL(sr_comm_agree(c, &e), SR_ERR_MPI);
+
+    sr_error_clear(&e);
+    v = c->rank == 0 ? 11 : 0;
+    CU_ASSERT_EQUAL(sr_comm_bcast(c, &v, 1, MPI_INT64_T, 0, &e), SR_OK);
+    CU_ASSERT_EQUAL(v, 11);
+    CU_ASSERT_EQUAL(SR_MPI_CHECK(&e, MPI_Barrier(c->comm)), SR_OK);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("comm", suite_init, suite_clean);
@@ -577,6 +617,7 @@ static void register_tests(void)
     CU_add_test(s, "shard_maps", test_shard_maps);
     CU_add_test(s, "comm_int", test_comm_int);
     CU_add_test(s, "comm_agree", test_comm_agree);
+    CU_add_test(s, "mpi_error_returned", test_mpi_error_returned);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }

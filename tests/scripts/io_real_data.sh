@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # io_real_data.sh: convert every shared real dataset with `softrec data
 # convert`, then check `softrec data info --json` against the statistics in
-# shared/data/README.md. Skips (exit 0, "SKIP" note) when the data is absent.
+# shared/data/README.md. Skipped (exit 77, ctest SKIP_RETURN_CODE, with the
+# reason printed) when the data is absent.
 #
 # usage: io_real_data.sh SOFTREC DATA_DIR WORK_DIR
 # env:   MPIEXEC (default mpirun): info runs at 2 ranks for one dataset.
@@ -10,7 +11,7 @@ softrec=$1 data=${SOFTREC_DATA:-$2} work=$3
 mpiexec=${MPIEXEC:-mpirun}
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
 if [[ ! -d "$data/ml-100k" ]]; then
-  echo "SKIP: shared data not found at $data (set SOFTREC_DATA)"; exit 0
+  echo "SKIP: shared data not found at $data (no $data/ml-100k; set SOFTREC_DATA)"; exit 77
 fi
 rm -rf "$work" && mkdir -p "$work" || exit 1
 fail=0

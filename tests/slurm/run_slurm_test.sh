@@ -12,7 +12,11 @@
 # waits for them (bounded; a timeout names the jobs), checks every job
 # COMPLETED with exit code 0:0, every result row present and complete, and
 # runs launch/report on the rows. The cluster is stopped by PID on any exit.
-# Exit 77 (ctest SKIP_RETURN_CODE) when SLURM, munge or root are missing.
+# Exit 77 (ctest SKIP_RETURN_CODE), with the cause printed, only for these
+# environmental causes: not root, SLURM / munge / python3 not installed,
+# slurmd unable to start because no cgroup file system is mounted
+# (containers). Anything else that goes wrong, the cluster's start-up
+# included, is a failure.
 set -uo pipefail
 bin=$(realpath "$1") src=$(realpath "$2") work=$3
 SKIP=77
@@ -23,7 +27,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 # --- prerequisites ------------------------------------------------------------------
 [[ $(id -u) -eq 0 ]] || { echo "SKIP: needs root (SlurmUser=root)"; exit $SKIP; }
 for b in munged mungekey munge slurmctld slurmd sbatch squeue scontrol sinfo scancel; do
-  command -v "$b" >/dev/null || { echo "SKIP: $b not installed (launch/setup.sh installs munge slurmctld slurmd slurm-client)"; exit $SKIP; }
+  command -v "$b" >/dev/null || { echo "SKIP: $b not installed (launch/setup.sh --test installs munge slurmctld slurmd slurm-client)"; exit $SKIP; }
 done
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit $SKIP; }
 [[ -x $bin ]] || fail "no softrec binary at $bin"
@@ -31,6 +35,7 @@ command -v python3 >/dev/null || { echo "SKIP: no python3"; exit $SKIP; }
 rm -rf "$work" && mkdir -p "$work" && cd "$work" || exit 1
 mkdir -p "$work/data" "$work/logs"
 cluster=$work/cluster
+shm=
 cleanup() {
   local rc=$?
   if (( rc != 0 )) && [[ -d $cluster/log ]]; then
@@ -38,15 +43,27 @@ cleanup() {
     echo "---- slurmd.log (tail) ----"; tail -n 15 "$cluster/log/slurmd.log" 2>/dev/null
   fi
   "$src/slurm/local-cluster.sh" down "$cluster" 2>&1 | sed 's/^/  /'
-  rm -f /dev/shm/vader_segment.* 2>/dev/null || true   # leftovers of killed ranks only
+  rm -rf "$shm"   # this test's MPI segments only (docs/platform.md)
   exit $rc
 }
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 
 # --- the cluster ----------------------------------------------------------------------
+# The jobs' Open MPI segments (sbatch passes the environment on) go to a
+# private directory, deleted at exit with whatever killed ranks left there.
+shm=$(mktemp -d "$( [[ -w /dev/shm ]] && echo /dev/shm || echo "${TMPDIR:-/tmp}")/softrec-slurm.XXXXXX") ||
+  fail "cannot create a directory for MPI segments"
+export OMPI_MCA_btl_vader_backing_directory=$shm
 port=$(( 20000 + ($$ % 2000) * 2 ))
-"$src/slurm/local-cluster.sh" up "$cluster" "$port" 8 || fail "could not start the local SLURM"
+if ! "$src/slurm/local-cluster.sh" up "$cluster" "$port" 8; then
+  if ! grep -qs ' /sys/fs/cgroup' /proc/mounts && grep -qis cgroup "$cluster/log/slurmd.log"; then
+    echo "SKIP: slurmd cannot start: no cgroup file system mounted at /sys/fs/cgroup" \
+         "($(grep -i -m1 cgroup "$cluster/log/slurmd.log"))"
+    exit $SKIP
+  fi
+  fail "could not start the local SLURM"
+fi
 source "$cluster/env.sh"
 say "cluster up ($(scontrol show config | awk '/^SlurmctldPort/{print "port " $3}'))"
 
