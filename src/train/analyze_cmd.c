@@ -10,9 +10,9 @@
 
 #include "core/config.h"
 #include "core/rng.h"
-#include "loss/jacobian.h"
+#include "analysis/jacobian.h"
 #include "loss/loss.h"
-#include "loss/lse_bias.h"
+#include "analysis/lse_bias.h"
 #include "loss/sampler.h"
 #include "train/train.h"
 #include "train/train_cmd.h"

@@ -6,11 +6,11 @@
  * count), build their queries as the loss sees them, and run a collective
  * kernel over the sharded catalogue:
  *   lse-bias   exact log Z against the SSM and NCE estimates for a list of k
- *              with R repetitions each (loss/lse_bias.h): bias, variance,
+ *              with R repetitions each (analysis/lse_bias.h): bias, variance,
  *              MSE per k;
  *   jacobian   spectral norm of the prediction map's Jacobian at the model's
  *              logits for softmax / sparsemax / entmax / rankmax, with
- *              support sizes (loss/jacobian.h).
+ *              support sizes (analysis/jacobian.h).
  * Output on rank 0: a Markdown table on stdout, then one JSON object as the
  * last stdout line (also written to --out FILE when given).
  */
