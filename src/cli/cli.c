@@ -119,7 +119,8 @@ sr_status sr_cli_parse(const sr_cli_command *cmd, int argc, char **argv, void *o
     for (const sr_cli_option *o = cmd->options; o->name || o->meta; o++, n++) {
         SR_ASSERT(n < CLI_MAX_OPTIONS);
         if (!o->name) ops[nops++] = o;
-        /* an operand's slot keeps the indices aligned; "" never matches */
+        /* an operand's slot keeps the indices aligned; its "" name can
+         * only match "--=x", which is rejected below */
         lo[n] = (struct option){o->name ? o->name : "", o->type == SR_CLI_FLAG ? no_argument : required_argument,
                                 NULL, CLI_OPT_BASE + n};
     }
