@@ -1,4 +1,4 @@
-# src/loss/lse_bias.h gradient bias: kernels against the float64 twin of the
+# src/analysis/lse_bias.h gradient bias: kernels against the float64 twin of the
 # training losses (unit), the collective run at 1-4 ranks against a float64
 # recomputation and an exact enumeration (mpi).
 sr_add_test(NAME test_lse_bias SOURCES unit/test_lse_bias.c LABELS loss)

@@ -1,25 +1,21 @@
-/* synth.c: the planted-data generator and the "softrec data synth" command.
+/* synth.c: the planted-data generator behind "softrec data synth" (the
+ * command itself, options and file writing, is src/cli/data_cmd.c).
  *
  * What it does: builds the catalogue (topic groups, alias tables) once, then
- * generates users block by block and streams each block to the dataset
- * writer, so memory is O(items + block), never O(interactions). What it does
- * not do: parallel generation (rank 0 generates; the other ranks wait for the
- * agreed status), or store the planted factors in the file (they can be
+ * generates users block by block and hands each block to a sink (the command
+ * streams them to the dataset writer), so memory is O(items + block), never
+ * O(interactions). What it does not do: parallel generation, or store the planted factors in the file (they can be
  * recomputed from the parameters, which are stored in the "source" attribute).
  */
 #include "io/synth.h"
 
-#include <errno.h>
-#include <jansson.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/resource.h>
 
 #include "core/rng.h"
-#include "io/dataset.h"
 
 #define SYNTH_CATALOGUE_STREAM 0xffffffffu /* rank slot of the catalogue stream */
 #define SYNTH_MAX_DIM 256                  /* topic draws per user (merged by a scan) */
@@ -572,234 +568,4 @@ sr_status sr_synth_generate(const sr_synth *s, int64_t u0, int64_t u1, sr_synth_
     block_free(&b, mem);
     stats->seconds = sr_time_now() - t0;
     return st;
-}
-
-/* ---- the command ------------------------------------------------------------ */
-
-typedef struct synth_opts {
-    sr_synth_params p;
-    const char *output;
-    const char *name;
-    double progress_s;
-    int json;
-    int force;
-    int help;
-} synth_opts;
-
-static void synth_usage(FILE *out)
-{
-    fprintf(out,
-            "usage: softrec data synth --output PATH [options]\n"
-            "Planted synthetic dataset: Zipf popularity, items in topics, users mixing a few topics.\n"
-            "  --users U            users (default 10000)\n"
-            "  --items N            items (default 100000, up to 2147483647)\n"
-            "  --interactions M     target total interactions, ~M/U per user, >= 3U (default 20 U)\n"
-            "  --topics T           topics (default 64)\n"
-            "  --dim D              topics mixed per user, the planted latent rank (default 4, <= 256)\n"
-            "  --zipf S             popularity exponent (default 1.0)\n"
-            "  --noise E            share of draws by popularity alone (default 0.1)\n"
-            "  --valid-ratio R      per-user random valid share (default 0.1)\n"
-            "  --test-ratio R       per-user random test share (default 0.1)\n"
-            "  --seed S             seed (default 1)\n"
-            "  --name NAME          dataset name attribute (default synth)\n"
-            "  --block-users B      users generated and written per block (default 4096)\n"
-            "  --progress SEC       progress line interval on stderr, 0 = off (default 5)\n"
-            "  --force              replace an existing output file\n"
-            "  --json               print the summary as one JSON object\n");
-}
-
-/* Strict number parsing: the whole string, finite, in range. */
-static sr_status parse_i64(const char *opt, const char *v, int64_t *out, sr_error *err)
-{
-    char *end = NULL;
-    errno = 0;
-    long long x = strtoll(v, &end, 10);
-    if (errno || end == v || *end)
-        SR_FAIL(err, SR_ERR_USAGE, "data synth: %s = '%s' is not an integer", opt, v);
-    *out = x;
-    return SR_OK;
-}
-
-static sr_status parse_f64(const char *opt, const char *v, double *out, sr_error *err)
-{
-    char *end = NULL;
-    errno = 0;
-    double x = strtod(v, &end);
-    if (errno || end == v || *end || !isfinite(x))
-        SR_FAIL(err, SR_ERR_USAGE, "data synth: %s = '%s' is not a finite number", opt, v);
-    *out = x;
-    return SR_OK;
-}
-
-static sr_status synth_parse(synth_opts *o, int argc, char **argv, sr_error *err)
-{
-    memset(o, 0, sizeof *o);
-    sr_synth_params_default(&o->p);
-    o->name = "synth";
-    o->progress_s = 5.0;
-    int have_m = 0;
-    for (int i = 1; i < argc; i++) {
-        const char *a = argv[i];
-        if (!strcmp(a, "--help") || !strcmp(a, "-h")) {
-            o->help = 1;
-            return SR_OK;
-        }
-        if (!strcmp(a, "--json")) { o->json = 1; continue; }
-        if (!strcmp(a, "--force")) { o->force = 1; continue; }
-        if (strncmp(a, "--", 2) != 0)
-            SR_FAIL(err, SR_ERR_USAGE, "data synth: unexpected argument '%s' (softrec data synth --help)", a);
-        /* --key=value or --key value */
-        char key[64];
-        const char *val = NULL, *eq = strchr(a, '=');
-        if (eq) {
-            snprintf(key, sizeof key, "%.*s", (int)(eq - a) < 63 ? (int)(eq - a) : 63, a);
-            val = eq + 1;
-        } else {
-            snprintf(key, sizeof key, "%s", a);
-        }
-        static const char *const known[] = {"--users", "--items", "--interactions", "--topics", "--dim",
-                                            "--zipf", "--noise", "--valid-ratio", "--test-ratio", "--seed",
-                                            "--name", "--output", "--block-users", "--progress"};
-        int found = 0;
-        for (size_t k = 0; k < sizeof known / sizeof *known; k++) found |= !strcmp(key, known[k]);
-        if (!found)
-            SR_FAIL(err, SR_ERR_USAGE, "data synth: unknown option '%s' (softrec data synth --help)", key);
-        if (!val) {
-            if (i + 1 >= argc) SR_FAIL(err, SR_ERR_USAGE, "data synth: %s needs a value", key);
-            val = argv[++i];
-        }
-        int64_t iv = 0;
-        if (!strcmp(key, "--output")) o->output = val;
-        else if (!strcmp(key, "--name")) o->name = val;
-        else if (!strcmp(key, "--zipf")) SR_TRY(parse_f64(key, val, &o->p.zipf, err));
-        else if (!strcmp(key, "--noise")) SR_TRY(parse_f64(key, val, &o->p.noise, err));
-        else if (!strcmp(key, "--valid-ratio")) SR_TRY(parse_f64(key, val, &o->p.valid_ratio, err));
-        else if (!strcmp(key, "--test-ratio")) SR_TRY(parse_f64(key, val, &o->p.test_ratio, err));
-        else if (!strcmp(key, "--progress")) SR_TRY(parse_f64(key, val, &o->progress_s, err));
-        else {
-            SR_TRY(parse_i64(key, val, &iv, err));
-            if (!strcmp(key, "--users")) o->p.users = iv;
-            else if (!strcmp(key, "--items")) o->p.items = iv;
-            else if (!strcmp(key, "--interactions")) o->p.interactions = iv, have_m = 1;
-            else if (!strcmp(key, "--topics")) o->p.topics = iv;
-            else if (!strcmp(key, "--dim")) o->p.dim = iv;
-            else if (!strcmp(key, "--block-users")) o->p.block_users = iv;
-            else if (!strcmp(key, "--seed")) {
-                if (iv < 0) SR_FAIL(err, SR_ERR_USAGE, "data synth: --seed = %lld must be >= 0", (long long)iv);
-                o->p.seed = (uint64_t)iv;
-            }
-        }
-    }
-    if (!have_m) o->p.interactions = o->p.users > 0 && o->p.users < INT64_MAX / 20 ? 20 * o->p.users : 0;
-    SR_TRY(sr_synth_params_check(&o->p, err));
-    if (!o->output || !*o->output) SR_FAIL(err, SR_ERR_USAGE, "data synth: --output PATH is required");
-    if (!*o->name) SR_FAIL(err, SR_ERR_USAGE, "data synth: --name must not be empty");
-    return SR_OK;
-}
-
-static sr_status writer_sink(void *ctx, int64_t n_users, const int64_t *const indptr[3],
-                             const int64_t *const items[3], sr_error *err)
-{
-    return sr_dataset_writer_append((sr_dataset_writer *)ctx, n_users, indptr, items, NULL, err);
-}
-
-/* Rank 0: build, generate, write, summarise. */
-static sr_status synth_run(const sr_comm *c, const synth_opts *o, sr_error *err)
-{
-    double t0 = sr_time_now();
-    sr_log log;
-    sr_log_init(&log, c->rank, c->size);
-    sr_mem mem;
-    sr_mem_init(&mem, 0);
-    const sr_synth_params *p = &o->p;
-
-    sr_synth *s = NULL;
-    SR_TRY(sr_synth_create(&s, p, &mem, err));
-    double t_build = sr_time_now() - t0;
-    size_t catalogue_bytes = mem.current;
-    sr_log_root(&log, SR_LOG_INFO, "synth: catalogue of %lld items in %lld topics built in %.2fs (%.1f MB)",
-                (long long)p->items, (long long)p->topics, t_build, (double)catalogue_bytes / 1e6);
-
-    char source[512], protocol[128];
-    snprintf(source, sizeof source,
-             "synthetic: softrec data synth --users %lld --items %lld --interactions %lld --topics %lld "
-             "--dim %lld --zipf %g --noise %g --valid-ratio %g --test-ratio %g --seed %llu",
-             (long long)p->users, (long long)p->items, (long long)p->interactions, (long long)p->topics,
-             (long long)p->dim, p->zipf, p->noise, p->valid_ratio, p->test_ratio, (unsigned long long)p->seed);
-    snprintf(protocol, sizeof protocol, "random per-user valid %g test %g", p->valid_ratio, p->test_ratio);
-    sr_dataset_attrs attrs;
-    memset(&attrs, 0, sizeof attrs);
-    attrs.name = o->name;
-    attrs.source = source;
-    attrs.source_sha256 = "";
-    attrs.split_protocol = protocol;
-    attrs.split_seed = (int64_t)p->seed;
-    attrs.has_time = 0;
-
-    sr_dataset_writer *w = NULL;
-    sr_synth_stats stats;
-    memset(&stats, 0, sizeof stats);
-    sr_status st = sr_dataset_writer_create(&w, o->output, p->users, p->items, &attrs, err);
-    if (st == SR_OK)
-        st = sr_synth_generate(s, 0, p->users, writer_sink, w, &log, o->progress_s, &stats, &mem, err);
-    if (st == SR_OK) st = sr_dataset_writer_commit(w, err);
-    sr_dataset_writer_abort(&w); /* frees; deletes the temporary file after a failure */
-    sr_synth_destroy(&s);
-    if (st != SR_OK) return st;
-
-    double secs = sr_time_now() - t0;
-    int64_t total = stats.nnz[0] + stats.nnz[1] + stats.nnz[2];
-    double peak = (double)sr_mem_process_peak();
-    /* CPU time next to wall time: on a shared machine the two differ. */
-    struct rusage ru;
-    double cpu = getrusage(RUSAGE_SELF, &ru) == 0
-                     ? (double)ru.ru_utime.tv_sec + (double)ru.ru_stime.tv_sec +
-                           1e-6 * (double)(ru.ru_utime.tv_usec + ru.ru_stime.tv_usec)
-                     : 0.0;
-    if (o->json) {
-        json_t *j = json_pack("{s:s, s:s, s:s, s:I, s:I, s:I, s:I, s:I, s:I, s:f, s:f, s:f, s:f, s:f, s:I, s:I,"
-                              " s:{s:I, s:I, s:f, s:f, s:f, s:f, s:I, s:I}}",
-                              "command", "data synth", "output", o->output, "name", o->name,
-                              "users", (json_int_t)p->users, "items", (json_int_t)p->items,
-                              "interactions", (json_int_t)total, "train", (json_int_t)stats.nnz[0],
-                              "valid", (json_int_t)stats.nnz[1], "test", (json_int_t)stats.nnz[2],
-                              "seconds", secs, "cpu_seconds", cpu, "build_seconds", t_build,
-                              "interactions_per_s", secs > 0 ? (double)total / secs : 0.0,
-                              "peak_rss_mb", peak / 1048576.0, "peak_rss_bytes", (json_int_t)peak,
-                              "catalogue_bytes", (json_int_t)catalogue_bytes, "params",
-                              "topics", (json_int_t)p->topics, "dim", (json_int_t)p->dim, "zipf", p->zipf,
-                              "noise", p->noise, "valid_ratio", p->valid_ratio, "test_ratio", p->test_ratio,
-                              "seed", (json_int_t)p->seed, "target_interactions", (json_int_t)p->interactions);
-        if (!j) SR_FAIL(err, SR_ERR_INTERNAL, "data synth: cannot build the JSON summary");
-        char *txt = json_dumps(j, JSON_COMPACT | JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
-        json_decref(j);
-        if (!txt) SR_FAIL(err, SR_ERR_NOMEM, "data synth: out of memory for the JSON summary");
-        printf("%s\n", txt);
-        free(txt);
-    } else {
-        printf("synth: wrote %s: %lld users, %lld items, %lld interactions (train %lld, valid %lld, test %lld)\n"
-               "synth: %.2fs (catalogue %.2fs, cpu %.2fs), %.2fM interactions/s, peak RSS %.1f MB\n",
-               o->output, (long long)p->users, (long long)p->items, (long long)total, (long long)stats.nnz[0],
-               (long long)stats.nnz[1], (long long)stats.nnz[2], secs, t_build, cpu,
-               secs > 0 ? (double)total / secs / 1e6 : 0.0, peak / 1048576.0);
-    }
-    fflush(stdout);
-    return SR_OK;
-}
-
-sr_status sr_cmd_data_synth(const sr_comm *c, int argc, char **argv, sr_error *err)
-{
-    synth_opts o;
-    sr_status st = synth_parse(&o, argc, argv, err);
-    /* Options are the same on every rank; the output path is checked where
-     * it will be written, before anything is generated. */
-    if (st == SR_OK && !o.help && c->rank == 0) st = sr_dataset_check_output(o.output, o.force, err);
-    SR_TRY(sr_comm_agree(c, err));
-    if (o.help) {
-        if (c->rank == 0) synth_usage(stdout);
-        return SR_OK;
-    }
-    if (c->rank == 0) st = synth_run(c, &o, err);
-    (void)st;
-    return sr_comm_agree(c, err);
 }

@@ -1,4 +1,5 @@
-/* synth.h: "softrec data synth", planted synthetic datasets at scale.
+/* synth.h: planted synthetic datasets at scale ("softrec data synth",
+ * src/cli/data_cmd.c, is the command).
  *
  * The generative model (docs/benchmarks.md "data synth" has measured costs):
  *  - Popularity: item j has weight (1 + rank_j)^-zipf, where rank is a random
@@ -32,15 +33,9 @@
 
 #include <stdint.h>
 
-#include "comm/comm.h"
 #include "core/error.h"
 #include "core/log.h"
 #include "core/mem.h"
-
-/* argv[0] == "synth". Parses its options, generates, writes the dataset.
- * Returns an error agreed by all ranks. Generation runs on rank 0; the other
- * ranks wait for the agreed status. */
-sr_status sr_cmd_data_synth(const sr_comm *c, int argc, char **argv, sr_error *err);
 
 /* ---- the generator (no MPI, no files) ------------------------------------ */
 

@@ -20,7 +20,7 @@
 #include "comm/shard.h"
 #include "core/rng.h"
 #include "harness.h"
-#include "loss/jacobian.h"
+#include "analysis/jacobian.h"
 #include "loss/sparsemap.h"
 
 static sr_comm g_comm;

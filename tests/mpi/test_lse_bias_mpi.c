@@ -29,7 +29,7 @@
 #include "comm/shard.h"
 #include "core/rng.h"
 #include "harness.h"
-#include "loss/lse_bias.h"
+#include "analysis/lse_bias.h"
 
 static sr_comm g_comm; /* test-only: CUnit tests take no arguments */
 

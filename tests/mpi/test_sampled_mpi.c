@@ -24,7 +24,7 @@
 #include "core/config.h"
 #include "core/rng.h"
 #include "harness.h"
-#include "loss/lse_bias.h"
+#include "analysis/lse_bias.h"
 #include "loss/sampled.h"
 #include "loss/softmax.h"
 

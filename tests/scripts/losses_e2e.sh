@@ -131,7 +131,7 @@ set +e
 run 2 analyze lse-bias --checkpoint r-softmax/model.h5 --k 0 > /dev/null 2> err.txt; rc=$?
 set -e
 [[ $rc -eq 2 ]] || fail "analyze --k 0: exit $rc, expected 2"
-grep -q "softrec: error: analyze: --k wants" err.txt || fail "analyze --k 0 message: $(cat err.txt)"
+grep -q "softrec: error: analyze lse-bias: --k wants" err.txt || fail "analyze --k 0 message: $(cat err.txt)"
 set +e
 run 2 analyze lse-bias --checkpoint missing.h5 > /dev/null 2> err.txt; rc=$?
 set -e

@@ -31,7 +31,7 @@
 
 #include "core/rng.h"
 #include "harness.h"
-#include "loss/lse_bias.h"
+#include "analysis/lse_bias.h"
 #include "loss/sampled.h"
 
 #define NMAX 8

@@ -22,7 +22,7 @@
 
 #include "comm/comm.h"
 #include "comm/shard.h"
-#include "io/data_cmd.h"
+#include "cli/cli.h"
 #include "io/dataset.h"
 #include "io/reorder.h"
 #include "models/lightgcn.h"
@@ -104,7 +104,7 @@ static sr_status cmd(const sr_comm *c, const char *args, sr_error *e)
     snprintf(buf, sizeof buf, "reorder %s", args);
     for (char *t = strtok(buf, " "); t && argc < 32; t = strtok(NULL, " ")) argv[argc++] = t;
     sr_error_clear(e);
-    return sr_cmd_data(c, argc, argv, e);
+    return sr_cli_exec(&sr_cli_data_reorder, c, argc, argv, e);
 }
 
 static void read_map(const char *path, const char *obj, int64_t n, int64_t *out)
@@ -201,12 +201,12 @@ static void test_errors(void)
         int code;
         const char *msg;
     } bad[] = {
-        {"--input %s --output %s --parts 0", SR_ERR_USAGE, "--parts '0': expected an integer >= 1"},
-        {"--input %s --output %s --parts -3", SR_ERR_USAGE, "--parts '-3': expected an integer >= 1"},
+        {"--input %s --output %s --parts 0", SR_ERR_USAGE, "data reorder: --parts '0': expected an integer >= 1"},
+        {"--input %s --output %s --parts -3", SR_ERR_USAGE, "data reorder: --parts '-3': expected an integer >= 1"},
         {"--input %s --output %s --parts 241", SR_ERR_USAGE, "reorder: --parts 241 exceeds the 240 users of %s"},
-        {"--input %s --output %s", SR_ERR_USAGE, "reorder: --parts is required"},
+        {"--input %s --output %s", SR_ERR_USAGE, "data reorder: --parts is required"},
         {"--input %s --output %s --parts 2 --colour red", SR_ERR_USAGE,
-         "reorder: unknown option '--colour' (softrec data --help)"},
+         "data reorder: unknown option '--colour' (softrec data reorder --help)"},
         {"--input %s.missing --output %s --parts 2", SR_ERR_IO, "%s.missing: cannot open: No such file or directory"},
     };
     for (size_t k = 0; k < sizeof bad / sizeof bad[0]; k++) {
@@ -222,7 +222,7 @@ static void test_errors(void)
         CU_ASSERT(access(out, F_OK) != 0); /* nothing written */
     }
     CU_ASSERT_EQUAL(cmd(&c, "--output x.h5 --parts 2", &e), SR_ERR_USAGE);
-    CU_ASSERT_STRING_EQUAL(e.msg, "reorder: --input is required");
+    CU_ASSERT_STRING_EQUAL(e.msg, "data reorder: --input is required");
     sr_comm_destroy(&c);
 }
 

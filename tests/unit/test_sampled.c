@@ -17,7 +17,7 @@
 #include "core/config.h"
 #include "core/rng.h"
 #include "harness.h"
-#include "loss/lse_bias.h"
+#include "analysis/lse_bias.h"
 #include "loss/sampled.h"
 
 static sr_comm g_comm; /* test-only: CUnit tests take no arguments */

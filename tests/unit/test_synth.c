@@ -10,6 +10,7 @@
 #include <string.h>
 #include <sys/stat.h>
 
+#include "cli/cli.h"
 #include "comm/comm.h"
 #include "io/dataset.h"
 #include "io/synth.h"
@@ -300,7 +301,7 @@ static sr_status cmd(const sr_comm *c, const char *args, sr_error *e)
     for (char *tok = strtok(buf, " "); tok && argc < 63; tok = strtok(NULL, " ")) argv[argc++] = tok;
     argv[argc] = NULL;
     sr_error_clear(e);
-    return sr_cmd_data_synth(c, argc, argv, e);
+    return sr_cli_exec(&sr_cli_data_synth, c, argc, argv, e);
 }
 
 static int exists(const char *path)
@@ -334,17 +335,17 @@ static void test_command_errors(void)
     } while (0)
     BAD("--items 0 --output %s", "data synth: --items = 0 must be in [1, 2147483647]");
     BAD("--users -5 --output %s", "data synth: --users = -5 must be in [1, 4294967294]");
-    BAD("--items 12x --output %s", "data synth: --items = '12x' is not an integer");
+    BAD("--items 12x --output %s", "data synth: --items '12x': expected an integer");
     BAD("--valid-ratio 0.6 --test-ratio 0.5 --output %s",
         "data synth: --valid-ratio + --test-ratio = 1.1 must be below 1 (no train items left)");
-    BAD("--zipf nan --output %s", "data synth: --zipf = 'nan' is not a finite number");
+    BAD("--zipf nan --output %s", "data synth: --zipf 'nan': expected a finite number");
     BAD("--users 10 --interactions 29 --output %s",
         "data synth: --interactions = 29 must be at least 3 x --users (10): every user needs a train, a "
         "valid and a test item");
     BAD("--dim 9 --topics 8 --output %s", "data synth: --dim = 9 must be in [1, min(--topics, 256)] (--topics = 8)");
     BAD("--colour red --output %s", "data synth: unknown option '--colour' (softrec data synth --help)");
     BAD("--output %s --seed", "data synth: --seed needs a value");
-    expect_usage(&c, "--users 10", "data synth: --output PATH is required", out);
+    expect_usage(&c, "--users 10", "data synth: --output is required", out);
 #undef BAD
     /* An existing file is kept unless --force. */
     FILE *f = fopen(out, "w");

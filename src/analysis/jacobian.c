@@ -4,7 +4,7 @@
  * and sum; sparse maps: the same threshold search as the loss, on dense
  * local logits), then the iteration with per-query all-reduces.
  */
-#include "loss/jacobian.h"
+#include "analysis/jacobian.h"
 
 #include <cblas.h>
 #include <limits.h>

@@ -1,6 +1,19 @@
-/* analyze_cmd.c: "softrec analyze lse-bias|jacobian" (analyze_cmd.h). */
-#include "train/analyze_cmd.h"
-
+/* analyze_cmd.c: "softrec analyze lse-bias|jacobian" (cli.h).
+ *
+ * Both load a trained model from a checkpoint (its stored config and
+ * dataset, --set overrides on top), draw a sample of users with a seeded
+ * stream shared by all ranks (so the sample does not depend on the rank
+ * count), build their queries as the loss sees them, and run a collective
+ * kernel over the sharded catalogue:
+ *   lse-bias   exact log Z against the SSM and NCE estimates for a list of k
+ *              with R repetitions each (analysis/lse_bias.h): bias, variance,
+ *              MSE per k;
+ *   jacobian   spectral norm of the prediction map's Jacobian at the model's
+ *              logits for softmax / sparsemax / entmax / rankmax, with
+ *              support sizes (analysis/jacobian.h).
+ * Output on rank 0: a Markdown table on stdout, then one JSON object as the
+ * last stdout line (also written to --out FILE when given).
+ */
 #include <jansson.h>
 #include <math.h>
 #include <stdbool.h>
@@ -8,61 +21,34 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "analysis/jacobian.h"
+#include "analysis/lse_bias.h"
+#include "cli/cli.h"
 #include "core/config.h"
 #include "core/rng.h"
-#include "loss/jacobian.h"
 #include "loss/loss.h"
-#include "loss/lse_bias.h"
 #include "loss/sampler.h"
 #include "train/train.h"
-#include "train/train_cmd.h"
 
 #define MAX_LIST 32
 
 typedef struct analyze_opts {
     const char *what; /* "lse-bias" | "jacobian" */
     const char *ckpt, *dataset, *out;
-    char **sets;
-    int nsets;
+    sr_cli_list sets;
     int64_t users, seed, reps;
+    const char *k_list;
     int64_t ks[MAX_LIST];
     int nk;
     const char *proposal; /* NULL: the checkpoint's loss.proposal */
-    double beta;          /* < 0: the checkpoint's loss.proposal_beta */
+    double beta;          /* NAN: the checkpoint's loss.proposal_beta */
     /* jacobian */
+    const char *map_list;
     sr_loss_kind maps[4];
     int nmaps;
     double alpha, tol;
     int64_t iters;
 } analyze_opts;
-
-static void usage(FILE *out)
-{
-    fprintf(out,
-            "usage: softrec analyze lse-bias --checkpoint MODEL.h5 [options]\n"
-            "  Exact log-partition function against the sampled-softmax and NCE estimates, and\n"
-            "  (R >= 2) the bias of their expected training gradients at the exact fixed point.\n"
-            "  --k LIST          sample sizes (default 16,64,256,1024,4096)\n"
-            "  --reps R          repetitions per k (default 20)\n"
-            "  --proposal P      uniform | popularity (default: the checkpoint's loss.proposal,\n"
-            "                    uniform when that is neither)\n"
-            "  --beta B          popularity exponent (default: loss.proposal_beta)\n"
-            "usage: softrec analyze jacobian --checkpoint MODEL.h5 [options]\n"
-            "  Spectral norm ||J||_2 of the prediction map's Jacobian at the model's logits\n"
-            "  (power iteration over the sharded catalogue), with support sizes.\n"
-            "  --maps LIST       of softmax,sparsemax,entmax,rankmax (default all four)\n"
-            "  --alpha A         entmax alpha (default 1.5)\n"
-            "  --iters N         power iterations at most (default 200)\n"
-            "  --tol T           relative change that stops the iteration (default 1e-7)\n"
-            "  rankmax needs a target per user: its first test item (else valid, else train).\n"
-            "common options:\n"
-            "  --users N         users sampled (default 256)\n"
-            "  --seed S          seed of the user sample and the draws (default 1)\n"
-            "  --dataset PATH    dataset (default: the one stored in the checkpoint)\n"
-            "  --set key=value   config override\n"
-            "  --out FILE        also write the JSON result to FILE\n"
-            "Prints a Markdown table, then one JSON object as the last line.\n");
-}
 
 static sr_status parse_list(const char *s, int64_t *v, int *n, sr_error *err)
 {
@@ -72,12 +58,12 @@ static sr_status parse_list(const char *s, int64_t *v, int *n, sr_error *err)
         char *end;
         long long x = strtoll(p, &end, 10);
         if (end == p || x < 1 || *n >= MAX_LIST || (*end && *end != ','))
-            SR_FAIL(err, SR_ERR_USAGE, "analyze: --k wants up to %d positive integers separated by commas, not '%s'",
+            SR_FAIL(err, SR_ERR_USAGE, "analyze lse-bias: --k wants up to %d positive integers separated by commas, not '%s'",
                     MAX_LIST, s);
         v[(*n)++] = x;
         p = *end ? end + 1 : end;
     }
-    if (*n == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze: --k is empty");
+    if (*n == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze lse-bias: --k is empty");
     return SR_OK;
 }
 
@@ -92,61 +78,31 @@ static sr_status parse_maps(const char *s, analyze_opts *o, sr_error *err)
         if (!sr_loss_kind_parse(tok, &k) ||
             (k != SR_LOSS_SOFTMAX && k != SR_LOSS_SPARSEMAX && k != SR_LOSS_ENTMAX && k != SR_LOSS_RANKMAX) ||
             o->nmaps == 4)
-            SR_FAIL(err, SR_ERR_USAGE, "analyze: --maps takes softmax,sparsemax,entmax,rankmax, not '%s'", s);
+            SR_FAIL(err, SR_ERR_USAGE, "analyze jacobian: --maps takes softmax,sparsemax,entmax,rankmax, not '%s'", s);
         o->maps[o->nmaps++] = k;
     }
-    if (o->nmaps == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze: --maps is empty");
+    if (o->nmaps == 0) SR_FAIL(err, SR_ERR_USAGE, "analyze jacobian: --maps is empty");
     return SR_OK;
 }
 
-static sr_status parse_i64(const char *opt, const char *s, int64_t lo, int64_t *out, sr_error *err)
+static sr_status lse_bias_check(void *opts, sr_error *err)
 {
-    char *end;
-    long long x = strtoll(s, &end, 10);
-    if (end == s || *end || x < lo)
-        SR_FAIL(err, SR_ERR_USAGE, "analyze: %s wants an integer >= %lld, not '%s'", opt, (long long)lo, s);
-    *out = x;
+    analyze_opts *o = opts;
+    if (o->k_list) SR_TRY(parse_list(o->k_list, o->ks, &o->nk, err));
+    if (o->proposal && strcmp(o->proposal, "uniform") && strcmp(o->proposal, "popularity"))
+        SR_FAIL(err, SR_ERR_USAGE, "analyze lse-bias: --proposal must be uniform or popularity, not '%s'", o->proposal);
+    if (!isnan(o->beta) && (o->beta < 0 || o->beta > 10))
+        SR_FAIL(err, SR_ERR_USAGE, "analyze lse-bias: --beta wants a number in [0, 10], not %g", o->beta);
     return SR_OK;
 }
 
-static sr_status parse_opts(int argc, char **argv, analyze_opts *o, sr_error *err)
+static sr_status jacobian_check(void *opts, sr_error *err)
 {
-    for (int i = 2; i < argc; i++) {
-        const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
-        if (!v) SR_FAIL(err, SR_ERR_USAGE, "analyze: option '%s' needs a value (see softrec analyze --help)", a);
-        i++;
-        if (!strcmp(a, "--checkpoint")) o->ckpt = v;
-        else if (!strcmp(a, "--dataset")) o->dataset = v;
-        else if (!strcmp(a, "--out")) o->out = v;
-        else if (!strcmp(a, "--set")) o->sets[o->nsets++] = (char *)v;
-        else if (!strcmp(a, "--users")) SR_TRY(parse_i64(a, v, 1, &o->users, err));
-        else if (!strcmp(a, "--seed")) SR_TRY(parse_i64(a, v, 0, &o->seed, err));
-        else if (!strcmp(a, "--reps")) SR_TRY(parse_i64(a, v, 1, &o->reps, err));
-        else if (!strcmp(a, "--k")) SR_TRY(parse_list(v, o->ks, &o->nk, err));
-        else if (!strcmp(a, "--iters")) SR_TRY(parse_i64(a, v, 1, &o->iters, err));
-        else if (!strcmp(a, "--maps")) SR_TRY(parse_maps(v, o, err));
-        else if (!strcmp(a, "--alpha") || !strcmp(a, "--tol")) {
-            char *end;
-            double x = strtod(v, &end);
-            if (end == v || *end || !(x > 0) || (a[2] == 'a' && !(x > 1 && x <= 10)))
-                SR_FAIL(err, SR_ERR_USAGE, "analyze: %s wants a number %s, not '%s'", a,
-                        a[2] == 'a' ? "in (1, 10]" : "> 0", v);
-            if (a[2] == 'a') o->alpha = x;
-            else o->tol = x;
-        }
-        else if (!strcmp(a, "--proposal")) {
-            if (strcmp(v, "uniform") && strcmp(v, "popularity"))
-                SR_FAIL(err, SR_ERR_USAGE, "analyze: --proposal must be uniform or popularity, not '%s'", v);
-            o->proposal = v;
-        } else if (!strcmp(a, "--beta")) {
-            char *end;
-            o->beta = strtod(v, &end);
-            if (end == v || *end || o->beta < 0 || o->beta > 10)
-                SR_FAIL(err, SR_ERR_USAGE, "analyze: --beta wants a number in [0, 10], not '%s'", v);
-        } else
-            SR_FAIL(err, SR_ERR_USAGE, "analyze: unknown option '%s' (see softrec analyze --help)", a);
-    }
-    if (!o->ckpt) SR_FAIL(err, SR_ERR_USAGE, "analyze %s: --checkpoint is required", o->what);
+    analyze_opts *o = opts;
+    if (o->map_list) SR_TRY(parse_maps(o->map_list, o, err));
+    if (!(o->alpha > 1 && o->alpha <= 10))
+        SR_FAIL(err, SR_ERR_USAGE, "analyze jacobian: --alpha wants a number in (1, 10], not %g", o->alpha);
+    if (!(o->tol > 0)) SR_FAIL(err, SR_ERR_USAGE, "analyze jacobian: --tol wants a number > 0, not %g", o->tol);
     return SR_OK;
 }
 
@@ -204,7 +160,7 @@ static sr_status run_lse_bias(const sr_comm *c, const analyze_opts *o, sr_traine
     const sr_config *cfg = sr_trainer_config(t);
     const char *prop = o->proposal ? o->proposal
                        : !strcmp(cfg->loss_proposal, "popularity") ? "popularity" : "uniform";
-    const double beta = o->beta >= 0 ? o->beta : cfg->loss_proposal_beta;
+    const double beta = !isnan(o->beta) ? o->beta : cfg->loss_proposal_beta;
     const sr_shard *map;
     int64_t n_local;
     const float *v = sr_trainer_item_rows(t, &map, &n_local);
@@ -422,45 +378,119 @@ static sr_status run_jacobian(const sr_comm *c, const analyze_opts *o, sr_traine
     return SR_OK;
 }
 
-sr_status sr_cmd_analyze(const sr_comm *c, int argc, char **argv, sr_error *err)
+static sr_status analyze_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
 {
-    if (argc < 2 || !strcmp(argv[1], "--help") || !strcmp(argv[1], "-h")) {
-        if (c->rank == 0) usage(argc < 2 ? stderr : stdout);
-        if (argc < 2) SR_FAIL(err, SR_ERR_USAGE, "analyze: which analysis? (lse-bias, jacobian)");
-        return SR_OK;
-    }
-    analyze_opts o = {.what = argv[1], .users = 256, .seed = 1, .reps = 20, .beta = -1,
-                      .ks = {16, 64, 256, 1024, 4096}, .nk = 5,
-                      .maps = {SR_LOSS_SOFTMAX, SR_LOSS_SPARSEMAX, SR_LOSS_ENTMAX, SR_LOSS_RANKMAX},
-                      .nmaps = 4, .alpha = 1.5, .tol = 1e-7, .iters = 200};
-    o.sets = calloc((size_t)argc + 1, sizeof *o.sets);
-    if (!o.sets) SR_FAIL(err, SR_ERR_NOMEM, "out of memory");
-    if (strcmp(o.what, "lse-bias") && strcmp(o.what, "jacobian"))
-        sr_error_set(err, SR_ERR_USAGE, __FILE__, __LINE__, "analyze: unknown analysis '%s' (lse-bias, jacobian)",
-                     o.what);
-    else
-        (void)parse_opts(argc, argv, &o, err);
-    if (sr_comm_agree(c, err) != SR_OK) {
-        free(o.sets);
-        return err->code;
-    }
+    const sr_comm *c = ctx->comm;
+    const analyze_opts *o = opts;
     sr_config cfg;
     sr_trainer *t = NULL;
-    sr_status st = sr_trainer_open_checkpoint(c, o.ckpt, o.dataset, o.sets, o.nsets, &cfg, &t, err);
-    free(o.sets);
-    if (st != SR_OK) return st;
+    SR_TRY(sr_cli_open_checkpoint(c, o->ckpt, o->dataset, &o->sets, &cfg, &t, err));
     const sr_dataset_meta *meta = sr_trainer_meta(t);
-    int64_t b = o.users < meta->num_users ? o.users : meta->num_users;
+    int64_t b = o->users < meta->num_users ? o->users : meta->num_users;
     if (cfg.model_temperature > 0 && b > 256 * (int64_t)c->size) b = 256 * (int64_t)c->size;
     int64_t *users = malloc((size_t)(b > 0 ? b : 1) * sizeof *users);
     float *q = malloc((size_t)(b * cfg.model_dim > 0 ? b * cfg.model_dim : 1) * sizeof *q);
     if (!users || !q) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
-    st = sample_users(meta->num_users, b, (uint64_t)o.seed, users, err);
+    sr_status st = sample_users(meta->num_users, b, (uint64_t)o->seed, users, err);
     if (sr_comm_agree(c, err) == SR_OK) st = sr_trainer_user_queries(t, users, b, q, err);
     if (st == SR_OK)
-        st = !strcmp(o.what, "jacobian") ? run_jacobian(c, &o, t, q, users, b, err) : run_lse_bias(c, &o, t, q, b, err);
+        st = !strcmp(o->what, "jacobian") ? run_jacobian(c, o, t, q, users, b, err) : run_lse_bias(c, o, t, q, b, err);
     free(users);
     free(q);
     sr_trainer_destroy(&t);
     return st;
 }
+
+/* ---- the descriptors ------------------------------------------------------- */
+
+static void lse_bias_init(void *opts)
+{
+    *(analyze_opts *)opts = (analyze_opts){.what = "lse-bias", .users = 256, .seed = 1, .reps = 20, .beta = NAN,
+                                           .ks = {16, 64, 256, 1024, 4096}, .nk = 5};
+}
+
+static void jacobian_init(void *opts)
+{
+    *(analyze_opts *)opts = (analyze_opts){
+        .what = "jacobian", .users = 256, .seed = 1, .beta = NAN,
+        .maps = {SR_LOSS_SOFTMAX, SR_LOSS_SPARSEMAX, SR_LOSS_ENTMAX, SR_LOSS_RANKMAX}, .nmaps = 4, .alpha = 1.5,
+        .tol = 1e-7, .iters = 200};
+}
+
+#define ANALYZE_COMMON_OPTIONS                                                              \
+    SR_CLI_STR_OPT("checkpoint", analyze_opts, ckpt, true),                                 \
+    SR_CLI_STR_OPT("dataset", analyze_opts, dataset, false),                                \
+    SR_CLI_STR_OPT("out", analyze_opts, out, false),                                        \
+    SR_CLI_LIST_OPT("set", analyze_opts, sets),                                             \
+    SR_CLI_INT_OPT("users", SR_CLI_INT64, analyze_opts, users, 1, INT64_MAX),              \
+    SR_CLI_INT_OPT("seed", SR_CLI_INT64, analyze_opts, seed, 0, INT64_MAX)
+
+#define ANALYZE_COMMON_USAGE                                                        \
+    "common options:\n"                                                             \
+    "  --checkpoint FILE  the trained model (required)\n"                           \
+    "  --users N          users sampled (default 256)\n"                            \
+    "  --seed S           seed of the user sample and the draws (default 1)\n"      \
+    "  --dataset PATH     dataset (default: the one stored in the checkpoint)\n"    \
+    "  --set key=value    config override (repeatable)\n"                           \
+    "  --out FILE         also write the JSON result to FILE\n"                     \
+    "Prints a Markdown table, then one JSON object as the last line.\n"
+
+static const sr_cli_option lse_bias_options[] = {
+    ANALYZE_COMMON_OPTIONS,
+    SR_CLI_STR_OPT("k", analyze_opts, k_list, false),
+    SR_CLI_INT_OPT("reps", SR_CLI_INT64, analyze_opts, reps, 1, INT64_MAX),
+    SR_CLI_STR_OPT("proposal", analyze_opts, proposal, false),
+    SR_CLI_REAL_OPT("beta", analyze_opts, beta),
+    SR_CLI_END,
+};
+
+const sr_cli_command sr_cli_analyze_lse_bias = {
+    .group = "analyze",
+    .name = "lse-bias",
+    .summary = "bias of the sampled log Z (SSM, NCE) and of their gradients at a checkpoint",
+    .usage = "usage: softrec analyze lse-bias --checkpoint MODEL.h5 [options]\n"
+             "  Exact log-partition function against the sampled-softmax and NCE estimates, and\n"
+             "  (R >= 2) the bias of their expected training gradients at the exact fixed point.\n"
+             "  --k LIST           sample sizes (default 16,64,256,1024,4096)\n"
+             "  --reps R           repetitions per k (default 20)\n"
+             "  --proposal P       uniform | popularity (default: the checkpoint's loss.proposal,\n"
+             "                     uniform when that is neither)\n"
+             "  --beta B           popularity exponent in [0, 10] (default: loss.proposal_beta)\n"
+             ANALYZE_COMMON_USAGE,
+    .options = lse_bias_options,
+    .opts_size = sizeof(analyze_opts),
+    .needs_mpi = true,
+    .init = lse_bias_init,
+    .check = lse_bias_check,
+    .run = analyze_run,
+};
+
+static const sr_cli_option jacobian_options[] = {
+    ANALYZE_COMMON_OPTIONS,
+    SR_CLI_STR_OPT("maps", analyze_opts, map_list, false),
+    SR_CLI_REAL_OPT("alpha", analyze_opts, alpha),
+    SR_CLI_INT_OPT("iters", SR_CLI_INT64, analyze_opts, iters, 1, INT64_MAX),
+    SR_CLI_REAL_OPT("tol", analyze_opts, tol),
+    SR_CLI_END,
+};
+
+const sr_cli_command sr_cli_analyze_jacobian = {
+    .group = "analyze",
+    .name = "jacobian",
+    .summary = "spectral norms of the prediction maps' Jacobians at a checkpoint",
+    .usage = "usage: softrec analyze jacobian --checkpoint MODEL.h5 [options]\n"
+             "  Spectral norm ||J||_2 of the prediction map's Jacobian at the model's logits\n"
+             "  (power iteration over the sharded catalogue), with support sizes.\n"
+             "  --maps LIST        of softmax,sparsemax,entmax,rankmax (default all four)\n"
+             "  --alpha A          entmax alpha in (1, 10] (default 1.5)\n"
+             "  --iters N          power iterations at most (default 200)\n"
+             "  --tol T            relative change that stops the iteration (default 1e-7)\n"
+             "  rankmax needs a target per user: its first test item (else valid, else train).\n"
+             ANALYZE_COMMON_USAGE,
+    .options = jacobian_options,
+    .opts_size = sizeof(analyze_opts),
+    .needs_mpi = true,
+    .init = jacobian_init,
+    .check = jacobian_check,
+    .run = analyze_run,
+};

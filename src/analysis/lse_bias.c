@@ -1,6 +1,6 @@
 /* lse_bias.c: exact log Z and the SSM / NCE estimates over the sharded
  * catalogue (lse_bias.h). */
-#include "loss/lse_bias.h"
+#include "analysis/lse_bias.h"
 
 #include <cblas.h>
 #include <math.h>
