@@ -34,7 +34,7 @@ SR_RUNS=${SR_RUNS:-$SOFTREC_HOME/runs}
 export OPENBLAS_NUM_THREADS=$SR_THREADS OMP_NUM_THREADS=$SR_THREADS
 # A node that advertises more CPUs than it has cores (or a job that packs more
 # ranks than cores) makes Open MPI busy-poll at ms latencies; yielding costs
-# ~0.35 us per collective when not oversubscribed (platform.md, section 4).
+# ~0.35 us per collective when not oversubscribed (docs/platform.md, "Open MPI").
 export OMPI_MCA_mpi_yield_when_idle=${OMPI_MCA_mpi_yield_when_idle:-1}
 # mpirun (not srun) refuses to run as root without both variables.
 if [[ $(id -u) -eq 0 ]]; then export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1; fi

@@ -5,7 +5,7 @@
  * they print to stderr with their rank. Failure counts are combined with
  * MPI_Allreduce(MAX), so all ranks exit with the same status: 0 when every
  * assertion on every rank passed, 1 otherwise (CUnit's own return code is 0
- * even when tests fail; see shared/reference/platform.md).
+ * even when tests fail; see docs/platform.md, "CUnit").
  */
 #ifndef SR_TESTS_HARNESS_H
 #define SR_TESTS_HARNESS_H

@@ -1,48 +1,15 @@
-/* lightgcn.h: LightGCN graph propagation over the sharded user-item graph.
+/* lightgcn.h: LightGCN propagation over the sharded user-item graph: K
+ * rounds of D^-1/2 A D^-1/2 from the layer-0 tables, the output the
+ * weighted sum of the layers (the maths, layout and limits: docs/models.md).
  *
- * Maths. A is the bipartite adjacency of the train split (an edge per train
- * entry (u, i); a repeated entry counts twice), normalised D^-1/2 A D^-1/2
- * with degrees over the whole graph: |N(u)| is u's row length, |N(i)| the
- * item's global train count. K rounds
- *     e_u^(k+1) = sum_{i in N(u)} e_i^(k) / sqrt(|N(u)| |N(i)|)   (same for items)
- * and the output is sum_{k=0..K} alpha_k e^(k) (alpha_k = 1/(K+1) unless given).
- * The normalised matrix is symmetric, so the gradient wrt the layer-0 tables
- * is the same propagation applied to the output gradients (backward = forward
- * of the gradients, with the same weights and the same exchanges).
- *
- * Ownership and layout. Rank r owns users [u0, u1) with their train rows and
- * the item rows the shard map gives it. The graph object holds, per rank:
- * the local edges twice (by user: CSR into the halo; by halo item: CSC into
- * the local users; a float weight per edge), the halo (the distinct items the
- * local edges touch, ascending global id), one sr_exchange planned once on
- * the halo ids, and work buffers (users + items + 2 halo) x d floats. Nothing
- * of size num_items x d or num_users x d is ever allocated: memory per rank
- * is O(local edges + (local users + local items + halo rows) x d).
- *
- * One round (collective): (1) fetch the halo item rows from their owners and
- * gather the new user rows over the CSR; (2) gather this rank's partial item
- * sums over the CSC from the local user rows, push them to the owners, which
- * add them into a zeroed table. Sums run in a fixed order (edges in row
- * order; owners add requesters in rank order), so a given rank count gives
- * the same bits every call, and different rank counts agree within float
- * rounding. Traffic per round and rank: (halo rows owned elsewhere + rows it
- * serves to others) x d x 4 bytes, see sr_lgcn_round_bytes.
- *
- * Performance limit: each round is two gathers (SpMM, d contiguous, vector
- * loads of 8 floats with the d-slice held in registers): it reads one d-row
- * per edge per direction, 2 x nnz_local x d x 4 bytes, plus the (users +
- * items + 2 halo) x d tables; nothing is reused across edges except through
- * the cache, so the round is bound by memory (or L3) bandwidth, not flops
- * (2 flops per 4 bytes loaded). Measured on Gowalla (810k edges, d 64,
- * K 3, one rank, AVX2): about 0.6 CPU s per forward + backward, 60% in the
- * gathers, ~15% in the exchange's copies (made even for rows this rank owns).
- *
- * Errors. create validates its input (ids in range, indptr monotone, given
- * degrees consistent with the local edges, layers >= 0, d >= 1, finite
- * weights) and agrees the outcome across ranks: every rank returns the same
- * status. forward/backward fail only on MPI errors; an allocation failure
- * inside an exchange aborts the job (sr_exchange's contract). Tables passed
- * to forward/backward must not alias each other.
+ * Rank r owns users [u0, u1) with their train rows and the item rows of the
+ * shard map; the halo exchange (the items the local edges touch) is planned
+ * once at create. Memory per rank is O(local edges + (local users + local
+ * items + halo rows) x d): nothing of num_items x d. Sums run in a fixed
+ * order, so a rank count gives the same bits every call. create validates
+ * its input and agrees the outcome on every rank; forward/backward fail
+ * only on MPI errors (an allocation failure inside an exchange aborts the
+ * job); their tables must not alias.
  */
 #ifndef SR_MODELS_LIGHTGCN_H
 #define SR_MODELS_LIGHTGCN_H

@@ -1,55 +1,15 @@
-/* sasrec.h: the SASRec backbone (Kang & McAuley, ICDM 2018): a causal
- * self-attention transformer over a user's item sequence; the encoding at
- * position i is the query that scores item i+1 (DESIGN.md section 2, step 1).
+/* sasrec.h: the SASRec transformer (Kang & McAuley, ICDM 2018), causal
+ * self-attention over a user's item sequence; the encoding at position i is
+ * the query that scores item i+1. The model, its departures from the
+ * original and its random streams: docs/models.md.
  *
- * Model (choices follow the TF original where RecBole differs; see below):
- *   x0[i] = valid[i] * drop(sqrt(d) * e[i] + pos[i])     e: item rows from the caller
- *   for each of `layers` blocks (pre-LN, as the original):
- *     a  = LN1(x);  [q k v] = a Wqkv + bqkv             (d -> 3d, heads of d/heads)
- *     ctx_h = drop(softmax(q_h k_h^T / sqrt(dh) + causal/padding mask)) v_h
- *     x  = x + ctx Wo + bo
- *     a  = LN2(x);  x = x + drop(drop(relu(a W1 + b1)) W2 + b2)   (inner size d)
- *   h[i] = valid[i] * LNf(x[i])                          (final LayerNorm)
- * - Input scaled by sqrt(d) (TF original and its PyTorch port; RecBole does
- *   not scale): with tied tables the item rows are small next to the
- *   learned positions otherwise.
- * - Pre-LN blocks with a final LN (original), but queries, keys and values
- *   all come from LN1(x) and the residual adds to x itself (standard pre-LN;
- *   the original takes keys from the un-normalised x and adds the residual
- *   to the normalised queries, a quirk we do not copy).
- * - Feed-forward inner size d with ReLU (original; RecBole: 256 + GELU).
- * - Dropout (model.dropout) on the scaled input, the attention
- *   probabilities, the ReLU output and the feed-forward output (original).
- * - Masks: key j is visible to query i iff j <= i and valid[j]; a padding
- *   query (valid[i] = 0) attends to nothing and its h row is 0. Sequences
- *   are left-padded; the attention GEMMs skip the padded prefix of each
- *   sequence and the upper triangle (row tiles of 64).
- * - LayerNorm eps 1e-8 (original), biased variance.
- * - Positions are absolute in the window of max_len: the most recent item
- *   sits at max_len - 1 whatever the sequence length (original).
- * - Init: W* Xavier-uniform, biases 0, LN gains 1 and biases 0, pos
- *   N(0, init_std^2); Philox stream (seed, 100 + table, SR_STREAM_INIT), the
- *   same on every rank.
- *
- * Parameters are replicated on every rank in one packed float array (layout
- * below); gradients accumulate in a second one and are all-reduced in one
- * collective by sr_sasrec_update. The item tables are the caller's (sharded,
- * see seqembed.h): `tie` and `n_items` are recorded for the caller only.
- *
- * Randomness: dropout flags come from the Philox stream (seed, 0,
- * SR_STREAM_DROPOUT) at counter ((step << 6 | segment) << 32) + element/8,
- * two 16-bit draws a 32-bit word (so the rate is quantised to 1/65536).
- * Segment 0 is the input, 1 + 3l + {0, 1, 2} the attention probabilities,
- * ReLU output and feed-forward output of block l. Elements are numbered by
- * the sequence's index in the *global* batch (sr_sasrec_set_first_seq), not
- * by rank: random access makes a step draw the same flags at any rank count
- * and split (so dropout runs are rank-count invariant too), a resumed run
- * draws what the uninterrupted one drew, and the float64 twin draws the same.
- *
- * Memory: everything is allocated at create for n_max sequences (about
- * (9 d + heads L) L floats a sequence a block, plus L^2 heads bytes of
- * dropout flags a block when dropout > 0); forward/backward/update never
- * allocate. Not thread-safe; one model per rank.
+ * Parameters are replicated on every rank in one packed float array;
+ * gradients accumulate in a second one and are all-reduced by
+ * sr_sasrec_update, the only collective. The item tables are the caller's
+ * (sharded, seqembed.h). Dropout flags are keyed by (seed, step, the
+ * sequence's index in the global batch), so a step draws the same flags at
+ * any rank count. Everything is allocated at create for n_max sequences;
+ * forward/backward/update never allocate. Not thread-safe; one per rank.
  */
 #ifndef SR_MODELS_SASREC_H
 #define SR_MODELS_SASREC_H

@@ -30,6 +30,7 @@ typedef struct sas_bb {
     int64_t *ids, *tgt, *qpos;  /* n_max x L: input ids (-1 pad), next items, query positions */
     uint8_t *valid;
     float *x, *h, *dh, *dx;     /* n_max x L x d */
+    void *bufs;                 /* the one block behind counts .. dx */
     float *in_item;             /* untied input table (n_items x d), NULL when tied */
     sr_optim_state in_state;
     sr_mem *mem;
@@ -46,8 +47,9 @@ static void sas_destroy(sr_backbone **bp)
     sr_seqembed_destroy(&b->emb);
     if (b->in_item) sr_optim_state_destroy(&b->in_state, b->mem);
     sr_mf_destroy(&b->mf, b->mem);
-    void *bufs[] = {b->ex_user, b->counts, b->ids, b->tgt, b->qpos, b->valid, b->x, b->h, b->dh, b->dx, b->in_item};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(b->mem, bufs[i]);
+    sr_mem_free(b->mem, b->ex_user);
+    sr_mem_free(b->mem, b->bufs);
+    sr_mem_free(b->mem, b->in_item);
     free(b);
     *bp = NULL;
 }
@@ -55,17 +57,11 @@ static void sas_destroy(sr_backbone **bp)
 static sr_status sas_buffers(sas_bb *b, int64_t n_max, int64_t d, sr_error *err)
 {
     const int64_t np = n_max * b->L;
-    sr_mem *mem = b->mem;
-    b->ids = sr_mem_calloc(mem, (size_t)np, sizeof *b->ids, "sasrec buffers", err);
-    b->tgt = sr_mem_calloc(mem, (size_t)np, sizeof *b->tgt, "sasrec buffers", err);
-    b->qpos = sr_mem_calloc(mem, (size_t)np, sizeof *b->qpos, "sasrec buffers", err);
-    b->valid = sr_mem_calloc(mem, (size_t)np, 1, "sasrec buffers", err);
-    float **f[] = {&b->x, &b->h, &b->dh, &b->dx};
-    for (int k = 0; k < 4; k++) *f[k] = sr_mem_calloc(mem, (size_t)(np * d), sizeof(float), "sasrec buffers", err);
-    b->counts = sr_mem_calloc(mem, (size_t)b->c->size, sizeof *b->counts, "sasrec buffers", err);
-    if (!b->ids || !b->tgt || !b->qpos || !b->valid || !b->x || !b->h || !b->dh || !b->dx || !b->counts)
-        return err->code;
-    return SR_OK;
+    sr_mem_buf t[] = {SR_MEM_BUF(b->counts, b->c->size), SR_MEM_BUF(b->ids, np), SR_MEM_BUF(b->tgt, np),
+                      SR_MEM_BUF(b->qpos, np),           SR_MEM_BUF(b->valid, np), SR_MEM_BUF(b->x, np * d),
+                      SR_MEM_BUF(b->h, np * d),          SR_MEM_BUF(b->dh, np * d), SR_MEM_BUF(b->dx, np * d)};
+    b->bufs = sr_mem_bufset_alloc(b->mem, t, sizeof t / sizeof t[0], "sasrec buffers", err);
+    return b->bufs ? SR_OK : err->code;
 }
 
 static sr_status sas_create(sr_backbone **out, const sr_backbone_init *in, sr_error *err)

@@ -23,7 +23,7 @@ struct sr_seqembed {
 };
 
 /* Grow *p to need elements of elem bytes (contents dropped). One rank's
- * failure in a collective path: abort the job (DESIGN.md section 5). */
+ * failure in a collective path: abort the job (docs/design.md, "Errors"). */
 static void grow(sr_seqembed *s, void **p, int64_t *cap, int64_t need, size_t elem, const char *what)
 {
     if (need <= *cap && *p) return;

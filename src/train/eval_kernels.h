@@ -1,5 +1,5 @@
 /* eval_kernels.h: full-ranking top-K over a sharded item table, with each
- * user's training items masked (DESIGN.md section 2, "Evaluation").
+ * user's training items masked (docs/design.md, section 1).
  *
  * Each rank scores the B eval queries against its shard in tiles (one SGEMM
  * per tile and block of queries into a workspace of about 2 MiB of scores), sets the scores of the query's

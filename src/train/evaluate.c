@@ -47,15 +47,16 @@ typedef struct eval_ws {
     int64_t *users, *counts, *ecounts;
     float *q_loc, *q_all, *top_s;
     int64_t *top_i, *len_loc, *len_all, *indptr, *ex_loc, *ex_all, *test;
+    void *bufs; /* the one block behind the batch buffers */
     sr_topk_ws *topk;
     sr_metrics m;
 } eval_ws;
 
 static void ws_free(sr_trainer *t, eval_ws *w)
 {
-    void *bufs[] = {w->users, w->counts, w->q_loc, w->q_all, w->top_s, w->top_i, w->len_loc, w->len_all,
-                    w->indptr, w->ex_loc, w->ex_all, w->ecounts, w->test};
-    for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
+    sr_mem_free(&t->mem, w->users);
+    sr_mem_free(&t->mem, w->counts);
+    sr_mem_free(&t->mem, w->bufs);
     sr_topk_ws_destroy(&w->topk);
 }
 
@@ -91,20 +92,14 @@ static void ws_alloc(sr_trainer *t, eval_ws *w, sr_error *err)
     const int64_t mk = w->max_known, nnz = t->split[w->split].nnz;
     sr_mem *mem = &t->mem;
     if (sr_topk_ws_create(&w->topk, bmax, t->cfg.loss_tile, kmax, mem, err) != SR_OK) sr_comm_abort(t->c, err);
-    w->q_loc = sr_mem_calloc(mem, SR_EVAL_BATCH * d, sizeof(float), "eval buffers", err);
-    w->q_all = sr_mem_calloc(mem, (size_t)(bmax * d), sizeof(float), "eval buffers", err);
-    w->top_s = sr_mem_calloc(mem, (size_t)(bmax * kmax), sizeof(float), "eval buffers", err);
-    w->top_i = sr_mem_calloc(mem, (size_t)(bmax * kmax), sizeof(int64_t), "eval buffers", err);
-    w->len_loc = sr_mem_calloc(mem, SR_EVAL_BATCH, sizeof(int64_t), "eval buffers", err);
-    w->len_all = sr_mem_calloc(mem, (size_t)bmax, sizeof(int64_t), "eval buffers", err);
-    w->indptr = sr_mem_calloc(mem, (size_t)bmax + 1, sizeof(int64_t), "eval buffers", err);
-    w->ex_loc = sr_mem_calloc(mem, (size_t)(SR_EVAL_BATCH * mk), sizeof(int64_t), "eval buffers", err);
-    w->ex_all = sr_mem_calloc(mem, (size_t)(bmax * mk), sizeof(int64_t), "eval buffers", err);
-    w->ecounts = sr_mem_calloc(mem, (size_t)P, sizeof(int64_t), "eval buffers", err);
-    w->test = sr_mem_calloc(mem, (size_t)(mk + nnz + 1), sizeof(int64_t), "eval buffers", err);
-    if (!w->q_loc || !w->q_all || !w->top_s || !w->top_i || !w->len_loc || !w->len_all || !w->indptr ||
-        !w->ex_loc || !w->ex_all || !w->ecounts || !w->test)
-        sr_comm_abort(t->c, err);
+    sr_mem_buf b[] = {SR_MEM_BUF(w->q_loc, SR_EVAL_BATCH * d),   SR_MEM_BUF(w->q_all, bmax * d),
+                      SR_MEM_BUF(w->top_s, bmax * kmax),         SR_MEM_BUF(w->top_i, bmax * kmax),
+                      SR_MEM_BUF(w->len_loc, SR_EVAL_BATCH),     SR_MEM_BUF(w->len_all, bmax),
+                      SR_MEM_BUF(w->indptr, bmax + 1),           SR_MEM_BUF(w->ex_loc, SR_EVAL_BATCH * mk),
+                      SR_MEM_BUF(w->ex_all, bmax * mk),          SR_MEM_BUF(w->ecounts, P),
+                      SR_MEM_BUF(w->test, mk + nnz + 1)};
+    w->bufs = sr_mem_bufset_alloc(mem, b, sizeof b / sizeof b[0], "eval buffers", err);
+    if (!w->bufs) sr_comm_abort(t->c, err);
 }
 
 /* The known items of the batch's users (train, and valid when ranking
@@ -212,11 +207,13 @@ sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n
             SR_FAIL(err, SR_ERR_USAGE, "user %lld is outside [0, %lld)", (long long)users[i],
                     (long long)t->meta.num_users);
     if (t->ops->prepare) SR_TRY(t->ops->prepare(t->bb, err)); /* collective: the backbone's scoring rows */
-    double *acc = sr_mem_calloc(&t->mem, (size_t)(n * d > 0 ? n * d : 1), sizeof *acc, "queries", err);
-    int64_t *loc = sr_mem_calloc(&t->mem, (size_t)(n > 0 ? n : 1), sizeof *loc, "queries", err);
-    int64_t *idx = sr_mem_calloc(&t->mem, (size_t)(n > 0 ? n : 1), sizeof *idx, "queries", err);
-    float *qb = sr_mem_calloc(&t->mem, (size_t)(SR_EVAL_BATCH * d), sizeof *qb, "queries", err);
-    if (!acc || !loc || !idx || !qb) sr_comm_abort(t->c, err);
+    double *acc;
+    int64_t *loc, *idx;
+    float *qb;
+    sr_mem_buf bl[] = {SR_MEM_BUF(acc, n * d + 1), SR_MEM_BUF(loc, n + 1), SR_MEM_BUF(idx, n + 1),
+                       SR_MEM_BUF(qb, SR_EVAL_BATCH * d)};
+    void *bufs = sr_mem_bufset_alloc(&t->mem, bl, 4, "queries", err);
+    if (!bufs) sr_comm_abort(t->c, err);
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++)
         if (users[i] >= t->u0 && users[i] < t->u1) idx[m] = i, loc[m++] = users[i] - t->u0;
@@ -230,8 +227,7 @@ sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n
     }
     if (st == SR_OK) st = sr_comm_allreduce_sum(t->c, acc, n * d, err); /* one owner each: exact */
     for (int64_t k = 0; k < n * d; k++) q[k] = (float)acc[k];
-    void *bufs[] = {acc, loc, idx, qb};
-    for (size_t i = 0; i < 4; i++) sr_mem_free(&t->mem, bufs[i]);
+    sr_mem_free(&t->mem, bufs);
     if (st == SR_OK) sr_scores_queries(&t->scores, q, n, true);
     return st;
 }

@@ -77,13 +77,12 @@ static sr_status create_step(sr_trainer *t, sr_error *err)
     const sr_comm *c = t->c;
     const int64_t d = t->cfg.model_dim, qpe = t->ops->queries_per_example(&t->cfg);
     const int64_t mq = t->max_local_batch * qpe, b_max = t->cfg.train_batch_size * qpe + c->size;
-    t->q_local = alloc_or_abort(t, mq * d, sizeof(float), "step buffers", err);
-    t->dq_local = alloc_or_abort(t, mq * d, sizeof(float), "step buffers", err);
-    t->t_local = alloc_or_abort(t, mq, sizeof(int64_t), "step buffers", err);
-    t->q_all = alloc_or_abort(t, b_max * d, sizeof(float), "step buffers", err);
-    t->dq_all = alloc_or_abort(t, b_max * d, sizeof(float), "step buffers", err);
-    t->t_all = alloc_or_abort(t, b_max, sizeof(int64_t), "step buffers", err);
-    t->counts = alloc_or_abort(t, c->size, sizeof(int64_t), "step buffers", err);
+    sr_mem_buf b[] = {SR_MEM_BUF(t->q_local, mq * d + 1), SR_MEM_BUF(t->dq_local, mq * d + 1),
+                      SR_MEM_BUF(t->t_local, mq + 1),     SR_MEM_BUF(t->q_all, b_max * d),
+                      SR_MEM_BUF(t->dq_all, b_max * d),   SR_MEM_BUF(t->t_all, b_max),
+                      SR_MEM_BUF(t->counts, c->size)};
+    t->step_bufs = sr_mem_bufset_alloc(&t->mem, b, sizeof b / sizeof b[0], "step buffers", err);
+    if (!t->step_bufs) sr_comm_abort(c, err); /* one rank's: peers may wait in a collective */
     const int64_t q_max = b_max > SR_EVAL_BATCH * c->size ? b_max : SR_EVAL_BATCH * c->size;
     if (sr_scores_init(&t->scores, t->cfg.model_temperature, sr_shard_count(&t->items, c->rank), d, q_max, &t->mem,
                        err) != SR_OK)
@@ -148,7 +147,7 @@ void sr_trainer_destroy(sr_trainer **tp)
     sr_loss_destroy(&t->loss);
     sr_scores_free(&t->scores);
     for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&t->split[s], &t->mem);
-    void *bufs[] = {t->pop, t->ex_order, t->q_local, t->dq_local, t->t_local, t->q_all, t->dq_all, t->t_all, t->counts};
+    void *bufs[] = {t->pop, t->ex_order, t->step_bufs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
     sr_shard_destroy(&t->items);
     free(t);

@@ -55,6 +55,7 @@ struct sr_trainer {
     float *q_all, *dq_all;      /* the global batch */
     int64_t *t_all;
     int64_t *counts;            /* queries per rank */
+    void *step_bufs;            /* the one block behind the step's buffers */
 };
 
 /* step.c */

@@ -86,7 +86,7 @@ run 2 train "${common[@]}" --set run.dir=sig > sig.json 2> sig.err &
 job=$!
 for ((w = 0; w < 100; w++)); do grep -q "resolved config" sig.err 2>/dev/null && break; sleep 0.1; done
 sleep 0.5
-# mpirun forwards SIGUSR1 to every rank (platform.md)
+# mpirun forwards SIGUSR1 to every rank (docs/platform.md, "Open MPI")
 kill -USR1 "$(pgrep -f -- "^mpirun .*run.dir=sig" | head -n1)"
 rc=0; wait $job || rc=$?
 [[ $rc -eq 0 ]] || fail "SIGUSR1: exit $rc ($(tail -n3 sig.err))"
