@@ -19,9 +19,8 @@
 static const sr_config_key TABLE[] = {
     {"data.path", SR_CFG_STRING, F(data_path), "", NOB, NULL,
      "HDF5 dataset (softrec data convert/synth); empty = none"},
-    {"model.name", SR_CFG_ENUM, F(model_name), "mf", NOB, "mf|sasrec|lightgcn",
-     "backbone that builds the queries: matrix factorisation, SASRec (self-attention over the "
-     "item history), LightGCN (propagation over the user-item graph)"},
+    {"model.name", SR_CFG_ENUM, F(model_name), "mf", NOB, NULL,
+     "backbone that builds the queries", sr_backbone_choice},
     {"model.dim", SR_CFG_INT, F(model_dim), "64", 1, 4096, NULL, "embedding dimension d"},
     {"model.init_std", SR_CFG_FLOAT, F(model_init_std), "0.1", 0, 10, NULL,
      "standard deviation of the normal initialisation of embeddings"},

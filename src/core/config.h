@@ -110,7 +110,9 @@ typedef struct sr_config_key {
 } sr_config_key;
 
 /* Choice functions the table names (defined by their registries:
- * loss/registry.c, loss/sampled.c); core needs them only at link time. */
+ * models/backbone.c, loss/registry.c, loss/sampled.c); core needs them only
+ * at link time. */
+const char *sr_backbone_choice(size_t i, const char **help);
 const char *sr_loss_choice(size_t i, const char **help);
 const char *sr_proposal_choice(size_t i, const char **help);
 const char *sr_dns_base_choice(size_t i, const char **help);

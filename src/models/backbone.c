@@ -26,13 +26,11 @@ const sr_backbone_ops *sr_backbone_find(const char *name)
     return NULL;
 }
 
-const char *sr_backbone_choices(void)
+const char *sr_backbone_choice(size_t i, const char **help)
 {
-    static char buf[256]; /* built from constant data: the same text on every call */
-    size_t off = 0;
-    for (int i = 0; i < N_REGISTRY && off < sizeof buf; i++)
-        off += (size_t)snprintf(buf + off, sizeof buf - off, "%s%s", i ? "|" : "", registry[i]->name);
-    return buf;
+    if (i >= (size_t)N_REGISTRY) return NULL;
+    if (help) *help = registry[i]->help;
+    return registry[i]->name;
 }
 
 void sr_table_set_add(sr_table_set *s, float *data, int64_t rows, int64_t global_rows, int64_t cols,

@@ -132,8 +132,9 @@ void sr_optim_state_tables(sr_optim_state *s, int64_t rows, int64_t global_rows,
 
 /* The registry: the backbone called `name`, or NULL. */
 const sr_backbone_ops *sr_backbone_find(const char *name);
-/* "mf|sasrec|lightgcn": every registered name (config's model.name choices). */
-const char *sr_backbone_choices(void);
+/* The i-th registered name and its help (NULL past the last): config's
+ * model.name choices (declared in core/config.h). */
+const char *sr_backbone_choice(size_t i, const char **help);
 /* Registered backbone i (0-based), NULL past the end. */
 const sr_backbone_ops *sr_backbone_at(int i);
 

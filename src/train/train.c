@@ -1,6 +1,7 @@
 /* train.c: creating and destroying a trainer, and the analysis accessors
  * (train.h). The trainer holds one backbone (models/backbone.h) and one
  * loss (loss/loss.h) and branches on neither. */
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -134,7 +135,12 @@ sr_status sr_trainer_create(sr_trainer **out, const sr_comm *c, const sr_config 
     const sr_backbone_ops *ops = sr_backbone_find(cfg->model_name);
     if (!ops) { /* config checks the name; a caller may still fill it by hand */
         *out = NULL;
-        SR_FAIL(err, SR_ERR_CONFIG, "model.name = '%s': not one of %s", cfg->model_name, sr_backbone_choices());
+        char names[256];
+        size_t off = 0;
+        const char *n;
+        for (size_t i = 0; (n = sr_backbone_choice(i, NULL)) != NULL && off < sizeof names; i++)
+            off += (size_t)snprintf(names + off, sizeof names - off, "%s%s", i ? "|" : "", n);
+        SR_FAIL(err, SR_ERR_CONFIG, "model.name = '%s': not one of %s", cfg->model_name, names);
     }
     return sr_trainer_create_with(out, c, cfg, ops, err);
 }
