@@ -166,7 +166,7 @@ static sr_status eval_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
     if (c->rank == 0) {
-        char js[1024];
+        char js[SR_EVAL_JSON_MAX];
         sr_eval_result_json(&res, js, sizeof js);
         printf("{\"%s\": %s, \"checkpoint\": \"%s\", \"dataset\": \"%s\", \"ranks\": %d, \"seconds\": %.3f}\n",
                o->split == 1 ? "valid" : "test", js, o->ckpt, cfg.data_path, c->size, res.seconds);

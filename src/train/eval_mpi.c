@@ -75,7 +75,7 @@ sr_status sr_eval_topk(const sr_comm *c, const float *q, int64_t b, int64_t d, c
 
 sr_status sr_metrics_allreduce(const sr_comm *c, sr_metrics *m, sr_error *err)
 {
-    double buf[3 * SR_METRICS_MAX_K + 1];
+    double buf[6 * SR_METRICS_MAX_K + 1];
     sr_metrics_pack(m, buf);
     SR_TRY(sr_comm_allreduce_sum(c, buf, sr_metrics_packed_len(m), err));
     sr_metrics_unpack(m, buf);

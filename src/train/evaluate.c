@@ -164,6 +164,9 @@ static sr_status eval_finish(sr_trainer *t, eval_ws *w, sr_eval_result *res, dou
         res->ndcg[i] = fin.ndcg[i];
         res->precision[i] = fin.precision[i];
         res->recall[i] = fin.recall[i];
+        res->hit[i] = fin.hit[i];
+        res->mrr[i] = fin.mrr[i];
+        res->map[i] = fin.map[i];
     }
     res->users = (int64_t)w->m.users;
     res->seconds = sr_time_now() - t0;

@@ -194,7 +194,7 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
     const sr_config *cfg = &t->cfg;
     double secs = sr_time_now() - f->t_epoch;
     f->pos.train_seconds += secs;
-    char line[2048];
+    char line[2 * SR_EVAL_JSON_MAX];
     int n = snprintf(line, sizeof line,
                      "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6f, \"epoch_seconds\": %.3f, "
                      "\"examples_per_second\": %.1f",
@@ -203,7 +203,7 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
     if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
         sr_eval_result v;
         SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err));
-        char js[1024];
+        char js[SR_EVAL_JSON_MAX];
         sr_eval_result_json(&v, js, sizeof js);
         n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
         if (v.ndcg[0] > f->pos.best) {
@@ -258,7 +258,7 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
     SR_TRY(sr_trainer_save_model(t, path, cfg->train_epochs, err));
     SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test, err));
-    char js[1024], line[1400];
+    char js[SR_EVAL_JSON_MAX], line[SR_EVAL_JSON_MAX + 200];
     sr_eval_result_json(&res->test, js, sizeof js);
     snprintf(line, sizeof line, "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test\": %s}",
              (long long)t->step, (long long)f->pos.best_epoch, js);

@@ -1,4 +1,4 @@
-/* metrics.c: NDCG / Precision / Recall @K for ranked lists, accumulated. */
+/* metrics.c: NDCG / Precision / Recall / Hit / MRR / MAP @K for ranked lists, accumulated. */
 #include "train/metrics.h"
 
 #include <math.h>
@@ -38,35 +38,41 @@ static int in_sorted_(const int64_t *ids, int64_t n, int64_t id)
 }
 
 void sr_metrics_user(const int64_t *ranked, int64_t len, const int64_t *test, int64_t n_test,
-                     const int64_t *ks, int n_k, double *ndcg, double *precision, double *recall)
+                     const int64_t *ks, int n_k, sr_metric_values *out)
 {
     for (int j = 0; j < n_k; j++) {
-        int64_t k = ks[j], lim = len < k ? len : k;
-        double dcg = 0.0, idcg = 0.0;
-        int64_t hits = 0;
+        int64_t k = ks[j], lim = len < k ? len : k, hits = 0;
+        double dcg = 0.0, idcg = 0.0, ap = 0.0, rr = 0.0;
         for (int64_t i = 0; i < lim; i++) {
-            if (ranked[i] >= 0 && in_sorted_(test, n_test, ranked[i])) {
-                hits++;
-                dcg += 1.0 / log2((double)(i + 2)); /* rank i + 1 */
-            }
+            if (ranked[i] < 0 || !in_sorted_(test, n_test, ranked[i])) continue;
+            hits++;
+            dcg += 1.0 / log2((double)(i + 2)); /* rank i + 1 */
+            ap += (double)hits / (double)(i + 1); /* Precision@(i + 1) at a hit */
+            if (hits == 1) rr = 1.0 / (double)(i + 1);
         }
         int64_t ideal = n_test < k ? n_test : k;
         for (int64_t i = 0; i < ideal; i++) idcg += 1.0 / log2((double)(i + 2));
-        ndcg[j] = idcg > 0 ? dcg / idcg : 0.0;
-        precision[j] = (double)hits / (double)k;
-        recall[j] = n_test > 0 ? (double)hits / (double)n_test : 0.0;
+        out[j].ndcg = idcg > 0 ? dcg / idcg : 0.0;
+        out[j].precision = (double)hits / (double)k;
+        out[j].recall = n_test > 0 ? (double)hits / (double)n_test : 0.0;
+        out[j].hit = hits > 0;
+        out[j].mrr = rr;
+        out[j].map = ideal > 0 ? ap / (double)ideal : 0.0;
     }
 }
 
 int sr_metrics_add(sr_metrics *m, const int64_t *ranked, int64_t len, const int64_t *test, int64_t n_test)
 {
     if (n_test <= 0) return 0;
-    double nd[SR_METRICS_MAX_K], pr[SR_METRICS_MAX_K], rc[SR_METRICS_MAX_K];
-    sr_metrics_user(ranked, len, test, n_test, m->k, m->n_k, nd, pr, rc);
+    sr_metric_values v[SR_METRICS_MAX_K];
+    sr_metrics_user(ranked, len, test, n_test, m->k, m->n_k, v);
     for (int j = 0; j < m->n_k; j++) {
-        m->ndcg[j] += nd[j];
-        m->precision[j] += pr[j];
-        m->recall[j] += rc[j];
+        m->ndcg[j] += v[j].ndcg;
+        m->precision[j] += v[j].precision;
+        m->recall[j] += v[j].recall;
+        m->hit[j] += v[j].hit;
+        m->mrr[j] += v[j].mrr;
+        m->map[j] += v[j].map;
     }
     m->users += 1.0;
     return 1;
@@ -80,48 +86,47 @@ void sr_metrics_add_batch(sr_metrics *m, const int64_t *ranked, int64_t b, int64
                        test_indptr[i + 1] - test_indptr[i]);
 }
 
+/* The six sums of an accumulator, in packing order. */
+static void sums(sr_metrics *m, double *v[6])
+{
+    v[0] = m->ndcg, v[1] = m->precision, v[2] = m->recall, v[3] = m->hit, v[4] = m->mrr, v[5] = m->map;
+}
+
 void sr_metrics_merge(sr_metrics *into, const sr_metrics *from)
 {
-    for (int j = 0; j < into->n_k; j++) {
-        into->ndcg[j] += from->ndcg[j];
-        into->precision[j] += from->precision[j];
-        into->recall[j] += from->recall[j];
-    }
+    double *a[6], *b[6];
+    sums(into, a);
+    sums((sr_metrics *)from, b);
+    for (int s = 0; s < 6; s++)
+        for (int j = 0; j < into->n_k; j++) a[s][j] += b[s][j];
     into->users += from->users;
 }
 
-int sr_metrics_packed_len(const sr_metrics *m) { return 3 * m->n_k + 1; }
+int sr_metrics_packed_len(const sr_metrics *m) { return 6 * m->n_k + 1; }
 
 void sr_metrics_pack(const sr_metrics *m, double *buf)
 {
-    int n = m->n_k;
-    for (int j = 0; j < n; j++) {
-        buf[j] = m->ndcg[j];
-        buf[n + j] = m->precision[j];
-        buf[2 * n + j] = m->recall[j];
-    }
-    buf[3 * n] = m->users;
+    double *a[6];
+    sums((sr_metrics *)m, a);
+    for (int s = 0; s < 6; s++)
+        for (int j = 0; j < m->n_k; j++) buf[s * m->n_k + j] = a[s][j];
+    buf[6 * m->n_k] = m->users;
 }
 
 void sr_metrics_unpack(sr_metrics *m, const double *buf)
 {
-    int n = m->n_k;
-    for (int j = 0; j < n; j++) {
-        m->ndcg[j] = buf[j];
-        m->precision[j] = buf[n + j];
-        m->recall[j] = buf[2 * n + j];
-    }
-    m->users = buf[3 * n];
+    double *a[6];
+    sums(m, a);
+    for (int s = 0; s < 6; s++)
+        for (int j = 0; j < m->n_k; j++) a[s][j] = buf[s * m->n_k + j];
+    m->users = buf[6 * m->n_k];
 }
 
 void sr_metrics_finalise(const sr_metrics *m, sr_metrics *out)
 {
-    sr_metrics r = *m;
-    double u = m->users > 0 ? m->users : 1.0;
-    for (int j = 0; j < r.n_k; j++) {
-        r.ndcg[j] /= u;
-        r.precision[j] /= u;
-        r.recall[j] /= u;
-    }
-    *out = r;
+    *out = *m;
+    double u = m->users > 0 ? m->users : 1.0, *a[6];
+    sums(out, a);
+    for (int s = 0; s < 6; s++)
+        for (int j = 0; j < out->n_k; j++) a[s][j] /= u;
 }

@@ -1,5 +1,5 @@
-/* metrics.h: full-ranking top-K metrics (NDCG, Precision, Recall @K) and
- * their accumulation over users and ranks.
+/* metrics.h: full-ranking top-K metrics (NDCG, Precision, Recall, Hit, MRR,
+ * MAP @K) and their accumulation over users and ranks.
  *
  * Definitions (RecBole's, binary relevance). For one user with test set T
  * (|T| >= 1) and ranked list r_1..r_K (global ids; -1 = padding, never a hit):
@@ -8,6 +8,9 @@
  *   Recall@K    = hits@K / |T|
  *   NDCG@K      = DCG / IDCG, DCG = sum_{i <= K, r_i in T} 1 / log2(i + 1),
  *                 IDCG = sum_{i = 1}^{min(|T|, K)} 1 / log2(i + 1)
+ *   Hit@K       = 1 when hits@K > 0, else 0
+ *   MRR@K       = 1 / (rank of the first hit) when it is <= K, else 0
+ *   MAP@K       = sum_{i <= K, r_i in T} Precision@i / min(|T|, K)
  * Users with an empty test set are skipped (not counted). For a list of K
  * values everything comes from one ranked list of length max(K).
  * An sr_metrics accumulates sums and the user count (all doubles, so one
@@ -30,8 +33,16 @@ typedef struct sr_metrics {
     double ndcg[SR_METRICS_MAX_K];      /* sums over counted users, then means */
     double precision[SR_METRICS_MAX_K];
     double recall[SR_METRICS_MAX_K];
+    double hit[SR_METRICS_MAX_K];
+    double mrr[SR_METRICS_MAX_K];
+    double map[SR_METRICS_MAX_K];
     double users;                       /* users with >= 1 test item */
 } sr_metrics;
+
+/* One user's values at one cut-off. */
+typedef struct sr_metric_values {
+    double ndcg, precision, recall, hit, mrr, map;
+} sr_metric_values;
 
 /* Zeroed accumulator for the cut-offs ks[0..n_k) (1 <= n_k <= SR_METRICS_MAX_K,
  * every k >= 1): SR_ERR_CONFIG otherwise. */
@@ -40,10 +51,11 @@ sr_status sr_metrics_init(sr_metrics *m, const int64_t *ks, int n_k, sr_error *e
 /* The largest cut-off: the ranked lists must hold this many entries. */
 int64_t sr_metrics_kmax(const sr_metrics *m);
 
-/* One user's metrics at each cut-off (no accumulation). ranked: len entries;
- * test: n_test >= 1 ids sorted ascending. Positions past len are misses. */
+/* One user's metrics at each cut-off ks[j] into out[j] (no accumulation).
+ * ranked: len entries; test: n_test >= 1 ids sorted ascending. Positions
+ * past len are misses. */
 void sr_metrics_user(const int64_t *ranked, int64_t len, const int64_t *test, int64_t n_test,
-                     const int64_t *ks, int n_k, double *ndcg, double *precision, double *recall);
+                     const int64_t *ks, int n_k, sr_metric_values *out);
 
 /* Add one user (skipped when n_test == 0). Returns 1 if counted. */
 int sr_metrics_add(sr_metrics *m, const int64_t *ranked, int64_t len, const int64_t *test,
@@ -57,8 +69,8 @@ void sr_metrics_add_batch(sr_metrics *m, const int64_t *ranked, int64_t b, int64
 /* into += from (same cut-offs): combining virtual ranks or batches. */
 void sr_metrics_merge(sr_metrics *into, const sr_metrics *from);
 
-/* Flatten the sums to 3 n_k + 1 doubles (ndcg, precision, recall, users) and
- * back, for one all-reduce. */
+/* Flatten the sums to 6 n_k + 1 doubles (ndcg, precision, recall, hit, mrr,
+ * map, users) and back, for one all-reduce. */
 int sr_metrics_packed_len(const sr_metrics *m);
 void sr_metrics_pack(const sr_metrics *m, double *buf);
 void sr_metrics_unpack(sr_metrics *m, const double *buf);

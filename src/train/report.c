@@ -72,9 +72,11 @@ void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len)
     off += (size_t)snprintf(buf + off, len - off, "{");
     for (int i = 0; i < r->nk && off < len; i++)
         off += (size_t)snprintf(buf + off, len - off,
-                                "%s\"ndcg@%lld\": %.6f, \"precision@%lld\": %.6f, \"recall@%lld\": %.6f",
+                                "%s\"ndcg@%lld\": %.6f, \"precision@%lld\": %.6f, \"recall@%lld\": %.6f, "
+                                "\"hit@%lld\": %.6f, \"mrr@%lld\": %.6f, \"map@%lld\": %.6f",
                                 i ? ", " : "", (long long)r->k[i], r->ndcg[i], (long long)r->k[i],
-                                r->precision[i], (long long)r->k[i], r->recall[i]);
+                                r->precision[i], (long long)r->k[i], r->recall[i], (long long)r->k[i], r->hit[i],
+                                (long long)r->k[i], r->mrr[i], (long long)r->k[i], r->map[i]);
     if (off < len)
         snprintf(buf + off, len - off, "%s\"users\": %lld}", r->nk ? ", " : "", (long long)r->users);
 }

@@ -34,6 +34,7 @@ typedef struct sr_eval_result {
     double ndcg[SR_METRICS_MAX];
     double precision[SR_METRICS_MAX];
     double recall[SR_METRICS_MAX];
+    double hit[SR_METRICS_MAX], mrr[SR_METRICS_MAX], map[SR_METRICS_MAX];
     int64_t users;   /* users evaluated */
     double seconds;
 } sr_eval_result;
@@ -116,7 +117,9 @@ const int64_t *sr_trainer_popularity(const sr_trainer *t); /* train count per it
 /* The backbone the trainer holds (its own type is the backbone's). */
 struct sr_backbone *sr_trainer_backbone(sr_trainer *t);
 
-/* "ndcg@20": value pairs as a JSON object text (for metrics lines). */
+/* "ndcg@20": value pairs as a JSON object text (for metrics lines); a
+ * buffer of SR_EVAL_JSON_MAX holds SR_METRICS_MAX cut-offs. */
+#define SR_EVAL_JSON_MAX 2048
 void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len);
 
 #endif

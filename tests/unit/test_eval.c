@@ -258,36 +258,90 @@ static void test_metrics_hand_computed(void)
 {
     /* test = {a, b} = {3, 7}; ranked [a, x, b] = [3, 5, 7]. */
     int64_t test[2] = {3, 7}, ranked[3] = {3, 5, 7}, ks[3] = {1, 2, 3};
-    double nd[3], pr[3], rc[3];
-    sr_metrics_user(ranked, 3, test, 2, ks, 3, nd, pr, rc);
-    CU_ASSERT_DOUBLE_EQUAL(nd[2], (1.0 + 1.0 / log2(4.0)) / (1.0 + 1.0 / log2(3.0)), 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(pr[2], 2.0 / 3.0, 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(rc[2], 1.0, 1e-15);
+    sr_metric_values v[3];
+    sr_metrics_user(ranked, 3, test, 2, ks, 3, v);
+    CU_ASSERT_DOUBLE_EQUAL(v[2].ndcg, (1.0 + 1.0 / log2(4.0)) / (1.0 + 1.0 / log2(3.0)), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[2].precision, 2.0 / 3.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[2].recall, 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[2].hit, 1.0, 0);
+    CU_ASSERT_DOUBLE_EQUAL(v[2].mrr, 1.0, 0);
+    CU_ASSERT_DOUBLE_EQUAL(v[2].map, (1.0 + 2.0 / 3.0) / 2.0, 1e-15); /* P@1 + P@3 over min(2, 3) */
     /* @1: a hit at rank 1; IDCG over min(2, 1) = 1 position. */
-    CU_ASSERT_DOUBLE_EQUAL(nd[0], 1.0, 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(pr[0], 1.0, 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(rc[0], 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].ndcg, 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].precision, 1.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].recall, 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].map, 1.0, 1e-15); /* P@1 over min(2, 1) */
     /* @2: one hit of two. */
-    CU_ASSERT_DOUBLE_EQUAL(nd[1], 1.0 / (1.0 + 1.0 / log2(3.0)), 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(pr[1], 0.5, 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(rc[1], 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[1].ndcg, 1.0 / (1.0 + 1.0 / log2(3.0)), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[1].precision, 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[1].recall, 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[1].map, 0.5, 1e-15);
 
     /* Hit only at rank 2, |test| = 3 > K = 2: IDCG over 2 positions. */
     int64_t t2[3] = {1, 2, 9}, r2[2] = {4, 9}, k2 = 2;
-    sr_metrics_user(r2, 2, t2, 3, &k2, 1, nd, pr, rc);
-    CU_ASSERT_DOUBLE_EQUAL(nd[0], (1.0 / log2(3.0)) / (1.0 + 1.0 / log2(3.0)), 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(pr[0], 0.5, 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(rc[0], 1.0 / 3.0, 1e-15);
+    sr_metrics_user(r2, 2, t2, 3, &k2, 1, v);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].ndcg, (1.0 / log2(3.0)) / (1.0 + 1.0 / log2(3.0)), 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].precision, 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].recall, 1.0 / 3.0, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].mrr, 0.5, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].map, 0.5 / 2.0, 1e-15);
 
     /* A padded list (catalogue smaller than K): precision still over K. */
     int64_t r3[4] = {2, -1, -1, -1}, k4 = 4;
-    sr_metrics_user(r3, 4, t2, 3, &k4, 1, nd, pr, rc);
-    CU_ASSERT_DOUBLE_EQUAL(pr[0], 0.25, 1e-15);
-    CU_ASSERT_DOUBLE_EQUAL(nd[0], 1.0 / (1.0 + 1.0 / log2(3.0) + 0.5), 1e-15);
+    sr_metrics_user(r3, 4, t2, 3, &k4, 1, v);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].precision, 0.25, 1e-15);
+    CU_ASSERT_DOUBLE_EQUAL(v[0].ndcg, 1.0 / (1.0 + 1.0 / log2(3.0) + 0.5), 1e-15);
     /* No hits. */
     int64_t r4[2] = {0, 5};
-    sr_metrics_user(r4, 2, t2, 3, &k2, 1, nd, pr, rc);
-    CU_ASSERT(nd[0] == 0.0 && pr[0] == 0.0 && rc[0] == 0.0);
+    sr_metrics_user(r4, 2, t2, 3, &k2, 1, v);
+    CU_ASSERT(v[0].ndcg == 0.0 && v[0].precision == 0.0 && v[0].recall == 0.0);
+    CU_ASSERT(v[0].hit == 0.0 && v[0].mrr == 0.0 && v[0].map == 0.0);
+}
+
+/* RecBole's formulation of Hit, MRR and MAP over a 0/1 relevance vector
+ * (cumulative sums, in double), the reference twin of sr_metrics_user. */
+static void metrics_ref(const int *rel, int64_t K, int64_t n_test, int64_t k, double *hit, double *mrr,
+                        double *map)
+{
+    double cum = 0, sum_pre = 0;
+    *hit = *mrr = 0;
+    for (int64_t i = 0; i < k && i < K; i++) {
+        cum += rel[i];
+        sum_pre += rel[i] * cum / (double)(i + 1);
+        if (rel[i] && *hit == 0) *hit = 1, *mrr = 1.0 / (double)(i + 1);
+    }
+    *map = sum_pre / (double)(n_test < k ? n_test : k);
+}
+
+static void test_metrics_reference(void)
+{
+    /* Random ranked lists over 40 items against random test sets. */
+    uint64_t x = 12345;
+    for (int trial = 0; trial < 500; trial++) {
+        int64_t ranked[20], test[10], n_test = 0, ks[3] = {1, 5, 20};
+        int in_test[40] = {0}, rel[20];
+        for (int i = 0; i < 40; i++) {
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            if ((x >> 33) % 6 == 0 && n_test < 10) in_test[i] = 1, test[n_test++] = i;
+        }
+        if (n_test == 0) test[n_test++] = 0, in_test[0] = 1;
+        for (int64_t i = 0; i < 20; i++) { /* a permutation prefix of 0..39 */
+            x = x * 6364136223846793005ull + 1442695040888963407ull;
+            ranked[i] = (int64_t)((i * 7 + (int64_t)(x >> 60)) % 40);
+            for (int64_t j = 0; j < i; j++)
+                if (ranked[j] == ranked[i]) ranked[i] = (ranked[i] + 1) % 40, j = -1;
+            rel[i] = in_test[ranked[i]];
+        }
+        sr_metric_values v[3];
+        sr_metrics_user(ranked, 20, test, n_test, ks, 3, v);
+        for (int j = 0; j < 3; j++) {
+            double h, m, a;
+            metrics_ref(rel, 20, n_test, ks[j], &h, &m, &a);
+            CU_ASSERT_DOUBLE_EQUAL(v[j].hit, h, 0);
+            CU_ASSERT_DOUBLE_EQUAL(v[j].mrr, m, 1e-15);
+            CU_ASSERT_DOUBLE_EQUAL(v[j].map, a, 1e-12);
+        }
+    }
 }
 
 static void test_metrics_accumulate(void)
@@ -319,11 +373,11 @@ static void test_metrics_accumulate(void)
     sr_metrics_add(&half, ranked, 3, tests, 2);
     CU_ASSERT_EQUAL(sr_metrics_add(&half, ranked + 3, 3, tests, 0), 0);
     sr_metrics_merge(&half, &part);
-    double a[7], b[7];
+    double a[13], b[13];
     sr_metrics_pack(&half, a);
     sr_metrics_pack(&m, b);
-    CU_ASSERT_EQUAL(sr_metrics_packed_len(&m), 7);
-    for (int j = 0; j < 7; j++) CU_ASSERT_DOUBLE_EQUAL(a[j], b[j], 1e-15);
+    CU_ASSERT_EQUAL(sr_metrics_packed_len(&m), 13);
+    for (int j = 0; j < 13; j++) CU_ASSERT_DOUBLE_EQUAL(a[j], b[j], 1e-15);
     sr_metrics_unpack(&part, a);
     CU_ASSERT_DOUBLE_EQUAL(part.users, 2.0, 0);
     /* No users: finalise gives zeros, not NaN. */
@@ -363,6 +417,7 @@ static void register_tests(void)
     CU_add_test(s, "exclusion_errors", test_exclusion_errors);
     CU_add_test(s, "topk_workspace_accounting", test_topk_workspace_accounting);
     CU_add_test(s, "metrics_hand_computed", test_metrics_hand_computed);
+    CU_add_test(s, "metrics_reference", test_metrics_reference);
     CU_add_test(s, "metrics_accumulate", test_metrics_accumulate);
 }
 
