@@ -89,6 +89,11 @@ int main(int argc, char **argv)
     if (sr_shard_init_block(&s, n, c.size, NULL, &e)) sr_comm_abort(&c, &e);
     const int64_t nr = sr_shard_count(&s, c.rank);
     int threads = openblas_get_num_threads();
+    double core_peak = 0, peak = sr_bench_fma_peak(&c, threads, &core_peak);
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    char cpu_desc[256];
+    sr_cpu_describe(&cpu, cpu_desc, sizeof cpu_desc);
 
     /* Inputs: this rank's rows, the global batch and targets (same on all). */
     sr_mem tables; /* inputs and gradients: O(n_r d + B d), reported apart */
@@ -171,6 +176,10 @@ int main(int argc, char **argv)
     sr_bench_json_num(&js, "step_s", step_s, 4);
     sr_bench_json_num(&js, "best_step_s", best, 4);
     sr_bench_json_num(&js, "gflops", flops / step_s / 1e9, 2);
+    sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
+    sr_bench_json_num(&js, "fma_peak_core_gflops", core_peak, 1);
+    sr_bench_json_num(&js, "fraction_of_fma_peak", flops / step_s / 1e9 / peak, 3);
+    sr_bench_json_str(&js, "cpu", cpu_desc);
     sr_bench_json_str(&js, "flop_count", "4 GEMMs x 2BNd");
     sr_bench_json_num(&js, "sgemm_gflops", rate_mix, 2);
     sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
@@ -245,6 +254,8 @@ int main(int argc, char **argv)
     sr_bench_json_num(&js, "eval_s", eval_s, 4);
     sr_bench_json_num(&js, "best_eval_s", best, 4);
     sr_bench_json_num(&js, "gflops", eflops / eval_s / 1e9, 2);
+    sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
+    sr_bench_json_num(&js, "fraction_of_fma_peak", eflops / eval_s / 1e9 / peak, 3);
     sr_bench_json_str(&js, "flop_count", "1 GEMM x 2BNd");
     sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
     sr_bench_json_num(&js, "sgemm_eval_s", gemm_total / (double)o.steps, 4);

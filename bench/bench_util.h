@@ -21,8 +21,31 @@
 
 #include "comm/collectives.h"
 #include "comm/comm.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/log.h"
+
+/* ---- the machine's peak, measured in this run -------------------------- */
+
+/* The job's FP32 FMA peak in GFLOP/s: every rank measures its core at the
+ * same time (shared-core and frequency effects included), times its BLAS
+ * threads, summed over ranks; *per_core gets the slowest rank's core. */
+static inline double sr_bench_fma_peak(const sr_comm *c, int threads, double *per_core)
+{
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    MPI_Barrier(c->comm);
+    double mine = sr_cpu_fma_peak_gflops(&cpu, 0.3), lo = mine;
+    sr_error e;
+    sr_error_clear(&e);
+    double neg = -mine;
+    if (sr_comm_allreduce_max(c, &neg, 1, &e)) sr_comm_abort(c, &e);
+    lo = -neg;
+    if (per_core) *per_core = lo;
+    double total = mine * threads;
+    if (sr_comm_allreduce_sum(c, &total, 1, &e)) sr_comm_abort(c, &e);
+    return total;
+}
 
 /* ---- start, stop, options ----------------------------------------------- */
 

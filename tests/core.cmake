@@ -9,3 +9,4 @@ add_test(NAME path_checkout
                  -DSOFTREC_WERROR=${SOFTREC_WERROR} -DSOFTREC_NATIVE=${SOFTREC_NATIVE})
 set_tests_properties(path_checkout PROPERTIES TIMEOUT 300 PROCESSORS 2 LABELS "path"
                      ENVIRONMENT "${SR_MPI_ENV}")
+sr_add_test(NAME test_cpu SOURCES unit/test_cpu.c LABELS core)

@@ -6,6 +6,7 @@
 #include <string.h>
 
 #include "comm/collectives.h"
+#include "core/cpu.h"
 #include "train/trainer.h"
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -122,6 +123,13 @@ sr_status sr_trainer_create_with(sr_trainer **out, const sr_comm *c, const sr_co
     if (st == SR_OK) st = create_step(t, err);
     if (st == SR_OK) st = create_backbone(t, err);
     if (st == SR_OK && cfg->train_init[0]) st = sr_trainer_load(t, cfg->train_init, err);
+    if (st == SR_OK) {
+        sr_cpu cpu;
+        char desc[256];
+        sr_cpu_detect(&cpu);
+        sr_cpu_describe(&cpu, desc, sizeof desc);
+        sr_log_root(&t->log, SR_LOG_INFO, "cpu: %s", desc); /* the path the kernels take */
+    }
     if (st != SR_OK) {
         sr_trainer_destroy(&t);
         return st;
