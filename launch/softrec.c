@@ -7,7 +7,7 @@ int main(int argc, char **argv)
 {
     static const sr_cli_command *const commands[] = {
         &sr_cli_data_convert, &sr_cli_data_synth, &sr_cli_data_info, &sr_cli_data_reorder,
-        &sr_cli_train, &sr_cli_eval, &sr_cli_checkpoint_verify,
+        &sr_cli_train, &sr_cli_eval, &sr_cli_export, &sr_cli_recommend, &sr_cli_checkpoint_verify,
         &sr_cli_analyze_lse_bias, &sr_cli_analyze_jacobian,
         &sr_cli_help, &sr_cli_version,
     };

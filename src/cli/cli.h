@@ -92,6 +92,7 @@ typedef struct sr_cli_command {
 extern const sr_cli_command sr_cli_data_convert, sr_cli_data_synth, sr_cli_data_info, sr_cli_data_reorder;
 extern const sr_cli_command sr_cli_train, sr_cli_eval, sr_cli_checkpoint_verify;
 extern const sr_cli_command sr_cli_analyze_lse_bias, sr_cli_analyze_jacobian;
+extern const sr_cli_command sr_cli_export, sr_cli_recommend;
 extern const sr_cli_command sr_cli_help, sr_cli_version;
 
 /* Parse argv (argv[0] is the command's name) into opts (opts_size bytes,

@@ -42,7 +42,13 @@ static int64_t sort_unique(int64_t *v, int64_t n)
 /* One evaluation's buffers: this rank's users with something to predict,
  * one batch's queries and exclusion lists (local and gathered), top-K. */
 typedef struct eval_ws {
-    sr_split split;
+    sr_split split;             /* the queries' split (eval_queries) and the test lists */
+    int known_splits;           /* splits [0, known_splits) are each user's known items */
+    bool all_users;             /* rank every local user, not only those with test items */
+    sr_trainer_topk_sink sink;  /* NULL: score the metrics */
+    void *sink_ctx;
+    sr_status sink_st;          /* the sink's first error (agreed at the end) */
+    int64_t *uid_loc, *uid_all; /* global user ids of a batch's rows (with a sink) */
     int64_t nev, steps, max_known, kmax;
     int64_t *users, *counts, *ecounts;
     float *q_loc, *q_all, *top_s;
@@ -56,6 +62,7 @@ static void ws_free(sr_trainer *t, eval_ws *w)
 {
     sr_mem_free(&t->mem, w->users);
     sr_mem_free(&t->mem, w->counts);
+    sr_mem_free(&t->mem, w->uid_loc);
     sr_mem_free(&t->mem, w->bufs);
     sr_topk_ws_destroy(&w->topk);
 }
@@ -73,9 +80,9 @@ static sr_status ws_plan(sr_trainer *t, eval_ws *w, sr_error *err)
     if (!w->users || !w->counts) sr_comm_abort(c, err);
     w->max_known = 1;
     for (int64_t u = 0; u < nloc; u++) {
-        if (sr_csr_row_len(ev, u) > 0) w->users[w->nev++] = u;
-        int64_t known = sr_csr_row_len(&t->split[SR_SPLIT_TRAIN], u);
-        if (w->split == SR_SPLIT_TEST) known += sr_csr_row_len(&t->split[SR_SPLIT_VALID], u);
+        if (w->all_users || sr_csr_row_len(ev, u) > 0) w->users[w->nev++] = u;
+        int64_t known = 0;
+        for (int s = 0; s < w->known_splits; s++) known += sr_csr_row_len(&t->split[s], u);
         if (known > w->max_known) w->max_known = known;
     }
     SR_TRY(sr_comm_allgather_i64(c, w->nev, w->counts, err));
@@ -99,7 +106,9 @@ static void ws_alloc(sr_trainer *t, eval_ws *w, sr_error *err)
                       SR_MEM_BUF(w->ex_all, bmax * mk),          SR_MEM_BUF(w->ecounts, P),
                       SR_MEM_BUF(w->test, mk + nnz + 1)};
     w->bufs = sr_mem_bufset_alloc(mem, b, sizeof b / sizeof b[0], "eval buffers", err);
-    if (!w->bufs) sr_comm_abort(t->c, err);
+    sr_mem_buf u[] = {SR_MEM_BUF(w->uid_loc, SR_EVAL_BATCH), SR_MEM_BUF(w->uid_all, bmax)};
+    if (w->bufs && w->sink) w->uid_loc = sr_mem_bufset_alloc(mem, u, 2, "eval user ids", err);
+    if (!w->bufs || (w->sink && !w->uid_loc)) sr_comm_abort(t->c, err);
 }
 
 /* The known items of the batch's users (train, and valid when ranking
@@ -108,13 +117,28 @@ static int64_t known_items(sr_trainer *t, eval_ws *w, int64_t lo, int64_t nb)
 {
     int64_t ne = 0;
     for (int64_t i = 0; i < nb; i++) {
-        int64_t u = w->users[lo + i];
-        int64_t n = append_row(&t->split[SR_SPLIT_TRAIN], u, w->ex_loc + ne);
-        if (w->split == SR_SPLIT_TEST) n += append_row(&t->split[SR_SPLIT_VALID], u, w->ex_loc + ne + n);
+        int64_t u = w->users[lo + i], n = 0;
+        for (int s = 0; s < w->known_splits; s++) n += append_row(&t->split[s], u, w->ex_loc + ne + n);
         w->len_loc[i] = sort_unique(w->ex_loc + ne, n);
         ne += w->len_loc[i];
     }
     return ne;
+}
+
+/* A batch's top-K lists (replicated) with the global ids of their users
+ * handed to the sink on every rank; its first error is kept for the end,
+ * the collectives go on. */
+static sr_status sink_batch(sr_trainer *t, eval_ws *w, int64_t lo, int64_t nb, int64_t B, sr_error *err)
+{
+    for (int64_t i = 0; i < nb; i++) w->uid_loc[i] = t->u0 + w->users[lo + i];
+    SR_TRY(sr_comm_allgather_ids(t->c, w->uid_loc, w->counts, w->uid_all, err));
+    if (w->sink_st == SR_OK) {
+        sr_error e;
+        sr_error_clear(&e);
+        w->sink_st = w->sink(w->sink_ctx, w->uid_all, B, w->top_i, w->top_s, w->kmax, &e);
+        if (w->sink_st != SR_OK) *err = e;
+    }
+    return SR_OK;
 }
 
 /* Evaluation batch s (collective): gather the queries and exclusion lists
@@ -145,6 +169,7 @@ static sr_status eval_batch(sr_trainer *t, eval_ws *w, int64_t s, const float *i
     SR_TRY(sr_eval_topk(c, w->q_all, B, d, items, sr_shard_count(&t->items, c->rank), &t->items,
                         mask ? w->indptr : NULL, mask ? w->ex_all : NULL, w->kmax, w->topk, w->top_s, w->top_i,
                         err));
+    if (w->sink) return sink_batch(t, w, lo, nb, B, err);
     const sr_csr *ev = &t->split[w->split];
     for (int64_t i = 0; i < nb; i++) {
         int64_t n = sort_unique(w->test, append_row(ev, w->users[lo + i], w->test));
@@ -173,6 +198,24 @@ static sr_status eval_finish(sr_trainer *t, eval_ws *w, sr_eval_result *res, dou
     return SR_OK;
 }
 
+/* Rank the catalogue for w's users, batch by batch (collective). */
+static sr_status eval_run(sr_trainer *t, eval_ws *w, sr_error *err)
+{
+    sr_status st = ws_plan(t, w, err);
+    if (st == SR_OK) {
+        ws_alloc(t, w, err);
+        if (t->ops->prepare) st = t->ops->prepare(t->bb, err);
+    }
+    const float *items = st == SR_OK ? sr_scores_items(&t->scores, t->ops->item_rows(t->bb)) : NULL;
+    if (st == SR_OK && !sr_loss_scores_by_dot(t->loss)) {
+        /* hsm ranks by tree log-probability, not by q . v */
+        st = sr_loss_eval_prepare(t->loss, err);
+        sr_topk_ws_set_scorer(w->topk, sr_loss_eval_scores, t->loss);
+    }
+    for (int64_t s = 0; s < w->steps && st == SR_OK; s++) st = eval_batch(t, w, s, items, err);
+    return st;
+}
+
 sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_error *err)
 {
     const double t0 = sr_time_now();
@@ -180,21 +223,31 @@ sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_
     eval_ws w;
     memset(&w, 0, sizeof w);
     w.split = (sr_split)split;
+    w.known_splits = split; /* valid: train known; test: train and valid */
     SR_TRY(sr_metrics_init(&w.m, t->cfg.eval_topk, t->cfg.eval_topk_count, err));
     w.kmax = sr_metrics_kmax(&w.m);
-    sr_status st = ws_plan(t, &w, err);
-    if (st == SR_OK) {
-        ws_alloc(t, &w, err);
-        if (t->ops->prepare) st = t->ops->prepare(t->bb, err);
-    }
-    const float *items = st == SR_OK ? sr_scores_items(&t->scores, t->ops->item_rows(t->bb)) : NULL;
-    if (st == SR_OK && !sr_loss_scores_by_dot(t->loss)) {
-        /* hsm ranks by tree log-probability, not by q . v */
-        st = sr_loss_eval_prepare(t->loss, err);
-        sr_topk_ws_set_scorer(w.topk, sr_loss_eval_scores, t->loss);
-    }
-    for (int64_t s = 0; s < w.steps && st == SR_OK; s++) st = eval_batch(t, &w, s, items, err);
+    sr_status st = eval_run(t, &w, err);
     if (st == SR_OK) st = eval_finish(t, &w, res, t0, err);
+    ws_free(t, &w);
+    return st;
+}
+
+sr_status sr_trainer_recommend(sr_trainer *t, int64_t k, sr_trainer_topk_sink sink, void *ctx, sr_error *err)
+{
+    if (k < 1 || k > t->meta.num_items)
+        SR_FAIL(err, SR_ERR_USAGE, "recommend: top %lld of a catalogue of %lld items: want 1 to %lld", (long long)k,
+                (long long)t->meta.num_items, (long long)t->meta.num_items);
+    eval_ws w;
+    memset(&w, 0, sizeof w);
+    w.split = SR_SPLIT_TEST; /* the query sees train and valid history */
+    w.known_splits = SR_SPLIT_COUNT;
+    w.all_users = true;
+    w.sink = sink;
+    w.sink_ctx = ctx;
+    w.kmax = k;
+    sr_status st = eval_run(t, &w, err);
+    if (st == SR_OK && w.sink_st == SR_OK) sr_error_clear(err); /* err holds the sink's error, if any */
+    if (st == SR_OK) st = sr_comm_agree(t->c, err);               /* ... now on every rank */
     ws_free(t, &w);
     return st;
 }

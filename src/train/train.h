@@ -93,6 +93,27 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err);
  * known items masked (train, and valid when evaluating test). */
 sr_status sr_trainer_evaluate(sr_trainer *t, int split, sr_eval_result *res, sr_error *err);
 
+/* Recommendations: the top k items (1 <= k <= num_items) of every user over
+ * the whole catalogue, the user's known items (train, valid, test) masked,
+ * the query built from its train and valid history. Collective; batch by
+ * batch, sink gets the same replicated lists on every rank (rank 0 writes,
+ * typically): n users' global ids, n x k item ids (-1 past the eligible
+ * items) and their scores (cosine when model.temperature > 0, before the
+ * temperature). A sink error on any rank is returned on every rank after
+ * the last batch. */
+typedef sr_status (*sr_trainer_topk_sink)(void *ctx, const int64_t *users, int64_t n, const int64_t *items,
+                                          const float *scores, int64_t k, sr_error *err);
+sr_status sr_trainer_recommend(sr_trainer *t, int64_t k, sr_trainer_topk_sink sink, void *ctx, sr_error *err);
+
+/* The vectors the model scores with, as an HDF5 file (written like a
+ * checkpoint, committed by rename): /export/user_vectors (num_users x d:
+ * each user's query for ranking, from its train and valid history, after
+ * LightGCN's propagation or SASRec's encoder, scaled as the loss sees it)
+ * and /export/item_vectors (num_items x d: the scoring rows, normalised
+ * when model.temperature > 0), so q . v is the model's logit. Collective.
+ * SR_ERR_CONFIG for a loss whose scores are not dot products (hsm). */
+sr_status sr_trainer_export(sr_trainer *t, const char *path, sr_error *err);
+
 /* Load model tables from a checkpoint (same shapes as the dataset). */
 sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err);
 

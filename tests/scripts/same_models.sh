@@ -32,14 +32,8 @@ fi
 base=$(realpath "$base")
 
 cd "$work"
-awk 'BEGIN { srand(11); for (u = 0; u < 90; u++) { line = u; g = u % 5;
-  for (k = 0; k < 22; k++) { if (rand() < 0.8) i = g * 24 + int(rand() * 24); else i = int(rand() * 131);
-    if (!(u SUBSEP i in seen)) { seen[u SUBSEP i] = 1; items[u] = items[u] " " i } }
-  print u items[u] } }' > all.txt
-awk '{ tr = $1; te = $1; for (k = 2; k <= NF; k++) { if (k % 5 == 0) te = te " " $k; else tr = tr " " $k } print tr > "train.txt"; print te > "test.txt" }' all.txt
-rm -f data.h5
-"$new" data convert --format lightgcn --input train.txt --test test.txt --valid-ratio 0.1 --seed 3 \
-  --output data.h5 > /dev/null 2>&1 || fail "convert"
+source "$here/tests/scripts/toy_data.sh"
+toy_data "$new" 11 90 5 24 22 || fail "convert"
 
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=2 --set train.batch_size=64
         --set train.lr=0.02 --set loss.tile=32 --set eval.topk=5,10 --set run.progress_every=1000

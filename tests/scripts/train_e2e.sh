@@ -14,13 +14,8 @@ run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
 fail() { echo "FAIL: $*" >&2; exit 1; }
 
 # A small LightGCN-style dataset with structure: users prefer items of their group.
-awk 'BEGIN { srand(7); for (u = 0; u < 120; u++) { line = u; g = u % 6;
-  for (k = 0; k < 25; k++) { if (rand() < 0.8) i = g * 30 + int(rand() * 30); else i = int(rand() * 181);
-    if (!(u SUBSEP i in seen)) { seen[u SUBSEP i] = 1; items[u] = items[u] " " i } }
-  print u items[u] } }' > all.txt
-awk '{ tr = $1; te = $1; for (k = 2; k <= NF; k++) { if (k % 5 == 0) te = te " " $k; else tr = tr " " $k } print tr > "train.txt"; print te > "test.txt" }' all.txt
-"$bin" data convert --format lightgcn --input train.txt --test test.txt --valid-ratio 0.1 --seed 3 \
-  --output data.h5 >/dev/null 2>&1 || fail "convert"
+source "$(dirname "${BASH_SOURCE[0]}")/toy_data.sh"
+toy_data "$bin" 7 120 6 30 25 || fail "convert"
 
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=3 --set train.batch_size=64
         --set train.lr=0.02 --set loss.tile=32 --set eval.topk=5,10 --set run.progress_every=1000)
