@@ -103,6 +103,13 @@ static const sr_config_key TABLE[] = {
      "full ranking masks the user's known items (train, and valid when testing)"},
     {"eval.every", SR_CFG_INT, F(eval_every), "1", 0, 1e9, NULL,
      "epochs between validation evaluations (0 = only the final test)"},
+    {"eval.valid_metric", SR_CFG_STRING, F(eval_valid_metric), "", NOB, NULL,
+     "validation metric that selects the model (ndcg|precision|recall|hit|mrr|map@K, K in eval.topk; "
+     "empty = ndcg at the first eval.topk)"},
+    {"eval.test_model", SR_CFG_ENUM, F(eval_test_model), "best", NOB, "best|last",
+     "model the reported test metrics are of: the best-validation epoch's (run.dir/best.h5) or the last"},
+    {"train.early_stop_patience", SR_CFG_INT, F(train_early_stop_patience), "0", 0, 1e9, NULL,
+     "stop after this many validations without a new best (0 = off)"},
     {"shard.layout", SR_CFG_ENUM, F(shard_layout), "block", NOB, "block|interleave",
      "item to rank map: contiguous blocks or round-robin (spreads popular head items)"},
     {"run.dir", SR_CFG_STRING, F(run_dir), "runs/default", NOB, NULL,

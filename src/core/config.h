@@ -74,6 +74,9 @@ typedef struct sr_config {
     int eval_topk_count;
     bool eval_mask_history;      /* mask the user's known items in full ranking */
     int64_t eval_every;
+    char eval_valid_metric[SR_CONFIG_NAME_MAX]; /* "ndcg@20"; empty: ndcg at eval_topk[0] */
+    char eval_test_model[SR_CONFIG_NAME_MAX];   /* best | last */
+    int64_t train_early_stop_patience;         /* validations without a new best; 0 = off */
     /* layout */
     char shard_layout[SR_CONFIG_NAME_MAX]; /* block | interleave */
     /* run */

@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include "comm/collectives.h"
 #include "io/ckpt_dir.h"
@@ -22,7 +23,7 @@ typedef struct fit_run {
     sr_train_pos pos;
     sr_fault fault;
     sr_guard *guard;
-    int64_t first_epoch, steps_run, bad_run, comm_bytes;
+    int64_t first_epoch, last_epoch, steps_run, bad_run, comm_bytes; /* last_epoch: the last one finished */
     double t_start, t_epoch; /* wall clock at the run's and the epoch's start */
 } fit_run;
 
@@ -186,6 +187,35 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
     return SR_OK;
 }
 
+/* A validation's verdict: a new best eval.valid_metric keeps the model as
+ * run.dir/best.h5 (committed like model.h5); train.early_stop_patience
+ * validations without one end the training. */
+static sr_status select_model(fit_run *f, int64_t epoch, const sr_eval_result *v, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    const sr_config *cfg = &t->cfg;
+    const double value = sr_eval_result_value(v, t->valid_kind, t->valid_k);
+    sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld valid ndcg@%lld %.4f recall@%lld %.4f (%.1f s)", (long long)epoch,
+                (long long)v->k[0], v->ndcg[0], (long long)v->k[0], v->recall[0], v->seconds);
+    if (value > f->pos.best) {
+        f->pos.best = value;
+        f->pos.best_epoch = epoch;
+        f->res->best_valid = *v;
+        char path[SR_CONFIG_PATH_MAX + 32];
+        snprintf(path, sizeof path, "%s/best.h5", cfg->run_dir);
+        return sr_trainer_save_model(t, path, epoch, err);
+    }
+    const int64_t every = cfg->eval_every, since = epoch / every - f->pos.best_epoch / every;
+    if (cfg->train_early_stop_patience > 0 && since >= cfg->train_early_stop_patience) {
+        f->res->stopped_early = epoch;
+        sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld: %lld validations without a better %s than epoch %lld's %.6f: "
+                    "stopped (train.early_stop_patience)", (long long)epoch, (long long)since,
+                    cfg->eval_valid_metric[0] ? cfg->eval_valid_metric : "ndcg", (long long)f->pos.best_epoch,
+                    f->pos.best);
+    }
+    return SR_OK;
+}
+
 /* Validation every eval.every epochs (when the split has one), and the
  * epoch's metrics line. */
 static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
@@ -206,15 +236,8 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
         char js[SR_EVAL_JSON_MAX];
         sr_eval_result_json(&v, js, sizeof js);
         n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
-        if (v.ndcg[0] > f->pos.best) {
-            f->pos.best = v.ndcg[0];
-            f->pos.best_epoch = epoch;
-            f->res->best_valid = v;
-        }
-        sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld valid ndcg@%lld %.4f recall@%lld %.4f (%.1f s)",
-                    (long long)epoch, (long long)v.k[0], v.ndcg[0], (long long)v.k[0], v.recall[0], v.seconds);
-    }
-    snprintf(line + n, sizeof line - (size_t)n, "}");
+        SR_TRY(select_model(f, epoch, &v, err));
+    }    snprintf(line + n, sizeof line - (size_t)n, "}");
     sr_report_append(cfg, &t->log, t->c->rank, line);
     f->pos.epoch = epoch + 1; /* the next one starts at its first step */
     f->pos.cursor = 0;
@@ -239,6 +262,31 @@ static sr_status run_figures(fit_run *f, sr_error *err)
     return SR_OK;
 }
 
+/* The test split for the last epoch's model and, unless eval.test_model =
+ * last, for the best validation's (run.dir/best.h5, loaded over it). */
+static sr_status test_models(fit_run *f, sr_error *err)
+{
+    sr_trainer *t = f->t;
+    sr_fit_result *res = f->res;
+    SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test_last, err));
+    res->test = res->test_last;
+    res->test_epoch = f->last_epoch;
+    if (strcmp(t->cfg.eval_test_model, "best") || f->pos.best_epoch <= 0 || f->pos.best_epoch == f->last_epoch)
+        return SR_OK;
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/best.h5", t->cfg.run_dir);
+    double missing = access(path, R_OK) != 0; /* a run directory copied without it: say so */
+    SR_TRY(sr_comm_allreduce_max(t->c, &missing, 1, err));
+    if (missing) {
+        sr_log_root(&t->log, SR_LOG_WARN, "%s is missing: the test metrics are the last epoch's, not epoch %lld's",
+                    path, (long long)f->pos.best_epoch);
+        return SR_OK;
+    }
+    SR_TRY(sr_trainer_load(t, path, err));
+    res->test_epoch = f->pos.best_epoch;
+    return sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test, err);
+}
+
 /* The last checkpoint, model.h5, the test split, the final metrics line. */
 static sr_status fit_finish(fit_run *f, sr_error *err)
 {
@@ -248,20 +296,23 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     SR_TRY(sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err));
     res->skipped_steps = f->pos.skipped;
     res->train_seconds = f->pos.train_seconds;
-    res->epochs = cfg->train_epochs;
+    res->epochs = f->last_epoch;
     res->steps = f->steps_run;
-    res->epoch_seconds = cfg->train_epochs > 0 ? f->pos.train_seconds / (double)cfg->train_epochs : 0;
+    res->epoch_seconds = f->last_epoch > 0 ? f->pos.train_seconds / (double)f->last_epoch : 0;
     res->best_epoch = f->pos.best_epoch;
     res->num_users = t->meta.num_users;
     res->num_items = t->meta.num_items;
     char path[SR_CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
-    SR_TRY(sr_trainer_save_model(t, path, cfg->train_epochs, err));
-    SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test, err));
-    char js[SR_EVAL_JSON_MAX], line[SR_EVAL_JSON_MAX + 200];
+    SR_TRY(sr_trainer_save_model(t, path, f->last_epoch, err));
+    SR_TRY(test_models(f, err));
+    char js[SR_EVAL_JSON_MAX], last[SR_EVAL_JSON_MAX], line[2 * SR_EVAL_JSON_MAX + 200];
     sr_eval_result_json(&res->test, js, sizeof js);
-    snprintf(line, sizeof line, "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test\": %s}",
-             (long long)t->step, (long long)f->pos.best_epoch, js);
+    sr_eval_result_json(&res->test_last, last, sizeof last);
+    snprintf(line, sizeof line,
+             "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test_epoch\": %lld, \"test\": %s, "
+             "\"test_last\": %s}",
+             (long long)t->step, (long long)f->pos.best_epoch, (long long)res->test_epoch, js, last);
     sr_report_append(cfg, &t->log, t->c->rank, line);
     return run_figures(f, err); /* the peak includes the final evaluation */
 }
@@ -271,10 +322,13 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
     memset(res, 0, sizeof *res);
     fit_run f = {.t = t, .res = res};
     sr_status st = fit_start(&f, err);
-    for (int64_t e = f.pos.epoch; e <= t->cfg.train_epochs && st == SR_OK && !res->stopped; e++) {
+    f.last_epoch = f.pos.epoch - 1;
+    for (int64_t e = f.pos.epoch; e <= t->cfg.train_epochs && st == SR_OK && !res->stopped && !res->stopped_early;
+         e++) {
         f.t_epoch = sr_time_now();
         st = fit_steps(&f, e, err);
         if (st == SR_OK && !res->stopped) st = end_epoch(&f, e, err);
+        if (st == SR_OK && !res->stopped) f.last_epoch = e;
     }
     if (st == SR_OK && !res->stopped) st = fit_finish(&f, err);
     else if (st == SR_OK) res->skipped_steps = f.pos.skipped;

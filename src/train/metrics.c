@@ -2,6 +2,7 @@
 #include "train/metrics.h"
 
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 sr_status sr_metrics_init(sr_metrics *m, const int64_t *ks, int n_k, sr_error *err)
@@ -129,4 +130,29 @@ void sr_metrics_finalise(const sr_metrics *m, sr_metrics *out)
     sums(out, a);
     for (int s = 0; s < 6; s++)
         for (int j = 0; j < out->n_k; j++) a[s][j] /= u;
+}
+
+sr_status sr_metric_parse(const char *text, const int64_t *ks, int n_k, const char *what, sr_metric_kind *kind,
+                          int *k_index, sr_error *err)
+{
+    static const char *const names[] = {"ndcg", "precision", "recall", "hit", "mrr", "map"};
+    *kind = SR_METRIC_NDCG;
+    *k_index = 0;
+    if (!text[0]) return SR_OK;
+    const char *at = strchr(text, '@');
+    char *end = NULL;
+    long long k = at ? strtoll(at + 1, &end, 10) : -1;
+    int found = -1;
+    for (int i = 0; at && i < 6; i++)
+        if ((size_t)(at - text) == strlen(names[i]) && !strncmp(text, names[i], strlen(names[i]))) found = i;
+    if (found < 0 || !end || *end || end == at + 1)
+        SR_FAIL(err, SR_ERR_CONFIG, "%s = '%s': want NAME@K with NAME one of ndcg, precision, recall, hit, mrr, map",
+                what, text);
+    for (int j = 0; j < n_k; j++)
+        if (ks[j] == k) {
+            *kind = (sr_metric_kind)found;
+            *k_index = j;
+            return SR_OK;
+        }
+    SR_FAIL(err, SR_ERR_CONFIG, "%s = '%s': K = %lld is not one of eval.topk", what, text, k);
 }

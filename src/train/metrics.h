@@ -75,6 +75,16 @@ int sr_metrics_packed_len(const sr_metrics *m);
 void sr_metrics_pack(const sr_metrics *m, double *buf);
 void sr_metrics_unpack(sr_metrics *m, const double *buf);
 
+/* The metrics by name, in sr_metric_values' order. */
+typedef enum sr_metric_kind {
+    SR_METRIC_NDCG = 0, SR_METRIC_PRECISION, SR_METRIC_RECALL, SR_METRIC_HIT, SR_METRIC_MRR, SR_METRIC_MAP
+} sr_metric_kind;
+/* "ndcg@20" -> kind and the index of 20 in ks; empty text: ndcg at ks[0].
+ * SR_ERR_CONFIG naming `what` (the key) when the name is unknown or K is
+ * not one of ks. */
+sr_status sr_metric_parse(const char *text, const int64_t *ks, int n_k, const char *what, sr_metric_kind *kind,
+                          int *k_index, sr_error *err);
+
 /* Means over the counted users (zeros when none), in place in out. */
 void sr_metrics_finalise(const sr_metrics *m, sr_metrics *out);
 

@@ -66,6 +66,12 @@ void sr_report_progress(const sr_log *log, int rank, const sr_progress *p)
     fflush(stderr);
 }
 
+double sr_eval_result_value(const sr_eval_result *r, int kind, int k_index)
+{
+    const double *v[6] = {r->ndcg, r->precision, r->recall, r->hit, r->mrr, r->map};
+    return kind >= 0 && kind < 6 && k_index >= 0 && k_index < r->nk ? v[kind][k_index] : 0.0;
+}
+
 void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len)
 {
     size_t off = 0;

@@ -7,6 +7,7 @@
 
 #include "comm/collectives.h"
 #include "core/cpu.h"
+#include "train/metrics.h"
 #include "train/trainer.h"
 
 static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
@@ -119,6 +120,11 @@ sr_status sr_trainer_create_with(sr_trainer **out, const sr_comm *c, const sr_co
     if (st == SR_OK) st = sr_shard_init_named(&t->items, cfg->shard_layout, t->meta.num_items, c->size, err);
     if (st == SR_OK) st = sr_optim_from_config(&t->opt, cfg, err);
     if (st == SR_OK) st = sr_lr_schedule_from_config(&t->lrs, cfg, err);
+    sr_metric_kind kind = SR_METRIC_NDCG;
+    if (st == SR_OK)
+        st = sr_metric_parse(cfg->eval_valid_metric, cfg->eval_topk, cfg->eval_topk_count, "eval.valid_metric", &kind,
+                             &t->valid_k, err);
+    t->valid_kind = (int)kind;
     if (st == SR_OK) st = count_examples(t, err);
     if (st == SR_OK) st = create_step(t, err);
     if (st == SR_OK) st = create_backbone(t, err);

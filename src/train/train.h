@@ -41,9 +41,12 @@ typedef struct sr_eval_result {
 
 /* What a run reports (the result row of `softrec train`). */
 typedef struct sr_fit_result {
-    sr_eval_result test;
+    sr_eval_result test;        /* of the model eval.test_model names (test_epoch's) */
+    sr_eval_result test_last;   /* of the last epoch's model */
+    int64_t test_epoch;         /* the epoch whose model `test` is of */
+    int64_t stopped_early;      /* epoch at which train.early_stop_patience ended training, 0: none */
     sr_eval_result best_valid;  /* nk == 0 when no validation ran */
-    int64_t best_epoch;         /* epoch of the best validation NDCG (0: none) */
+    int64_t best_epoch;         /* epoch of the best eval.valid_metric (0: none); its model is run.dir/best.h5 */
     int64_t epochs, steps;      /* trained in this run */
     double train_seconds;       /* sum of epoch times (no evaluation) */
     double epoch_seconds;       /* mean per epoch */
@@ -137,6 +140,9 @@ const int64_t *sr_trainer_popularity(const sr_trainer *t); /* train count per it
 
 /* The backbone the trainer holds (its own type is the backbone's). */
 struct sr_backbone *sr_trainer_backbone(sr_trainer *t);
+
+/* The value of metric `kind` (sr_metric_kind) at cut-off index k_index. */
+double sr_eval_result_value(const sr_eval_result *r, int kind, int k_index);
 
 /* "ndcg@20": value pairs as a JSON object text (for metrics lines); a
  * buffer of SR_EVAL_JSON_MAX holds SR_METRICS_MAX cut-offs. */

@@ -44,6 +44,7 @@ struct sr_trainer {
     int64_t step;            /* optimiser steps taken */
     sr_optim opt;
     sr_lr_schedule lrs;
+    int valid_kind, valid_k;    /* eval.valid_metric: sr_metric_kind, index into eval.topk */
     /* the model, the loss and how they score */
     const sr_backbone_ops *ops;
     sr_backbone *bb;

@@ -191,6 +191,56 @@ static void test_resume_keeps_metrics(void)
     sr_comm_destroy(&c);
 }
 
+/* Early stopping and the best-validation model: the run stops
+ * train.early_stop_patience validations after its best, run.dir/best.h5
+ * holds that epoch's model, and the reported test metrics are that model's
+ * (the last epoch's beside them). */
+static void test_model_selection(void)
+{
+    sr_comm c;
+    char data[1024];
+    setup(&c, data, sizeof data);
+    sr_config cfg;
+    sr_fit_result res;
+    toy_config(&cfg, data, "select", 40);
+    cfg.train_early_stop_patience = 2;
+    snprintf(cfg.eval_valid_metric, sizeof cfg.eval_valid_metric, "mrr@5");
+    CU_ASSERT_EQUAL_FATAL(fit(&c, &cfg, &res, NULL), SR_OK);
+    CU_ASSERT(res.best_epoch >= 1);
+    CU_ASSERT_EQUAL(res.stopped_early, res.best_epoch + 2); /* validation every epoch */
+    CU_ASSERT_EQUAL(res.epochs, res.stopped_early);
+    CU_ASSERT(res.epochs < 40);
+    CU_ASSERT_EQUAL(res.test_epoch, res.best_epoch);
+    /* best.h5 is the best epoch's model: loaded into a fresh trainer, it
+     * gives the reported test metrics; model.h5 gives the last epoch's. */
+    sr_error e;
+    sr_error_clear(&e);
+    const char *files[2] = {"best.h5", "model.h5"};
+    const sr_eval_result *want[2] = {&res.test, &res.test_last};
+    for (int k = 0; k < 2; k++) {
+        sr_trainer *t = NULL;
+        char path[2048];
+        snprintf(path, sizeof path, "%s/%s", cfg.run_dir, files[k]);
+        CU_ASSERT_EQUAL_FATAL(sr_trainer_create_with(&t, &c, &cfg, &toy_backbone, &e), SR_OK);
+        CU_ASSERT_EQUAL(sr_trainer_load(t, path, &e), SR_OK);
+        sr_eval_result r;
+        CU_ASSERT_EQUAL(sr_trainer_evaluate(t, SR_SPLIT_TEST, &r, &e), SR_OK);
+        CU_ASSERT_EQUAL(r.ndcg[0], want[k]->ndcg[0]);
+        CU_ASSERT_EQUAL(r.mrr[0], want[k]->mrr[0]);
+        sr_trainer_destroy(&t);
+    }
+    /* eval.test_model = last reports the last epoch's model */
+    toy_config(&cfg, data, "select-last", 40);
+    cfg.train_early_stop_patience = 2;
+    snprintf(cfg.eval_valid_metric, sizeof cfg.eval_valid_metric, "mrr@5");
+    snprintf(cfg.eval_test_model, sizeof cfg.eval_test_model, "last");
+    sr_fit_result last;
+    CU_ASSERT_EQUAL_FATAL(fit(&c, &cfg, &last, NULL), SR_OK);
+    CU_ASSERT_EQUAL(last.test_epoch, last.epochs);
+    CU_ASSERT_EQUAL(last.test.ndcg[0], res.test_last.ndcg[0]);
+    sr_comm_destroy(&c);
+}
+
 static void test_unknown_backbone(void)
 {
     sr_comm c;
@@ -211,6 +261,7 @@ static void register_tests(void)
     CU_pSuite s = CU_add_suite("trainer", NULL, NULL);
     CU_add_test(s, "hooks_and_learning", test_hooks_and_learning);
     CU_add_test(s, "resume_keeps_metrics", test_resume_keeps_metrics);
+    CU_add_test(s, "model_selection", test_model_selection);
     CU_add_test(s, "unknown_backbone", test_unknown_backbone);
 }
 
