@@ -29,8 +29,14 @@ int64_t sr_fused_pack_floats(int64_t nt, int64_t d) { return (nt + 31) / 32 * 32
 #define vd __m512d
 #define VL 16
 #define NRV 2
-#define MRF 6
-#define MRB 8
+#ifndef SR_FUSED_MRF512 /* tuning overrides, for experiments */
+#define SR_FUSED_MRF512 6
+#endif
+#ifndef SR_FUSED_MRB512
+#define SR_FUSED_MRB512 8
+#endif
+#define MRF SR_FUSED_MRF512
+#define MRB SR_FUSED_MRB512
 #define FN(name) name##_avx512
 #define VZERO() _mm512_setzero_ps()
 #define VDZERO() _mm512_setzero_pd()

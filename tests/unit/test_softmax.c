@@ -625,7 +625,8 @@ static void test_fused_shapes(void)
     int nk = 1 + fused_kernels(names + 1);
     static const int64_t shapes[][3] = {/* b, d, n */
                                         {1, 16, 1},    {5, 16, 31},  {7, 32, 33},   {13, 64, 100},
-                                        {9, 64, 1100}, {33, 48, 97}, {17, 256, 70}, {8, 128, 257}};
+                                        {9, 64, 1100}, {33, 48, 97}, {17, 256, 70}, {8, 128, 257},
+                                        {300, 32, 700}}; /* 3 query blocks: a team at T > 1 */
     static const int64_t edges[] = {0, 15, 16, 31, 32, 33, 63, 64, 511, 512, 1023, 1024};
     double worst = 0;
     for (int k = 0; k < nk; k++)
