@@ -22,6 +22,11 @@
  * of dV_tile's rows. dV is deterministic for a given T but not bit-identical
  * across T: OpenBLAS rounds a row slice of an SGEMM differently from the same
  * rows of the whole product (last-bit differences, ~1e-9 relative).
+ *
+ * Fused path (sr_softmax_ws_set_kernel, softmax_fused.h): register-tiled
+ * kernels replace the SGEMMs and the passes where d % 16 == 0. Forward splits
+ * queries over the team (triples as at T = 1); backward splits items (dV as
+ * at T = 1), threads 1.. adding dQ into their logit blocks, summed in order.
  */
 #include "loss/softmax.h"
 

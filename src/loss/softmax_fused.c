@@ -50,28 +50,19 @@ int64_t sr_fused_pack_floats(int64_t nt, int64_t d) { return (nt + 31) / 32 * 32
 #define VDMUL(a, f) _mm512_mul_pd((a), _mm512_set1_pd(f))
 /* Any lane x > m or unordered (NaN): the slow path sorts it out. */
 #define ANY_NLE(x, m) (_mm512_cmp_ps_mask((x), (m), _CMP_NLE_UQ) != 0)
-#define VEXP(x) exp_avx512(x)
+#define VEXP(x) FN(vexp)(x)
 
-/* exp(x) for x <= 88; x < -87, -inf and NaN give 0 (keep mask). */
-static inline TGT __m512 exp_avx512(__m512 x)
-{
-    const __m512 magic = _mm512_set1_ps(12582912.0f); /* 1.5 * 2^23 */
-    __mmask16 keep = _mm512_cmp_ps_mask(x, _mm512_set1_ps(-87.0f), _CMP_GE_OQ);
-    __m512 t = _mm512_fmadd_ps(x, _mm512_set1_ps(1.44269504088896341f), magic);
-    __m512 n = _mm512_sub_ps(t, magic);
-    __m512i ni = _mm512_sub_epi32(_mm512_castps_si512(t), _mm512_castps_si512(magic));
-    __m512 r = _mm512_fmadd_ps(n, _mm512_set1_ps(-0.693359375f), x);
-    r = _mm512_fmadd_ps(n, _mm512_set1_ps(2.12194440e-4f), r);
-    __m512 p = _mm512_set1_ps(1.9875691500e-4f);
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.3981999507e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(8.3334519073e-3f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(4.1665795894e-2f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(1.6666665459e-1f));
-    p = _mm512_fmadd_ps(p, r, _mm512_set1_ps(5.0000001201e-1f));
-    __m512 y = _mm512_add_ps(_mm512_fmadd_ps(p, _mm512_mul_ps(r, r), r), _mm512_set1_ps(1.0f));
-    __m512i bits = _mm512_add_epi32(_mm512_castps_si512(y), _mm512_slli_epi32(ni, 23));
-    return _mm512_maskz_mov_ps(keep, _mm512_castsi512_ps(bits));
-}
+/* Integer lanes of the exp's exponent trick; the keep mask clears lanes
+ * below -87 (and -inf, NaN). */
+#define vi __m512i
+#define VCASTI(x) _mm512_castps_si512(x)
+#define VCASTF(x) _mm512_castsi512_ps(x)
+#define VADDI(a, b) _mm512_add_epi32((a), (b))
+#define VSUBI(a, b) _mm512_sub_epi32((a), (b))
+#define VSHL23(a) _mm512_slli_epi32((a), 23)
+#define VKEEP(x, lim) _mm512_cmp_ps_mask((x), (lim), _CMP_GE_OQ)
+#define VAPPLY(keep, y) _mm512_maskz_mov_ps((keep), (y))
+#define vkeep __mmask16
 
 static inline TGT void acc_d_avx512(__m512d *lo, __m512d *hi, __m512 e)
 {
@@ -112,6 +103,15 @@ static inline TGT double hsum_d_avx512(__m512d lo, __m512d hi)
 #undef VEXP
 #undef ACC_D
 #undef HSUM_D
+#undef vi
+#undef VCASTI
+#undef VCASTF
+#undef VADDI
+#undef VSUBI
+#undef VSHL23
+#undef VKEEP
+#undef VAPPLY
+#undef vkeep
 
 /* ---- AVX2 + FMA: 8 lanes, panels of 16 items ------------------------------ */
 #define TGT __attribute__((target("avx2,fma")))
@@ -133,27 +133,17 @@ static inline TGT double hsum_d_avx512(__m512d lo, __m512d hi)
 #define VMUL(a, b) _mm256_mul_ps((a), (b))
 #define VDMUL(a, f) _mm256_mul_pd((a), _mm256_set1_pd(f))
 #define ANY_NLE(x, m) (_mm256_movemask_ps(_mm256_cmp_ps((x), (m), _CMP_NLE_UQ)) != 0)
-#define VEXP(x) exp_avx2(x)
+#define VEXP(x) FN(vexp)(x)
 
-static inline TGT __m256 exp_avx2(__m256 x)
-{
-    const __m256 magic = _mm256_set1_ps(12582912.0f);
-    __m256 keep = _mm256_cmp_ps(x, _mm256_set1_ps(-87.0f), _CMP_GE_OQ);
-    __m256 t = _mm256_fmadd_ps(x, _mm256_set1_ps(1.44269504088896341f), magic);
-    __m256 n = _mm256_sub_ps(t, magic);
-    __m256i ni = _mm256_sub_epi32(_mm256_castps_si256(t), _mm256_castps_si256(magic));
-    __m256 r = _mm256_fmadd_ps(n, _mm256_set1_ps(-0.693359375f), x);
-    r = _mm256_fmadd_ps(n, _mm256_set1_ps(2.12194440e-4f), r);
-    __m256 p = _mm256_set1_ps(1.9875691500e-4f);
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.3981999507e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(8.3334519073e-3f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(4.1665795894e-2f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(1.6666665459e-1f));
-    p = _mm256_fmadd_ps(p, r, _mm256_set1_ps(5.0000001201e-1f));
-    __m256 y = _mm256_add_ps(_mm256_fmadd_ps(p, _mm256_mul_ps(r, r), r), _mm256_set1_ps(1.0f));
-    __m256i bits = _mm256_add_epi32(_mm256_castps_si256(y), _mm256_slli_epi32(ni, 23));
-    return _mm256_and_ps(keep, _mm256_castsi256_ps(bits));
-}
+#define vi __m256i
+#define VCASTI(x) _mm256_castps_si256(x)
+#define VCASTF(x) _mm256_castsi256_ps(x)
+#define VADDI(a, b) _mm256_add_epi32((a), (b))
+#define VSUBI(a, b) _mm256_sub_epi32((a), (b))
+#define VSHL23(a) _mm256_slli_epi32((a), 23)
+#define VKEEP(x, lim) _mm256_cmp_ps((x), (lim), _CMP_GE_OQ)
+#define VAPPLY(keep, y) _mm256_and_ps((keep), (y))
+#define vkeep __m256
 
 static inline TGT void acc_d_avx2(__m256d *lo, __m256d *hi, __m256 e)
 {

@@ -5,6 +5,27 @@
 
 #define NR (NRV * VL)
 
+/* exp(x) for x <= 88 (vexp.c's kernel: Cody-Waite by ln 2, degree-5
+ * polynomial, 2^n through the exponent bits); x < -87, -inf, NaN give 0. */
+static inline TGT vf FN(vexp)(vf x)
+{
+    const vf magic = VSET1(12582912.0f); /* 1.5 * 2^23: t - magic is round(x / ln 2) */
+    vkeep keep = VKEEP(x, VSET1(-87.0f));
+    vf t = VFMA(x, VSET1(1.44269504088896341f), magic);
+    vf n = VSUB(t, magic);
+    vi ni = VSUBI(VCASTI(t), VCASTI(magic));
+    vf r = VFMA(n, VSET1(-0.693359375f), x);
+    r = VFMA(n, VSET1(2.12194440e-4f), r);
+    vf p = VSET1(1.9875691500e-4f);
+    p = VFMA(p, r, VSET1(1.3981999507e-3f));
+    p = VFMA(p, r, VSET1(8.3334519073e-3f));
+    p = VFMA(p, r, VSET1(4.1665795894e-2f));
+    p = VFMA(p, r, VSET1(1.6666665459e-1f));
+    p = VFMA(p, r, VSET1(5.0000001201e-1f));
+    vf y = VADD(VFMA(p, VMUL(r, r), r), VSET1(1.0f));
+    return VAPPLY(keep, VCASTF(VADDI(VCASTI(y), VSHL23(ni))));
+}
+
 /* V rows [j0, j0 + nj) -> panels of d x NR (item fastest), zero-padded. */
 static TGT void FN(pack)(const float *v, int64_t j0, int64_t nj, int64_t d, float *pack)
 {
