@@ -6,6 +6,8 @@
  *   OPENBLAS_NUM_THREADS=2 mpirun -np 1 bench_softmax
  * Options: --items N (1000000) --dim d (64) --batch B (1024) --tile T (4096)
  *          --k K (20) --steps S (3) --excl E (50 training items per user)
+ *          --kernels blas,fused-avx512,fused-avx2 (the step's paths, alternated
+ *          within each round; one JSON line each, "speedup_vs_blas")
  *
  * Flop count (stated in the output): a step is 4 GEMMs of 2 B N d flops each
  * (forward logits, backward recompute, dV = P^T Q, dQ = P V); eval is 1.
@@ -133,13 +135,32 @@ int main(int argc, char **argv)
     const double blocks = (double)((b + qb - 1) / qb);
     const double tiles_local = nr > 0 ? (double)nr / (double)tile : 0.0;
 
-    /* ---- softmax step ------------------------------------------------------ */
-    sr_mem work; /* the step's own allocations */
-    sr_mem_init(&work, 0);
-    sr_softmax_ws *ws = NULL;
-    if (sr_softmax_ws_create(&ws, b, o.tile, &work, &e)) sr_comm_abort(&c, &e);
-    double loss = 0, best = INFINITY, total = 0, gemm_total = 0, rate_mix = 0, rate_nt = 0;
-    double gemm_blk_total = 0, rate_blk = 0;
+    /* ---- softmax step, each kernel path --------------------------------- */
+    /* Paths run alternately within each round (blas, fused-avx512,
+     * fused-avx2 where the CPU has them), so they share the machine's load;
+     * --kernels restricts the set (comma-separated). */
+    const char *want = sr_bench_arg_str(argc, argv, "--kernels", "blas,fused-avx512,fused-avx2");
+    static const char *const names[] = {"blas", "fused-avx512", "fused-avx2"};
+    enum { NK = 3 };
+    sr_mem work; /* the step's own allocations, one counter per path */
+    sr_mem kwork[NK];
+    sr_softmax_ws *kws[NK] = {NULL, NULL, NULL};
+    int nk = 0, kidx[NK];
+    for (int k = 0; k < NK; k++) {
+        if (!strstr(want, names[k])) continue;
+        sr_mem_init(&kwork[k], 0);
+        if (sr_softmax_ws_create(&kws[k], b, o.tile, &kwork[k], &e)) sr_comm_abort(&c, &e);
+        sr_error_clear(&e);
+        if (sr_softmax_ws_set_kernel(kws[k], names[k], &e) != SR_OK) {
+            if (c.rank == 0) fprintf(stderr, "bench_softmax: skipping %s: %s\n", names[k], e.msg);
+            sr_softmax_ws_destroy(&kws[k]);
+            continue;
+        }
+        kidx[nk++] = k;
+    }
+    double kloss[NK] = {0}, kbest[NK], ktotal[NK] = {0}, kload[NK] = {0};
+    for (int k = 0; k < NK; k++) kbest[k] = INFINITY;
+    double gemm_total = 0, rate_mix = 0, rate_nt = 0, gemm_blk_total = 0, rate_blk = 0;
     for (int64_t it = 0; it <= o.steps; it++) { /* it == 0: warm-up */
         gemm_ref_measure(&g, 3);
         gemm_ref_measure(&gb, 3);
@@ -150,50 +171,67 @@ int main(int argc, char **argv)
         double rm = sr_bench_sum(&c, 4 * tile_flops / mix) / 1e9;
         double rb = sr_bench_sum(&c, 4 * tile_flops / mixb) / 1e9;
         double rn = sr_bench_sum(&c, tile_flops / g.t_nt) / 1e9;
-        MPI_Barrier(c.comm);
-        double t0 = sr_time_now();
-        if (sr_softmax_step(&c, q, b, d, v, nr, &s, tg, ws, &loss, dq, dv, &e)) sr_comm_abort(&c, &e);
-        double t = sr_bench_max(&c, sr_time_now() - t0);
         if (it > 0) {
-            total += t;
             gemm_total += sg;
             gemm_blk_total += sgb;
             rate_mix += rm / (double)o.steps;
             rate_blk += rb / (double)o.steps;
             rate_nt += rn / (double)o.steps;
-            if (t < best) best = t;
+        }
+        for (int kk = 0; kk < nk; kk++) {
+            /* Rotate the order each round so no path always runs first. */
+            int k = kidx[(kk + it) % nk];
+            MPI_Barrier(c.comm);
+            double t0 = sr_time_now();
+            if (sr_softmax_step(&c, q, b, d, v, nr, &s, tg, kws[k], &kloss[k], dq, dv, &e)) sr_comm_abort(&c, &e);
+            double t = sr_bench_max(&c, sr_time_now() - t0);
+            if (it > 0) {
+                ktotal[k] += t;
+                kload[k] += sr_bench_loadavg() / (double)o.steps;
+                if (t < kbest[k]) kbest[k] = t;
+            }
         }
     }
-    sr_softmax_ws_destroy(&ws);
-    double step_s = total / (double)o.steps;
-    double flops = 4.0 * 2.0 * (double)b * (double)n * (double)d;
-    double mem_peak = sr_bench_max(&c, (double)work.peak);
+    const double flops = 4.0 * 2.0 * (double)b * (double)n * (double)d;
+    const double blas_s = ktotal[0] > 0 ? ktotal[0] / (double)o.steps : 0;
     double table_bytes = sr_bench_max(&c, (double)tables.peak);
     double hwm = sr_bench_max(&c, (double)sr_mem_process_peak());
     sr_bench_json js;
-    json_head(&js, "softmax_step", &c, threads, &o);
-    sr_bench_json_int(&js, "steps", o.steps);
-    sr_bench_json_num(&js, "step_s", step_s, 4);
-    sr_bench_json_num(&js, "best_step_s", best, 4);
-    sr_bench_json_num(&js, "gflops", flops / step_s / 1e9, 2);
-    sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
-    sr_bench_json_num(&js, "fma_peak_core_gflops", core_peak, 1);
-    sr_bench_json_num(&js, "fraction_of_fma_peak", flops / step_s / 1e9 / peak, 3);
-    sr_bench_json_str(&js, "cpu", cpu_desc);
-    sr_bench_json_str(&js, "flop_count", "4 GEMMs x 2BNd");
-    sr_bench_json_num(&js, "sgemm_gflops", rate_mix, 2);
-    sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
-    sr_bench_json_num(&js, "sgemm_step_s", gemm_total / (double)o.steps, 4);
-    sr_bench_json_num(&js, "fraction_of_sgemm", gemm_total / total, 3);
-    sr_bench_json_int(&js, "qblock", qb);
-    sr_bench_json_num(&js, "sgemm_blocked_gflops", rate_blk, 2);
-    sr_bench_json_num(&js, "fraction_of_blocked_sgemm", gemm_blk_total / total, 3);
-    sr_bench_json_num(&js, "mem_peak_bytes", mem_peak, 0);
-    sr_bench_json_num(&js, "tables_bytes", table_bytes, 0);
-    sr_bench_json_num(&js, "vmhwm_bytes", hwm, 0);
-    sr_bench_json_num(&js, "bxn_bytes", 4.0 * (double)b * (double)n, 0);
-    sr_bench_json_num(&js, "loss", loss, 6);
-    sr_bench_json_print(&js, &c);
+    for (int kk = 0; kk < nk; kk++) {
+        int k = kidx[kk];
+        double step_s = ktotal[k] / (double)o.steps;
+        double mem_peak = sr_bench_max(&c, (double)kwork[k].peak);
+        json_head(&js, "softmax_step", &c, threads, &o);
+        sr_bench_json_str(&js, "kernel", sr_softmax_ws_kernel(kws[k], d));
+        sr_bench_json_int(&js, "steps", o.steps);
+        sr_bench_json_num(&js, "step_s", step_s, 4);
+        sr_bench_json_num(&js, "best_step_s", kbest[k], 4);
+        sr_bench_json_num(&js, "gflops", flops / step_s / 1e9, 2);
+        sr_bench_json_num(&js, "best_gflops", flops / kbest[k] / 1e9, 2);
+        sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
+        sr_bench_json_num(&js, "fma_peak_core_gflops", core_peak, 1);
+        sr_bench_json_num(&js, "fraction_of_fma_peak", flops / step_s / 1e9 / peak, 3);
+        sr_bench_json_num(&js, "best_fraction_of_fma_peak", flops / kbest[k] / 1e9 / peak, 3);
+        if (blas_s > 0) sr_bench_json_num(&js, "speedup_vs_blas", blas_s / step_s, 3);
+        sr_bench_json_str(&js, "cpu", cpu_desc);
+        sr_bench_json_str(&js, "flop_count", "4 GEMMs x 2BNd");
+        sr_bench_json_num(&js, "sgemm_gflops", rate_mix, 2);
+        sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
+        sr_bench_json_num(&js, "sgemm_step_s", gemm_total / (double)o.steps, 4);
+        sr_bench_json_num(&js, "fraction_of_sgemm", gemm_total / ktotal[k], 3);
+        sr_bench_json_int(&js, "qblock", qb);
+        sr_bench_json_num(&js, "sgemm_blocked_gflops", rate_blk, 2);
+        sr_bench_json_num(&js, "fraction_of_blocked_sgemm", gemm_blk_total / ktotal[k], 3);
+        sr_bench_json_num(&js, "mem_peak_bytes", mem_peak, 0);
+        sr_bench_json_num(&js, "tables_bytes", table_bytes, 0);
+        sr_bench_json_num(&js, "vmhwm_bytes", hwm, 0);
+        sr_bench_json_num(&js, "bxn_bytes", 4.0 * (double)b * (double)n, 0);
+        sr_bench_json_num(&js, "loadavg_1m", kload[k], 2);
+        sr_bench_json_num(&js, "loss", kloss[k], 6);
+        sr_bench_json_print(&js, &c);
+        sr_softmax_ws_destroy(&kws[k]);
+    }
+    double total = 0, best = INFINITY;
 
     /* ---- full-ranking top-K eval ------------------------------------------ */
     int64_t *indptr = sr_mem_alloc(&tables, (size_t)(b + 1) * sizeof(int64_t), 0, "excl indptr", &e);
@@ -246,9 +284,10 @@ int main(int argc, char **argv)
     sr_topk_ws_destroy(&tw);
     double eval_s = total / (double)o.steps;
     double eflops = 2.0 * (double)b * (double)n * (double)d;
-    mem_peak = sr_bench_max(&c, (double)work.peak);
+    double mem_peak = sr_bench_max(&c, (double)work.peak);
     hwm = sr_bench_max(&c, (double)sr_mem_process_peak());
     json_head(&js, "eval_topk", &c, threads, &o);
+    sr_bench_json_str(&js, "kernel", "blas"); /* the eval has no fused path yet */
     sr_bench_json_int(&js, "k", o.k);
     sr_bench_json_int(&js, "excl_per_user", o.excl);
     sr_bench_json_num(&js, "eval_s", eval_s, 4);
@@ -256,6 +295,7 @@ int main(int argc, char **argv)
     sr_bench_json_num(&js, "gflops", eflops / eval_s / 1e9, 2);
     sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
     sr_bench_json_num(&js, "fraction_of_fma_peak", eflops / eval_s / 1e9 / peak, 3);
+    sr_bench_json_num(&js, "loadavg_1m", sr_bench_loadavg(), 2);
     sr_bench_json_str(&js, "flop_count", "1 GEMM x 2BNd");
     sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
     sr_bench_json_num(&js, "sgemm_eval_s", gemm_total / (double)o.steps, 4);

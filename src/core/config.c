@@ -41,6 +41,9 @@ static const sr_config_key TABLE[] = {
      "softmax, or a sparse map", sr_loss_choice},
     {"loss.tile", SR_CFG_INT, F(loss_tile), "4096", 16, 1 << 22, NULL,
      "items per tile in the exact softmax (memory is O(batch x tile))"},
+    {"loss.kernel", SR_CFG_ENUM, F(loss_kernel), "blas", NOB, "blas|auto|fused-avx512|fused-avx2",
+     "exact softmax path: blas = tiled SGEMM; auto = the widest fused register-tiled kernel the CPU "
+     "has (d a multiple of 16, <= 512; SGEMM otherwise); other rounding than blas"},
     {"loss.negatives", SR_CFG_INT, F(loss_negatives), "256", 1, 1 << 26, NULL,
      "k: negatives drawn per step (ssm, nce; shared by the batch, or per query)"},
     {"loss.proposal", SR_CFG_ENUM, F(loss_proposal), "uniform", NOB, NULL,

@@ -39,6 +39,7 @@ typedef struct sr_config {
     /* loss */
     char loss_name[SR_CONFIG_NAME_MAX];
     int64_t loss_tile;           /* items per tile in the exact softmax */
+    char loss_kernel[SR_CONFIG_NAME_MAX]; /* exact softmax path: blas | auto | fused-avx512 | fused-avx2 */
     int64_t loss_negatives;      /* k: sampled negatives per step (ssm, nce) */
     char loss_proposal[SR_CONFIG_NAME_MAX]; /* uniform | popularity | inbatch | dynamic */
     char loss_dns_base[SR_CONFIG_NAME_MAX]; /* base proposal of dynamic: uniform | popularity */

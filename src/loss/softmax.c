@@ -22,6 +22,11 @@
  * of dV_tile's rows. dV is deterministic for a given T but not bit-identical
  * across T: OpenBLAS rounds a row slice of an SGEMM differently from the same
  * rows of the whole product (last-bit differences, ~1e-9 relative).
+ *
+ * Fused path (sr_softmax_ws_set_kernel, softmax_fused.h): register-tiled
+ * kernels replace the SGEMMs and the passes where d % 16 == 0. Forward splits
+ * queries over the team (triples as at T = 1); backward splits items (dV as
+ * at T = 1), threads 1.. adding dQ into their logit blocks, summed in order.
  */
 #include "loss/softmax.h"
 
@@ -32,7 +37,9 @@
 
 #include "nn/vexp.h"
 #include "core/blocks.h"
+#include "core/cpu.h"
 #include "core/team.h"
+#include "loss/softmax_fused.h"
 
 struct sr_softmax_ws {
     sr_mem *mem;
@@ -45,7 +52,14 @@ struct sr_softmax_ws {
     float *scale;  /* b_max: 1 / (B * S_i) in backward */
     sr_lse *lse;   /* b_max: the caller's merge buffer */
     void *bufs;    /* the one block behind the four above */
+    int fused;     /* -1: SGEMM path; else the sr_fused_isa of the fused kernels */
+    float *pack;   /* fused only: threads x FUSED_PACK floats (packed V tiles) */
+    float *mx;     /* fused only: b_max merged maxima as floats */
 };
+
+/* Pack floats per thread: sr_fused_pack_floats(sr_fused_tile(d), d) <= 32768
+ * for every d <= SR_FUSED_D_MAX. */
+#define FUSED_PACK ((int64_t)32768)
 
 /* Queries per block: the qb x tile logit block is about 2 MiB (core/blocks.h),
  * so the SGEMM that writes it, the exp pass and the two SGEMMs that read it
@@ -84,6 +98,7 @@ sr_status sr_softmax_ws_create(sr_softmax_ws **out, int64_t b_max, int64_t tile,
     ws->tile = tile;
     ws->qb = sr_blocks_queries(b_max, tile);
     ws->threads = sr_blocks_threads(b_max, ws->qb);
+    ws->fused = -1;
     const sr_mem_buf bufs[] = {
         SR_MEM_BUF(ws->logits, (size_t)ws->threads * (size_t)ws->qb * (size_t)tile),
         SR_MEM_BUF(ws->trow, b_max), SR_MEM_BUF(ws->scale, b_max), SR_MEM_BUF(ws->lse, b_max)};
@@ -100,6 +115,8 @@ void sr_softmax_ws_destroy(sr_softmax_ws **ws)
 {
     if (!ws || !*ws) return;
     sr_softmax_ws *w = *ws;
+    sr_mem_free(w->mem, w->pack);
+    sr_mem_free(w->mem, w->mx);
     sr_mem_free(w->mem, w->bufs);
     sr_mem_free(w->mem, w);
     *ws = NULL;
@@ -108,6 +125,48 @@ void sr_softmax_ws_destroy(sr_softmax_ws **ws)
 sr_lse *sr_softmax_ws_lse(sr_softmax_ws *ws) { return ws->lse; }
 int64_t sr_softmax_ws_tile(const sr_softmax_ws *ws) { return ws->tile; }
 int64_t sr_softmax_ws_qblock(const sr_softmax_ws *ws) { return ws->qb; }
+
+sr_status sr_softmax_ws_set_kernel(sr_softmax_ws *ws, const char *name, sr_error *err)
+{
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    const int has512 = cpu.avx512f, has2 = cpu.avx2 && cpu.fma;
+    int want;
+    if (!strcmp(name, "blas")) want = -1;
+    else if (!strcmp(name, "auto")) want = has512 ? SR_FUSED_AVX512 : has2 ? SR_FUSED_AVX2 : -1;
+    else if (!strcmp(name, "fused-avx512") || !strcmp(name, "fused-avx2")) {
+        want = name[6] == 'a' && name[9] == '5' ? SR_FUSED_AVX512 : SR_FUSED_AVX2;
+        if (want == SR_FUSED_AVX512 ? !has512 : !has2)
+            SR_FAIL(err, SR_ERR_CONFIG, "softmax kernel %s: this CPU lacks %s", name,
+                    want == SR_FUSED_AVX512 ? "AVX-512F" : "AVX2 and FMA");
+    } else
+        SR_FAIL(err, SR_ERR_CONFIG, "softmax kernel '%s': expected blas, auto, fused-avx512 or fused-avx2", name);
+    if (want >= 0 && !ws->pack) {
+        ws->pack = sr_mem_alloc(ws->mem, (size_t)ws->threads * (size_t)FUSED_PACK * sizeof(float), 0,
+                                "softmax fused pack", err);
+        ws->mx = sr_mem_alloc(ws->mem, (size_t)ws->b_max * sizeof(float), 0, "softmax fused maxima", err);
+        if (!ws->pack || !ws->mx) {
+            sr_mem_free(ws->mem, ws->pack);
+            sr_mem_free(ws->mem, ws->mx);
+            ws->pack = ws->mx = NULL;
+            return err ? err->code : SR_ERR_NOMEM;
+        }
+    }
+    ws->fused = want;
+    return SR_OK;
+}
+
+/* The fused kernels cover d % 16 == 0 up to SR_FUSED_D_MAX. */
+static int use_fused_(const sr_softmax_ws *ws, int64_t d)
+{
+    return ws->fused >= 0 && d % 16 == 0 && d <= SR_FUSED_D_MAX;
+}
+
+const char *sr_softmax_ws_kernel(const sr_softmax_ws *ws, int64_t d)
+{
+    if (!use_fused_(ws, d)) return "blas";
+    return ws->fused == SR_FUSED_AVX512 ? "fused-avx512" : "fused-avx2";
+}
 
 /* Shared argument checks; fills ws->trow. */
 static sr_status check_args_(const char *fn, int64_t b, int64_t d, int64_t n_local,
@@ -175,6 +234,20 @@ static void fwd_worker_(void *arg, const sr_team_part *part)
     }
 }
 
+/* Fused forward: thread t takes a contiguous range of FUSED_QUNIT-query
+ * units and sweeps the whole shard (packing each V tile itself), so every
+ * query's triple is the same whatever the team size. */
+#define FUSED_QUNIT 48
+static void fused_fwd_worker_(void *arg, const sr_team_part *part)
+{
+    const fwd_ctx_ *c = arg;
+    int64_t i0 = part->lo * FUSED_QUNIT, i1 = part->hi * FUSED_QUNIT;
+    if (i1 > c->b) i1 = c->b;
+    if (i1 <= i0) return;
+    sr_fused_forward((sr_fused_isa)c->ws->fused, c->q + i0 * c->d, i1 - i0, c->d, c->v, c->n_local,
+                     c->ws->trow + i0, c->ws->pack + (size_t)part->t * FUSED_PACK, c->part + i0);
+}
+
 sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *v,
                              int64_t n_local, const sr_shard *shard, int rank,
                              const int64_t *targets, sr_softmax_ws *ws, sr_lse *part,
@@ -183,7 +256,10 @@ sr_status sr_softmax_partial(const float *q, int64_t b, int64_t d, const float *
     SR_TRY(check_args_("softmax forward", b, d, n_local, shard, rank, targets, ws, err));
     for (int64_t i = 0; i < b; i++) part[i] = sr_lse_empty();
     fwd_ctx_ c = {q, v, b, d, n_local, ws, part};
-    if (n_local > 0) sr_team_run(ws->threads, (b + ws->qb - 1) / ws->qb, fwd_worker_, &c);
+    if (n_local > 0 && use_fused_(ws, d))
+        sr_team_run(ws->threads, (b + FUSED_QUNIT - 1) / FUSED_QUNIT, fused_fwd_worker_, &c);
+    else if (n_local > 0)
+        sr_team_run(ws->threads, (b + ws->qb - 1) / ws->qb, fwd_worker_, &c);
     return SR_OK;
 }
 
@@ -254,6 +330,25 @@ static void bwd_worker_(void *arg, const sr_team_part *part)
     }
 }
 
+/* Fused backward: thread t takes a contiguous range of 32-item units (its
+ * dV rows are its own; every query's P over them adds into its dQ). */
+static void fused_bwd_worker_(void *arg, const sr_team_part *part)
+{
+    const bwd_ctx_ *c = arg;
+    sr_softmax_ws *ws = c->ws;
+    int64_t j0 = part->lo * 32, j1 = part->hi * 32;
+    if (j1 > c->n_local) j1 = c->n_local;
+    float *dq = c->dq;
+    if (dq && part->t > 0) {
+        dq = ws->logits + (size_t)part->t * (size_t)ws->qb * (size_t)ws->tile;
+        memset(dq, 0, (size_t)c->b * (size_t)c->d * sizeof(float));
+    }
+    if (j1 <= j0) return;
+    sr_fused_backward((sr_fused_isa)ws->fused, c->q, c->b, c->d, c->v, j0, j1, ws->mx, ws->scale, ws->trow,
+                      (float)(1.0 / (double)c->b), ws->pack + (size_t)part->t * FUSED_PACK, dq,
+                      c->dv ? c->dv + j0 * c->d : NULL);
+}
+
 sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float *v,
                               int64_t n_local, const sr_shard *shard, int rank,
                               const int64_t *targets, const sr_lse *merged, sr_softmax_ws *ws,
@@ -272,6 +367,20 @@ sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float 
     }
     if (dq && n_local == 0) memset(dq, 0, (size_t)b * (size_t)d * sizeof(float));
     bwd_ctx_ c = {q, v, b, d, n_local, merged, ws, dq, dv};
-    if (n_local > 0) sr_team_run(ws->threads, (b + ws->qb - 1) / ws->qb, bwd_worker_, &c);
+    if (n_local > 0 && use_fused_(ws, d)) {
+        for (int64_t i = 0; i < b; i++) ws->mx[i] = (float)merged[i].max; /* a float logit */
+        if (dq) memset(dq, 0, (size_t)b * (size_t)d * sizeof(float));
+        /* Threads split the items; threads 1.. add their dQ into their own
+         * logit blocks (when b x d fits one), summed below in thread order. */
+        int team = ws->threads;
+        if (team > 1 && dq && b * d > ws->qb * ws->tile) team = 1;
+        sr_team_run(team, (n_local + 31) / 32, fused_bwd_worker_, &c);
+        if (dq && team > 1)
+            for (int t = 1; t < team; t++) {
+                const float *part = ws->logits + (size_t)t * (size_t)ws->qb * (size_t)ws->tile;
+                for (int64_t k = 0; k < b * d; k++) dq[k] += part[k];
+            }
+    } else if (n_local > 0)
+        sr_team_run(ws->threads, (b + ws->qb - 1) / ws->qb, bwd_worker_, &c);
     return SR_OK;
 }

@@ -40,6 +40,17 @@ int64_t sr_softmax_ws_tile(const sr_softmax_ws *ws);
 /* Queries per block (min(b_max, ~2 MiB / (4 tile)), a multiple of 16). */
 int64_t sr_softmax_ws_qblock(const sr_softmax_ws *ws);
 
+/* Kernel path (docs/benchmarks.md, "fused exact softmax"). "blas": tiled
+ * SGEMM + vector passes (the default); "auto": the widest fused
+ * register-tiled variant this CPU has (SGEMM if none); "fused-avx512",
+ * "fused-avx2": that variant, SR_ERR_CONFIG where the CPU lacks it. Fused
+ * kernels cover d % 16 == 0, d <= 512; other d take the SGEMM path whatever
+ * the choice. Fused allocates a ~128 KiB pack buffer per thread (through the
+ * workspace's sr_mem). Rounding differs from the SGEMM path (not its bits). */
+sr_status sr_softmax_ws_set_kernel(sr_softmax_ws *ws, const char *name, sr_error *err);
+/* The path a call of dimension d takes: "blas", "fused-avx512", "fused-avx2". */
+const char *sr_softmax_ws_kernel(const sr_softmax_ws *ws, int64_t d);
+
 /* Phase 1. part[i] = triple of query i over this shard's items: max and sum
  * of exp over the n_local logits (the empty triple when n_local == 0), and the
  * target logit when this rank owns targets[i] (0 otherwise). A query whose

@@ -5,7 +5,8 @@
  * shard's rows, runs one step, and checks: the loss (bit-identical on every
  * rank, within 1e-5 of the reference), its dV rows against the reference
  * rows, and the all-reduced partial dQ against the reference dQ. Layouts:
- * balanced blocks, uneven blocks with an empty rank, interleave.
+ * balanced blocks, uneven blocks with an empty rank, interleave; with the
+ * default (SGEMM) path and with each fused kernel the CPU has.
  */
 #include <math.h>
 #include <stdio.h>
@@ -35,7 +36,9 @@ static int suite_clean(void)
     return 0;
 }
 
-static void run_case(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t seed, const char *what)
+/* kernel: sr_softmax_ws_set_kernel's name (NULL: the default path). */
+static void run_case_kernel(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t seed, const char *what,
+                            const char *kernel)
 {
     const sr_comm *c = &g_comm;
     int64_t n = s->n;
@@ -57,6 +60,7 @@ static void run_case(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t s
     sr_error_clear(&e);
     sr_softmax_ws *ws = NULL;
     CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, b, tile, NULL, &e), SR_OK);
+    if (kernel) CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_kernel(ws, kernel, &e), SR_OK);
     float *dq = malloc((size_t)(b * d) * sizeof(float));
     float *dv = malloc((size_t)(nr * d + 1) * sizeof(float));
     double loss = NAN;
@@ -107,6 +111,11 @@ static void run_case(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t s
     free(q);
     free(v);
     free(tg);
+}
+
+static void run_case(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t seed, const char *what)
+{
+    run_case_kernel(s, b, d, tile, seed, what, NULL);
 }
 
 static void test_step_block(void)
@@ -164,6 +173,41 @@ static void test_step_bad_target_everywhere(void)
     sr_shard_destroy(&s);
 }
 
+/* The fused kernels (each variant the CPU has; the same on every rank, one
+ * machine) on balanced, uneven-with-an-empty-rank and interleaved shards,
+ * with b and n_local off the register blocks. */
+static void test_step_fused(void)
+{
+    static const char *const names[] = {"fused-avx512", "fused-avx2"};
+    int p = sr_test_size();
+    for (int k = 0; k < 2; k++) {
+        sr_softmax_ws *ws = NULL;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 1, 16, NULL, &e), SR_OK);
+        sr_status ok = sr_softmax_ws_set_kernel(ws, names[k], &e);
+        sr_softmax_ws_destroy(&ws);
+        if (ok != SR_OK) {
+            if (g_comm.rank == 0) fprintf(stderr, "  SKIP %s: %s\n", names[k], e.msg);
+            continue;
+        }
+        sr_shard s;
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 203, p, NULL, &e), SR_OK);
+        run_case_kernel(&s, 13, 32, 4096, 105, names[k], names[k]);
+        sr_shard_destroy(&s);
+        int64_t counts[4] = {0, 0, 0, 0};
+        counts[0] = 150; /* rank 1 (if any) holds nothing */
+        for (int r = 2; r < p; r++) counts[r] = 53 / (p - 2) + (r == p - 1 ? 53 % (p - 2) : 0);
+        if (p <= 2) counts[0] = 203;
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 203, p, counts, &e), SR_OK);
+        run_case_kernel(&s, 7, 16, 4096, 106, names[k], names[k]);
+        sr_shard_destroy(&s);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, 97, p, &e), SR_OK);
+        run_case_kernel(&s, 9, 64, 4096, 107, names[k], names[k]);
+        sr_shard_destroy(&s);
+    }
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("softmax_mpi", suite_init, suite_clean);
@@ -171,6 +215,7 @@ static void register_tests(void)
     CU_add_test(s, "step_uneven_empty", test_step_uneven_empty);
     CU_add_test(s, "step_interleave", test_step_interleave);
     CU_add_test(s, "step_bad_target_everywhere", test_step_bad_target_everywhere);
+    CU_add_test(s, "step_fused", test_step_fused);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }

@@ -21,6 +21,7 @@ typedef struct problem {
     float *q;        /* b x d */
     float *v;        /* n x d, global order */
     int64_t *target; /* b */
+    const char *kernel; /* sr_softmax_ws_set_kernel's name; NULL: the default */
 } problem;
 
 static void problem_make(problem *p, int64_t b, int64_t d, int64_t n, double scale, uint64_t seed)
@@ -28,6 +29,7 @@ static void problem_make(problem *p, int64_t b, int64_t d, int64_t n, double sca
     p->b = b;
     p->d = d;
     p->n = n;
+    p->kernel = NULL;
     p->q = malloc((size_t)(b * d) * sizeof(float));
     p->v = malloc((size_t)(n * d) * sizeof(float));
     p->target = malloc((size_t)b * sizeof(int64_t));
@@ -76,6 +78,10 @@ static sr_status run_virtual(const problem *p, const sr_shard *s, int64_t tile, 
     sr_softmax_ws *ws = NULL;
     sr_status st = sr_softmax_ws_create(&ws, p->b, tile, &m, &e);
     if (st) return st;
+    if (p->kernel && (st = sr_softmax_ws_set_kernel(ws, p->kernel, &e)) != SR_OK) {
+        sr_softmax_ws_destroy(&ws);
+        return st;
+    }
     int64_t d = p->d;
     float **vr = calloc((size_t)s->p, sizeof *vr);
     sr_lse *part = malloc((size_t)p->b * sizeof *part);
@@ -148,6 +154,9 @@ static double check_against_ref_floor(const problem *p, const sr_shard *s, int64
     double ev = rel_err_floor(got.dv, rdv, p->n * p->d, floor);
     double worst = fmax(el, fmax(eq, ev));
     CU_ASSERT(worst < tol);
+    if (getenv("SR_TEST_VERBOSE"))
+        fprintf(stderr, "%s b=%lld d=%lld n=%lld P=%d: loss %.2e dq %.2e dv %.2e\n", what, (long long)p->b,
+                (long long)p->d, (long long)p->n, s->p, el, eq, ev);
     if (!(worst < tol))
         fprintf(stderr, "%s (P=%d layout=%d tile=%lld): loss %.9g vs %.9g; rel err loss %.2e dq %.2e dv %.2e\n",
                 what, s->p, (int)s->layout, (long long)tile, got.loss, ref_loss, el, eq, ev);
@@ -586,6 +595,166 @@ static void test_errors_and_nan(void)
     problem_free(&p);
 }
 
+
+/* ---- fused register-tiled kernels ------------------------------------------ */
+
+/* The fused variants this CPU runs; the others are skipped with a message. */
+static int fused_kernels(const char **names)
+{
+    static const char *const all[] = {"fused-avx512", "fused-avx2"};
+    int n = 0;
+    for (int k = 0; k < 2; k++) {
+        sr_softmax_ws *ws = NULL;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 1, 16, NULL, &e), SR_OK);
+        if (sr_softmax_ws_set_kernel(ws, all[k], &e) == SR_OK) names[n++] = all[k];
+        else if (sr_test_rank() == 0) fprintf(stderr, "  SKIP %s: %s\n", all[k], e.msg);
+        sr_softmax_ws_destroy(&ws);
+    }
+    return n;
+}
+
+/* Odd shapes against the float64 twin: b not a multiple of the query block
+ * (6 / 8 / 4), n_local not a multiple of the 16- / 32-item panel or of the
+ * packed tile (512 items at d = 64), empty shards, targets at panel and tile
+ * edges, d from 16 to 256. */
+static void test_fused_shapes(void)
+{
+    const char *names[3] = {"blas"}; /* the SGEMM path on the same shapes, for comparison */
+    int nk = 1 + fused_kernels(names + 1);
+    static const int64_t shapes[][3] = {/* b, d, n */
+                                        {1, 16, 1},    {5, 16, 31},  {7, 32, 33},   {13, 64, 100},
+                                        {9, 64, 1100}, {33, 48, 97}, {17, 256, 70}, {8, 128, 257},
+                                        {300, 32, 700}}; /* 3 query blocks: a team at T > 1 */
+    static const int64_t edges[] = {0, 15, 16, 31, 32, 33, 63, 64, 511, 512, 1023, 1024};
+    double worst = 0;
+    for (int k = 0; k < nk; k++)
+        for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+            problem p;
+            problem_make(&p, shapes[sh][0], shapes[sh][1], shapes[sh][2], 0.6, 100 + sh);
+            p.kernel = names[k];
+            for (int64_t i = 0; i < p.b; i++)
+                p.target[i] = i < (int64_t)(sizeof edges / sizeof *edges) ? edges[i] % p.n : p.target[i];
+            p.target[p.b - 1] = p.n - 1;
+            for (int P = 1; P <= 4; P += (p.n > 500 ? 3 : 1)) {
+                sr_shard s;
+                sr_error e;
+                sr_error_clear(&e);
+                const int64_t counts[4] = {p.n / 2, 0, p.n - p.n / 2 - p.n / 5, p.n / 5};
+                CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, P == 4 ? counts : NULL, &e), SR_OK);
+                worst = fmax(worst, check_against_ref(&p, &s, 4096, 1e-5, names[k]));
+                sr_shard_destroy(&s);
+                CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p.n, P, &e), SR_OK);
+                worst = fmax(worst, check_against_ref(&p, &s, 4096, 1e-5, names[k]));
+                sr_shard_destroy(&s);
+            }
+            problem_free(&p);
+        }
+    if (sr_test_rank() == 0) fprintf(stderr, "  fused shapes: worst relative error %.2e\n", worst);
+}
+
+/* Extreme logits through the fused kernels: a dominant item near 1000 and a
+ * spread from -2000 to 2000 (the lazy shift and its rescaling). */
+static void test_fused_extreme(void)
+{
+    const char *names[2];
+    int nk = fused_kernels(names);
+    for (int k = 0; k < nk; k++) {
+        problem p;
+        problem_make(&p, 11, 16, 77, 0.3, 121);
+        p.kernel = names[k];
+        for (int64_t c = 0; c < p.d; c++) p.v[40 * p.d + c] = c == 0 ? 31.5f : 0.0f;
+        for (int64_t i = 0; i < p.b; i++) {
+            p.q[i * p.d] = 31.5f + 0.01f * (float)i;
+            p.target[i] = i % 2 ? 40 : (int64_t)(5 * i + 1);
+        }
+        problem h;
+        problem_make(&h, 6, 16, 150, 1.0, 122);
+        h.kernel = names[k];
+        for (int64_t j = 0; j < h.n; j++)
+            for (int64_t c = 0; c < h.d; c++)
+                h.v[j * h.d + c] = c == 0 ? (float)(j - 75) * 0.66f : c == 1 ? 0.1f * (float)(j % 7) : 0.0f;
+        for (int64_t i = 0; i < h.b; i++) {
+            for (int64_t c = 0; c < h.d; c++) h.q[i * h.d + c] = c == 0 ? (i % 2 ? 40.0f : -40.0f) : c == 1;
+            h.target[i] = i < 2 ? 149 - i : 31 * i % h.n;
+        }
+        for (int P = 1; P <= 3; P++) {
+            sr_shard s;
+            sr_error e;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+            check_against_ref(&p, &s, 4096, 1e-5, "fused dominant logit");
+            sr_shard_destroy(&s);
+            CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, h.n, P, NULL, &e), SR_OK);
+            check_against_ref(&h, &s, 4096, 1e-5, "fused huge spread");
+            sr_shard_destroy(&s);
+        }
+        problem_free(&p);
+        problem_free(&h);
+    }
+}
+
+/* Kernel names, the SGEMM fallback for d % 16 != 0, and non-finite inputs
+ * (the documented NaN sum, then SR_ERR_NUMERIC in backward). */
+static void test_fused_paths_and_nan(void)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_softmax_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 8, 64, NULL, &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(sr_softmax_ws_kernel(ws, 64), "blas");
+    CU_ASSERT_EQUAL(sr_softmax_ws_set_kernel(ws, "gemm", &e), SR_ERR_CONFIG);
+    CU_ASSERT_EQUAL(sr_softmax_ws_set_kernel(ws, "auto", &e), SR_OK);
+    const char *a = sr_softmax_ws_kernel(ws, 64);
+    CU_ASSERT(!strcmp(a, "fused-avx512") || !strcmp(a, "fused-avx2") || !strcmp(a, "blas"));
+    CU_ASSERT_STRING_EQUAL(sr_softmax_ws_kernel(ws, 24), "blas");
+    CU_ASSERT_STRING_EQUAL(sr_softmax_ws_kernel(ws, 1024), "blas");
+    CU_ASSERT_EQUAL(sr_softmax_ws_set_kernel(ws, "blas", &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(sr_softmax_ws_kernel(ws, 64), "blas");
+    sr_softmax_ws_destroy(&ws);
+
+    const char *names[2];
+    int nk = fused_kernels(names);
+    for (int k = 0; k < nk; k++) {
+        problem p; /* d = 24: not covered, the SGEMM path runs */
+        problem_make(&p, 7, 24, 45, 0.5, 131);
+        p.kernel = names[k];
+        sr_shard s;
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, 2, NULL, &e), SR_OK);
+        check_against_ref(&p, &s, 16, 1e-5, "fused fallback d=24");
+        sr_shard_destroy(&s);
+        problem_free(&p);
+
+        problem_make(&p, 9, 32, 70, 0.5, 132);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, 2, NULL, &e), SR_OK);
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, p.b, 4096, NULL, &e), SR_OK);
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_kernel(ws, names[k], &e), SR_OK);
+        sr_lse part[9];
+        float dq[9 * 32], dv[35 * 32];
+        for (int c = 0; c < 3; c++) {
+            /* NaN in an item row (in the last, partial panel); +inf in one
+             * query; -inf logits alone are fine (exp gives 0). */
+            float *x = c == 0 ? &p.v[33 * p.d + 5] : c == 1 ? &p.q[4 * p.d + 3] : &p.v[2 * p.d];
+            float keep = *x;
+            *x = c == 0 ? NAN : INFINITY;
+            sr_error_clear(&e);
+            CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v, 35, &s, 0, p.target, ws, part, &e), SR_OK);
+            if (c == 0)
+                for (int64_t i = 0; i < p.b; i++) CU_ASSERT(isnan(part[i].sum));
+            if (c == 1) CU_ASSERT(isnan(part[4].sum) && !isnan(part[3].sum));
+            CU_ASSERT(isnan(sr_softmax_loss(part, p.b)) || c == 2);
+            if (c < 2)
+                CU_ASSERT_EQUAL(sr_softmax_backward(p.q, p.b, p.d, p.v, 35, &s, 0, p.target, part, ws, dq, dv, &e),
+                                SR_ERR_NUMERIC);
+            *x = keep;
+        }
+        sr_softmax_ws_destroy(&ws);
+        sr_shard_destroy(&s);
+        problem_free(&p);
+    }
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("softmax", NULL, NULL);
@@ -601,6 +770,9 @@ static void register_tests(void)
     CU_add_test(s, "finite_difference_reference", test_finite_difference_reference);
     CU_add_test(s, "finite_difference_fast", test_finite_difference_fast);
     CU_add_test(s, "errors_and_nan", test_errors_and_nan);
+    CU_add_test(s, "fused_shapes", test_fused_shapes);
+    CU_add_test(s, "fused_extreme", test_fused_extreme);
+    CU_add_test(s, "fused_paths_and_nan", test_fused_paths_and_nan);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
