@@ -84,7 +84,8 @@ static json_t *result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_r
 static void print_summary(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res, FILE *out)
 {
     const sr_eval_result *t = &res->test;
-    fprintf(out, "\nsoftrec: done: %lld epochs in %.1f s on %d ranks%s%s\n", (long long)res->epochs,
+    fprintf(out, "\nsoftrec: done: %lld epoch%s in %.1f s on %d ranks%s%s\n", (long long)res->epochs,
+            res->epochs == 1 ? "" : "s",
             res->train_seconds, c->size, res->resumed_from[0] ? ", resumed from " : "", res->resumed_from);
     fprintf(out, "  data    %s: %lld users, %lld items\n", cfg->data_path, (long long)res->num_users,
             (long long)res->num_items);
