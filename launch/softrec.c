@@ -21,20 +21,18 @@
 static int cpu_has(const char *isa)
 {
 #if defined(__x86_64__) || defined(__i386__)
-    /* __builtin_cpu_supports takes literals only: one line per name. */
+    /* __builtin_cpu_supports takes literals only: one row per name. */
     __builtin_cpu_init();
-    if (!strcmp(isa, "SSE4_2")) return __builtin_cpu_supports("sse4.2");
-    if (!strcmp(isa, "POPCNT")) return __builtin_cpu_supports("popcnt");
-    if (!strcmp(isa, "AVX")) return __builtin_cpu_supports("avx");
-    if (!strcmp(isa, "AVX2")) return __builtin_cpu_supports("avx2");
-    if (!strcmp(isa, "FMA")) return __builtin_cpu_supports("fma");
-    if (!strcmp(isa, "BMI2")) return __builtin_cpu_supports("bmi2");
-    if (!strcmp(isa, "F16C")) return __builtin_cpu_supports("f16c");
-    if (!strcmp(isa, "AVX512F")) return __builtin_cpu_supports("avx512f");
-    if (!strcmp(isa, "AVX512CD")) return __builtin_cpu_supports("avx512cd");
-    if (!strcmp(isa, "AVX512BW")) return __builtin_cpu_supports("avx512bw");
-    if (!strcmp(isa, "AVX512DQ")) return __builtin_cpu_supports("avx512dq");
-    if (!strcmp(isa, "AVX512VL")) return __builtin_cpu_supports("avx512vl");
+    const struct { const char *name; int has; } table[] = {
+        {"SSE4_2", __builtin_cpu_supports("sse4.2")},     {"POPCNT", __builtin_cpu_supports("popcnt")},
+        {"AVX", __builtin_cpu_supports("avx")},           {"AVX2", __builtin_cpu_supports("avx2")},
+        {"FMA", __builtin_cpu_supports("fma")},           {"BMI2", __builtin_cpu_supports("bmi2")},
+        {"F16C", __builtin_cpu_supports("f16c")},         {"AVX512F", __builtin_cpu_supports("avx512f")},
+        {"AVX512CD", __builtin_cpu_supports("avx512cd")}, {"AVX512BW", __builtin_cpu_supports("avx512bw")},
+        {"AVX512DQ", __builtin_cpu_supports("avx512dq")}, {"AVX512VL", __builtin_cpu_supports("avx512vl")},
+    };
+    for (size_t i = 0; i < sizeof table / sizeof *table; i++)
+        if (!strcmp(isa, table[i].name)) return table[i].has != 0;
 #endif
     return 1;
 }
