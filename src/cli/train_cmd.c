@@ -1,8 +1,10 @@
 /* train_cmd.c: "softrec train" and "softrec eval" (cli.h). */
 #include <jansson.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "cli/cli.h"
 #include "core/config.h"
@@ -10,23 +12,28 @@
 #include "io/checkpoint.h"
 #include "train/train.h"
 
-/* The result row: one JSON object, the last line on stdout (launch/report
- * and the slurm studies collect these). */
-static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
+/* ---- the result: a JSON row (stdout, result.json) and a summary (stderr) -- */
+
+/* Metrics as a JSON object, rounded to 1e-6 as metrics.jsonl writes them, so
+ * train's row and `softrec eval` print the same text for the same model. */
+static json_t *eval_json(const sr_eval_result *r)
 {
-    /* Metrics in the same text as metrics.jsonl and `softrec eval` print
-     * (sr_eval_result_json), the rest through jansson. */
-    char tj[1024], vj[1024];
-    sr_eval_result_json(&res->test, tj, sizeof tj);
-    sr_eval_result_json(&res->best_valid, vj, sizeof vj);
-    json_t *row = json_object(), *conf = json_object();
-    size_t nkeys = 0;
-    const sr_config_key *keys = sr_config_table(&nkeys);
-    for (size_t i = 0; i < nkeys; i++) {
-        char val[SR_CONFIG_PATH_MAX];
-        if (sr_config_get(cfg, keys[i].name, val, sizeof val))
-            json_object_set_new(conf, keys[i].name, json_string(val));
+    json_t *o = json_object();
+    for (int i = 0; i < r->nk; i++) {
+        const char *names[6] = {"ndcg", "precision", "recall", "hit", "mrr", "map"}; /* sr_metric_kind order */
+        for (int m = 0; m < 6; m++) {
+            char key[48];
+            snprintf(key, sizeof key, "%s@%lld", names[m], (long long)r->k[i]);
+            json_object_set_new(o, key, json_real(round(sr_eval_result_value(r, m, i) * 1e6) / 1e6));
+        }
     }
+    json_object_set_new(o, "users", json_integer(r->users));
+    return o;
+}
+
+/* The run's numbers: what it trained, on what, at what cost. */
+static void row_add_run(json_t *row, const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
+{
     const char *th = getenv("OPENBLAS_NUM_THREADS");
     json_object_set_new(row, "best_epoch", json_integer(res->best_epoch));
     json_object_set_new(row, "train_seconds", json_real(res->train_seconds));
@@ -52,25 +59,189 @@ static void print_result_row(const sr_comm *c, const sr_config *cfg, const sr_fi
     json_object_set_new(row, "skipped_steps", json_integer(res->skipped_steps));
     json_object_set_new(row, "resumed_from", json_string(res->resumed_from));
     json_object_set_new(row, "version", json_string(SOFTREC_VERSION));
-    json_object_set_new(row, "config", conf);
-    char *txt = json_dumps(row, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
-    if (txt) {
-        printf("{\"test\": %s, \"best_valid\": %s, %s\n", tj, vj, txt + 1);
-        fflush(stdout);
-        char path[SR_CONFIG_PATH_MAX + 32];
-        snprintf(path, sizeof path, "%s/result.json", cfg->run_dir);
-        FILE *f = fopen(path, "w");
-        if (f) {
-            fprintf(f, "{\"test\": %s, \"best_valid\": %s, %s\n", tj, vj, txt + 1);
-            fclose(f);
-        }
-        free(txt);
+}
+
+/* The result row: {"test", "best_valid", run numbers..., "config": {every key}}. */
+static json_t *result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
+{
+    json_t *row = json_object(), *conf = json_object();
+    json_object_set_new(row, "test", eval_json(&res->test));
+    json_object_set_new(row, "test_epoch", json_integer(res->test_epoch));
+    json_object_set_new(row, "test_last", eval_json(&res->test_last));
+    json_object_set_new(row, "best_valid", eval_json(&res->best_valid));
+    json_object_set_new(row, "stopped_early", json_integer(res->stopped_early));
+    row_add_run(row, c, cfg, res);
+    size_t nkeys = 0;
+    const sr_config_key *keys = sr_config_table(&nkeys);
+    for (size_t i = 0; i < nkeys; i++) {
+        char val[SR_CONFIG_PATH_MAX];
+        if (sr_config_get(cfg, keys[i].name, val, sizeof val))
+            json_object_set_new(conf, keys[i].name, json_string(val));
     }
+    json_object_set_new(row, "config", conf);
+    return row;
+}
+
+/* The human summary on stderr: data, model, loss, test metrics, files. */
+static void print_summary(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res, FILE *out)
+{
+    const sr_eval_result *t = &res->test;
+    fprintf(out, "\nsoftrec: done: %lld epoch%s in %.1f s on %d ranks%s%s\n", (long long)res->epochs,
+            res->epochs == 1 ? "" : "s",
+            res->train_seconds, c->size, res->resumed_from[0] ? ", resumed from " : "", res->resumed_from);
+    fprintf(out, "  data    %s: %lld users, %lld items\n", cfg->data_path, (long long)res->num_users,
+            (long long)res->num_items);
+    fprintf(out, "  model   %s (d=%lld), loss %s, optimiser %s\n", cfg->model_name, (long long)cfg->model_dim,
+            cfg->loss_name, cfg->optim_name);
+    fprintf(out, "  test    %lld users, the model of epoch %lld (%s)\n    %-15s", (long long)t->users,
+            (long long)res->test_epoch, res->test_epoch == res->epochs ? "the last" : "best validation, best.h5", "");
+    for (int i = 0; i < t->nk; i++) {
+        char k[24];
+        snprintf(k, sizeof k, "@%lld", (long long)t->k[i]);
+        fprintf(out, "  %7s", k);
+    }
+    const char *names[6] = {"NDCG", "Precision", "Recall", "Hit", "MRR", "MAP"}; /* sr_metric_kind order */
+    for (int m = 0; m < 6; m++) {
+        fprintf(out, "\n    %-15s", names[m]);
+        for (int i = 0; i < t->nk; i++) fprintf(out, "  %7.4f", sr_eval_result_value(t, m, i));
+    }
+    fprintf(out, "\n  files   %s/{result.json,metrics.jsonl,model.h5,config.ini,checkpoints/}\n\n", cfg->run_dir);
+    fflush(out);
+}
+
+/* Rank 0: the row as the last stdout line (launch/report, slurm/lib.sh and
+ * the tests take it from there) and as run.dir/result.json; the summary
+ * on stderr before it. */
+static void print_result(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
+{
+    json_t *row = result_row(c, cfg, res);
+    char *txt = json_dumps(row, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
     json_decref(row);
+    print_summary(c, cfg, res, stderr);
+    if (!txt) {
+        fprintf(stderr, "softrec: warning: cannot format the result row (out of memory)\n");
+        return;
+    }
+    printf("%s\n", txt);
+    fflush(stdout);
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/result.json", cfg->run_dir);
+    FILE *f = fopen(path, "w");
+    if (!f || fprintf(f, "%s\n", txt) < 0) fprintf(stderr, "softrec: warning: cannot write %s\n", path);
+    if (f) fclose(f);
+    free(txt);
+}
+
+/* ---- run.dir: never replace another run's files without --force ---------- */
+
+/* Keys that may change between a run and its continuation (length, resume,
+ * checkpoint cadence, guards, logging): all others make a different run. */
+static bool key_is_semantic(const char *name)
+{
+    static const char *const free_keys[] = {
+        "run.dir", "run.progress_every", "train.epochs", "train.resume", "train.checkpoint_every",
+        "train.keep_checkpoints", "train.max_bad_steps", "train.watchdog_factor",
+        "train.watchdog_min_seconds", "eval.every",
+    };
+    for (size_t i = 0; i < sizeof free_keys / sizeof *free_keys; i++)
+        if (!strcmp(name, free_keys[i])) return false;
+    return true;
+}
+
+/* The first semantic key where a and b differ, described into buf; false
+ * when they agree. */
+static bool config_differs(const sr_config *a, const sr_config *b, char *buf, size_t len)
+{
+    size_t n = 0;
+    const sr_config_key *keys = sr_config_table(&n);
+    for (size_t i = 0; i < n; i++) {
+        char va[SR_CONFIG_PATH_MAX], vb[SR_CONFIG_PATH_MAX];
+        if (!key_is_semantic(keys[i].name)) continue;
+        if (!sr_config_get(a, keys[i].name, va, sizeof va) || !sr_config_get(b, keys[i].name, vb, sizeof vb))
+            continue;
+        if (strcmp(va, vb)) {
+            snprintf(buf, len, "a different run (its config.ini has %s = %.200s, this run %.200s)", keys[i].name,
+                     va, vb);
+            return true;
+        }
+    }
+    return false;
+}
+
+static bool exists_in(const char *dir, const char *name)
+{
+    char path[SR_CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/%s", dir, name);
+    return access(path, F_OK) == 0;
+}
+
+/* Rank 0: why cfg's run must not write into run.dir ("" when it may). */
+static void run_dir_conflict(const sr_config *cfg, char *why, size_t len)
+{
+    why[0] = '\0';
+    /* train.resume=auto with checkpoints: the resume protocol decides */
+    if (!strcmp(cfg->train_resume, "auto") && exists_in(cfg->run_dir, "checkpoints")) return;
+    if (exists_in(cfg->run_dir, "model.h5")) {
+        snprintf(why, len, "a finished run (model.h5)");
+        return;
+    }
+    if (!exists_in(cfg->run_dir, "config.ini")) return;
+    char path[SR_CONFIG_PATH_MAX + 64];
+    snprintf(path, sizeof path, "%s/config.ini", cfg->run_dir);
+    sr_config old;
+    sr_error e;
+    sr_error_clear(&e);
+    sr_config_defaults(&old);
+    if (sr_config_load_file(&old, path, &e) != SR_OK) snprintf(why, len, "a run whose config.ini does not load");
+    else config_differs(&old, cfg, why, len);
+}
+
+/* Collective: refuse (SR_ERR_CONFIG, agreed) or, with --force, clear the
+ * old run's results so nothing stale survives a failed new run. */
+static sr_status check_run_dir(const sr_comm *c, const sr_config *cfg, int force, sr_error *err)
+{
+    if (c->rank == 0) {
+        char why[640];
+        run_dir_conflict(cfg, why, sizeof why);
+        if (why[0] && !force)
+            sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__,
+                         "run.dir %s holds %s; choose another run.dir (--set run.dir=...), "
+                         "continue it with --set train.resume=auto, or replace it with --force",
+                         cfg->run_dir, why);
+        else if (why[0]) {
+            fprintf(stderr, "softrec: warning: --force: replacing %s in %s\n", why, cfg->run_dir);
+            const char *stale[] = {"model.h5", "result.json"};
+            for (size_t i = 0; i < 2; i++) {
+                char path[SR_CONFIG_PATH_MAX + 64];
+                snprintf(path, sizeof path, "%s/%s", cfg->run_dir, stale[i]);
+                remove(path);
+            }
+        }
+    }
+    return sr_comm_agree(c, err);
+}
+
+/* Rank 0, at the start: the keys that differ from the defaults on one line
+ * (every key goes to run.dir/config.ini). */
+static void print_config_line(const sr_comm *c, const sr_config *cfg)
+{
+    sr_config def;
+    sr_config_defaults(&def);
+    size_t n = 0;
+    const sr_config_key *keys = sr_config_table(&n);
+    fprintf(stderr, "softrec: resolved config (%d ranks; every key in %s/config.ini):", c->size, cfg->run_dir);
+    for (size_t i = 0; i < n; i++) {
+        char v[SR_CONFIG_PATH_MAX], d[SR_CONFIG_PATH_MAX];
+        if (sr_config_get(cfg, keys[i].name, v, sizeof v) && sr_config_get(&def, keys[i].name, d, sizeof d) &&
+            strcmp(v, d))
+            fprintf(stderr, " %s=%s", keys[i].name, v);
+    }
+    fputc('\n', stderr);
 }
 
 typedef struct train_opts {
     sr_cli_list sources; /* --config FILE and --set key=value, in command-line order */
+    int force;           /* replace what run.dir holds */
 } train_opts;
 
 /* Defaults, then every --config and --set in command-line order (a later
@@ -92,10 +263,8 @@ static sr_status train_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_config_defaults(&cfg);
     (void)apply_sources(&cfg, &o->sources, err);
     SR_TRY(sr_comm_agree(c, err));
-    if (c->rank == 0) {
-        fprintf(stderr, "softrec: resolved config (%d ranks):\n", c->size);
-        sr_config_print(&cfg, stderr);
-    }
+    SR_TRY(check_run_dir(c, &cfg, o->force, err));
+    if (c->rank == 0) print_config_line(c, &cfg);
     sr_trainer *t = NULL;
     SR_TRY(sr_trainer_create(&t, c, &cfg, err));
     sr_fit_result res;
@@ -108,7 +277,7 @@ static sr_status train_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
                     res.stopped, cfg.run_dir);
         return SR_OK;
     }
-    if (c->rank == 0) print_result_row(c, &cfg, &res);
+    if (c->rank == 0) print_result(c, &cfg, &res);
     return SR_OK;
 }
 
@@ -166,10 +335,16 @@ static sr_status eval_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
     if (c->rank == 0) {
-        char js[SR_EVAL_JSON_MAX];
-        sr_eval_result_json(&res, js, sizeof js);
-        printf("{\"%s\": %s, \"checkpoint\": \"%s\", \"dataset\": \"%s\", \"ranks\": %d, \"seconds\": %.3f}\n",
-               o->split == 1 ? "valid" : "test", js, o->ckpt, cfg.data_path, c->size, res.seconds);
+        json_t *row = json_object();
+        json_object_set_new(row, o->split == 1 ? "valid" : "test", eval_json(&res));
+        json_object_set_new(row, "checkpoint", json_string(o->ckpt));
+        json_object_set_new(row, "dataset", json_string(cfg.data_path));
+        json_object_set_new(row, "ranks", json_integer(c->size));
+        json_object_set_new(row, "seconds", json_real(round(res.seconds * 1e3) / 1e3));
+        char *txt = json_dumps(row, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(8));
+        json_decref(row);
+        if (txt) printf("%s\n", txt);
+        free(txt);
         fflush(stdout);
     }
     return SR_OK;
@@ -180,19 +355,24 @@ static sr_status eval_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
 static const sr_cli_option train_options[] = {
     SR_CLI_LIST_OPT("config", train_opts, sources),
     SR_CLI_LIST_OPT("set", train_opts, sources),
+    SR_CLI_FLAG_OPT("force", train_opts, force, 1),
     SR_CLI_END,
 };
 
 const sr_cli_command sr_cli_train = {
     .name = "train",
     .summary = "train a model (--config FILE.ini, --set key=value)",
-    .usage = "usage: softrec train [--config FILE.ini] [--set key=value]...\n"
+    .usage = "usage: softrec train [--config FILE.ini] [--set key=value]... [--force]\n"
              "  Trains the model on data.path. --config and --set apply in command-line order\n"
              "  after the defaults (a later one wins); 'softrec help config' lists every key.\n"
              "  Writes run.dir/{config.ini,metrics.jsonl,model.h5,result.json} and checkpoints/;\n"
-             "  the last stdout line is one JSON object with the test metrics (also result.json).\n"
+             "  the last stdout line is one JSON object with the test metrics (also result.json),\n"
+             "  a summary table goes to stderr.\n"
              "  --config FILE.ini   INI file of keys ([train] epochs = 10 sets train.epochs)\n"
-             "  --set key=value     one key (repeatable)\n",
+             "  --set key=value     one key (repeatable)\n"
+             "  --force             replace what run.dir holds: a finished run (model.h5) or a run\n"
+             "                      with other semantic keys is refused without it (unless\n"
+             "                      train.resume=auto continues it from its checkpoints)\n",
     .options = train_options,
     .opts_size = sizeof(train_opts),
     .needs_mpi = true,
