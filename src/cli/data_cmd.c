@@ -24,6 +24,7 @@
 typedef struct convert_args {
     sr_convert_opts o;
     const char *format, *sep, *split, *ratio; /* converted by convert_check */
+    const char *col[4];                       /* --user-col ... --time-col: N or NAME */
 } convert_args;
 
 static void convert_init(void *opts)
@@ -42,6 +43,21 @@ static sr_status convert_check(void *opts, sr_error *err)
         if (!strcmp(a->sep, "tab") || !strcmp(a->sep, "\\t")) o->sep = '\t';
         else if (strlen(a->sep) == 1) o->sep = a->sep[0];
         else SR_FAIL(err, SR_ERR_USAGE, "data convert: --sep '%s': expected one character (or 'tab')", a->sep);
+    }
+    static const char *const col_opt[4] = {"--user-col", "--item-col", "--rating-col", "--time-col"};
+    int *col_num[4] = {&o->user_col, &o->item_col, &o->rating_col, &o->time_col};
+    const char **col_name[4] = {&o->user_name, &o->item_name, &o->rating_name, &o->time_name};
+    for (int k = 0; k < 4; k++) {
+        const char *v = a->col[k];
+        if (!v) continue;
+        if (!*v) SR_FAIL(err, SR_ERR_USAGE, "data convert: %s: expected a 0-based number or a header name", col_opt[k]);
+        if (strspn(v, "0123456789") != strlen(v)) {
+            *col_name[k] = v; /* a header name */
+        } else if (strlen(v) > 4 || atoi(v) > 1000) {
+            SR_FAIL(err, SR_ERR_USAGE, "data convert: %s '%s': at most 1000", col_opt[k], v);
+        } else {
+            *col_num[k] = atoi(v);
+        }
     }
     if (a->split) SR_TRY(sr_convert_split_parse(a->split, &o->split, err));
     if (a->ratio) SR_TRY(sr_convert_ratio_parse(a->ratio, o->ratio, err));
@@ -62,10 +78,17 @@ static sr_status convert_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     SR_TRY(sr_comm_agree(c, err));
     sr_log_root(&log, SR_LOG_INFO,
                 "convert: %lld lines, %lld interactions read, %lld below --min-rating, %lld duplicate pairs %s, "
-                "%lld removed by the %lld-core",
+                "%lld removed by the %lld-core; %s ids, %s ids",
                 (long long)rep.lines, (long long)rep.rows_read, (long long)rep.below_min_rating,
-                (long long)rep.duplicates, o.dedup ? "removed" : "kept", (long long)rep.kcore_removed,
-                (long long)o.kcore);
+                (long long)rep.duplicates, rep.dedup ? "removed" : "kept", (long long)rep.kcore_removed,
+                (long long)o.kcore, rep.string_ids[0] ? "string user" : "integer user",
+                rep.string_ids[1] ? "string item" : "integer item");
+    /* Published leave-one-out splits keep repeats: say when dedup moved them. */
+    if (rep.last_changed > 0)
+        sr_log_root(&log, SR_LOG_WARN,
+                    "convert: de-duplication changed the last or second-last item (the leave-last-out test and "
+                    "valid items) of %lld users; --no-dedup keeps repeated pairs as events",
+                    (long long)rep.last_changed);
     sr_log_root(&log, SR_LOG_INFO,
                 "convert: %s: %lld users, %lld items, train %lld, valid %lld, test %lld (%s) in %.2f s",
                 o.output, (long long)rep.num_users, (long long)rep.num_items, (long long)rep.nnz[0],
@@ -77,14 +100,15 @@ static const sr_cli_option convert_options[] = {
     SR_CLI_STR_OPT("format", convert_args, format, true),
     SR_CLI_STR_OPT("input", convert_args, o.input, true),
     SR_CLI_STR_OPT("test", convert_args, o.test, false),
+    SR_CLI_STR_OPT("valid", convert_args, o.valid, false),
     SR_CLI_STR_OPT("output", convert_args, o.output, true),
     SR_CLI_STR_OPT("name", convert_args, o.name, false),
     SR_CLI_STR_OPT("sep", convert_args, sep, false),
     SR_CLI_FLAG_OPT("header", convert_args, o.header, 1),
-    SR_CLI_INT_OPT("user-col", SR_CLI_INT, convert_args, o.user_col, 0, 1000),
-    SR_CLI_INT_OPT("item-col", SR_CLI_INT, convert_args, o.item_col, 0, 1000),
-    SR_CLI_INT_OPT("rating-col", SR_CLI_INT, convert_args, o.rating_col, 0, 1000),
-    SR_CLI_INT_OPT("time-col", SR_CLI_INT, convert_args, o.time_col, 0, 1000),
+    SR_CLI_STR_OPT("user-col", convert_args, col[0], false),
+    SR_CLI_STR_OPT("item-col", convert_args, col[1], false),
+    SR_CLI_STR_OPT("rating-col", convert_args, col[2], false),
+    SR_CLI_STR_OPT("time-col", convert_args, col[3], false),
     SR_CLI_REAL_OPT("min-rating", convert_args, o.min_rating),
     SR_CLI_INT_OPT("kcore", SR_CLI_INT64, convert_args, o.kcore, 0, INT64_MAX),
     SR_CLI_FLAG_OPT("dedup", convert_args, o.dedup, 1),
@@ -109,22 +133,31 @@ const sr_cli_command sr_cli_data_convert = {
              "  lightgcn   --input train.txt [--test test.txt], lines 'user item item ...'\n"
              "  seq-pairs  one 'user item' pair per line, in time order (SASRec style)\n"
              "  seq-lines  one user per line: 'user item item ...' in time order (ICLRec/Amazon)\n"
-             "  csv        generic: --sep C (default ','; 'tab' or '\\t' for tabs), --user-col N,\n"
-             "             --item-col N, --rating-col N, --time-col N (0-based), --header\n"
+             "  csv        generic: --sep C (default ','; 'tab' or '\\t' for tabs), --user-col N|NAME,\n"
+             "             --item-col, --rating-col, --time-col (0-based, or a name of the --header line);\n"
+             "             RFC 4180 quotes; ids may be any text; time: integer, decimal or ISO 8601\n"
+             "  amazon     Amazon ratings CSV 'user,item,rating,timestamp', no header, string ids\n"
+             "  recbole    RecBole atomic .inter: tab-separated, header 'user_id:token item_id:token\n"
+             "             [rating:float] [timestamp:float]'; the benchmark split with\n"
+             "             --input X.train.inter --valid X.valid.inter --test X.test.inter\n"
              "options:\n"
              "  --min-rating R     keep only ratings >= R (implicit feedback threshold)\n"
-             "  --kcore K          iterative K-core: every user and item keeps >= K interactions\n"
-             "  --dedup | --no-dedup  keep only the earliest of repeated user-item pairs (default on)\n"
+             "  --kcore K          iterative K-core: every user and item keeps >= K interactions (5 is usual)\n"
+             "  --dedup | --no-dedup  keep only the earliest of repeated user-item pairs\n"
+             "                     (default: off for seq-pairs/seq-lines, whose repeats are events; on otherwise)\n"
              "  --split given|random|leave-last-out\n"
-             "                     default: given for lightgcn, leave-last-out for seq-*, random otherwise\n"
+             "                     default: given for lightgcn or with --test, leave-last-out for seq-* and\n"
+             "                     amazon, random otherwise\n"
              "  --ratio TR,VA,TE   random split shares per user (default 0.8,0.1,0.1)\n"
              "  --valid-ratio R    given split: move a random share R of each user's train to valid\n"
              "  --seed S           seed of the random split (default 0)\n"
              "  --name NAME        dataset name (default: output file name)\n"
-             "  --test FILE        lightgcn: the given test file\n"
+             "  --test FILE        the given test file (--input is then train)\n"
+             "  --valid FILE       the given valid file (with --test)\n"
              "  --force            replace OUT.h5 if it exists (it is replaced only on success)\n"
              "Ids become dense 0-based ids in ascending order of the original id; the\n"
-             "original ids are kept in /user_ids and /item_ids.\n",
+             "original ids are kept in /user_ids and /item_ids (int64) or, when a column's\n"
+             "ids are not all integers, as strings in /map/user_ids and /map/item_ids.\n",
     .options = convert_options,
     .opts_size = sizeof(convert_args),
     .needs_mpi = true,

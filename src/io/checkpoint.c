@@ -15,6 +15,7 @@
 #include <unistd.h>
 
 #include "io/h5check.h"
+#include "io/h5util.h"
 #include "io/sha256.h"
 
 #ifndef H5_HAVE_PARALLEL
@@ -74,28 +75,15 @@ static int read_attr_i64(hid_t obj, const char *name, int64_t *v)
     return rc < 0 ? -1 : 0;
 }
 
-/* Returns a malloc'ed string or NULL (absent, not a fixed-length string). */
+/* Returns a malloc'ed string or NULL (absent, not a string): fixed or
+ * variable length, any padding or character set (h5util.h). */
 static char *read_attr_str(hid_t obj, const char *name)
 {
     if (H5Aexists(obj, name) <= 0) return NULL;
     hid_t a = H5Aopen(obj, name, H5P_DEFAULT);
     if (a < 0) return NULL;
-    hid_t ft = H5Aget_type(a), sp = H5Aget_space(a);
     char *out = NULL;
-    if (ft >= 0 && sp >= 0 && H5Sget_simple_extent_npoints(sp) == 1 && H5Tget_class(ft) == H5T_STRING &&
-        H5Tis_variable_str(ft) == 0) {
-        size_t n = H5Tget_size(ft);
-        out = n < ((size_t)1 << 30) ? calloc(n + 1, 1) : NULL;
-        hid_t mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, n);
-        if (out && H5Aread(a, mt, out) < 0) {
-            free(out);
-            out = NULL;
-        }
-        H5Tclose(mt);
-    }
-    if (sp >= 0) H5Sclose(sp);
-    if (ft >= 0) H5Tclose(ft);
+    sr_h5_attr_read_text(a, &out);
     H5Aclose(a);
     return out;
 }

@@ -17,8 +17,8 @@
 
 #define WRITE_BLOCK_USERS 65536
 
-static const char *const format_names[SR_FORMAT_COUNT] = {"ml-100k",   "ml-1m",     "lightgcn",
-                                                          "seq-pairs", "seq-lines", "csv"};
+static const char *const format_names[SR_FORMAT_COUNT] = {"ml-100k",   "ml-1m", "lightgcn", "seq-pairs",
+                                                          "seq-lines", "csv",   "amazon",   "recbole"};
 
 void sr_convert_opts_default(sr_convert_opts *o)
 {
@@ -29,7 +29,7 @@ void sr_convert_opts_default(sr_convert_opts *o)
     o->item_col = 1;
     o->rating_col = -1;
     o->time_col = -1;
-    o->dedup = 1;
+    o->dedup = -1;
     o->split = SR_SPLITK_DEFAULT;
     o->ratio[0] = 0.8;
     o->ratio[1] = 0.1;
@@ -50,7 +50,8 @@ sr_status sr_convert_format_parse(const char *name, sr_convert_format *out, sr_e
             return SR_OK;
         }
     SR_FAIL(err, SR_ERR_USAGE,
-            "unknown --format '%s' (expected ml-100k, ml-1m, lightgcn, seq-pairs, seq-lines or csv)", name);
+            "unknown --format '%s' (expected ml-100k, ml-1m, lightgcn, seq-pairs, seq-lines, csv, amazon or recbole)",
+            name);
 }
 
 sr_status sr_convert_split_parse(const char *name, sr_split_kind *out, sr_error *err)
@@ -129,6 +130,7 @@ typedef struct reader {
     char *buf;
     size_t cap;
     int64_t lineno;
+    int64_t at; /* first line of the current record (quoted fields may span lines) */
 } reader;
 
 static sr_status reader_open(reader *r, const char *path, sr_error *err)
@@ -158,10 +160,11 @@ static void reader_close(reader *r)
     r->buf = NULL;
 }
 
-/* Next line without its newline (and CR). 1 = got a line, 0 = end of file. */
-static sr_status reader_next(reader *r, int *got, size_t *len_out, sr_error *err)
+/* Next line without its newline (and CR), stored from buf + start. 1 = got
+ * a line, 0 = end of file. */
+static sr_status reader_read(reader *r, size_t start, int *got, size_t *len_out, sr_error *err)
 {
-    size_t len = 0;
+    size_t len = start;
     *got = 0;
     for (;;) {
         if (r->cap - len < 2) {
@@ -181,16 +184,23 @@ static sr_status reader_next(reader *r, int *got, size_t *len_out, sr_error *err
                 SR_FAIL(err, SR_ERR_DATA, "%s:%lld: corrupt or truncated gzip data (%s)", r->path,
                         (long long)r->lineno + 1, msg ? msg : "zlib error");
             }
-            if (len == 0) return SR_OK; /* clean end of file */
+            if (len == start) return SR_OK; /* clean end of file */
             break;                      /* last line without a newline */
         }
         len += strlen(r->buf + len);
         if (len > 0 && r->buf[len - 1] == '\n') break;
     }
-    while (len > 0 && (r->buf[len - 1] == '\n' || r->buf[len - 1] == '\r')) r->buf[--len] = '\0';
+    while (len > start && (r->buf[len - 1] == '\n' || r->buf[len - 1] == '\r')) r->buf[--len] = '\0';
     r->lineno++;
     *got = 1;
     *len_out = len;
+    return SR_OK;
+}
+
+static sr_status reader_next(reader *r, int *got, size_t *len_out, sr_error *err)
+{
+    SR_TRY(reader_read(r, 0, got, len_out, err));
+    r->at = r->lineno;
     return SR_OK;
 }
 
@@ -268,16 +278,16 @@ static sr_status parse_i64(const reader *r, const char *s, const char *what, int
         if (*p < '0' || *p > '9') goto notint;
         unsigned d = (unsigned)(*p - '0');
         if (v > (lim - d) / 10)
-            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' overflows int64", r->path, (long long)r->lineno, what, s);
+            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' overflows int64", r->path, (long long)r->at, what, s);
         v = v * 10 + d;
     }
     int64_t x = neg ? (v == (uint64_t)INT64_MAX + 1 ? INT64_MIN : -(int64_t)v) : (int64_t)v;
     if (nonneg && x < 0)
-        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: negative %s %lld", r->path, (long long)r->lineno, what, (long long)x);
+        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: negative %s %lld", r->path, (long long)r->at, what, (long long)x);
     *out = x;
     return SR_OK;
 notint:
-    SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' is not an integer", r->path, (long long)r->lineno, what, s);
+    SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' is not an integer", r->path, (long long)r->at, what, s);
 }
 
 static sr_status parse_f64(const reader *r, const char *s, const char *what, double *out, sr_error *err)
@@ -286,19 +296,274 @@ static sr_status parse_f64(const reader *r, const char *s, const char *what, dou
     errno = 0;
     double v = strtod(s, &end);
     if (end == s || *end || errno == ERANGE || !isfinite(v))
-        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' is not a finite number", r->path, (long long)r->lineno, what, s);
+        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s '%.40s' is not a finite number", r->path, (long long)r->at, what, s);
     *out = v;
     return SR_OK;
 }
 
+/* ---- string ids: a dictionary per column ---------------------------------- */
+
+/* Tokens are interned in first-seen order; dict_finish then gives each the
+ * id the rows carry into densify: the integer itself when every token of the
+ * column is a canonical integer (the old int64 maps), else its rank in byte
+ * order (the names are stored as strings). */
+typedef struct dict {
+    char *text;        /* tokens, NUL-terminated, back to back */
+    size_t tlen, tcap;
+    int64_t *off;      /* token k starts at text + off[k] */
+    int64_t n, cap;
+    int64_t *slot;     /* open addressing: token id + 1, 0 = empty */
+    int64_t nslot;
+    int all_int;       /* every token so far is a canonical non-negative integer */
+    int64_t *value;    /* after dict_finish: the id rows carry, per token */
+    const char **sorted; /* after dict_finish, string columns: names in rank order */
+} dict;
+
+static void dict_free(dict *d)
+{
+    free(d->text);
+    free(d->off);
+    free(d->slot);
+    free(d->value);
+    free(d->sorted);
+    memset(d, 0, sizeof *d);
+}
+
+static uint64_t hash_bytes(const char *s, size_t n)
+{
+    uint64_t h = 1469598103934665603ULL; /* FNV-1a */
+    for (size_t k = 0; k < n; k++) h = (h ^ (unsigned char)s[k]) * 1099511628211ULL;
+    return h;
+}
+
+/* "0" or [1-9][0-9]* that fits int64: the same id as an integer column. */
+static int canonical_int(const char *s, size_t n)
+{
+    if (n == 0 || n > 19 || (s[0] == '0' && n > 1)) return 0;
+    for (size_t k = 0; k < n; k++)
+        if (s[k] < '0' || s[k] > '9') return 0;
+    return n < 19 || strncmp(s, "9223372036854775807", 19) <= 0;
+}
+
+static int dict_grow_slots(dict *d)
+{
+    int64_t ns = d->nslot ? d->nslot * 2 : 1 << 12;
+    int64_t *sl = calloc((size_t)ns, sizeof *sl);
+    if (!sl) return -1;
+    for (int64_t k = 0; k < d->n; k++) {
+        const char *t = d->text + d->off[k];
+        uint64_t h = hash_bytes(t, strlen(t)) & (uint64_t)(ns - 1);
+        while (sl[h]) h = (h + 1) & (uint64_t)(ns - 1);
+        sl[h] = k + 1;
+    }
+    free(d->slot);
+    d->slot = sl;
+    d->nslot = ns;
+    return 0;
+}
+
+/* Id of token s (interned on first sight); -1 when out of memory. */
+static int64_t dict_intern(dict *d, const char *s)
+{
+    size_t n = strlen(s);
+    if (d->n == 0 && d->nslot == 0) d->all_int = 1;
+    if (2 * (d->n + 1) > d->nslot && dict_grow_slots(d)) return -1;
+    uint64_t mask = (uint64_t)(d->nslot - 1), h = hash_bytes(s, n) & mask;
+    for (; d->slot[h]; h = (h + 1) & mask)
+        if (!strcmp(d->text + d->off[d->slot[h] - 1], s)) return d->slot[h] - 1;
+    if (d->n == d->cap) {
+        int64_t cap = d->cap ? 2 * d->cap : 1 << 12;
+        int64_t *p = realloc(d->off, (size_t)cap * sizeof *p);
+        if (!p) return -1;
+        d->off = p;
+        d->cap = cap;
+    }
+    if (d->tlen + n + 1 > d->tcap) {
+        size_t cap = d->tcap ? 2 * d->tcap : 1 << 16;
+        while (cap < d->tlen + n + 1) cap *= 2;
+        char *p = realloc(d->text, cap);
+        if (!p) return -1;
+        d->text = p;
+        d->tcap = cap;
+    }
+    memcpy(d->text + d->tlen, s, n + 1);
+    d->off[d->n] = (int64_t)d->tlen;
+    d->tlen += n + 1;
+    d->all_int &= canonical_int(s, n);
+    d->slot[h] = d->n + 1;
+    return d->n++;
+}
+
+static int cmp_str_ptr(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* value[token] for the rows; sorted[] (string columns) for the names. */
+static sr_status dict_finish(dict *d, sr_error *err)
+{
+    d->value = malloc((size_t)(d->n ? d->n : 1) * sizeof *d->value);
+    if (!d->value) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the id dictionary");
+    if (d->all_int) {
+        for (int64_t k = 0; k < d->n; k++) d->value[k] = strtoll(d->text + d->off[k], NULL, 10);
+        return SR_OK;
+    }
+    d->sorted = malloc((size_t)(d->n ? d->n : 1) * sizeof *d->sorted);
+    if (!d->sorted) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the id dictionary");
+    for (int64_t k = 0; k < d->n; k++) d->sorted[k] = d->text + d->off[k];
+    qsort(d->sorted, (size_t)d->n, sizeof *d->sorted, cmp_str_ptr);
+    /* The token's rank: its pointer's offset finds it back (one pass). */
+    for (int64_t r = 0; r < d->n; r++) {
+        const char *t = d->sorted[r];
+        uint64_t mask = (uint64_t)(d->nslot - 1), h = hash_bytes(t, strlen(t)) & mask;
+        while (d->text + d->off[d->slot[h] - 1] != t) h = (h + 1) & mask;
+        d->value[d->slot[h] - 1] = r;
+    }
+    return SR_OK;
+}
+
+/* ---- CSV (RFC 4180) and timestamps ---------------------------------------- */
+
+/* Inside an open quote at the end of s? (quotes toggle; "" toggles twice) */
+static int quote_open(const char *s)
+{
+    int open = 0;
+    for (; *s; s++)
+        if (*s == '"') open = !open;
+    return open;
+}
+
+/* Split in place on sep; a field starting with '"' runs to the closing quote,
+ * with "" standing for one quote. 0 ok, -1 out of memory, else the 1-based
+ * field after whose closing quote a stray character follows. */
+static int split_csv(char *line, char sep, fields *fs)
+{
+    fs->n = 0;
+    char *p = line;
+    for (;;) {
+        char *w = p;
+        if (fields_add(fs, w)) return -1;
+        if (*p == '"') {
+            p++;
+            for (;;) {
+                if (!*p) break; /* unterminated: the caller read the whole record */
+                if (*p == '"' && p[1] == '"') {
+                    *w++ = '"';
+                    p += 2;
+                } else if (*p == '"') {
+                    p++;
+                    break;
+                } else {
+                    *w++ = *p++;
+                }
+            }
+            if (*p && *p != sep) return fs->n;
+        } else {
+            while (*p && *p != sep) *w++ = *p++;
+        }
+        int more = *p == sep;
+        *w = '\0';
+        if (!more) return 0;
+        p++;
+    }
+}
+
+static int64_t days_from_civil(int64_t y, int64_t m, int64_t d)
+{
+    y -= m <= 2;
+    int64_t era = (y >= 0 ? y : y - 399) / 400;
+    int64_t yoe = y - era * 400;
+    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
+    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    return era * 146097 + doe - 719468;
+}
+
+/* n digits at *p into *v; advances *p. */
+static int digits(const char **p, int n, int64_t *v)
+{
+    *v = 0;
+    for (int k = 0; k < n; k++, (*p)++) {
+        if (**p < '0' || **p > '9') return 0;
+        *v = *v * 10 + (**p - '0');
+    }
+    return 1;
+}
+
+/* ISO 8601: YYYY-MM-DD[(T| )hh:mm[:ss[.fff]]][Z|(+|-)hh[:]mm] -> UTC seconds. */
+static int parse_iso8601(const char *s, int64_t *out)
+{
+    static const int mdays[12] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    const char *p = s;
+    int64_t y, mo, d, h = 0, mi = 0, se = 0, oh = 0, om = 0;
+    if (!digits(&p, 4, &y) || *p++ != '-' || !digits(&p, 2, &mo) || *p++ != '-' || !digits(&p, 2, &d)) return 0;
+    if (mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1]) return 0;
+    if (mo == 2 && d == 29 && (y % 4 || (y % 100 == 0 && y % 400))) return 0;
+    if (*p == 'T' || *p == ' ') {
+        p++;
+        if (!digits(&p, 2, &h) || *p++ != ':' || !digits(&p, 2, &mi)) return 0;
+        if (*p == ':') {
+            p++;
+            if (!digits(&p, 2, &se)) return 0;
+            if (*p == '.' || *p == ',') /* fractions of a second: dropped */
+                for (p++; *p >= '0' && *p <= '9'; p++) {}
+        }
+        if (h > 24 || mi > 59 || se > 60) return 0;
+    }
+    if (*p == 'Z') {
+        p++;
+    } else if (*p == '+' || *p == '-') {
+        int neg = *p++ == '-';
+        if (!digits(&p, 2, &oh)) return 0;
+        if (*p == ':') p++;
+        if (!digits(&p, 2, &om) || oh > 23 || om > 59) return 0;
+        if (neg) oh = -oh, om = -om;
+    }
+    if (*p) return 0;
+    *out = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + se - oh * 3600 - om * 60;
+    return 1;
+}
+
+/* Integer, decimal (881250949.0: floor) or ISO-8601 date: seconds. */
+static sr_status parse_time(const reader *r, const char *s, int64_t *out, sr_error *err)
+{
+    const char *p = s;
+    if (*p == '-' || *p == '+') p++;
+    int all_digits = *p != '\0';
+    for (const char *q = p; *q && all_digits; q++) all_digits = *q >= '0' && *q <= '9';
+    if (all_digits) return parse_i64(r, s, "timestamp", 0, out, err);
+    if (parse_iso8601(s, out)) return SR_OK;
+    char *end;
+    errno = 0;
+    double v = strtod(s, &end);
+    if (end != s && !*end && errno != ERANGE && isfinite(v) && v >= -9.2e18 && v <= 9.2e18) {
+        *out = (int64_t)floor(v);
+        return SR_OK;
+    }
+    SR_FAIL(err, SR_ERR_DATA, "%s:%lld: timestamp '%.40s' is not a number or an ISO-8601 date", r->path,
+            (long long)r->at, s);
+}
+
 /* ---- parsing one file ----------------------------------------------------- */
+
+/* Where a file's fields are (0-based; -1 = absent), from the options or its
+ * header. */
+typedef struct cols {
+    int user, item, rating, time;
+} cols;
 
 typedef struct parse_ctx {
     const sr_convert_opts *o;
     rowvec *rows;
     sr_convert_report *rep;
     int64_t seq;
+    dict ids[2];   /* token formats: users, items */
+    int files, files_with_time;
 } parse_ctx;
+
+static int token_format(sr_convert_format f)
+{
+    return f == SR_FORMAT_CSV || f == SR_FORMAT_AMAZON || f == SR_FORMAT_RECBOLE;
+}
 
 static sr_status add_row(parse_ctx *c, int64_t u, int64_t i, int64_t t, int split, sr_error *err)
 {
@@ -320,11 +585,47 @@ static sr_status rating_gate(parse_ctx *c, const reader *r, const char *field, i
     return SR_OK;
 }
 
+static sr_status token_id(parse_ctx *c, const reader *r, int which, char *field, int64_t *out, sr_error *err)
+{
+    const char *t = trim(field);
+    const char *what = which ? "item id" : "user id";
+    if (!*t) SR_FAIL(err, SR_ERR_DATA, "%s:%lld: %s is empty", r->path, (long long)r->at, what);
+    *out = dict_intern(&c->ids[which], t);
+    if (*out < 0) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory for the %s dictionary", r->path, (long long)r->at, what);
+    return SR_OK;
+}
+
+/* One record of a token format (csv, amazon, recbole): fields by cols. */
+static sr_status parse_record(parse_ctx *c, const reader *r, fields *fs, const cols *cl, int split, sr_error *err)
+{
+    const sr_convert_opts *o = c->o;
+    long long ln = (long long)r->at;
+    int need = cl->user > cl->item ? cl->user : cl->item;
+    if (cl->rating > need) need = cl->rating;
+    if (cl->time > need) need = cl->time;
+    if (o->format == SR_FORMAT_AMAZON && fs->n != 4)
+        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: expected 4 fields (user,item,rating,timestamp), found %d", r->path, ln, fs->n);
+    if (fs->n < need + 1) {
+        char sep[3] = {o->sep, '\0', '\0'};
+        if (o->sep == '\t') memcpy(sep, "\\t", 3);
+        SR_FAIL(err, SR_ERR_DATA, "%s:%lld: expected at least %d fields separated by '%s', found %d", r->path, ln,
+                need + 1, sep, fs->n);
+    }
+    int64_t u, i, t = 0;
+    int keep = 1;
+    SR_TRY(token_id(c, r, 0, fs->f[cl->user], &u, err));
+    SR_TRY(token_id(c, r, 1, fs->f[cl->item], &i, err));
+    if (cl->rating >= 0) SR_TRY(rating_gate(c, r, trim(fs->f[cl->rating]), &keep, err));
+    if (cl->time >= 0) SR_TRY(parse_time(r, trim(fs->f[cl->time]), &t, err));
+    return keep ? add_row(c, u, i, t, split, err) : SR_OK;
+}
+
+/* Integer-id formats (ml-100k, ml-1m, lightgcn, seq-*). */
 static sr_status parse_line(parse_ctx *c, reader *r, fields *fs, int split, sr_error *err)
 {
     const sr_convert_opts *o = c->o;
     const char *path = r->path;
-    long long ln = (long long)r->lineno;
+    long long ln = (long long)r->at;
     int64_t u, i, t = 0;
     int keep = 1;
     switch (o->format) {
@@ -356,50 +657,114 @@ static sr_status parse_line(parse_ctx *c, reader *r, fields *fs, int split, sr_e
             SR_TRY(add_row(c, u, i, 0, split, err));
         }
         return SR_OK;
-    case SR_FORMAT_CSV: {
-        char sep[2] = {o->sep, '\0'};
-        if (split_line(r->buf, sep, fs)) SR_FAIL(err, SR_ERR_NOMEM, "%s:%lld: out of memory", path, ln);
-        int need = o->user_col;
-        if (o->item_col > need) need = o->item_col;
-        if (o->rating_col > need) need = o->rating_col;
-        if (o->time_col > need) need = o->time_col;
-        if (fs->n < need + 1)
-            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: expected at least %d fields separated by '%s', found %d", path, ln,
-                    need + 1, o->sep == '\t' ? "\\t" : sep, fs->n);
-        SR_TRY(parse_i64(r, trim(fs->f[o->user_col]), "user id", 1, &u, err));
-        SR_TRY(parse_i64(r, trim(fs->f[o->item_col]), "item id", 1, &i, err));
-        if (o->rating_col >= 0) SR_TRY(rating_gate(c, r, trim(fs->f[o->rating_col]), &keep, err));
-        if (o->time_col >= 0) SR_TRY(parse_i64(r, trim(fs->f[o->time_col]), "timestamp", 0, &t, err));
-        return keep ? add_row(c, u, i, t, split, err) : SR_OK;
-    }
     default: break;
     }
     SR_FAIL(err, SR_ERR_INTERNAL, "unknown format %d", (int)o->format);
 }
 
+/* Column of a header: by --*-col NAME, or RecBole's "name:type". */
+static int header_find(const fields *fs, const char *name, int recbole)
+{
+    size_t n = strlen(name);
+    for (int k = 0; k < fs->n; k++) {
+        const char *f = fs->f[k];
+        if (recbole ? !strncmp(f, name, n) && f[n] == ':' : !strcmp(f, name)) return k;
+    }
+    return -1;
+}
+
+/* The header line of a csv (--header) or RecBole file: where each field is. */
+static sr_status parse_header(parse_ctx *c, const reader *r, fields *fs, cols *cl, sr_error *err)
+{
+    const sr_convert_opts *o = c->o;
+    int recbole = o->format == SR_FORMAT_RECBOLE;
+    for (int k = 0; k < fs->n; k++) fs->f[k] = trim(fs->f[k]);
+    if (recbole)
+        for (int k = 0; k < fs->n; k++) {
+            const char *ty = strchr(fs->f[k], ':');
+            if (!ty || (strcmp(ty, ":token") && strcmp(ty, ":float") && strcmp(ty, ":token_seq") &&
+                        strcmp(ty, ":float_seq")))
+                SR_FAIL(err, SR_ERR_DATA,
+                        "%s:%lld: header field '%.60s' is not name:type (token, float, token_seq or float_seq)",
+                        r->path, (long long)r->at, fs->f[k]);
+        }
+    const char *names[4] = {o->user_name, o->item_name, o->rating_name, o->time_name};
+    static const char *const rb[4] = {"user_id", "item_id", "rating", "timestamp"};
+    static const char *const what[4] = {"user", "item", "rating", "time"};
+    int *dst[4] = {&cl->user, &cl->item, &cl->rating, &cl->time};
+    for (int k = 0; k < 4; k++) {
+        const char *nm = names[k] ? names[k] : recbole ? rb[k] : NULL;
+        if (!nm) continue;
+        *dst[k] = header_find(fs, nm, recbole);
+        /* RecBole's rating and timestamp are optional unless asked for. */
+        if (*dst[k] < 0 && (k < 2 || names[k] || (k == 2 && o->use_min_rating)))
+            SR_FAIL(err, SR_ERR_DATA, "%s:%lld: no %s column '%s' in the header", r->path, (long long)r->at, what[k],
+                    nm);
+    }
+    return SR_OK;
+}
+
 static sr_status parse_file(parse_ctx *c, const char *path, int split, sr_error *err)
 {
+    const sr_convert_opts *o = c->o;
     reader r;
     SR_TRY(reader_open(&r, path, err));
     fields fs = {0};
     sr_status st = SR_OK;
     int64_t data_lines = 0;
-    int skip_header = c->o->format == SR_FORMAT_CSV && c->o->header;
+    int tokens = token_format(o->format);
+    int header = o->format == SR_FORMAT_RECBOLE || (o->format == SR_FORMAT_CSV && o->header);
+    char sep = o->format == SR_FORMAT_RECBOLE ? '\t' : o->format == SR_FORMAT_AMAZON ? ',' : o->sep;
+    cols cl = {o->user_col, o->item_col, o->rating_col, o->time_col};
+    if (o->format == SR_FORMAT_AMAZON) cl = (cols){0, 1, 2, 3};
+    if (o->format == SR_FORMAT_RECBOLE) cl = (cols){-1, -1, -1, -1};
     for (;;) {
         int got = 0;
         size_t len = 0;
         if ((st = reader_next(&r, &got, &len, err)) != SR_OK || !got) break;
-        if (skip_header) {
-            skip_header = 0;
+        if (r.lineno == 1 && !strncmp(r.buf, "\xEF\xBB\xBF", 3)) /* a UTF-8 byte order mark */
+            memmove(r.buf, r.buf + 3, strlen(r.buf + 3) + 1), len -= 3;
+        /* A quoted field may hold line breaks: read on until it closes. */
+        while (tokens && o->format != SR_FORMAT_RECBOLE && quote_open(r.buf)) {
+            r.buf[len] = '\n';
+            if ((st = reader_read(&r, len + 1, &got, &len, err)) != SR_OK) break;
+            if (!got) {
+                st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                                  "%s:%lld: quoted field not closed before the end of the file", path, (long long)r.at);
+                break;
+            }
+        }
+        if (st != SR_OK) break;
+        if (is_blank(r.buf)) continue; /* also before a header */
+        if (tokens) {
+            int bad = o->format == SR_FORMAT_RECBOLE ? split_line(r.buf, "\t", &fs) : split_csv(r.buf, sep, &fs);
+            if (bad < 0) {
+                st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s:%lld: out of memory", path, (long long)r.at);
+                break;
+            }
+            if (bad > 0) {
+                st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                                  "%s:%lld: field %d: text after the closing quote (a quote inside a quoted field is "
+                                  "written \"\")",
+                                  path, (long long)r.at, bad);
+                break;
+            }
+        }
+        if (header) {
+            header = 0;
+            if (o->format == SR_FORMAT_RECBOLE || o->user_name || o->item_name || o->rating_name || o->time_name)
+                if ((st = parse_header(c, &r, &fs, &cl, err)) != SR_OK) break;
             continue;
         }
-        if (is_blank(r.buf)) continue;
         data_lines++;
-        if ((st = parse_line(c, &r, &fs, split, err)) != SR_OK) break;
+        st = tokens ? parse_record(c, &r, &fs, &cl, split, err) : parse_line(c, &r, &fs, split, err);
+        if (st != SR_OK) break;
     }
     if (st == SR_OK && data_lines == 0)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: empty file (no interaction lines)", path);
     c->rep->lines += data_lines;
+    c->files++;
+    c->files_with_time += cl.time >= 0;
     free(fs.f);
     reader_close(&r);
     return st;
@@ -661,15 +1026,20 @@ static sr_status write_rows(sr_dataset_writer *w, const rowvec *v, int64_t nu, i
 
 /* ---- the pipeline ---------------------------------------------------------- */
 
-static sr_status check_opts(const sr_convert_opts *o, sr_split_kind *kind, sr_error *err)
+static sr_status check_opts(const sr_convert_opts *o, sr_split_kind *kind, int *dedup, sr_error *err)
 {
     if (o->format < 0 || o->format >= SR_FORMAT_COUNT) SR_FAIL(err, SR_ERR_USAGE, "convert: --format is required");
     if (!o->input || !*o->input) SR_FAIL(err, SR_ERR_USAGE, "convert: --input is required");
     if (!o->output || !*o->output) SR_FAIL(err, SR_ERR_USAGE, "convert: --output is required");
-    if (o->test && o->format != SR_FORMAT_LIGHTGCN)
-        SR_FAIL(err, SR_ERR_USAGE, "convert: --test is only for --format lightgcn");
-    int has_rating = o->format == SR_FORMAT_ML100K || o->format == SR_FORMAT_ML1M ||
-                     (o->format == SR_FORMAT_CSV && o->rating_col >= 0);
+    if (o->valid && !o->test) SR_FAIL(err, SR_ERR_USAGE, "convert: --valid FILE needs --test FILE");
+    if (o->valid && o->valid_ratio > 0)
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --valid FILE and --valid-ratio both give the valid split; pass one");
+    int has_rating = o->format == SR_FORMAT_ML100K || o->format == SR_FORMAT_ML1M || o->format == SR_FORMAT_AMAZON ||
+                     o->format == SR_FORMAT_RECBOLE ||
+                     (o->format == SR_FORMAT_CSV && (o->rating_col >= 0 || o->rating_name));
+    if ((o->user_name || o->item_name || o->rating_name || o->time_name) && o->format != SR_FORMAT_RECBOLE &&
+        !(o->format == SR_FORMAT_CSV && o->header))
+        SR_FAIL(err, SR_ERR_USAGE, "convert: a column given by name needs a header (--format csv --header, or recbole)");
     if (o->use_min_rating && !has_rating)
         SR_FAIL(err, SR_ERR_USAGE, "convert: --min-rating needs a rating column (format %s has none%s)",
                 sr_convert_format_name(o->format), o->format == SR_FORMAT_CSV ? "; set --rating-col" : "");
@@ -679,17 +1049,19 @@ static sr_status check_opts(const sr_convert_opts *o, sr_split_kind *kind, sr_er
         if (o->sep == '\0' || o->sep == '\n') SR_FAIL(err, SR_ERR_USAGE, "convert: bad --sep");
     }
     if (o->kcore < 0) SR_FAIL(err, SR_ERR_USAGE, "convert: --kcore must be >= 0");
+    int seq = o->format == SR_FORMAT_SEQ_PAIRS || o->format == SR_FORMAT_SEQ_LINES;
     *kind = o->split;
     if (*kind == SR_SPLITK_DEFAULT)
-        *kind = o->format == SR_FORMAT_LIGHTGCN                                      ? SR_SPLITK_GIVEN
-                : (o->format == SR_FORMAT_SEQ_PAIRS || o->format == SR_FORMAT_SEQ_LINES) ? SR_SPLITK_LLO
-                                                                                       : SR_SPLITK_RANDOM;
+        *kind = (o->format == SR_FORMAT_LIGHTGCN || o->test)       ? SR_SPLITK_GIVEN
+                : (seq || o->format == SR_FORMAT_AMAZON) ? SR_SPLITK_LLO
+                                                         : SR_SPLITK_RANDOM;
+    *dedup = o->dedup >= 0 ? o->dedup : !seq;
     if (o->valid_ratio < 0 || o->valid_ratio >= 1)
         SR_FAIL(err, SR_ERR_USAGE, "convert: --valid-ratio must be in [0, 1)");
     if (o->valid_ratio > 0 && *kind != SR_SPLITK_GIVEN)
         SR_FAIL(err, SR_ERR_USAGE, "convert: --valid-ratio only applies to --split given");
     if (o->test && *kind != SR_SPLITK_GIVEN)
-        SR_FAIL(err, SR_ERR_USAGE, "convert: --test gives the split; use --split given (the default for lightgcn)");
+        SR_FAIL(err, SR_ERR_USAGE, "convert: --test gives the split; use --split given (the default with --test)");
     return SR_OK;
 }
 
@@ -703,15 +1075,15 @@ static void append(char *dst, size_t n, const char *s)
     dst[l + m] = '\0';
 }
 
-/* Provenance: sha256 of each input; with two inputs the recorded digest is
+/* Provenance: sha256 of each input; with several inputs the recorded digest is
  * the sha256 of the sha256sum-style listing (both are stored). */
 static sr_status provenance(const sr_convert_opts *o, char *source, size_t ns, char sha[65], char *files, size_t nf,
                             sr_error *err)
 {
-    const char *paths[2] = {o->input, o->test};
-    int n = o->test ? 2 : 1;
+    const char *paths[3] = {o->input, o->test, o->valid};
+    int n = o->valid ? 3 : o->test ? 2 : 1;
     source[0] = files[0] = '\0';
-    char hex[2][65];
+    char hex[3][65];
     for (int k = 0; k < n; k++) {
         SR_TRY(sr_sha256_file(paths[k], hex[k], err));
         char full[PATH_MAX];
@@ -743,30 +1115,103 @@ static void default_name(const char *output, char *buf, size_t n)
     if (l > 3 && !strcmp(buf + l - 3, ".h5")) buf[l - 3] = '\0';
 }
 
+/* Each user's last and second-last item in time order (ties: input order),
+ * in any row order: last[2u], last[2u + 1]; -1 when absent. */
+static sr_status last_two(const rowvec *v, int64_t nu, int64_t **out, sr_error *err)
+{
+    int64_t *last = malloc((size_t)(2 * nu + 1) * sizeof *last);
+    const row **at = calloc((size_t)(2 * nu + 1), sizeof *at);
+    if (!last || !at) {
+        free(last);
+        free(at);
+        SR_FAIL(err, SR_ERR_NOMEM, "out of memory comparing the last items");
+    }
+    for (int64_t k = 0; k < v->n; k++) {
+        const row *x = v->r + k, **a = at + 2 * x->user;
+        if (!a[0] || cmp_user_time(x, a[0]) > 0) {
+            a[1] = a[0];
+            a[0] = x;
+        } else if (!a[1] || cmp_user_time(x, a[1]) > 0) {
+            a[1] = x;
+        }
+    }
+    for (int64_t j = 0; j < 2 * nu; j++) last[j] = at[j] ? at[j]->item : -1;
+    free(at);
+    *out = last;
+    return SR_OK;
+}
+
+/* Dedup; with repeats removed, count the users whose last two items (the
+ * leave-last-out test and valid items) it changed. */
+static sr_status dedup_rows(rowvec *v, int remove, int64_t nu, sr_convert_report *rep, sr_error *err)
+{
+    rep->duplicates = dedup(v, 0);
+    if (!remove || rep->duplicates == 0) return SR_OK;
+    int64_t *before = NULL, *after = NULL;
+    SR_TRY(last_two(v, nu, &before, err));
+    dedup(v, 1);
+    sr_status st = last_two(v, nu, &after, err);
+    for (int64_t u = 0; st == SR_OK && u < nu; u++)
+        rep->last_changed += before[2 * u] != after[2 * u] || before[2 * u + 1] != after[2 * u + 1];
+    free(before);
+    free(after);
+    return st;
+}
+
+/* Token columns: rows get the dictionary's value (dict_finish). */
+static sr_status apply_dicts(parse_ctx *pc, rowvec *v, sr_convert_report *rep, sr_error *err)
+{
+    for (int w = 0; w < 2; w++) {
+        SR_TRY(dict_finish(&pc->ids[w], err));
+        rep->string_ids[w] = !pc->ids[w].all_int;
+    }
+    for (int64_t k = 0; k < v->n; k++) {
+        v->r[k].user = pc->ids[0].value[v->r[k].user];
+        v->r[k].item = pc->ids[1].value[v->r[k].item];
+    }
+    return SR_OK;
+}
+
+/* Names of the final dense ids of a string column: ranks -> tokens. */
+static sr_status names_of(const dict *d, const int64_t *rank, int64_t n, const char ***out, sr_error *err)
+{
+    *out = malloc((size_t)(n ? n : 1) * sizeof **out);
+    if (!*out) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the id names");
+    for (int64_t k = 0; k < n; k++) (*out)[k] = d->sorted[rank[k]];
+    return SR_OK;
+}
+
 sr_status sr_convert_run(const sr_convert_opts *o, sr_convert_report *rep_out, sr_error *err)
 {
     sr_convert_report rep_local, *rep = rep_out ? rep_out : &rep_local;
     memset(rep, 0, sizeof *rep);
     sr_split_kind kind = SR_SPLITK_DEFAULT;
-    SR_TRY(check_opts(o, &kind, err));
+    SR_TRY(check_opts(o, &kind, &rep->dedup, err));
     SR_TRY(sr_dataset_check_output(o->output, o->overwrite, err));
 
     rowvec v = {0};
     int64_t *uorig = NULL, *iorig = NULL, *ufinal = NULL, *ifinal = NULL;
+    const char **unames = NULL, **inames = NULL;
     int64_t nu = 0, ni = 0, nuf = 0, nif = 0;
     sr_dataset_writer *w = NULL;
     sr_status st;
     parse_ctx pc = {.o = o, .rows = &v, .rep = rep};
     if ((st = parse_file(&pc, o->input, SR_SPLIT_TRAIN, err))) goto done;
+    if (o->valid && (st = parse_file(&pc, o->valid, SR_SPLIT_VALID, err))) goto done;
     if (o->test && (st = parse_file(&pc, o->test, SR_SPLIT_TEST, err))) goto done;
+    int tokens = token_format(o->format);
+    if (tokens && (st = apply_dicts(&pc, &v, rep, err))) goto done;
 
+    /* Token formats have time when every file has a time column. */
     int real_time = o->format == SR_FORMAT_ML100K || o->format == SR_FORMAT_ML1M ||
-                    (o->format == SR_FORMAT_CSV && o->time_col >= 0);
+                    (tokens && pc.files_with_time == pc.files);
+    if (tokens && !real_time)
+        for (int64_t k = 0; k < v.n; k++) v.r[k].time = 0;
     int seq_time = o->format == SR_FORMAT_SEQ_PAIRS || o->format == SR_FORMAT_SEQ_LINES;
     rep->has_time = real_time || seq_time;
 
     if ((st = densify(&v, 0, &uorig, &nu, err)) || (st = densify(&v, 1, &iorig, &ni, err))) goto done;
-    rep->duplicates = dedup(&v, o->dedup);
+    if ((st = dedup_rows(&v, rep->dedup, nu, rep, err))) goto done;
     if (o->kcore > 0 && (st = kcore(&v, o->kcore, nu, ni, &rep->kcore_removed, err))) goto done;
     if (v.n == 0) {
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
@@ -783,7 +1228,7 @@ sr_status sr_convert_run(const sr_convert_opts *o, sr_convert_report *rep_out, s
     }
     if ((st = assign_splits(&v, o, kind, err))) goto done;
 
-    char name[128], source[512], sha[65], files[1200];
+    char name[128], source[1024], sha[65], files[1400];
     if (o->name) snprintf(name, sizeof name, "%s", o->name);
     else default_name(o->output, name, sizeof name);
     if ((st = provenance(o, source, sizeof source, sha, files, sizeof files, err))) goto done;
@@ -810,7 +1255,10 @@ sr_status sr_convert_run(const sr_convert_opts *o, sr_convert_report *rep_out, s
                               .source_files = files};
     if ((st = sr_dataset_writer_create(&w, o->output, nuf, nif, &attrs, err))) goto done;
     if ((st = write_rows(w, &v, nuf, rep->has_time, err))) goto done;
-    if ((st = sr_dataset_writer_set_id_maps(w, ufinal, ifinal, err))) goto done;
+    if (rep->string_ids[0] && (st = names_of(&pc.ids[0], ufinal, nuf, &unames, err))) goto done;
+    if (rep->string_ids[1] && (st = names_of(&pc.ids[1], ifinal, nif, &inames, err))) goto done;
+    if ((st = sr_dataset_writer_set_id_maps(w, unames ? NULL : ufinal, inames ? NULL : ifinal, err))) goto done;
+    if ((st = sr_dataset_writer_set_id_names(w, unames, inames, err))) goto done;
     if ((st = sr_dataset_writer_commit(w, err))) goto done;
     rep->num_users = nuf;
     rep->num_items = nif;
@@ -822,5 +1270,9 @@ done:
     free(iorig);
     free(ufinal);
     free(ifinal);
+    free(unames);
+    free(inames);
+    dict_free(&pc.ids[0]);
+    dict_free(&pc.ids[1]);
     return st;
 }

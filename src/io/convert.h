@@ -4,8 +4,12 @@
  * other ranks wait for the agreed status). The pipeline:
  *   parse lines into (user, item[, time]) rows, dropping rating < min_rating
  *   -> dedup (keep the earliest occurrence of a user-item pair; input order
- *      breaks ties) -> iterative k-core on users and items
- *   -> dense 0-based ids in ascending order of the original id
+ *      breaks ties; default on, off for the sequence formats, whose repeats
+ *      are events) -> iterative k-core on users and items
+ *   -> dense 0-based ids in ascending order of the original id (numeric when
+ *      every id of the column is an integer, stored as int64 /user_ids and
+ *      /item_ids; else byte order of the text, stored as strings in
+ *      /map/user_ids and /map/item_ids)
  *   -> per-user split (given / random / leave-last-out)
  *   -> streamed into the writer (temp file + rename; nothing left on error).
  * Inside a user's row the items keep time order (input order when the format
@@ -30,7 +34,9 @@ typedef enum sr_convert_format {
     SR_FORMAT_LIGHTGCN,   /* train.txt (+ test.txt): "user item item ..." */
     SR_FORMAT_SEQ_PAIRS,  /* "user item" per line, in time order */
     SR_FORMAT_SEQ_LINES,  /* "user item item ..." per line, in time order */
-    SR_FORMAT_CSV,        /* generic: --sep, --*-col, --header */
+    SR_FORMAT_CSV,        /* generic: --sep, --*-col, --header; RFC 4180 quotes, string ids */
+    SR_FORMAT_AMAZON,     /* Amazon ratings: user,item,rating,timestamp; no header */
+    SR_FORMAT_RECBOLE,    /* RecBole atomic .inter: tab-separated, "name:type" header */
     SR_FORMAT_COUNT
 } sr_convert_format;
 
@@ -44,18 +50,22 @@ typedef enum sr_split_kind {
 typedef struct sr_convert_opts {
     sr_convert_format format;
     const char *input;  /* required */
-    const char *test;   /* lightgcn only: the given test file (optional) */
+    const char *test;   /* the given test file (optional; implies split given) */
+    const char *valid;  /* the given valid file (optional; needs test) */
     const char *output; /* required */
     const char *name;   /* dataset name; default: output file name without .h5 */
     /* csv */
     char sep;           /* field separator, default ',' */
     int header;         /* skip the first line */
     int user_col, item_col, rating_col, time_col; /* 0-based; -1 = absent */
+    /* By name instead (csv --header, recbole; NULL = by index / RecBole's
+     * user_id, item_id, rating, timestamp). */
+    const char *user_name, *item_name, *rating_name, *time_name;
     /* filters */
     int use_min_rating;
     double min_rating;  /* keep rating >= min_rating */
     int64_t kcore;      /* 0 = off */
-    int dedup;          /* default 1 */
+    int dedup;          /* 1 on, 0 off, -1 (default): off for seq-*, on otherwise */
     /* split */
     sr_split_kind split;
     double ratio[3];    /* random: train, valid, test; sums to 1 */
@@ -69,6 +79,9 @@ typedef struct sr_convert_report {
     int64_t rows_read;        /* interactions parsed */
     int64_t below_min_rating; /* dropped by --min-rating */
     int64_t duplicates;       /* dropped by dedup (or kept, when dedup is off) */
+    int64_t last_changed;     /* users whose last or second-last item dedup changed */
+    int dedup;                /* dedup as resolved */
+    int string_ids[2];        /* users, items: names stored as strings */
     int64_t kcore_removed;    /* dropped by the k-core filter */
     int64_t num_users, num_items;
     int64_t nnz[SR_SPLIT_COUNT];

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "io/h5check.h"
+#include "io/h5util.h"
 
 #ifndef H5_HAVE_PARALLEL
 #error "softrec needs parallel HDF5 (libhdf5-openmpi-dev)"
@@ -86,6 +87,7 @@ struct sr_dataset {
     hid_t indptr[SR_SPLIT_COUNT], items[SR_SPLIT_COUNT], time[SR_SPLIT_COUNT];
     hid_t pop;
     hid_t ids[2]; /* /user_ids, /item_ids (or invalid) */
+    hid_t names[2]; /* /map/user_ids, /map/item_ids: string ids (or invalid) */
     sr_dataset_meta meta;
 };
 
@@ -103,6 +105,8 @@ void sr_dataset_close(sr_dataset **pds)
     h5_close_id(&ds->pop);
     h5_close_id(&ds->ids[0]);
     h5_close_id(&ds->ids[1]);
+    h5_close_id(&ds->names[0]);
+    h5_close_id(&ds->names[1]);
     h5_close_id(&ds->dxpl);
     h5_close_id(&ds->file);
     H5Eclear2(H5E_DEFAULT);
@@ -269,7 +273,7 @@ static sr_status attr_int(const sr_dataset *ds, const char *name, int required, 
     return st;
 }
 
-/* String attribute (fixed or variable length) into buf, truncated to fit. */
+/* String attribute of any writer (h5util.h) into buf, truncated to fit. */
 static sr_status attr_string(const sr_dataset *ds, const char *name, int required, char *buf, size_t n,
                              sr_error *err)
 {
@@ -277,43 +281,21 @@ static sr_status attr_string(const sr_dataset *ds, const char *name, int require
     buf[0] = '\0';
     SR_TRY(attr_open(ds, name, required, &a, err));
     if (a < 0) return SR_OK;
-    hid_t t = H5Aget_type(a), mt = H5I_INVALID_HID;
+    hid_t t = H5Aget_type(a);
     sr_status st = SR_OK;
-    char tn[32];
+    char tn[32], *s = NULL;
     if (H5Tget_class(t) != H5T_STRING) {
         sr_h5_dtype_name(t, tn, sizeof tn);
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: dtype %s, expected a string",
                           ds->path, name, tn);
-    } else if (H5Tis_variable_str(t) > 0) {
-        char *s = NULL;
-        mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, H5T_VARIABLE);
-        if (H5Aread(a, mt, &s) < 0) {
-            char r[256];
-            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: cannot read (%s)",
-                              ds->path, name, h5_reason(r));
-        } else {
-            snprintf(buf, n, "%s", s ? s : "");
-            H5free_memory(s);
-        }
+    } else if (sr_h5_attr_read_text(a, &s) < 0) {
+        char r[256];
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: cannot read (%s)",
+                          ds->path, name, h5_reason(r));
     } else {
-        size_t sz = H5Tget_size(t);
-        char *tmp = calloc(sz + 1, 1);
-        mt = H5Tcopy(H5T_C_S1);
-        H5Tset_size(mt, sz);
-        if (!tmp) {
-            st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: attribute %s: out of memory", ds->path,
-                              name);
-        } else if (H5Aread(a, mt, tmp) < 0) {
-            char r[256];
-            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: cannot read (%s)",
-                              ds->path, name, h5_reason(r));
-        } else {
-            snprintf(buf, n, "%s", tmp);
-        }
-        free(tmp);
+        snprintf(buf, n, "%s", s);
     }
-    h5_close_id(&mt);
+    free(s);
     H5Tclose(t);
     H5Aclose(a);
     return st;
@@ -458,6 +440,24 @@ static sr_status check_indptr(sr_dataset *ds, sr_error *err)
     return first;
 }
 
+/* The string id maps, checked by h5check (string dtype, 1-D, length). */
+static sr_status open_id_names(sr_dataset *ds, sr_error *err)
+{
+    static const char *const obj[2] = {"/map/user_ids", "/map/item_ids"};
+    for (int k = 0; k < 2; k++) {
+        if (H5Lexists(ds->file, "/map", H5P_DEFAULT) <= 0 || H5Lexists(ds->file, obj[k], H5P_DEFAULT) <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            continue;
+        }
+        ds->names[k] = H5Dopen2(ds->file, obj[k], H5P_DEFAULT);
+        if (ds->names[k] < 0) {
+            char r[256];
+            SR_FAIL(err, SR_ERR_DATA, "%s: %s: cannot open dataset (%s)", ds->path, obj[k], h5_reason(r));
+        }
+    }
+    return SR_OK;
+}
+
 sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, sr_error *err)
 {
     *out = NULL;
@@ -470,7 +470,7 @@ sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, 
     }
     ds->c = c;
     snprintf(ds->path, sizeof ds->path, "%s", path);
-    ds->file = ds->dxpl = ds->pop = ds->ids[0] = ds->ids[1] = H5I_INVALID_HID;
+    ds->file = ds->dxpl = ds->pop = ds->ids[0] = ds->ids[1] = ds->names[0] = ds->names[1] = H5I_INVALID_HID;
     for (int s = 0; s < SR_SPLIT_COUNT; s++) ds->indptr[s] = ds->items[s] = ds->time[s] = H5I_INVALID_HID;
 
     sr_status st = probe_file(path, err);
@@ -510,7 +510,7 @@ sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, 
      * over every split. */
     {
         const sr_dataset_meta *m = &ds->meta;
-        sr_h5check_obj objs[12];
+        sr_h5check_obj objs[14];
         int n = 0;
         for (int s = 0; s < SR_SPLIT_COUNT; s++) {
             static const char *const ip[] = {"/train/indptr", "/valid/indptr", "/test/indptr"};
@@ -523,8 +523,11 @@ sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, 
         objs[n++] = (sr_h5check_obj){"/item_popularity", 1, SR_H5_INTEGER, 4, 8, 1, {m->num_items, -1}, -1, NULL};
         objs[n++] = (sr_h5check_obj){"/user_ids", 0, SR_H5_INTEGER, 4, 8, 1, {m->num_users, -1}, -1, NULL};
         objs[n++] = (sr_h5check_obj){"/item_ids", 0, SR_H5_INTEGER, 4, 8, 1, {m->num_items, -1}, -1, NULL};
+        objs[n++] = (sr_h5check_obj){"/map/user_ids", 0, SR_H5_STRING, 0, 0, 1, {m->num_users, -1}, -1, NULL};
+        objs[n++] = (sr_h5check_obj){"/map/item_ids", 0, SR_H5_STRING, 0, 0, 1, {m->num_items, -1}, -1, NULL};
         st = sr_h5check_run(c, ds->file, path, objs, n, err);
         if (st == SR_OK) st = sr_h5check_id_maps(ds->file, path, m->num_users, m->num_items, err);
+        if (st == SR_OK) st = open_id_names(ds, err);
     }
     if (sr_comm_agree(c, err) != SR_OK) goto fail;
 
@@ -638,6 +641,71 @@ sr_status sr_dataset_read_id_map(sr_dataset *ds, int items, int64_t i0, int64_t 
     return sr_comm_agree(ds->c, err);
 }
 
+void sr_dataset_names_free(sr_dataset_names *n)
+{
+    free(n->name);
+    free(n->block);
+    memset(n, 0, sizeof *n);
+}
+
+/* Decimal text of each integer: one block, like the string maps. */
+static sr_status names_of_ints(const sr_dataset *ds, const int64_t *v, int64_t n, sr_dataset_names *out,
+                               sr_error *err)
+{
+    out->n = n;
+    out->name = malloc((size_t)(n ? n : 1) * sizeof *out->name);
+    out->block = malloc((size_t)(n ? n : 1) * 21);
+    if (!out->name || !out->block) {
+        sr_dataset_names_free(out);
+        SR_FAIL(err, SR_ERR_NOMEM, "%s: out of memory for %lld id names", ds->path, (long long)n);
+    }
+    for (int64_t k = 0; k < n; k++) {
+        out->name[k] = out->block + k * 21;
+        snprintf(out->name[k], 21, "%lld", (long long)v[k]);
+    }
+    return SR_OK;
+}
+
+sr_status sr_dataset_read_id_names(sr_dataset *ds, int items, int64_t i0, int64_t i1, sr_dataset_names *out,
+                                   sr_error *err)
+{
+    const sr_dataset_meta *m = &ds->meta;
+    int64_t n = items ? m->num_items : m->num_users;
+    const char *obj = items ? "/map/item_ids" : "/map/user_ids";
+    hid_t d = ds->names[items ? 1 : 0];
+    memset(out, 0, sizeof *out);
+    if (i0 < 0 || i1 < i0 || i1 > n)
+        sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: read_id_names: bad range [%lld, %lld) of %lld",
+                     ds->path, (long long)i0, (long long)i1, (long long)n);
+    if (sr_comm_agree(ds->c, err) != SR_OK) return err->code;
+    if (d >= 0) {
+        sr_h5_texts t;
+        if (sr_h5_read_texts(d, ds->dxpl, i0, i1 - i0, &t) < 0) {
+            char r[256];
+            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot read elements [%lld, %lld) (%s)",
+                         ds->path, obj, (long long)i0, (long long)i1, h5_reason(r));
+        } else {
+            *out = (sr_dataset_names){.n = t.n, .name = t.text, .block = t.block};
+        }
+        return sr_comm_agree(ds->c, err);
+    }
+    /* No string map: the int64 map, else the dense id is the only name. */
+    int64_t *v = malloc((size_t)(i1 - i0 + 1) * sizeof *v);
+    sr_status st = v ? SR_OK : sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", ds->path);
+    if (sr_comm_agree(ds->c, err) != SR_OK) {
+        free(v);
+        return err->code;
+    }
+    if (ds->ids[items ? 1 : 0] >= 0) {
+        st = sr_dataset_read_id_map(ds, items, i0, i1, v, err);
+    } else {
+        for (int64_t k = i0; k < i1; k++) v[k - i0] = k;
+    }
+    if (st == SR_OK) names_of_ints(ds, v, i1 - i0, out, err);
+    free(v);
+    return sr_comm_agree(ds->c, err);
+}
+
 /* ---- writer --------------------------------------------------------------- */
 
 struct sr_dataset_writer {
@@ -650,6 +718,7 @@ struct sr_dataset_writer {
     int64_t *pop; /* train interactions per item, num_items entries */
     int has_time;
     int ids_written;
+    int names_written;
 };
 
 sr_status sr_dataset_check_output(const char *path, int overwrite, sr_error *err)
@@ -924,6 +993,27 @@ sr_status sr_dataset_writer_set_id_maps(sr_dataset_writer *w, const int64_t *use
     w->ids_written = 1;
     if (user_ids) SR_TRY(write_full(w, "user_ids", w->num_users, user_ids, err));
     if (item_ids) SR_TRY(write_full(w, "item_ids", w->num_items, item_ids, err));
+    return SR_OK;
+}
+
+sr_status sr_dataset_writer_set_id_names(sr_dataset_writer *w, const char *const *user_names,
+                                         const char *const *item_names, sr_error *err)
+{
+    if (w->names_written) SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: id names set twice", w->path);
+    w->names_written = 1;
+    if (!user_names && !item_names) return SR_OK;
+    hid_t g = H5Gcreate2(w->file, "map", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    int rc = g < 0 ? -1 : 0;
+    const char *bad = "/map";
+    if (rc == 0 && user_names && (rc = sr_h5_write_texts(g, "user_ids", user_names, w->num_users)) < 0)
+        bad = "/map/user_ids";
+    if (rc == 0 && item_names && (rc = sr_h5_write_texts(g, "item_ids", item_names, w->num_items)) < 0)
+        bad = "/map/item_ids";
+    h5_close_id(&g);
+    if (rc < 0) {
+        char r[256];
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot write %s (%s)", w->tmp, bad, h5_reason(r));
+    }
     return SR_OK;
 }
 

@@ -11,6 +11,8 @@
  *       time    int64 [nnz] optional (present in all splits or none)
  *   /item_popularity        int64 [num_items]: train interactions per item
  *   /user_ids, /item_ids    int64: the original id of each dense id (optional)
+ *   /map/user_ids, /map/item_ids  strings: the original id of each dense id,
+ *                           when the input's ids were not all integers (optional)
  *
  * Reading is parallel: every rank opens the file collectively and reads only
  * the user range it owns (hyperslabs of indptr, then of items). The reader
@@ -74,6 +76,21 @@ void sr_dataset_close(sr_dataset **ds);
  * /user_ids. SR_ERR_DATA when the file has no id maps. Collective. */
 sr_status sr_dataset_read_id_map(sr_dataset *ds, int items, int64_t i0, int64_t i1, int64_t *out, sr_error *err);
 
+/* Added: the original id of each dense id as text, whatever the file holds:
+ * /map/item_ids or /map/user_ids (strings of any HDF5 writer), else the
+ * int64 /item_ids or /user_ids in decimal, else the dense id itself (a file
+ * without maps, e.g. synthetic). name[k] is the name of dense id i0 + k.
+ * Collective; each rank may pass its own range. Free with
+ * sr_dataset_names_free (also safe after a failure). */
+typedef struct sr_dataset_names {
+    int64_t n;
+    char **name;  /* n pointers into block */
+    char *block;
+} sr_dataset_names;
+sr_status sr_dataset_read_id_names(sr_dataset *ds, int items, int64_t i0, int64_t i1, sr_dataset_names *out,
+                                   sr_error *err);
+void sr_dataset_names_free(sr_dataset_names *n);
+
 /* ---- writing (one process, streaming) ----------------------------------- */
 typedef struct sr_dataset_attrs {
     const char *name;
@@ -101,6 +118,11 @@ sr_status sr_dataset_writer_append(sr_dataset_writer *w, int64_t n_users,
 /* Optional: original ids (num_users / num_items entries). */
 sr_status sr_dataset_writer_set_id_maps(sr_dataset_writer *w, const int64_t *user_ids,
                                         const int64_t *item_ids, sr_error *err);
+/* Added, optional: original ids as text (num_users / num_items entries;
+ * either may be NULL), stored as variable-length strings in /map/user_ids
+ * and /map/item_ids. Once per writer. */
+sr_status sr_dataset_writer_set_id_names(sr_dataset_writer *w, const char *const *user_names,
+                                         const char *const *item_names, sr_error *err);
 /* Check that every user was appended, write popularity (computed from the
  * appended train items), close and rename into place. Commit does not free
  * w: call sr_dataset_writer_abort(&w) afterwards in every case (after a

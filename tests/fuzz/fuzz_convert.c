@@ -1,6 +1,7 @@
 /* fuzz_convert.c: the text dataset parsers (src/io/convert.c). Byte 0 picks
- * the format, byte 1 the options (csv separator and header, k-core); the
- * rest is the file, converted end to end into a scratch HDF5 file. Any
+ * the format, byte 1 the options (csv separator and header, k-core; for
+ * the token formats bit 7 also reads the file as given valid and test
+ * files, and flips dedup); the rest is the file, converted end to end into a scratch HDF5 file. Any
  * outcome but a crash or sanitizer report is fine: malformed input must be
  * an error, never undefined behaviour. */
 #include <string.h>
@@ -31,6 +32,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         o.time_col = (data[1] >> 4) & 1 ? 3 : -1;
     }
     o.kcore = (data[1] >> 5) & 3;
+    if ((data[1] >> 7) && (o.format == SR_FORMAT_CSV || o.format == SR_FORMAT_AMAZON || o.format == SR_FORMAT_RECBOLE)) {
+        o.valid = in; /* the same text as all three splits: dedup across files */
+        o.test = in;
+        o.dedup = 0;
+    }
     sr_error e;
     sr_error_clear(&e);
     sr_convert_run(&o, NULL, &e);

@@ -1,0 +1,151 @@
+/* h5util.c: HDF5 strings of any writer (h5util.h). Fixed-length strings are
+ * read with the file's own type (no conversion, so HDF5 neither drops the
+ * last byte of a NULLPAD string nor refuses a UTF-8 one) and cut here;
+ * variable-length ones with a memory type of the file's character set. */
+#include "io/h5util.h"
+
+#include <stdlib.h>
+#include <string.h>
+
+/* Length of a fixed-length element as its padding says. */
+static size_t fixed_len(const char *p, size_t sz, H5T_str_t pad)
+{
+    size_t n = 0;
+    while (n < sz && p[n]) n++;
+    if (pad == H5T_STR_SPACEPAD)
+        while (n > 0 && p[n - 1] == ' ') n--;
+    return n;
+}
+
+static hid_t vlen_mem_type(hid_t ft)
+{
+    hid_t mt = H5Tcopy(H5T_C_S1);
+    if (mt >= 0 && (H5Tset_size(mt, H5T_VARIABLE) < 0 || H5Tset_cset(mt, H5Tget_cset(ft)) < 0)) {
+        H5Tclose(mt);
+        mt = H5I_INVALID_HID;
+    }
+    return mt;
+}
+
+/* n texts of total length total: one block, pointers filled by the caller. */
+static int texts_alloc(sr_h5_texts *t, int64_t n, size_t total)
+{
+    t->n = n;
+    t->text = malloc((size_t)(n ? n : 1) * sizeof *t->text);
+    t->block = malloc(total ? total : 1);
+    if (!t->text || !t->block) {
+        sr_h5_texts_free(t);
+        return -1;
+    }
+    return 0;
+}
+
+void sr_h5_texts_free(sr_h5_texts *t)
+{
+    free(t->text);
+    free(t->block);
+    t->text = NULL;
+    t->block = NULL;
+    t->n = 0;
+}
+
+/* Decode n raw elements (fixed: n * sz bytes; variable: n char pointers). */
+static int texts_from(sr_h5_texts *t, int64_t n, int vlen, const void *raw, size_t sz, H5T_str_t pad)
+{
+    size_t total = 0;
+    for (int64_t k = 0; k < n; k++) {
+        const char *s = vlen ? ((char *const *)raw)[k] : (const char *)raw + (size_t)k * sz;
+        total += (vlen ? (s ? strlen(s) : 0) : fixed_len(s, sz, pad)) + 1;
+    }
+    if (texts_alloc(t, n, total)) return -1;
+    char *q = t->block;
+    for (int64_t k = 0; k < n; k++) {
+        const char *s = vlen ? ((char *const *)raw)[k] : (const char *)raw + (size_t)k * sz;
+        size_t l = vlen ? (s ? strlen(s) : 0) : fixed_len(s, sz, pad);
+        if (l) memcpy(q, s, l);
+        q[l] = '\0';
+        t->text[k] = q;
+        q += l + 1;
+    }
+    return 0;
+}
+
+/* Read the selection (fs/ms: n elements) of an attribute or a dataset. */
+static int read_sel(hid_t obj, int is_attr, hid_t dxpl, hid_t ms, hid_t fs, int64_t n, sr_h5_texts *out)
+{
+    hid_t ft = is_attr ? H5Aget_type(obj) : H5Dget_type(obj);
+    if (ft < 0) return -1;
+    int rc = -1;
+    htri_t vlen = H5Tget_class(ft) == H5T_STRING ? H5Tis_variable_str(ft) : -1;
+    size_t sz = H5Tget_size(ft);
+    if (vlen > 0) {
+        hid_t mt = vlen_mem_type(ft);
+        char **p = calloc((size_t)(n ? n : 1), sizeof *p);
+        herr_t r = (mt < 0 || !p) ? -1
+                   : is_attr      ? H5Aread(obj, mt, p)
+                                  : H5Dread(obj, mt, ms, fs, dxpl, p);
+        if (r >= 0) {
+            rc = texts_from(out, n, 1, p, 0, H5T_STR_NULLTERM);
+            H5Dvlen_reclaim(mt, ms, H5P_DEFAULT, p);
+        }
+        free(p);
+        if (mt >= 0) H5Tclose(mt);
+    } else if (vlen == 0 && sz > 0 && sz < ((size_t)1 << 30) && (uint64_t)n < ((uint64_t)1 << 34) / sz) {
+        char *raw = malloc((size_t)n * sz + 1);
+        herr_t r = !raw ? -1 : is_attr ? H5Aread(obj, ft, raw) : H5Dread(obj, ft, ms, fs, dxpl, raw);
+        if (r >= 0) rc = texts_from(out, n, 0, raw, sz, H5Tget_strpad(ft));
+        free(raw);
+    }
+    H5Tclose(ft);
+    return rc;
+}
+
+int sr_h5_attr_read_text(hid_t a, char **out)
+{
+    *out = NULL;
+    hid_t sp = H5Aget_space(a);
+    if (sp < 0) return -1;
+    sr_h5_texts t = {0};
+    int rc = H5Sget_simple_extent_npoints(sp) == 1 ? read_sel(a, 1, H5P_DEFAULT, sp, sp, 1, &t) : -1;
+    H5Sclose(sp);
+    if (rc) return -1;
+    *out = t.block; /* the one text starts the block */
+    free(t.text);
+    return 0;
+}
+
+int sr_h5_read_texts(hid_t d, hid_t dxpl, int64_t lo, int64_t n, sr_h5_texts *out)
+{
+    memset(out, 0, sizeof *out);
+    hsize_t start = (hsize_t)lo, cnt = (hsize_t)n, one = 1;
+    hid_t fs = H5Dget_space(d), ms = H5Screate_simple(1, n ? &cnt : &one, NULL);
+    int rc = (fs < 0 || ms < 0) ? -1 : 0;
+    if (rc == 0)
+        rc = n ? H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL)
+               : (H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0);
+    if (rc >= 0) rc = read_sel(d, 0, dxpl, ms, fs, n, out);
+    if (fs >= 0) H5Sclose(fs);
+    if (ms >= 0) H5Sclose(ms);
+    return rc < 0 ? -1 : 0;
+}
+
+int sr_h5_write_texts(hid_t loc, const char *name, const char *const *texts, int64_t n)
+{
+    int utf8 = 0;
+    for (int64_t k = 0; k < n && !utf8; k++)
+        for (const unsigned char *p = (const unsigned char *)texts[k]; *p; p++)
+            if (*p >= 0x80) utf8 = 1;
+    hsize_t dim = (hsize_t)n;
+    hid_t t = H5Tcopy(H5T_C_S1), sp = H5Screate_simple(1, &dim, NULL);
+    herr_t rc = (t < 0 || sp < 0 || H5Tset_size(t, H5T_VARIABLE) < 0 ||
+                 H5Tset_cset(t, utf8 ? H5T_CSET_UTF8 : H5T_CSET_ASCII) < 0)
+                    ? -1
+                    : 0;
+    hid_t d = rc < 0 ? H5I_INVALID_HID : H5Dcreate2(loc, name, t, sp, H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    if (d < 0) rc = -1;
+    if (rc >= 0 && n > 0) rc = H5Dwrite(d, t, H5S_ALL, H5S_ALL, H5P_DEFAULT, texts);
+    if (d >= 0) H5Dclose(d);
+    if (sp >= 0) H5Sclose(sp);
+    if (t >= 0) H5Tclose(t);
+    return rc < 0 ? -1 : 0;
+}
