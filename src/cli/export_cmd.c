@@ -1,7 +1,7 @@
 /* export_cmd.c: `softrec export` (the vectors a model scores with) and
  * `softrec recommend` (every user's top K over the whole catalogue), both
  * from a checkpoint at any rank count; users and items carry their
- * original ids when the dataset stores them (its /user_ids, /item_ids). */
+ * original ids the dataset stores (string or integer maps; dense ids without). */
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -43,42 +43,52 @@ typedef struct rec_out {
     int rank;
     FILE *f;
     char path[1100], tmp[1200];
-    int64_t *user_ids, *item_ids; /* NULL: dense ids are the ids */
+    sr_dataset_names users, items; /* rank 0: the original id of every dense id */
     int64_t rows;
 } rec_out;
+
+/* One CSV field: quoted (RFC 4180) when it holds a separator, a quote or a
+ * line break. */
+static void csv_field(FILE *f, const char *s)
+{
+    if (!strpbrk(s, ",\"\r\n")) {
+        fputs(s, f);
+        return;
+    }
+    fputc('"', f);
+    for (; *s; s++) {
+        if (*s == '"') fputc('"', f);
+        fputc(*s, f);
+    }
+    fputc('"', f);
+}
 
 static sr_status rec_sink(void *ctx, const int64_t *users, int64_t n, const int64_t *items, const float *scores,
                           int64_t k, sr_error *err)
 {
     rec_out *r = ctx;
     if (r->rank != 0) return SR_OK;
-    for (int64_t i = 0; i < n; i++) {
-        long long u = r->user_ids ? r->user_ids[users[i]] : users[i];
+    for (int64_t i = 0; i < n; i++)
         for (int64_t j = 0; j < k && items[i * k + j] >= 0; j++) {
-            int64_t it = items[i * k + j];
-            fprintf(r->f, "%lld,%lld,%lld,%.6g\n", u, (long long)j + 1, (long long)(r->item_ids ? r->item_ids[it] : it),
-                    scores[i * k + j]);
+            csv_field(r->f, r->users.name[users[i]]);
+            fprintf(r->f, ",%lld,", (long long)j + 1);
+            csv_field(r->f, r->items.name[items[i * k + j]]);
+            fprintf(r->f, ",%.6g\n", scores[i * k + j]);
             r->rows++;
         }
-    }
     if (ferror(r->f)) SR_FAIL(err, SR_ERR_IO, "%s: write failed: %s", r->tmp, strerror(errno));
     return SR_OK;
 }
 
-/* The dataset's original ids (collective read), when it has them. */
+/* The dataset's original ids, all of them on rank 0 (collective read). */
 static sr_status read_ids(const sr_comm *c, const sr_config *cfg, rec_out *r, sr_error *err)
 {
     sr_dataset *ds = NULL;
     SR_TRY(sr_dataset_open(&ds, c, cfg->data_path, err));
     const sr_dataset_meta *m = sr_dataset_meta_get(ds);
-    sr_status st = SR_OK;
-    if (m->has_id_maps) {
-        r->user_ids = calloc((size_t)m->num_users + 1, sizeof *r->user_ids);
-        r->item_ids = calloc((size_t)m->num_items + 1, sizeof *r->item_ids);
-        if (!r->user_ids || !r->item_ids) sr_comm_abort(c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory for the id maps"});
-        st = sr_dataset_read_id_map(ds, 0, 0, m->num_users, r->user_ids, err);
-        if (st == SR_OK) st = sr_dataset_read_id_map(ds, 1, 0, m->num_items, r->item_ids, err);
-    }
+    const int root = c->rank == 0;
+    sr_status st = sr_dataset_read_id_names(ds, 0, 0, root ? m->num_users : 0, &r->users, err);
+    if (st == SR_OK) st = sr_dataset_read_id_names(ds, 1, 0, root ? m->num_items : 0, &r->items, err);
     sr_dataset_close(&ds);
     return st;
 }
@@ -105,8 +115,8 @@ static sr_status rec_close(const sr_comm *c, rec_out *r, sr_status st, sr_error 
                               strerror(errno));
         if (st != SR_OK) remove(r->tmp);
     }
-    free(r->user_ids);
-    free(r->item_ids);
+    sr_dataset_names_free(&r->users);
+    sr_dataset_names_free(&r->items);
     return st == SR_OK ? sr_comm_agree(c, err) : st;
 }
 
@@ -126,10 +136,8 @@ static sr_status recommend_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_trainer_destroy(&t);
     st = rec_close(c, &r, st, err);
     if (st == SR_OK && c->rank == 0) {
-        printf("{\"recommend\": \"%s\", \"checkpoint\": \"%s\", \"users\": %lld, \"k\": %lld, \"rows\": %lld, "
-               "\"original_ids\": %s}\n",
-               o->output, o->ckpt, (long long)users, (long long)o->k, (long long)r.rows,
-               r.user_ids ? "true" : "false");
+        printf("{\"recommend\": \"%s\", \"checkpoint\": \"%s\", \"users\": %lld, \"k\": %lld, \"rows\": %lld}\n",
+               o->output, o->ckpt, (long long)users, (long long)o->k, (long long)r.rows);
         fflush(stdout);
     }
     return st;

@@ -53,6 +53,28 @@ sys.exit(0 if got['user'] == sorted(want['user'], key=key) and got['item'] == so
 PY
 grep -q $'^user\t[0-9]*\tAJAAPPLLUWNPMN "x"$' names.tsv || fail "strings: a quoted id with a quote inside"
 
+# 2b. softrec recommend names users and items by those ids: every user of
+#     the input, each with 5 items it has not interacted with
+for ds in strings amazon; do
+  run 2 "$bin" recommend --checkpoint run_$ds/model.h5 --k 5 --output $ds.top.csv > /dev/null 2> $ds.rec.err ||
+    { cat $ds.rec.err >&2; fail "$ds: recommend"; }
+done
+python3 - "$fx/strings.csv" strings.top.csv <<'PY' || fail "strings: recommend's ids are not the input's"
+import csv, sys
+rows = list(csv.DictReader(open(sys.argv[1], newline='')))
+seen = {(r['user name'], r['item']) for r in rows}
+users, items = {u for u, _ in seen}, {i for _, i in seen}
+top = list(csv.DictReader(open(sys.argv[2], newline='')))
+assert {r['user'] for r in top} == users, 'users'
+assert all(r['item'] in items for r in top), 'items'
+assert not any((r['user'], r['item']) in seen for r in top), 'a known item recommended'
+per = {}
+for r in top:
+    per.setdefault(r['user'], []).append(int(r['rank']))
+assert all(v == list(range(1, len(v) + 1)) for v in per.values()), 'ranks'
+PY
+grep -q '^AJAAPPLLUWNPMN,' amazon.top.csv || fail "amazon: recommend does not name users by their ids"
+
 # 3. repeats in sequences
 "$bin" data convert --format seq-lines --input "$fx/yelp_like.txt" --output yelp.h5 2> yelp.err || fail "yelp: convert"
 grep -q warning yelp.err && fail "yelp: warning without --dedup"
