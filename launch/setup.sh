@@ -5,7 +5,8 @@
 # Usage: launch/setup.sh [--test] [--target T] [BUILD_DIR] [cmake args...]
 #   --test             also the test suite's extras (SLURM + munge for
 #                      tests/slurm, clang for the libFuzzer harnesses,
-#                      python3 + gnuplot for launch/report); test.sh uses it
+#                      python3 + gnuplot for launch/report, h5py + numpy
+#                      for the Python-side tests); test.sh uses it
 #   --target T         build only target T (quickstart.sh: softrec)
 #   SOFTREC_NO_APT=1   never call apt-get (packages must already be there)
 #   SOFTREC_VERBOSE=1  show cmake's output; otherwise it goes to
@@ -29,6 +30,7 @@ pkgs=(build-essential cmake pkg-config openmpi-bin libopenmpi-dev libhdf5-openmp
       help2man)                                     # the man page (optional: skipped when absent)
 if ((extras)); then
   pkgs+=(python3 gnuplot-nox                        # launch/report and its test
+         python3-h5py python3-numpy                 # export/python-docs/h5py tests (Debian's /usr/bin/python3)
          munge slurm-client slurmctld slurmd        # slurm/ batch scripts, tests/slurm
          clang)                                     # -DSOFTREC_FUZZ=ON (tests/fuzz/README.md)
 fi
