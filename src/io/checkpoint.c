@@ -756,39 +756,15 @@ static int state_shape(hid_t ds, int64_t *rows, int64_t *cnt, int *vt)
     return nd;
 }
 
-/* A state entry no caller asked for (verify, or one this trainer does not
- * use): its digest, whatever its type. */
-static sr_status check_state_digest(hid_t f, hid_t dxpl, const char *path, const char *rel, sr_error *err)
+/* A state entry: requested (s != NULL): type, shape and count, then its
+ * digest, then the ranges, and this rank's values go to s->data; not
+ * requested (verify, or an entry this trainer does not use): its digest,
+ * whatever its type. */
+static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const char *rel,
+                            sr_ckpt_state *s, sr_error *err)
 {
     char name[NAME_MAX_LEN + 16];
     snprintf(name, sizeof name, "/state/%s", rel);
-    hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-    if (ds < 0) {
-        H5Eclear2(H5E_DEFAULT);
-        SR_FAIL(err, SR_ERR_DATA, "%s: %s: cannot open", path, name);
-    }
-    int64_t rows, cnt;
-    int vt;
-    int nd = state_shape(ds, &rows, &cnt, &vt);
-    uint64_t *all = NULL;
-    sr_status st = SR_OK;
-    if (vt < 0 || nd < 1 || nd > 2)
-        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
-                          "%s: %s: expected 8-byte integers or floats of rank 1 or 2", path, name);
-    else
-        st = read_state_checked(ds, dxpl, path, name, vt, rows * cnt, &all, err);
-    free(all);
-    H5Dclose(ds);
-    H5Eclear2(H5E_DEFAULT);
-    return st;
-}
-
-/* A requested state entry: type, shape and count, then its digest, then the
- * ranges; the values of this rank go to s->data. */
-static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, sr_ckpt_state *s, sr_error *err)
-{
-    char name[NAME_MAX_LEN + 16];
-    snprintf(name, sizeof name, "/state/%s", s->name);
     hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
     if (ds < 0) {
         H5Eclear2(H5E_DEFAULT);
@@ -799,16 +775,19 @@ static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
     int nd = state_shape(ds, &rows, &cnt, &vt);
     sr_status st = SR_OK;
     uint64_t *all = NULL;
-    if (vt != (int)s->type)
+    if (!s && (vt < 0 || nd < 1 || nd > 2))
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                          "%s: %s: expected 8-byte integers or floats of rank 1 or 2", path, name);
+    else if (s && vt != (int)s->type)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s, expected %s", path, name,
                           vtype_name(vt), vtype_name(s->type));
-    else if (nd != (s->per_rank ? 2 : 1))
+    else if (s && nd != (s->per_rank ? 2 : 1))
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s state, expected %s", path, name,
                           nd == 2 ? "per-rank" : "replicated", s->per_rank ? "per-rank" : "replicated");
-    else if (cnt != s->count)
+    else if (s && cnt != s->count)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: %lld values, expected %lld", path, name,
                           (long long)cnt, (long long)s->count);
-    else if (s->per_rank && rows != c->size)
+    else if (s && s->per_rank && rows != c->size)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
                           "%s: %s: per-rank state saved at %lld ranks cannot be loaded at %d ranks", path, name,
                           (long long)rows, c->size);
@@ -816,8 +795,9 @@ static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *p
         st = read_state_checked(ds, dxpl, path, name, vt, rows > ((int64_t)1 << 40) / (cnt ? cnt : 1) ? -1 : rows * cnt,
                                 &all, err);
     /* Every rank's row, so the verdict is the same on every rank. */
-    for (int64_t k = 0; st == SR_OK && s->ranged && k < rows * cnt; k++) st = check_range(path, name, s, &all[k], err);
-    if (st == SR_OK) memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
+    for (int64_t k = 0; st == SR_OK && s && s->ranged && k < rows * cnt; k++)
+        st = check_range(path, name, s, &all[k], err);
+    if (st == SR_OK && s) memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
     free(all);
     H5Dclose(ds);
     H5Eclear2(H5E_DEFAULT);
@@ -994,9 +974,9 @@ static void read_rows(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, s
 static void load_all_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, sr_ckpt_state *state,
                            int nstate, const name_list *entries, sr_error *err)
 {
-    for (int i = 0; i < nstate && err->code == SR_OK; i++) load_state(c, f, dxpl, path, &state[i], err);
+    for (int i = 0; i < nstate && err->code == SR_OK; i++) load_state(c, f, dxpl, path, state[i].name, &state[i], err);
     for (int i = 0; i < entries->n && err->code == SR_OK; i++)
-        if (!requested_state(state, nstate, entries->v[i])) check_state_digest(f, dxpl, path, entries->v[i], err);
+        if (!requested_state(state, nstate, entries->v[i])) load_state(c, f, dxpl, path, entries->v[i], NULL, err);
 }
 
 sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables, sr_ckpt_state *state,
