@@ -23,8 +23,14 @@ static sr_status verify_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     } else {
         snprintf(path, sizeof path, "%s", arg);
     }
-    SR_TRY(sr_ckpt_verify(c, path, err));
-    if (c->rank == 0) printf("{\"checkpoint\": \"%s\", \"verified\": true}\n", path);
+    /* The checks a resume runs on this file, through the same code. */
+    sr_ckpt_info info;
+    int had = 0;
+    SR_TRY(sr_ckpt_dir_verify(c, path, &info, &had, err));
+    sr_ckpt_info_free(&info);
+    if (c->rank == 0)
+        printf("{\"checkpoint\": \"%s\", \"verified\": true, \"step\": %lld, \"file_digest\": %s}\n", path,
+               (long long)info.step, had ? "true" : "false");
     return SR_OK;
 }
 
@@ -36,12 +42,14 @@ static const sr_cli_option verify_options[] = {
 const sr_cli_command sr_cli_checkpoint_verify = {
     .group = "checkpoint",
     .name = "verify",
-    .summary = "check a checkpoint (file or run directory) against its SHA-256 digests",
+    .summary = "run the checks a resume runs on a checkpoint (file or run directory)",
     .usage = "usage: softrec checkpoint verify FILE.h5|RUN_DIR\n"
-             "  Checks every table and state entry of a checkpoint against its SHA-256 digests;\n"
-             "  for a run directory, the checkpoint its checkpoints/latest names. Prints\n"
-             "  {\"checkpoint\": PATH, \"verified\": true}; a mismatch exits 5 (data), a missing\n"
-             "  or unreadable file 4 (I/O).\n",
+             "  Runs exactly the checks train.resume=auto runs on a checkpoint: schema, every\n"
+             "  table's block digests, every /state entry's digest, the whole-file digest and\n"
+             "  size (FILE.h5.sha256); for a run directory, the checkpoint its\n"
+             "  checkpoints/latest names. Prints {\"checkpoint\": PATH, \"verified\": true,\n"
+             "  \"step\": S, \"file_digest\": true|false} (false: no digest file, a warning);\n"
+             "  a damaged file exits 5 (data), a missing or unreadable one 4 (I/O).\n",
     .options = verify_options,
     .opts_size = sizeof(verify_opts),
     .needs_mpi = true,

@@ -289,11 +289,10 @@ sr_status sr_cli_open_checkpoint(const sr_comm *c, const char *ckpt, const char 
      * attributes first (no tables), then apply the overrides. */
     sr_config_defaults(cfg);
     sr_ckpt_info info;
-    sr_status st = sr_ckpt_read(c, ckpt, NULL, 0, &info, err);
-    if (st == SR_OK && info.config_ini) {
-        st = sr_config_load_string(cfg, info.config_ini, ckpt, err);
-        free(info.config_ini);
-    }
+    memset(&info, 0, sizeof info);
+    sr_status st = sr_ckpt_read_info(c, ckpt, &info, err); /* the load below checks the digests */
+    if (st == SR_OK && info.config_ini) st = sr_config_load_string(cfg, info.config_ini, ckpt, err);
+    sr_ckpt_info_free(&info);
     if (st == SR_OK && dataset) st = sr_config_set(cfg, "data.path", dataset, "--dataset", err);
     for (int i = 0; sets && i < sets->n && st == SR_OK; i++) st = sr_config_set_assignment(cfg, sets->items[i].val, err);
     cfg->train_init[0] = '\0'; /* the model comes from the checkpoint, never from train.init */

@@ -87,6 +87,9 @@ static const sr_config_key TABLE[] = {
      "committed checkpoints kept (older ones are deleted after a commit)"},
     {"train.resume", SR_CFG_ENUM, F(train_resume), "off", NOB, "off|auto",
      "auto: continue from run.dir/checkpoints/latest when it exists"},
+    {"train.resume_force", SR_CFG_BOOL, F(train_resume_force), "false", NOB, NULL,
+     "resume even when the checkpoint's run fingerprint (the keys that change what is trained, and the "
+     "dataset's content) differs from this run's: each difference is a warning instead of an error"},
     {"train.max_bad_steps", SR_CFG_INT, F(train_max_bad_steps), "3", 1, 1e9, NULL,
      "consecutive non-finite steps (skipped) before rolling back to the last checkpoint"},
     {"train.watchdog_factor", SR_CFG_FLOAT, F(train_watchdog_factor), "20", 0, 1e9, NULL,

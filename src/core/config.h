@@ -63,6 +63,7 @@ typedef struct sr_config {
     int64_t train_checkpoint_every; /* steps between committed checkpoints (0 = end only) */
     int64_t train_keep_checkpoints; /* committed checkpoints kept */
     char train_resume[SR_CONFIG_NAME_MAX]; /* off | auto */
+    bool train_resume_force;        /* resume despite a different run fingerprint (warnings) */
     int64_t train_max_bad_steps;    /* consecutive non-finite steps before rollback/stop */
     double train_watchdog_factor;   /* a step slower than factor x recent median ends the job */
     double train_watchdog_min_seconds; /* ... but never before this many seconds */

@@ -444,7 +444,8 @@ static int64_t size_bound(const sr_comm *c, const sr_ckpt_info *info, const sr_c
                           const sr_ckpt_state *state, int nstate)
 {
     int64_t b = (int64_t)64 << 10;
-    b += 2 * (int64_t)(strlen(info->dataset) + (info->config_ini ? strlen(info->config_ini) : 0) + 1024);
+    b += 2 * (int64_t)(strlen(info->dataset) + (info->config_ini ? strlen(info->config_ini) : 0) +
+                       (info->fingerprint ? strlen(info->fingerprint) : 0) + 1024);
     for (int i = 0; i < ntables; i++)
         b += tables[i].global_rows * tables[i].d * 4 + nblocks_of(tables[i].global_rows) * 32 + 2 * 4096 +
              2 * (int64_t)strlen(tables[i].name);
@@ -547,6 +548,7 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     bad |= write_attr_str(f, "config", info->config_ini ? info->config_ini : "") < 0;
     bad |= write_attr_i64(f, "checksum_block_rows", SR_CKPT_BLOCK_ROWS) < 0;
     bad |= write_attr_str(f, "tables", list ? list : "") < 0;
+    bad |= write_attr_str(f, "fingerprint", info->fingerprint ? info->fingerprint : "") < 0;
     free(list);
     if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write checkpoint attributes", path);
 
@@ -601,56 +603,189 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
 
 /* ---- load ----------------------------------------------------------------- */
 
-static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, sr_ckpt_state *s, sr_error *err)
+#define MAX_LISTED 4096 /* tables, or state entries, one file may hold */
+
+/* Names of a file's objects (tables it lists, its /state entries). */
+typedef struct name_list {
+    char **v;
+    int n;
+} name_list;
+
+static int names_find(const name_list *l, const char *s)
+{
+    for (int i = 0; i < l->n; i++)
+        if (!strcmp(l->v[i], s)) return i;
+    return -1;
+}
+
+static int names_add(name_list *l, const char *s, size_t len)
+{
+    if (l->n >= MAX_LISTED) return -1;
+    char **v = realloc(l->v, (size_t)(l->n + 1) * sizeof *v);
+    if (!v) return -1;
+    l->v = v;
+    if (!(v[l->n] = strndup(s, len))) return -1;
+    l->n++;
+    return 0;
+}
+
+/* Whether a caller requested the table / state entry of this name. */
+static int requested_table(const sr_ckpt_table *t, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(t[i].name, name)) return 1;
+    return 0;
+}
+
+static int requested_state(const sr_ckpt_state *s, int n, const char *name)
+{
+    for (int i = 0; i < n; i++)
+        if (!strcmp(s[i].name, name)) return 1;
+    return 0;
+}
+
+static void names_free(name_list *l)
+{
+    for (int i = 0; i < l->n; i++) free(l->v[i]);
+    free(l->v);
+    l->v = NULL;
+    l->n = 0;
+}
+
+/* The tables the file lists (attribute `tables`, version 2): a load
+ * verifies all of them, requested or not. */
+static sr_status listed_tables(hid_t f, const char *path, name_list *l, sr_error *err)
+{
+    char *list = read_attr_str(f, "tables");
+    if (!list) SR_FAIL(err, SR_ERR_DATA, "%s: attribute tables missing", path);
+    sr_status st = SR_OK;
+    for (char *p = list; *p && st == SR_OK;) {
+        size_t n = strcspn(p, "\n");
+        char name[NAME_MAX_LEN + 2];
+        snprintf(name, sizeof name, "%.*s", (int)(n <= NAME_MAX_LEN ? n : NAME_MAX_LEN + 1), p);
+        if (n > NAME_MAX_LEN || !valid_name(name, 1))
+            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute tables: bad table name '%.60s'",
+                              path, name);
+        else if (names_find(l, name) < 0 && names_add(l, name, n) < 0)
+            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute tables: more than %d tables",
+                              path, MAX_LISTED);
+        p += n + (p[n] == '\n');
+    }
+    free(list);
+    return st;
+}
+
+typedef struct state_visit {
+    name_list *l;
+    int full;
+} state_visit;
+
+static herr_t visit_state(hid_t g, const char *name, const H5L_info_t *li, void *op)
+{
+    state_visit *v = op;
+    H5O_info_t oi;
+    /* Only hard links are followed here; other kinds are h5check's to
+     * reject. */
+    if (li->type != H5L_TYPE_HARD || H5Oget_info_by_name2(g, name, &oi, H5O_INFO_BASIC, H5P_DEFAULT) < 0 ||
+        oi.type != H5O_TYPE_DATASET)
+        return 0;
+    if (strlen(name) > NAME_MAX_LEN || names_add(v->l, name, strlen(name)) < 0) v->full = 1;
+    return v->full ? 1 : 0;
+}
+
+/* Every dataset under /state (names relative to it, name order): a load
+ * checks the digest of each, requested or not. */
+static sr_status state_entries(hid_t f, const char *path, name_list *l, sr_error *err)
+{
+    if (H5Lexists(f, "/state", H5P_DEFAULT) <= 0) {
+        H5Eclear2(H5E_DEFAULT);
+        return SR_OK;
+    }
+    state_visit v = {l, 0};
+    herr_t rc = H5Lvisit_by_name(f, "/state", H5_INDEX_NAME, H5_ITER_INC, visit_state, &v, H5P_DEFAULT);
+    H5Eclear2(H5E_DEFAULT);
+    if (v.full) SR_FAIL(err, SR_ERR_DATA, "%s: /state: more than %d entries or a name too long", path, MAX_LISTED);
+    if (rc < 0) SR_FAIL(err, SR_ERR_DATA, "%s: /state: cannot list its entries", path);
+    return SR_OK;
+}
+
+/* Read a state dataset whole as 8-byte values (vt: its value type) and
+ * check its sha256 attribute. *all is malloc'ed (caller frees). */
+static sr_status read_state_checked(hid_t ds, hid_t dxpl, const char *path, const char *name, int vt, int64_t n,
+                                    uint64_t **all, sr_error *err)
+{
+    *all = NULL;
+    if (n < 0 || n > ((int64_t)1 << 37) || !(*all = malloc((size_t)(n + 1) * 8)))
+        SR_FAIL(err, SR_ERR_NOMEM, "%s: %s: out of memory", path, name);
+    if (n > 0 && H5Dread(ds, vtype_mem((sr_ckpt_vtype)vt), H5S_ALL, H5S_ALL, dxpl, *all) < 0)
+        SR_FAIL(err, SR_ERR_DATA, "%s: %s: cannot read", path, name);
+    char hex[65];
+    char *want = read_attr_str(ds, "sha256");
+    hex_of(*all, (size_t)n * 8, hex);
+    int ok = want && strcmp(want, hex) == 0;
+    free(want);
+    if (!ok) SR_FAIL(err, SR_ERR_DATA, "%s: %s: fails its SHA-256 check (damaged file)", path, name);
+    return SR_OK;
+}
+
+/* Shape of a state dataset: rank, rows ([ranks, count] or 1), count; and
+ * its value type (-1: not an 8-byte integer or float). */
+static int state_shape(hid_t ds, int64_t *rows, int64_t *cnt, int *vt)
+{
+    hid_t sp = H5Dget_space(ds), ft = H5Dget_type(ds);
+    hsize_t dims[2] = {0, 0};
+    int nd = sp >= 0 ? H5Sget_simple_extent_ndims(sp) : -1;
+    if (nd >= 1 && nd <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
+    *vt = ft >= 0 && H5Tget_size(ft) == 8 ? vtype_of(ft) : -1;
+    if (ft >= 0) H5Tclose(ft);
+    if (sp >= 0) H5Sclose(sp);
+    *rows = nd == 2 ? (int64_t)dims[0] : 1;
+    *cnt = nd == 2 ? (int64_t)dims[1] : (int64_t)dims[0];
+    return nd;
+}
+
+/* A state entry: requested (s != NULL): type, shape and count, then its
+ * digest, then the ranges, and this rank's values go to s->data; not
+ * requested (verify, or an entry this trainer does not use): its digest,
+ * whatever its type. */
+static sr_status load_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const char *rel,
+                            sr_ckpt_state *s, sr_error *err)
 {
     char name[NAME_MAX_LEN + 16];
-    snprintf(name, sizeof name, "/state/%s", s->name);
+    snprintf(name, sizeof name, "/state/%s", rel);
     hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
     if (ds < 0) {
         H5Eclear2(H5E_DEFAULT);
         SR_FAIL(err, SR_ERR_DATA, "%s: missing dataset %s", path, name);
     }
-    hid_t sp = H5Dget_space(ds), ft = H5Dget_type(ds);
-    hsize_t dims[2] = {0, 0};
-    int nd = H5Sget_simple_extent_ndims(sp);
-    if (nd >= 1 && nd <= 2) H5Sget_simple_extent_dims(sp, dims, NULL);
-    int vt = vtype_of(ft);
-    H5Tclose(ft);
-    H5Sclose(sp);
+    int64_t rows, cnt;
+    int vt;
+    int nd = state_shape(ds, &rows, &cnt, &vt);
     sr_status st = SR_OK;
-    int64_t rows = nd == 2 ? (int64_t)dims[0] : 1, cnt = nd == 2 ? (int64_t)dims[1] : (int64_t)dims[0];
     uint64_t *all = NULL;
-    if (vt != (int)s->type)
+    if (!s && (vt < 0 || nd < 1 || nd > 2))
+        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                          "%s: %s: expected 8-byte integers or floats of rank 1 or 2", path, name);
+    else if (s && vt != (int)s->type)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s, expected %s", path, name,
                           vtype_name(vt), vtype_name(s->type));
-    else if (nd != (s->per_rank ? 2 : 1))
+    else if (s && nd != (s->per_rank ? 2 : 1))
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: is %s state, expected %s", path, name,
                           nd == 2 ? "per-rank" : "replicated", s->per_rank ? "per-rank" : "replicated");
-    else if (cnt != s->count)
+    else if (s && cnt != s->count)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: %lld values, expected %lld", path, name,
                           (long long)cnt, (long long)s->count);
-    else if (s->per_rank && rows != c->size)
+    else if (s && s->per_rank && rows != c->size)
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
                           "%s: %s: per-rank state saved at %lld ranks cannot be loaded at %d ranks", path, name,
                           (long long)rows, c->size);
-    else if (rows > ((int64_t)1 << 40) / (cnt ? cnt : 1) || !(all = malloc((size_t)(rows * cnt + 1) * 8)))
-        st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: %s: out of memory", path, name);
-    if (st == SR_OK && rows * cnt > 0 &&
-        H5Dread(ds, vtype_mem(s->type), H5S_ALL, H5S_ALL, dxpl, all) < 0)
-        st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot read", path, name);
-    if (st == SR_OK) {
-        char hex[65];
-        char *want = read_attr_str(ds, "sha256");
-        hex_of(all, (size_t)(rows * cnt) * 8, hex);
-        if (!want || strcmp(want, hex) != 0)
-            st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: fails its SHA-256 check (damaged file)",
-                              path, name);
-        /* Every rank's row, so the verdict is the same on every rank. */
-        for (int64_t k = 0; st == SR_OK && s->ranged && k < rows * cnt; k++)
-            st = check_range(path, name, s, &all[k], err);
-        if (st == SR_OK) memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
-        free(want);
-    }
+    else
+        st = read_state_checked(ds, dxpl, path, name, vt, rows > ((int64_t)1 << 40) / (cnt ? cnt : 1) ? -1 : rows * cnt,
+                                &all, err);
+    /* Every rank's row, so the verdict is the same on every rank. */
+    for (int64_t k = 0; st == SR_OK && s && s->ranged && k < rows * cnt; k++)
+        st = check_range(path, name, s, &all[k], err);
+    if (st == SR_OK && s) memcpy(s->data, all + (s->per_rank ? c->rank * cnt : 0), (size_t)cnt * 8);
     free(all);
     H5Dclose(ds);
     H5Eclear2(H5E_DEFAULT);
@@ -696,56 +831,116 @@ static sr_status open_checked(const sr_comm *c, const char *path, hid_t *fout, i
     return SR_OK;
 }
 
-sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables, sr_ckpt_state *state,
-                       int nstate, sr_ckpt_info *info, sr_fault *fault, sr_error *err)
+/* The root attributes into info (malloc'ed strings: sr_ckpt_info_free). */
+static void read_info(hid_t f, int64_t ver, sr_ckpt_info *info)
+{
+    memset(info, 0, sizeof *info);
+    info->format_version = (int)ver;
+    read_attr_i64(f, "step", &info->step);
+    read_attr_i64(f, "epoch", &info->epoch);
+    read_attr_i64(f, "num_users", &info->num_users);
+    read_attr_i64(f, "num_items", &info->num_items);
+    read_attr_i64(f, "dim", &info->dim);
+    char *s = read_attr_str(f, "dataset");
+    if (s) snprintf(info->dataset, sizeof info->dataset, "%s", s);
+    free(s);
+    s = read_attr_str(f, "dataset_sha256");
+    if (s) snprintf(info->dataset_sha256, sizeof info->dataset_sha256, "%s", s);
+    free(s);
+    info->config_ini = read_attr_str(f, "config");
+    info->fingerprint = read_attr_str(f, "fingerprint");
+    if (!info->fingerprint) info->fingerprint = calloc(1, 1);
+    H5Eclear2(H5E_DEFAULT);
+}
+
+void sr_ckpt_info_free(sr_ckpt_info *info)
+{
+    if (!info) return;
+    free(info->config_ini);
+    free(info->fingerprint);
+    info->config_ini = info->fingerprint = NULL;
+}
+
+sr_status sr_ckpt_read_info(const sr_comm *c, const char *path, sr_ckpt_info *info, sr_error *err)
 {
     hid_t f;
     int64_t ver;
+    memset(info, 0, sizeof *info);
     SR_TRY(open_checked(c, path, &f, &ver, err));
-    if (ver < 2 && nstate > 0)
-        sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
-                     "%s: format_version 1 checkpoint holds no training state (needed: /state/%s); it can only "
-                     "initialise a model (train.init)", path, state[0].name);
-    /* Schema of the untrusted file before any bulk read. */
-    int nobj = 2 * ntables + nstate;
+    read_info(f, ver, info);
+    H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return SR_OK;
+}
+
+/* Schema of the untrusted file before any bulk read: the requested tables
+ * with their shapes, every listed one as a 2-D float32 table, their digest
+ * tables, the requested state entries with their types, and every other
+ * /state entry as 8-byte values. Collective (h5check agrees). */
+static sr_status check_schema(const sr_comm *c, hid_t f, const char *path, int64_t ver, const sr_ckpt_table *tables,
+                              int ntables, const name_list *listed, const sr_ckpt_state *state, int nstate,
+                              const name_list *entries, sr_error *err)
+{
+    int nobj = 2 * (ntables + listed->n) + nstate + entries->n;
     sr_h5check_obj *objs = calloc((size_t)(nobj ? nobj : 1), sizeof *objs);
     char (*names)[NAME_MAX_LEN + 32] = calloc((size_t)(nobj ? nobj : 1), sizeof *names);
     if (!objs || !names) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", path);
     int k = 0;
-    for (int i = 0; objs && names && i < ntables; i++) {
-        const sr_ckpt_table *t = &tables[i];
-        objs[k++] = (sr_h5check_obj){t->name, 1, SR_H5_FLOAT, ver >= 2 ? 4 : 0, ver >= 2 ? 4 : 0, 2,
-                                     {t->global_rows, t->d}, -1, NULL};
+    for (int i = 0; objs && names && i < ntables + listed->n; i++) {
+        const sr_ckpt_table *t = i < ntables ? &tables[i] : NULL;
+        const char *name = t ? t->name : listed->v[i - ntables];
+        int64_t rows = t ? t->global_rows : -1, nb = t ? nblocks_of(t->global_rows) : -1;
+        if (!t && requested_table(tables, ntables, name)) continue; /* checked above */
+        objs[k++] = (sr_h5check_obj){name, 1, SR_H5_FLOAT, ver >= 2 ? 4 : 0, ver >= 2 ? 4 : 0, 2,
+                                     {rows, t ? t->d : -1}, -1, NULL};
         if (ver >= 2) {
-            checksum_name(t->name, names[k], sizeof names[k]);
-            objs[k] = (sr_h5check_obj){names[k], 1, SR_H5_INTEGER, 1, 1, 2, {nblocks_of(t->global_rows), 32}, -1, NULL};
+            checksum_name(name, names[k], sizeof names[k]);
+            objs[k] = (sr_h5check_obj){names[k], 1, SR_H5_INTEGER, 1, 1, 2, {nb, 32}, -1, NULL};
             k++;
         }
     }
-    for (int i = 0; objs && names && ver >= 2 && i < nstate; i++) {
-        snprintf(names[k], sizeof names[k], "/state/%s", state[i].name);
-        sr_h5_class cls = state[i].type == SR_CKPT_F64 ? SR_H5_FLOAT : SR_H5_INTEGER;
-        objs[k++] = (sr_h5check_obj){names[k - 1], 1, cls, 8, 8, -1, {-1, -1}, -1, NULL};
+    for (int i = 0; objs && names && ver >= 2 && i < nstate + entries->n; i++) {
+        const char *rel = i < nstate ? state[i].name : entries->v[i - nstate];
+        if (i >= nstate && requested_state(state, nstate, rel)) continue;
+        sr_h5_class cls = i >= nstate ? SR_H5_ANY : state[i].type == SR_CKPT_F64 ? SR_H5_FLOAT : SR_H5_INTEGER;
+        snprintf(names[k], sizeof names[k], "/state/%s", rel);
+        objs[k] = (sr_h5check_obj){names[k], 1, cls, 8, 8, -1, {-1, -1}, -1, NULL};
+        k++;
     }
     if (sr_comm_agree(c, err) == SR_OK) sr_h5check_run(c, f, path, objs, k, err);
     free(objs);
     free(names);
-    if (sr_comm_agree(c, err) != SR_OK) {
-        H5Fclose(f);
-        return err->code;
-    }
-    hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
-    H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT);
-    /* Every block of every requested table, verified whole before any row
-     * is trusted. */
-    for (int i = 0; ver >= 2 && i < ntables && err->code == SR_OK; i++)
+    return sr_comm_agree(c, err);
+}
+
+/* Every block of every listed or requested table, verified whole before
+ * any row is trusted; each table once. Not collective (the caller agrees). */
+static sr_status verify_tables(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, const sr_ckpt_table *tables,
+                               int ntables, const name_list *listed, sr_error *err)
+{
+    for (int i = 0; i < ntables && err->code == SR_OK; i++)
         verify_table(c, f, dxpl, path, tables[i].name, tables[i].global_rows, tables[i].d, err);
-    if (err->code == SR_OK) sr_fault_hit(fault, SR_FAULT_CKPT_READ, c->rank, path, err);
-    if (sr_comm_agree(c, err) != SR_OK) {
-        H5Pclose(dxpl);
-        H5Fclose(f);
-        return err->code;
+    for (int i = 0; i < listed->n && err->code == SR_OK; i++) {
+        if (requested_table(tables, ntables, listed->v[i])) continue;
+        hid_t ds = H5Dopen2(f, listed->v[i], H5P_DEFAULT);
+        hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
+        hsize_t dims[2] = {0, 0};
+        if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
+            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: missing or not a 2-D table", path,
+                         listed->v[i]);
+        if (sp >= 0) H5Sclose(sp);
+        if (ds >= 0) H5Dclose(ds);
+        H5Eclear2(H5E_DEFAULT);
+        if (err->code == SR_OK)
+            verify_table(c, f, dxpl, path, listed->v[i], (int64_t)dims[0], (int64_t)dims[1], err);
     }
+    return err->code;
+}
+
+/* Each rank's rows of the requested tables. */
+static void read_rows(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, sr_ckpt_table *tables, int ntables,
+                      sr_error *err)
+{
     int bad = 0;
     for (int i = 0; i < ntables; i++) {
         const sr_ckpt_table *t = &tables[i];
@@ -760,68 +955,61 @@ sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables
         H5Dclose(ds);
     }
     if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: reading the checkpoint tables failed", path);
-    for (int i = 0; i < nstate && err->code == SR_OK; i++) load_state(c, f, dxpl, path, &state[i], err);
-    H5Pclose(dxpl);
-    if (info) {
-        memset(info, 0, sizeof *info);
-        info->format_version = (int)ver;
-        read_attr_i64(f, "step", &info->step);
-        read_attr_i64(f, "epoch", &info->epoch);
-        read_attr_i64(f, "num_users", &info->num_users);
-        read_attr_i64(f, "num_items", &info->num_items);
-        read_attr_i64(f, "dim", &info->dim);
-        char *s = read_attr_str(f, "dataset");
-        if (s) snprintf(info->dataset, sizeof info->dataset, "%s", s);
-        free(s);
-        s = read_attr_str(f, "dataset_sha256");
-        if (s) snprintf(info->dataset_sha256, sizeof info->dataset_sha256, "%s", s);
-        free(s);
-        info->config_ini = read_attr_str(f, "config");
-    }
-    H5Fclose(f);
-    H5Eclear2(H5E_DEFAULT);
-    sr_status st = sr_comm_agree(c, err);
-    if (st != SR_OK && info) {
-        free(info->config_ini);
-        info->config_ini = NULL;
-    }
-    return st;
 }
 
-/* Every table named in the `tables` attribute and every /state entry. */
-sr_status sr_ckpt_verify(const sr_comm *c, const char *path, sr_error *err)
+/* The state: requested entries (typed, ranged), then the digest of every
+ * other entry in the file. */
+static void load_all_state(const sr_comm *c, hid_t f, hid_t dxpl, const char *path, sr_ckpt_state *state,
+                           int nstate, const name_list *entries, sr_error *err)
+{
+    for (int i = 0; i < nstate && err->code == SR_OK; i++) load_state(c, f, dxpl, path, state[i].name, &state[i], err);
+    for (int i = 0; i < entries->n && err->code == SR_OK; i++)
+        if (!requested_state(state, nstate, entries->v[i])) load_state(c, f, dxpl, path, entries->v[i], NULL, err);
+}
+
+sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables, sr_ckpt_state *state,
+                       int nstate, sr_ckpt_info *info, sr_fault *fault, sr_error *err)
 {
     hid_t f;
     int64_t ver;
+    if (info) memset(info, 0, sizeof *info);
     SR_TRY(open_checked(c, path, &f, &ver, err));
-    if (ver < 2) sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: format_version 1 has no checksums", path);
-    char *list = ver >= 2 ? read_attr_str(f, "tables") : NULL;
-    if (ver >= 2 && !list) sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute tables missing", path);
-    sr_h5check_scan(f, path, err);
-    if (sr_comm_agree(c, err) != SR_OK) {
-        free(list);
-        H5Fclose(f);
-        return err->code;
-    }
+    if (ver < 2 && nstate > 0)
+        sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__,
+                     "%s: format_version 1 checkpoint holds no training state (needed: /state/%s); it can only "
+                     "initialise a model (train.init)", path, state[0].name);
+    name_list listed = {NULL, 0}, entries = {NULL, 0};
+    if (err->code == SR_OK && ver >= 2 && listed_tables(f, path, &listed, err) == SR_OK)
+        state_entries(f, path, &entries, err);
+    if (sr_comm_agree(c, err) == SR_OK)
+        check_schema(c, f, path, ver, tables, ntables, &listed, state, nstate, &entries, err);
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     H5Pset_dxpl_mpio(dxpl, H5FD_MPIO_INDEPENDENT);
-    for (char *name = list, *next; name && *name && err->code == SR_OK; name = next) {
-        next = strchr(name, '\n');
-        if (next) *next++ = '\0';
-        else next = name + strlen(name);
-        hid_t ds = H5Dopen2(f, name, H5P_DEFAULT);
-        hid_t sp = ds >= 0 ? H5Dget_space(ds) : H5I_INVALID_HID;
-        hsize_t dims[2] = {0, 0};
-        if (sp < 0 || H5Sget_simple_extent_ndims(sp) != 2 || H5Sget_simple_extent_dims(sp, dims, NULL) < 0)
-            sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: missing or not a 2-D table", path, name);
-        if (sp >= 0) H5Sclose(sp);
-        if (ds >= 0) H5Dclose(ds);
-        if (err->code == SR_OK) verify_table(c, f, dxpl, path, name, (int64_t)dims[0], (int64_t)dims[1], err);
+    if (err->code == SR_OK && ver >= 2) verify_tables(c, f, dxpl, path, tables, ntables, &listed, err);
+    if (err->code == SR_OK) sr_fault_hit(fault, SR_FAULT_CKPT_READ, c->rank, path, err);
+    if (sr_comm_agree(c, err) == SR_OK) {
+        read_rows(c, f, dxpl, path, tables, ntables, err);
+        if (err->code == SR_OK) load_all_state(c, f, dxpl, path, state, nstate, &entries, err);
+        if (info) read_info(f, ver, info);
     }
-    free(list);
+    names_free(&listed);
+    names_free(&entries);
     H5Pclose(dxpl);
     H5Fclose(f);
     H5Eclear2(H5E_DEFAULT);
+    sr_status st = sr_comm_agree(c, err);
+    if (st != SR_OK) sr_ckpt_info_free(info);
+    return st;
+}
+
+sr_status sr_ckpt_verify(const sr_comm *c, const char *path, sr_ckpt_info *info, sr_error *err)
+{
+    sr_ckpt_info own;
+    sr_ckpt_info *in = info ? info : &own;
+    SR_TRY(sr_ckpt_load(c, path, NULL, 0, NULL, 0, in, NULL, err));
+    if (in->format_version < 2)
+        sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: format_version 1 has no checksums", path);
+    if (!info || err->code != SR_OK) sr_ckpt_info_free(in);
     return sr_comm_agree(c, err);
 }
 

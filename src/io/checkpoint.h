@@ -6,9 +6,11 @@
  *    reloads at any rank count (resharding) and outside tools can read it;
  *    named state values under /state; the run's info as root attributes.
  *  - Every block of SR_CKPT_BLOCK_ROWS rows and every state entry carries a
- *    SHA-256 digest. A load verifies every block of every requested table
- *    before any row is trusted; a mismatch is SR_ERR_DATA naming the file,
- *    the table and the block. Version 1 files (tables only) still load.
+ *    SHA-256 digest. A load verifies every block of every table the file
+ *    lists (requested or not) and the digest of every /state entry before
+ *    any row is trusted, so a load and sr_ckpt_verify pass and fail on the
+ *    same files; a mismatch is SR_ERR_DATA naming the file, the object and
+ *    the block. Version 1 files (tables only) still load.
  *  - The same contents at the same rank count give the same bytes.
  *  - Every function is collective; errors are agreed across ranks.
  */
@@ -71,6 +73,10 @@ typedef struct sr_ckpt_info {
     char dataset[1024];
     char dataset_sha256[72];
     char *config_ini; /* write: the text; read: malloc'ed, caller frees */
+    /* The run's fingerprint: "key = value" lines of what makes two runs the
+     * same run (train/state.c decides the keys). write: the text (NULL =
+     * ""); read: malloc'ed ("" when the file has none), caller frees. */
+    char *fingerprint;
     int format_version; /* read: the file's version */
 } sr_ckpt_info;
 
@@ -88,16 +94,26 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
                        int ntables, const sr_ckpt_state *state, int nstate, sr_fault *fault, sr_error *err);
 
 /* Collective read: schema check of the untrusted file (h5check.h), format
- * and version, every table's shape, block checksums (version 2), then each
- * rank reads its rows, and every state entry (must exist with the given
- * type and count). info may be NULL. fault sees SR_FAULT_CKPT_READ before
- * the rows are read. Errors are agreed across ranks. */
+ * and version, every requested table's shape, the block checksums of every
+ * table the file lists (version 2), then each rank reads its rows; the
+ * digest of every /state entry in the file, and each requested state entry
+ * (must exist with the given type and count; ranges). info may be NULL
+ * (else free info->config_ini and info->fingerprint). fault sees
+ * SR_FAULT_CKPT_READ before the rows are read. Errors are agreed. */
 sr_status sr_ckpt_load(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables, sr_ckpt_state *state,
                        int nstate, sr_ckpt_info *info, sr_fault *fault, sr_error *err);
 
-/* Collective: verify every table listed in the file and every state entry
- * against their digests, without loading anything (version 2 only). */
-sr_status sr_ckpt_verify(const sr_comm *c, const char *path, sr_error *err);
+/* Collective: sr_ckpt_load with nothing requested (version 2 only): the
+ * same in-file checks a load runs, without a trainer. The whole-file digest
+ * is ckpt_dir.h's (sr_ckpt_dir_verify runs both). info as in sr_ckpt_load. */
+sr_status sr_ckpt_verify(const sr_comm *c, const char *path, sr_ckpt_info *info, sr_error *err);
+
+/* Collective: format, version and the root attributes only (no digests):
+ * cheap, for deciding about a file before loading it. Free as above. */
+sr_status sr_ckpt_read_info(const sr_comm *c, const char *path, sr_ckpt_info *info, sr_error *err);
+
+/* Free what a read put in info (config_ini, fingerprint). */
+void sr_ckpt_info_free(sr_ckpt_info *info);
 
 /* Compatibility (train.c, tests): sr_ckpt_save into "<path>.tmp", agree,
  * rank 0 renames it to path; no state. */

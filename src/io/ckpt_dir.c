@@ -438,15 +438,17 @@ sr_status sr_ckpt_dir_save(const sr_comm *c, const char *run_dir, int64_t step, 
     return sr_comm_agree(c, err);
 }
 
-/* Rank 0: candidate steps, newest first; *warn_latest = 1 when a `latest`
- * file exists but is unusable (then every committed one is a candidate). */
+/* Rank 0: candidate steps, newest first. *warn_latest: 0, or why every
+ * committed one is a candidate: LATEST_MISSING (committed files but no
+ * `latest`), LATEST_BAD (unreadable or naming a missing file). */
+enum { LATEST_OK = 0, LATEST_MISSING, LATEST_BAD };
 static int candidates(const char *dir, int64_t *steps, int cap, int *warn_latest)
 {
     int64_t lstep = -1;
     int present = 0;
     int ok = read_latest(dir, &lstep, &present);
-    *warn_latest = present && !ok;
     int n = list_committed(dir, steps, cap);
+    *warn_latest = ok || n <= 0 ? LATEST_OK : present ? LATEST_BAD : LATEST_MISSING;
     if (n < 0) return 0;
     if (!ok) return n;
     /* latest's target first, then the older ones (steps is sorted newest
@@ -470,7 +472,9 @@ sr_status sr_ckpt_dir_latest(const sr_comm *c, const char *run_dir, char *path_o
         int warn = 0;
         int n = all ? candidates(dir, all, MAX_CANDIDATES, &warn) : 0;
         if (n > 0) found = all[0];
-        if (warn) fprintf(stderr, "softrec: warning: %s/latest is unreadable or names a missing file; using the newest committed checkpoint\n", dir);
+        if (warn)
+            fprintf(stderr, "softrec: warning: %s/latest %s; using the newest committed checkpoint\n", dir,
+                    warn == LATEST_MISSING ? "is missing" : "is unreadable or names a missing file");
         free(all);
     }
     path_out[0] = '\0';
@@ -484,9 +488,61 @@ sr_status sr_ckpt_dir_latest(const sr_comm *c, const char *run_dir, char *path_o
     return sr_comm_agree(c, err);
 }
 
+/* The whole-file digest of a file that passed its in-file checks (the
+ * second half of every load and of verify); info is freed on failure. */
+static sr_status check_whole_file(const sr_comm *c, const char *path, sr_ckpt_info *info, int *had, sr_error *err)
+{
+    check_digest(c, path, had, err);
+    if (c->rank == 0 && err->code == SR_OK && !*had)
+        fprintf(stderr, "softrec: warning: %s has no whole-file digest; only its tables and state were verified\n",
+                path);
+    if (sr_comm_agree(c, err) != SR_OK) sr_ckpt_info_free(info);
+    return err->code;
+}
+
+sr_status sr_ckpt_dir_verify(const sr_comm *c, const char *path, sr_ckpt_info *info, int *had_digest,
+                             sr_error *err)
+{
+    int had = 1;
+    SR_TRY(sr_ckpt_verify(c, path, info, err));
+    SR_TRY(check_whole_file(c, path, info, &had, err));
+    if (had_digest) *had_digest = had;
+    return SR_OK;
+}
+
+/* The accept hook on a candidate's attributes. SR_OK: go on loading it (or
+ * the attributes cannot be read: the load will say why, and fall back);
+ * *refused = 1 and the hook's error otherwise. */
+static sr_status ask_accept(const sr_comm *c, const sr_ckpt_accept *accept, const char *path, int *refused,
+                            sr_error *err)
+{
+    *refused = 0;
+    if (!accept) return SR_OK;
+    sr_ckpt_info pre;
+    sr_error scratch;
+    sr_error_clear(&scratch);
+    if (sr_ckpt_read_info(c, path, &pre, &scratch) != SR_OK) return SR_OK;
+    accept->fn(accept->ctx, path, &pre, err);
+    sr_ckpt_info_free(&pre);
+    *refused = sr_comm_agree(c, err) != SR_OK;
+    return err->code;
+}
+
+/* One candidate: the accept hook, then the checks verify runs, loading
+ * what was asked for. *refused: the hook's error (no fallback). */
+static sr_status load_candidate(const sr_comm *c, const char *path, sr_ckpt_table *tables, int ntables,
+                                sr_ckpt_state *state, int nstate, sr_ckpt_info *info, const sr_ckpt_accept *accept,
+                                sr_fault *fault, int *refused, sr_error *err)
+{
+    SR_TRY(ask_accept(c, accept, path, refused, err));
+    int had = 1;
+    SR_TRY(sr_ckpt_load(c, path, tables, ntables, state, nstate, info, fault, err));
+    return check_whole_file(c, path, info, &had, err);
+}
+
 sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table *tables, int ntables,
-                           sr_ckpt_state *state, int nstate, sr_ckpt_info *info, sr_fault *fault, char *path_out,
-                           size_t len, sr_error *err)
+                           sr_ckpt_state *state, int nstate, sr_ckpt_info *info, const sr_ckpt_accept *accept,
+                           sr_fault *fault, char *path_out, size_t len, sr_error *err)
 {
     char dir[SR_CKPT_DIR_PATH_MAX];
     dir_path(run_dir, dir, sizeof dir);
@@ -498,7 +554,8 @@ sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table 
         int warn = 0;
         n = candidates(dir, steps, MAX_CANDIDATES, &warn);
         if (warn)
-            fprintf(stderr, "softrec: warning: %s/latest is unreadable or names a missing file; trying every committed checkpoint, newest first\n", dir);
+            fprintf(stderr, "softrec: warning: %s/latest %s; trying every committed checkpoint, newest first\n",
+                    dir, warn == LATEST_MISSING ? "is missing" : "is unreadable or names a missing file");
     }
     if (sr_comm_agree(c, err) != SR_OK) {
         free(steps);
@@ -517,20 +574,16 @@ sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table 
         snprintf(path, sizeof path, "%s/%s", dir, name);
         sr_error e;
         sr_error_clear(&e);
-        if (sr_ckpt_load(c, path, tables, ntables, state, nstate, info, fault, &e) == SR_OK) {
-            int had = 1;
-            check_digest(c, path, &had, &e);
-            if (c->rank == 0 && e.code == SR_OK && !had)
-                fprintf(stderr, "softrec: warning: %s has no whole-file digest; only its tables and state were verified\n", path);
-            if (sr_comm_agree(c, &e) == SR_OK) {
-                if (path_out && len) snprintf(path_out, len, "%s", path);
-                free(steps);
-                return SR_OK;
-            }
-            if (info) {
-                free(info->config_ini);
-                info->config_ini = NULL;
-            }
+        int refused = 0;
+        if (load_candidate(c, path, tables, ntables, state, nstate, info, accept, fault, &refused, &e) == SR_OK) {
+            if (path_out && len) snprintf(path_out, len, "%s", path);
+            free(steps);
+            return SR_OK;
+        }
+        if (refused) {
+            free(steps);
+            *err = e;
+            return err->code;
         }
         if (first.code == SR_OK) first = e;
         if (c->rank == 0) {

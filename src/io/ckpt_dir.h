@@ -9,8 +9,12 @@
  *  - Save commits a step (rank 0 proves there is room first, so a full disk
  *    is a plain SR_ERR_IO) and keeps the newest `keep` commits.
  *  - Load tries `latest`, then older commits, newest first; each candidate
- *    passes sr_ckpt_load and its whole-file digest or is skipped with a
- *    warning on rank 0; none usable: the newest one's error.
+ *    passes sr_ckpt_load and its whole-file digest (size included) or is
+ *    skipped with a warning on rank 0; none usable: the newest one's error.
+ *    A caller's accept hook sees each candidate's info first and may refuse
+ *    it (a different run: an error, no fallback).
+ *  - Verify runs exactly the checks a load runs on one file (the same
+ *    functions), with nothing requested: the same files pass and fail.
  *  - Every function is collective; errors are agreed across ranks.
  */
 #ifndef SR_IO_CKPT_DIR_H
@@ -46,12 +50,30 @@ sr_status sr_ckpt_dir_save(const sr_comm *c, const char *run_dir, int64_t step, 
  * there is none. Does not verify it. */
 sr_status sr_ckpt_dir_latest(const sr_comm *c, const char *run_dir, char *path_out, size_t len, sr_error *err);
 
+/* A caller's decision on a candidate before its tables load: fn sees the
+ * candidate's root attributes (sr_ckpt_read_info) on every rank and
+ * returns SR_OK to load it or an error that ends the load (no fallback:
+ * the run, not the file, is wrong). It must decide the same on every rank. */
+typedef struct sr_ckpt_accept {
+    sr_status (*fn)(void *ctx, const char *path, const sr_ckpt_info *info, sr_error *err);
+    void *ctx;
+} sr_ckpt_accept;
+
 /* Collective: load the newest usable checkpoint with fallback (above).
- * path_out (may be NULL) receives the file used, "" when the directory has
- * no checkpoint at all (then SR_OK and nothing is touched: a fresh start). */
+ * accept may be NULL. A missing or unusable `latest` with committed files
+ * present is a warning on rank 0. path_out (may be NULL) receives the file
+ * used, "" when the directory has no checkpoint at all (then SR_OK and
+ * nothing is touched: a fresh start). */
 sr_status sr_ckpt_dir_load(const sr_comm *c, const char *run_dir, sr_ckpt_table *tables, int ntables,
-                           sr_ckpt_state *state, int nstate, sr_ckpt_info *info, sr_fault *fault, char *path_out,
-                           size_t len, sr_error *err);
+                           sr_ckpt_state *state, int nstate, sr_ckpt_info *info, const sr_ckpt_accept *accept,
+                           sr_fault *fault, char *path_out, size_t len, sr_error *err);
+
+/* Collective: every check a load of path runs, nothing loaded, no trainer
+ * needed (sr_ckpt_verify, then the whole-file digest and size). *had_digest
+ * (may be NULL): 0 when path has no digest file (a warning, as for a load).
+ * info as in sr_ckpt_load (may be NULL). */
+sr_status sr_ckpt_dir_verify(const sr_comm *c, const char *path, sr_ckpt_info *info, int *had_digest,
+                             sr_error *err);
 
 /* File name of a step's checkpoint ("ckpt-000000001234.h5"). */
 void sr_ckpt_dir_name(int64_t step, char *buf, size_t len);

@@ -20,8 +20,10 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "comm/collectives.h"
 #include "io/h5check.h"
 #include "io/h5util.h"
+#include "io/sha256.h"
 
 #ifndef H5_HAVE_PARALLEL
 #error "softrec needs parallel HDF5 (libhdf5-openmpi-dev)"
@@ -334,6 +336,9 @@ static sr_status check_schema(sr_dataset *ds, sr_error *err)
     SR_TRY(attr_string(ds, "source_files", 0, m->source_files, sizeof m->source_files, err));
     SR_TRY(attr_string(ds, "split_protocol", 0, m->split_protocol, sizeof m->split_protocol, err));
     SR_TRY(attr_string(ds, "created_by", 0, m->created_by, sizeof m->created_by, err));
+    SR_TRY(attr_string(ds, "content_sha256", 0, m->content_sha256, sizeof m->content_sha256, err));
+    if (m->content_sha256[0] && strspn(m->content_sha256, "0123456789abcdef") != 64)
+        SR_FAIL(err, SR_ERR_DATA, "%s: attribute content_sha256: expected 64 lowercase hex digits", ds->path);
 
     int ntime = 0;
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
@@ -458,6 +463,71 @@ static sr_status open_id_names(sr_dataset *ds, sr_error *err)
     return SR_OK;
 }
 
+void sr_dataset_content_hex(int64_t num_users, int64_t num_items, int has_time,
+                            const char part[SR_SPLIT_COUNT][3][65], char out[65])
+{
+    static const char *const arr[3] = {"indptr", "items", "time"};
+    sr_sha256 h;
+    sr_sha256_init(&h);
+    char line[160];
+    int n = snprintf(line, sizeof line, "softrec-content 1\nnum_users %lld\nnum_items %lld\n", (long long)num_users,
+                     (long long)num_items);
+    sr_sha256_update(&h, line, (size_t)n);
+    for (int s = 0; s < SR_SPLIT_COUNT; s++)
+        for (int a = 0; a < (has_time ? 3 : 2); a++) {
+            n = snprintf(line, sizeof line, "%s/%s %s\n", sr_split_name((sr_split)s), arr[a], part[s][a]);
+            sr_sha256_update(&h, line, (size_t)n);
+        }
+    sr_sha256_hex(&h, out);
+}
+
+/* SHA-256 of elements [0, n) of a 1-D integer dataset as int64 values,
+ * read in chunks. Rank 0 only (independent reads). */
+static sr_status hash_array(sr_dataset *ds, hid_t d, const char *obj, int64_t n, int64_t *buf, char hex[65],
+                            sr_error *err)
+{
+    sr_sha256 h;
+    sr_sha256_init(&h);
+    for (int64_t lo = 0; lo < n; lo += SR_H5CHECK_CHUNK) {
+        int64_t hi = lo + SR_H5CHECK_CHUNK < n ? lo + SR_H5CHECK_CHUNK : n;
+        SR_TRY(read_range(ds, d, obj, lo, hi, buf, err));
+        sr_sha256_update(&h, buf, (size_t)(hi - lo) * sizeof *buf);
+    }
+    sr_sha256_hex(&h, hex);
+    return SR_OK;
+}
+
+/* A file without content_sha256 (written before it existed, or by another
+ * tool): the same digest the writer would have stored, computed on rank 0
+ * and broadcast, so old files are told apart as well as new ones. */
+static sr_status content_at_open(sr_dataset *ds, sr_error *err)
+{
+    sr_dataset_meta *m = &ds->meta;
+    if (ds->c->rank == 0) {
+        char part[SR_SPLIT_COUNT][3][65] = {{{0}}};
+        int64_t *buf = malloc((size_t)SR_H5CHECK_CHUNK * sizeof *buf);
+        if (!buf) sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory", ds->path);
+        for (int s = 0; buf && s < SR_SPLIT_COUNT && err->code == SR_OK; s++) {
+            char obj[64];
+            const char *sn = sr_split_name((sr_split)s);
+            snprintf(obj, sizeof obj, "/%s/indptr", sn);
+            if (hash_array(ds, ds->indptr[s], obj, m->num_users + 1, buf, part[s][0], err) != SR_OK) break;
+            snprintf(obj, sizeof obj, "/%s/items", sn);
+            if (hash_array(ds, ds->items[s], obj, m->nnz[s], buf, part[s][1], err) != SR_OK) break;
+            snprintf(obj, sizeof obj, "/%s/time", sn);
+            if (m->has_time) hash_array(ds, ds->time[s], obj, m->nnz[s], buf, part[s][2], err);
+        }
+        free(buf);
+        if (err->code == SR_OK)
+            sr_dataset_content_hex(m->num_users, m->num_items, m->has_time, (const char(*)[3][65])part,
+                                   m->content_sha256);
+    }
+    SR_TRY(sr_comm_agree(ds->c, err));
+    SR_TRY(sr_comm_bcast(ds->c, m->content_sha256, 65, MPI_CHAR, 0, err));
+    m->content_computed = 1;
+    return SR_OK;
+}
+
 sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, sr_error *err)
 {
     *out = NULL;
@@ -533,6 +603,7 @@ sr_status sr_dataset_open(sr_dataset **out, const sr_comm *c, const char *path, 
 
     st = check_indptr(ds, err);
     if (sr_comm_agree(c, err) != SR_OK) goto fail;
+    if (!ds->meta.content_sha256[0] && content_at_open(ds, err) != SR_OK) goto fail;
     (void)st;
     *out = ds;
     return SR_OK;
@@ -719,7 +790,28 @@ struct sr_dataset_writer {
     int has_time;
     int ids_written;
     int names_written;
+    sr_sha256 content[SR_SPLIT_COUNT][3]; /* indptr, items, time of each split, as appended */
 };
+
+/* The content digest's parts (dataset.h) grow with every append. */
+static void content_begin(sr_dataset_writer *w)
+{
+    const int64_t zero = 0; /* every split's indptr starts with 0 */
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) {
+        for (int a = 0; a < 3; a++) sr_sha256_init(&w->content[s][a]);
+        sr_sha256_update(&w->content[s][0], &zero, sizeof zero);
+    }
+}
+
+static void content_add(sr_dataset_writer *w, int s, const int64_t *indptr, int64_t n_users, const int64_t *items,
+                        const int64_t *time, int64_t nnz)
+{
+    sr_sha256_update(&w->content[s][0], indptr, (size_t)n_users * sizeof *indptr);
+    sr_sha256_update(&w->content[s][1], items, (size_t)nnz * sizeof *items);
+    if (w->has_time) sr_sha256_update(&w->content[s][2], time, (size_t)nnz * sizeof *time);
+}
+
+static sr_status content_write(sr_dataset_writer *w, sr_error *err);
 
 sr_status sr_dataset_check_output(const char *path, int overwrite, sr_error *err)
 {
@@ -868,6 +960,7 @@ sr_status sr_dataset_writer_create(sr_dataset_writer **out, const char *path, in
     w->num_users = num_users;
     w->num_items = num_items;
     w->has_time = attrs && attrs->has_time;
+    content_begin(w);
     w->pop = calloc((size_t)(num_items ? num_items : 1), sizeof *w->pop);
     if (!w->pop) {
         free(w);
@@ -967,6 +1060,7 @@ sr_status sr_dataset_writer_append(sr_dataset_writer *w, int64_t n_users, const 
         if (st == SR_OK) st = write_at(w, w->items[s], "items", w->nnz[s], nnz, items[s], err);
         if (st == SR_OK && w->has_time) st = write_at(w, w->time[s], "time", w->nnz[s], nnz, time[s], err);
         if (st == SR_OK) {
+            content_add(w, s, buf, n_users, items[s], w->has_time ? time[s] : NULL, nnz);
             if (s == SR_SPLIT_TRAIN)
                 for (int64_t k = 0; k < nnz; k++) w->pop[items[s][k]]++;
             w->nnz[s] += nnz;
@@ -1023,6 +1117,7 @@ sr_status sr_dataset_writer_commit(sr_dataset_writer *w, sr_error *err)
         SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: commit after %lld of %lld users", w->path, (long long)w->users_done,
                 (long long)w->num_users);
     SR_TRY(write_full(w, "item_popularity", w->num_items, w->pop, err));
+    SR_TRY(content_write(w, err));
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
         h5_close_id(&w->indptr[s]);
         h5_close_id(&w->items[s]);
@@ -1046,6 +1141,16 @@ sr_status sr_dataset_writer_commit(sr_dataset_writer *w, sr_error *err)
         SR_FAIL(err, SR_ERR_IO, "%s: cannot rename %s into place: %s", w->path, w->tmp, strerror(errno));
     w->tmp[0] = '\0'; /* committed: abort must not delete anything now */
     return SR_OK;
+}
+
+/* The content_sha256 attribute from the digests of what was appended. */
+static sr_status content_write(sr_dataset_writer *w, sr_error *err)
+{
+    char part[SR_SPLIT_COUNT][3][65] = {{{0}}}, hex[65];
+    for (int s = 0; s < SR_SPLIT_COUNT; s++)
+        for (int a = 0; a < 3; a++) sr_sha256_hex(&w->content[s][a], part[s][a]);
+    sr_dataset_content_hex(w->num_users, w->num_items, w->has_time, (const char(*)[3][65])part, hex);
+    return write_attr_str(w, "content_sha256", hex, err);
 }
 
 void sr_dataset_writer_abort(sr_dataset_writer **pw)

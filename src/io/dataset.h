@@ -51,11 +51,24 @@ typedef struct sr_dataset_meta {
      * empty when the file has no source_files attribute. */
     char source_files[1024];
     int has_id_maps; /* Added: /user_ids and /item_ids are present */
+    /* What was trained on, independent of how it was made: SHA-256 over the
+     * CSR arrays (sr_dataset_content_hex; docs/dataset-format.md). From the
+     * content_sha256 attribute the writer stores; for a file without one it
+     * is computed at open (one pass over the arrays on rank 0) and
+     * content_computed is set. */
+    char content_sha256[72];
+    int content_computed;
 } sr_dataset_meta;
 
 
 /* Contiguous user block of rank r out of p, balanced by user count. */
 void sr_dataset_user_range(int64_t num_users, int p, int r, int64_t *u0, int64_t *u1);
+
+/* The content digest from its parts: hex digests of each split's indptr,
+ * items and (has_time) time arrays, each over the values as int64
+ * little-endian, [split][0 indptr, 1 items, 2 time]. */
+void sr_dataset_content_hex(int64_t num_users, int64_t num_items, int has_time,
+                            const char part[SR_SPLIT_COUNT][3][65], char out[65]);
 
 /* ---- reading (collective over c) ---------------------------------------- */
 typedef struct sr_dataset sr_dataset;
@@ -124,7 +137,8 @@ sr_status sr_dataset_writer_set_id_maps(sr_dataset_writer *w, const int64_t *use
 sr_status sr_dataset_writer_set_id_names(sr_dataset_writer *w, const char *const *user_names,
                                          const char *const *item_names, sr_error *err);
 /* Check that every user was appended, write popularity (computed from the
- * appended train items), close and rename into place. Commit does not free
+ * appended train items) and the content_sha256 attribute (hashed while
+ * appending), close and rename into place. Commit does not free
  * w: call sr_dataset_writer_abort(&w) afterwards in every case (after a
  * successful commit it only frees; after a failed one it also deletes the
  * temporary file). */

@@ -96,7 +96,7 @@ static sr_status step_failed(fit_run *f, int64_t epoch, int64_t s, sr_status st,
             char msg[SR_ERROR_MSG_MAX + 400];
             snprintf(msg, sizeof msg,
                      "epoch %lld step %lld: %s in %lld steps in a row (train.max_bad_steps = %lld); "
-                     "stopped (try a lower train.lr, resume from the last checkpoint)",
+                     "stopped (try a lower train.lr and resume from the last checkpoint with train.resume_force=true)",
                      (long long)epoch, (long long)s + 1, err->msg, (long long)f->bad_run,
                      (long long)cfg->train_max_bad_steps);
             snprintf(err->msg, sizeof err->msg, "%.*s", (int)sizeof err->msg - 1, msg);

@@ -83,8 +83,115 @@ static sr_status check_pos(const sr_train_pos *p, int64_t steps, const char *pat
     return SR_OK; /* the doubles' ranges are checked by the loader */
 }
 
-/* The attributes of a checkpoint, the resolved config as INI text included
- * (info->config_ini is malloc'ed: free it; out of memory aborts the job). */
+/* The run fingerprint (docs/reliability.md, "Run fingerprint"): the keys
+ * that change what is trained, and the dataset's content. A section prefix
+ * takes that section's future keys in too. Not in it: bookkeeping (run.*,
+ * train.epochs, checkpoints, resume, watchdog, max_bad_steps), evaluation
+ * (eval.*), where the data lives (data.path: its content is), train.init
+ * (a resumed run loads its tables), and loss.tile (memory per tile). */
+static const char *const FP_PREFIXES[] = {"model.", "loss.", "optim."};
+static const char *const FP_KEYS[] = {"train.batch_size", "train.lr",   "train.lr_milestones", "train.lr_gamma",
+                                      "train.seed",       "train.shuffle", "shard.layout"};
+static const char *const FP_EXCLUDED[] = {"loss.tile"};
+#define FP_DATA_KEY "data.content_sha256"
+#define FP_VALUE_SHOWN 80 /* characters of a value quoted in a message */
+
+static bool fp_key(const char *name)
+{
+    for (size_t i = 0; i < sizeof FP_EXCLUDED / sizeof *FP_EXCLUDED; i++)
+        if (!strcmp(name, FP_EXCLUDED[i])) return false;
+    for (size_t i = 0; i < sizeof FP_KEYS / sizeof *FP_KEYS; i++)
+        if (!strcmp(name, FP_KEYS[i])) return true;
+    for (size_t i = 0; i < sizeof FP_PREFIXES / sizeof *FP_PREFIXES; i++)
+        if (!strncmp(name, FP_PREFIXES[i], strlen(FP_PREFIXES[i]))) return true;
+    return false;
+}
+
+/* "key = value" lines, config table order, then the data line (malloc'ed;
+ * out of memory aborts the job). */
+static char *fingerprint_text(const sr_trainer *t)
+{
+    size_t n;
+    const sr_config_key *k = sr_config_table(&n);
+    size_t cap = (n + 1) * (SR_CONFIG_PATH_MAX + 128), off = 0;
+    char *fp = malloc(cap);
+    if (!fp) sr_comm_abort(t->c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
+    char val[SR_CONFIG_PATH_MAX + 64];
+    for (size_t i = 0; i < n; i++) {
+        if (!fp_key(k[i].name) || !sr_config_get(&t->cfg, k[i].name, val, sizeof val)) continue;
+        off += (size_t)snprintf(fp + off, cap - off, "%s = %s\n", k[i].name, val);
+    }
+    snprintf(fp + off, cap - off, FP_DATA_KEY " = %s\n", t->meta.content_sha256);
+    return fp;
+}
+
+/* The value of key in fingerprint text fp, or NULL; *len its length. */
+static const char *fp_value(const char *fp, const char *key, size_t kl, size_t *len)
+{
+    for (const char *p = fp; p && *p; p = strchr(p, '\n') ? strchr(p, '\n') + 1 : NULL) {
+        if (strncmp(p, key, kl) || strncmp(p + kl, " = ", 3)) continue;
+        *len = strcspn(p + kl + 3, "\n");
+        return p + kl + 3;
+    }
+    return NULL;
+}
+
+/* Append "key: checkpoint A, now B" for every key of `a` whose value in `b`
+ * differs (or is missing); swapped = the roles of a and b are swapped.
+ * Returns the count of differences. */
+static int fp_diff(const char *a, const char *b, bool swapped, bool log, const sr_trainer *t, const char *path,
+                   char *msg, size_t cap)
+{
+    int count = 0;
+    for (const char *p = a; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n')) {
+        size_t kl = strcspn(p, " \n"), al = strcspn(p, "\n"), bl = 0;
+        if (al < kl + 3) continue;
+        const char *av = p + kl + 3, *bv = fp_value(b, p, kl, &bl);
+        al -= kl + 3;
+        if (bv && bl == al && !strncmp(av, bv, al)) continue;
+        if (swapped && bv) continue; /* both present: reported by the first pass */
+        const char *none = "(not recorded)", *cv = swapped ? av : bv ? bv : none, *nv = swapped ? none : av;
+        size_t cl = swapped ? al : bv ? bl : strlen(none), nl = swapped ? strlen(none) : al;
+        char one[2 * FP_VALUE_SHOWN + 128];
+        snprintf(one, sizeof one, "%.*s: checkpoint %.*s, now %.*s", (int)kl, p,
+                 (int)(cl < FP_VALUE_SHOWN ? cl : FP_VALUE_SHOWN), cv, (int)(nl < FP_VALUE_SHOWN ? nl : FP_VALUE_SHOWN),
+                 nv);
+        if (log) sr_log_root(&t->log, SR_LOG_WARN, "%s: %s (train.resume_force = true: resuming anyway)", path, one);
+        size_t used = strlen(msg);
+        if (used + strlen(one) + 8 < cap) snprintf(msg + used, cap - used, "%s%s", used ? "; " : "", one);
+        count++;
+    }
+    return count;
+}
+
+/* The accept hook of a resume (ckpt_dir.h): a checkpoint of another run
+ * (a semantic key or the data differ) is SR_ERR_CONFIG naming every
+ * difference, unless train.resume_force, which warns and goes on. */
+static sr_status accept_same_run(void *ctx, const char *path, const sr_ckpt_info *info, sr_error *err)
+{
+    const sr_trainer *t = ctx;
+    const bool force = t->cfg.train_resume_force;
+    char *now = fingerprint_text(t);
+    char msg[SR_ERROR_MSG_MAX] = "";
+    const char *stored = info->fingerprint ? info->fingerprint : "";
+    int n = 0;
+    if (!stored[0]) {
+        snprintf(msg, sizeof msg, "it records no run fingerprint (saved before softrec recorded one)");
+        if (force) sr_log_root(&t->log, SR_LOG_WARN, "%s: %s (train.resume_force = true: resuming anyway)", path, msg);
+        n = 1;
+    } else {
+        n = fp_diff(now, stored, false, force, t, path, msg, sizeof msg - 160);
+        n += fp_diff(stored, now, true, force, t, path, msg, sizeof msg - 160);
+    }
+    free(now);
+    if (n == 0 || force) return SR_OK;
+    SR_FAIL(err, SR_ERR_CONFIG, "%s: checkpoint of a different run (%d difference%s): %s; set train.resume_force=true "
+            "to resume anyway", path, n, n == 1 ? "" : "s", msg);
+}
+
+/* The attributes of a checkpoint, the resolved config as INI text and the
+ * run fingerprint included (malloc'ed: sr_ckpt_info_free; out of memory
+ * aborts the job). */
 static void fill_info(sr_trainer *t, sr_ckpt_info *info, int64_t epoch)
 {
     memset(info, 0, sizeof *info);
@@ -99,6 +206,7 @@ static void fill_info(sr_trainer *t, sr_ckpt_info *info, int64_t epoch)
     info->config_ini = malloc(need);
     if (!info->config_ini) sr_comm_abort(t->c, &(sr_error){SR_ERR_NOMEM, __FILE__, __LINE__, "out of memory"});
     sr_config_write_ini(&t->cfg, info->config_ini, need);
+    info->fingerprint = fingerprint_text(t);
 }
 
 sr_status sr_trainer_save_checkpoint(sr_trainer *t, sr_train_pos *p, sr_guard *g, sr_fault *fault, sr_error *err)
@@ -116,7 +224,7 @@ sr_status sr_trainer_save_checkpoint(sr_trainer *t, sr_train_pos *p, sr_guard *g
     sr_status s = sr_ckpt_dir_save(t->c, t->cfg.run_dir, t->step, &info, ct.all, ct.n, st, ns,
                                    t->cfg.train_keep_checkpoints, fault, err);
     if (g) sr_guard_unwatch(g);
-    free(info.config_ini);
+    sr_ckpt_info_free(&info);
     return s;
 }
 
@@ -128,8 +236,9 @@ sr_status sr_trainer_resume(sr_trainer *t, sr_train_pos *p, sr_fault *fault, cha
     int ns = pos_state(p, st, t->steps_per_epoch);
     sr_ckpt_info info;
     memset(&info, 0, sizeof info);
-    SR_TRY(sr_ckpt_dir_load(t->c, t->cfg.run_dir, ct.all, ct.n, st, ns, &info, fault, from, len, err));
-    free(info.config_ini);
+    const sr_ckpt_accept same_run = {accept_same_run, t};
+    SR_TRY(sr_ckpt_dir_load(t->c, t->cfg.run_dir, ct.all, ct.n, st, ns, &info, &same_run, fault, from, len, err));
+    sr_ckpt_info_free(&info);
     if (!from[0]) return SR_OK;
     SR_TRY(check_pos(p, t->steps_per_epoch, from, err));
     t->step = p->step;
@@ -142,7 +251,7 @@ sr_status sr_trainer_load(sr_trainer *t, const char *path, sr_error *err)
     all_tables(t, false, false, &ct);
     sr_ckpt_info info;
     SR_TRY(sr_ckpt_read(t->c, path, ct.all, ct.n, &info, err));
-    free(info.config_ini);
+    sr_ckpt_info_free(&info);
     sr_log_root(&t->log, SR_LOG_INFO, "loaded model from %s (step %lld)", path, (long long)info.step);
     return SR_OK;
 }
@@ -154,6 +263,6 @@ sr_status sr_trainer_save_model(sr_trainer *t, const char *path, int64_t epoch, 
     sr_ckpt_info info;
     fill_info(t, &info, epoch);
     sr_status st = sr_ckpt_write(t->c, path, &info, ct.all, ct.n, err);
-    free(info.config_ini);
+    sr_ckpt_info_free(&info);
     return st;
 }

@@ -165,7 +165,7 @@ static void test_state_f64(void)
     CU_ASSERT_EQUAL(sr_ckpt_load(&c, path, NULL, 0, r, 2, NULL, NULL, &e), SR_OK);
     CU_ASSERT_EQUAL(memcmp(m2, metrics, sizeof m2), 0);
     CU_ASSERT_EQUAL(memcmp(r2, mine, sizeof r2), 0);
-    CU_ASSERT_EQUAL(sr_ckpt_verify(&c, path, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_ckpt_verify(&c, path, NULL, &e), SR_OK);
 
     /* Ranged: [0, 1] holds 0.1857 but not 123.25. */
     sr_ckpt_state one = {"metrics", SR_CKPT_F64, m2, 3, 0, 1, 0, 200};

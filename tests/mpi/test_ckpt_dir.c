@@ -251,7 +251,7 @@ static void test_commit_latest_keep(void)
     char want[1600];
     snprintf(want, sizeof want, "%s/checkpoints/ckpt-000000000030.h5", run);
     CU_ASSERT_STRING_EQUAL(path, want);
-    CU_ASSERT_EQUAL(sr_ckpt_verify(&c, path, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_ckpt_verify(&c, path, NULL, &e), SR_OK);
 
     /* Going back: a save at step 25 drops 30 (abandoned timeline). */
     CU_ASSERT_EQUAL(save_step(&c, &md, run, 25, 2, NULL, &e), SR_OK);
@@ -289,7 +289,7 @@ static void test_roundtrip_reshard_bytes(void)
     sr_ckpt_state s[2];
     int nt = tables_of(&r, c.rank, t), ns = state_of(&r, s);
     sr_ckpt_info info;
-    CU_ASSERT_EQUAL_FATAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, &info, NULL, path, sizeof path, &e), SR_OK);
+    CU_ASSERT_EQUAL_FATAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, &info, NULL, NULL, path, sizeof path, &e), SR_OK);
     CU_ASSERT_TRUE(all_ok(&c, model_check(&r, c.rank, 40)));
     CU_ASSERT_EQUAL(info.step, 40);
     CU_ASSERT_EQUAL(info.format_version, 2);
@@ -370,19 +370,19 @@ static void test_damage_and_fallback(void)
              "%s: /optim/item_embedding/v: block 1 (rows 4096-4099) fails its SHA-256 check (damaged file)", newest);
     CU_ASSERT_STRING_EQUAL(e.msg, want);
     sr_error_clear(&e);
-    CU_ASSERT_EQUAL(sr_ckpt_verify(&c, newest, &e), SR_ERR_DATA);
+    CU_ASSERT_EQUAL(sr_ckpt_verify(&c, newest, NULL, &e), SR_ERR_DATA);
     CU_ASSERT_STRING_EQUAL(e.msg, want);
 
     /* The directory loader falls back to step 1 on every rank. */
     sr_error_clear(&e);
-    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_OK);
     CU_ASSERT_STRING_EQUAL(path, older);
     CU_ASSERT_TRUE(all_ok(&c, model_check(&md, c.rank, 1)));
 
     /* Block 0 of the item table: named too. */
     flip_row(&c, older, "/model/item_embedding", 5);
     sr_error_clear(&e);
-    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_ERR_DATA);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_ERR_DATA);
     snprintf(want, sizeof want,
              "%s: /optim/item_embedding/v: block 1 (rows 4096-4099) fails its SHA-256 check (damaged file)", newest);
     CU_ASSERT_STRING_EQUAL(e.msg, want); /* the newest one's error */
@@ -410,7 +410,7 @@ static void test_damage_and_fallback(void)
     }
     MPI_Barrier(c.comm);
     sr_error_clear(&e);
-    CU_ASSERT_NOT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_OK);
+    CU_ASSERT_NOT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_OK);
     model_free(&md);
     sr_comm_destroy(&c);
 }
@@ -448,7 +448,7 @@ static void test_injected_errors(void)
         sr_ckpt_table t[4];
         sr_ckpt_state s[2];
         int nt = tables_of(&md, c.rank, t), ns = state_of(&md, s);
-        CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_OK);
+        CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_OK);
         CU_ASSERT_STRING_EQUAL(path, want_path);
         CU_ASSERT_TRUE(all_ok(&c, model_check(&md, c.rank, 100)));
     }
@@ -460,7 +460,7 @@ static void test_injected_errors(void)
     sr_ckpt_state s[2];
     int nt = tables_of(&md, c.rank, t), ns = state_of(&md, s);
     sr_error_clear(&e);
-    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, &f, path, sizeof path, &e), SR_ERR_IO);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, &f, path, sizeof path, &e), SR_ERR_IO);
     char want[1800];
     snprintf(want, sizeof want, "%s: injected fault at ckpt_read on rank 0", want_path);
     CU_ASSERT_STRING_EQUAL(e.msg, want);
@@ -509,7 +509,7 @@ static void test_cleanup_and_names(void)
     sr_ckpt_table t[4];
     sr_ckpt_state s[2];
     int nt = tables_of(&md, c.rank, t), ns = state_of(&md, s);
-    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_OK);
     CU_ASSERT_STRING_EQUAL(path, want);
     CU_ASSERT_EQUAL(sr_ckpt_dir_cleanup(&c, run, &e), SR_OK);
     CU_ASSERT_FALSE(exists(run, ".tmp-9-1234.h5"));
@@ -546,7 +546,7 @@ static void test_cleanup_and_names(void)
         fclose(f);
     }
     MPI_Barrier(c.comm);
-    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_OK);
     CU_ASSERT_STRING_EQUAL(path, want);
     CU_ASSERT_TRUE(all_ok(&c, model_check(&md, c.rank, 7)));
     if (c.rank == 0) {
@@ -556,7 +556,7 @@ static void test_cleanup_and_names(void)
     }
     MPI_Barrier(c.comm);
     sr_error_clear(&e);
-    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, path, sizeof path, &e), SR_ERR_DATA);
+    CU_ASSERT_EQUAL(sr_ckpt_dir_load(&c, run, t, nt, s, ns, NULL, NULL, NULL, path, sizeof path, &e), SR_ERR_DATA);
     char msg[1800];
     snprintf(msg, sizeof msg, "%s: size %lld bytes, its digest file says %lld (damaged file)", p8,
              (long long)st8.st_size + 1, (long long)st8.st_size);
@@ -710,7 +710,7 @@ static int program(const char *mode, const char *run, int64_t step)
         char path[1600], name[32];
         /* Per-rank state only loads at the rank count that saved it: the
          * check reads the replicated state, at any rank count. */
-        if (sr_ckpt_dir_load(&c, run, t, nt, s, 1, NULL, NULL, path, sizeof path, &e) != SR_OK) {
+        if (sr_ckpt_dir_load(&c, run, t, nt, s, 1, NULL, NULL, NULL, path, sizeof path, &e) != SR_OK) {
             rc = 1;
         } else {
             sr_ckpt_dir_name(step, name, sizeof name);

@@ -13,6 +13,7 @@
 #include "harness.h"
 #include "io/dataset.h"
 #include "io/info.h"
+#include "io/sha256.h"
 
 #define NU 37
 #define NI 23
@@ -357,6 +358,63 @@ static void test_info_values(void)
     sr_comm_destroy(&c);
 }
 
+/* The content digest (dataset.h): the writer's attribute equals the
+ * definition computed from the truth (values as int64, whatever the blocks
+ * appended), and a file without the attribute gets the same digest at open
+ * (content_computed), on every rank. */
+static void expected_content(char out[65])
+{
+    char part[SR_SPLIT_COUNT][3][65];
+    for (int s = 0; s < 3; s++) {
+        sr_sha256 h[3];
+        for (int a = 0; a < 3; a++) sr_sha256_init(&h[a]);
+        int64_t at = 0;
+        sr_sha256_update(&h[0], &at, sizeof at);
+        for (int64_t u = 0; u < NU; u++) {
+            for (int64_t k = 0; k < row_len(s, u); k++) {
+                int64_t it = item_of(s, u, k), tm = time_of(s, u, k);
+                sr_sha256_update(&h[1], &it, sizeof it);
+                sr_sha256_update(&h[2], &tm, sizeof tm);
+            }
+            at += row_len(s, u);
+            sr_sha256_update(&h[0], &at, sizeof at);
+        }
+        for (int a = 0; a < 3; a++) sr_sha256_hex(&h[a], part[s][a]);
+    }
+    sr_dataset_content_hex(NU, NI, 1, (const char(*)[3][65])part, out);
+}
+
+static void test_content_digest(void)
+{
+    sr_comm c;
+    sr_error err;
+    sr_error_clear(&err);
+    CU_ASSERT_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &err) == SR_OK);
+    char path[1024], want[65];
+    path_in_tmp(path, sizeof path, "content.h5");
+    expected_content(want);
+    if (c.rank == 0) {
+        unlink(path);
+        write_truth(path, &err);
+    }
+    CU_ASSERT_FATAL(sr_comm_agree(&c, &err) == SR_OK);
+    for (int old = 0; old < 2; old++) {
+        if (old && c.rank == 0) { /* as written before the attribute existed */
+            hid_t f = H5Fopen(path, H5F_ACC_RDWR, H5P_DEFAULT);
+            CU_ASSERT(f >= 0 && H5Adelete(f, "content_sha256") >= 0);
+            H5Fclose(f);
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        sr_dataset *ds = NULL;
+        CU_ASSERT_FATAL(sr_dataset_open(&ds, &c, path, &err) == SR_OK);
+        const sr_dataset_meta *m = sr_dataset_meta_get(ds);
+        CU_ASSERT_STRING_EQUAL(m->content_sha256, want);
+        CU_ASSERT_EQUAL(m->content_computed, old);
+        sr_dataset_close(&ds);
+    }
+    sr_comm_destroy(&c);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("io_dataset", NULL, NULL);
@@ -365,6 +423,7 @@ static void register_tests(void)
     CU_add_test(s, "writer_atomic", test_writer_atomic);
     CU_add_test(s, "reader_error_agreed", test_reader_error_agreed);
     CU_add_test(s, "info_values", test_info_values);
+    CU_add_test(s, "content_digest", test_content_digest);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }

@@ -81,7 +81,7 @@ for m in mf lightgcn; do
   s=("${common[@]}" --set model.name=$m --set model.layers=2 --set optim.weight_decay=0.01)
   run 2 train "${s[@]}" --set train.lr_milestones=1 --set train.lr_gamma=0.5 --set run.dir=lr-$m > /dev/null
   run 2 train "${s[@]}" --set train.epochs=1 --set run.dir=lr2-$m > /dev/null
-  run 2 train "${s[@]}" --set train.lr=0.01 --set train.resume=auto --set run.dir=lr2-$m > /dev/null
+  run 2 train "${s[@]}" --set train.lr=0.01 --set train.resume=auto --set train.resume_force=true --set run.dir=lr2-$m > /dev/null
   for t in item_embedding user_embedding; do
     h5diff lr-$m/model.h5 lr2-$m/model.h5 /model/$t > /dev/null || fail "$m: scheduled run differs from stop + resume at lr/2 ($t)"
   done
