@@ -71,6 +71,7 @@ static sr_status fit_start(fit_run *f, sr_error *err)
     char *from = f->res->resumed_from;
     if (!strcmp(cfg->train_resume, "auto")) {
         SR_TRY(sr_trainer_resume(t, &f->pos, &f->fault, from, sizeof f->res->resumed_from, err));
+        if (from[0]) SR_TRY(sr_trainer_load_seconds(t, &f->pos, err));
         if (from[0])
             sr_log_root(&t->log, SR_LOG_INFO, "resumed from %s: epoch %lld, step %lld of the epoch, %lld steps taken",
                         from, (long long)f->pos.epoch, (long long)f->pos.cursor, (long long)f->pos.step);
@@ -79,6 +80,23 @@ static sr_status fit_start(fit_run *f, sr_error *err)
     f->first_epoch = f->pos.epoch;
     f->t_start = sr_time_now();
     return SR_OK;
+}
+
+/* An evaluation, watched with its own limit. */
+static sr_status evaluate(fit_run *f, int split, sr_eval_result *r, sr_error *err)
+{
+    sr_guard_watch(f->guard, SR_GUARD_EVAL, 0);
+    sr_status st = sr_trainer_evaluate(f->t, split, r, err);
+    sr_guard_unwatch(f->guard);
+    return st;
+}
+
+/* A checkpoint of the current step; the wall time trained goes beside it
+ * (train_seconds), not into the file. */
+static sr_status save_checkpoint(fit_run *f, sr_error *err)
+{
+    SR_TRY(sr_trainer_save_seconds(f->t, &f->pos, err));
+    return sr_trainer_save_checkpoint(f->t, &f->pos, f->guard, &f->fault, err);
 }
 
 /* What a failed step means. Non-finite (seen by every rank in the same
@@ -115,19 +133,22 @@ static sr_status step_failed(fit_run *f, int64_t epoch, int64_t s, sr_status st,
     sr_comm_abort(t->c, err);
 }
 
-/* After a step: a checkpoint every train.checkpoint_every steps, and one
- * when a signal asks the run to stop (then the run stops). */
-static sr_status after_step(fit_run *f, sr_error *err)
+/* After a step (its stop decision is the step's last collective): a
+ * checkpoint every train.checkpoint_every steps, and one when a signal asks
+ * the run to stop (then the run stops). */
+static sr_status after_step(fit_run *f, int64_t step, sr_error *err)
 {
     sr_trainer *t = f->t;
     const sr_config *cfg = &t->cfg;
     int sig = 0;
-    SR_TRY(sr_guard_should_stop(f->guard, &sig, err));
+    sr_status st = sr_guard_should_stop(f->guard, &sig, err);
+    sr_guard_step_end(f->guard, step);
+    SR_TRY(st);
     const bool every = cfg->train_checkpoint_every > 0 && t->step % cfg->train_checkpoint_every == 0;
     if (!sig && !every) return SR_OK;
     const double t_train = f->pos.train_seconds;
     f->pos.train_seconds = t_train + (sr_time_now() - f->t_epoch);
-    sr_status st = sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err);
+    st = save_checkpoint(f, err);
     f->pos.train_seconds = t_train;
     if (st == SR_OK && sig) {
         f->res->stopped = sig;
@@ -166,11 +187,13 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
         sr_trainer_step_range(t, s, &lo, &hi);
         double loss = 0;
         int64_t b0 = c->stats ? c->stats->bytes : 0;
-        sr_guard_step_begin(f->guard, t->step + 1);
+        /* The step's number before sr_trainer_step counts it. */
+        const int64_t step = t->step + 1;
+        sr_guard_step_begin(f->guard, step);
         sr_status st = sr_trainer_step(t, lo, hi, &loss, err);
-        sr_guard_step_end(f->guard, t->step + 1);
         if (c->stats) f->comm_bytes += c->stats->bytes - b0;
         if (st != SR_OK) {
+            sr_guard_step_end(f->guard, step);
             SR_TRY(step_failed(f, epoch, s, st, err));
             continue;
         }
@@ -179,7 +202,7 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
         f->pos.epoch_loss += loss;
         f->pos.epoch = epoch;
         f->pos.cursor = s + 1;
-        SR_TRY(after_step(f, err));
+        SR_TRY(after_step(f, step, err));
         if (f->res->stopped) return SR_OK;
         progress(f, epoch, s, s0, &last);
     }
@@ -202,7 +225,7 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
                      (double)t->ex_total / secs);
     if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
         sr_eval_result v;
-        SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err));
+        SR_TRY(evaluate(f, SR_SPLIT_VALID, &v, err));
         char js[1024];
         sr_eval_result_json(&v, js, sizeof js);
         n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
@@ -245,7 +268,7 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     sr_trainer *t = f->t;
     const sr_config *cfg = &t->cfg;
     sr_fit_result *res = f->res;
-    SR_TRY(sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err));
+    SR_TRY(save_checkpoint(f, err));
     res->skipped_steps = f->pos.skipped;
     res->train_seconds = f->pos.train_seconds;
     res->epochs = cfg->train_epochs;
@@ -256,8 +279,11 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     res->num_items = t->meta.num_items;
     char path[SR_CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
-    SR_TRY(sr_trainer_save_model(t, path, cfg->train_epochs, err));
-    SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test, err));
+    sr_guard_watch(f->guard, SR_GUARD_MODEL, 0);
+    sr_status st = sr_trainer_save_model(t, path, cfg->train_epochs, err);
+    sr_guard_unwatch(f->guard);
+    SR_TRY(st);
+    SR_TRY(evaluate(f, SR_SPLIT_TEST, &res->test, err));
     char js[1024], line[1400];
     sr_eval_result_json(&res->test, js, sizeof js);
     snprintf(line, sizeof line, "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test\": %s}",
