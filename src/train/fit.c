@@ -86,7 +86,8 @@ static sr_status fit_start(fit_run *f, sr_error *err)
 static sr_status evaluate(fit_run *f, int split, sr_eval_result *r, sr_error *err)
 {
     sr_guard_watch(f->guard, SR_GUARD_EVAL, 0);
-    sr_status st = sr_trainer_evaluate(f->t, split, r, err);
+    sr_status st = sr_fault_hit(&f->fault, SR_FAULT_EVAL, f->t->c->rank, "evaluation", err);
+    if (st == SR_OK) st = sr_trainer_evaluate(f->t, split, r, err);
     sr_guard_unwatch(f->guard);
     return st;
 }
