@@ -66,14 +66,22 @@ static void test_signal_stops_all_at_same_step(void)
     sr_comm_destroy(&c);
 }
 
+/* A communicator and a guard (NULL after a failed assertion). */
+static sr_guard *open_guard(sr_comm *c, double factor, double min_seconds)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_guard *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_comm_init(c, MPI_COMM_WORLD, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_guard_create(&g, c, factor, min_seconds, &e), SR_OK);
+    return g;
+}
+
 static void test_watchdog_quiet_for_normal_steps(void)
 {
     sr_comm c;
-    sr_error e;
-    sr_error_clear(&e);
-    CU_ASSERT_EQUAL_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &e), SR_OK);
-    sr_guard *g = NULL;
-    CU_ASSERT_EQUAL_FATAL(sr_guard_create(&g, &c, 3, 0.5, &e), SR_OK);
+    sr_guard *g = open_guard(&c, 3, 0.5);
+    if (!g) return;
     for (int64_t step = 0; step < 15; step++) {
         sr_guard_step_begin(g, step);
         usleep(5000 + 1000 * (useconds_t)(step % 3));
@@ -93,11 +101,8 @@ static void test_watchdog_quiet_for_normal_steps(void)
 static void test_phases_and_limits(void)
 {
     sr_comm c;
-    sr_error e;
-    sr_error_clear(&e);
-    CU_ASSERT_EQUAL_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &e), SR_OK);
-    sr_guard *g = NULL;
-    CU_ASSERT_EQUAL_FATAL(sr_guard_create(&g, &c, 20, 0.05, &e), SR_OK);
+    sr_guard *g = open_guard(&c, 20, 0.05);
+    if (!g) return;
     CU_ASSERT_EQUAL(sr_guard_limit(g), 0); /* nothing armed before a step */
     for (int64_t step = 1; step <= 6; step++) {
         sr_guard_step_begin(g, step);
