@@ -18,7 +18,7 @@ fail() { echo "FAIL: $*" >&2; exit 1; }
 
 "$bin" data synth --users 943 --items 1682 --interactions 100000 --topics 16 --progress 0 --output data.h5 \
   > /dev/null 2>&1 || fail "synth"
-common=(--set data.path=data.h5 --set model.dim=16 --set train.epochs=6 --set train.batch_size=256
+common=(--set data.path=data.h5 --set model.dim=16 --set train.epochs=20 --set train.batch_size=256
         --set loss.name=ssm --set loss.negatives=64 --set train.checkpoint_every=100 --set run.progress_every=1000
         --set train.watchdog_min_seconds=2 --set train.watchdog_factor=5)
 mpi() { timeout -k 5 120 "$mpiexec" -n 2 --oversubscribe "$bin" "$@"; }
@@ -69,7 +69,7 @@ echo "ok: finished -> exit 0"
 mpi train "${common[@]}" --set run.dir=rank > rank.json 2> rank.err &
 job=$!
 wait_training rank || fail "rank: training never started"
-sleep 0.5
+sleep 0.2
 kill -TERM "$(procs rank softrec | tail -n 1)"
 wait $job; stopped rank $?
 
@@ -82,11 +82,17 @@ import os, signal, subprocess, sys, time
 run, binary, name, sig, common = sys.argv[1], sys.argv[2], sys.argv[3], sys.argv[4], sys.argv[5:]
 p = subprocess.Popen([run, "-n", "2", "train"] + common + ["--set", "run.dir=" + name],
                      env=dict(os.environ, SOFTREC_BIN=binary))
-for _ in range(600):
-    if all(os.path.exists("%s/.heartbeat.%d" % (name, r)) for r in (0, 1)):
+def phase(r):  # guard.c's heartbeat record: phase at byte 24 (0: not training yet)
+    try:
+        with open("%s/.heartbeat.%d" % (name, r), "rb") as f:
+            return int.from_bytes(f.read(28)[24:28], "little")
+    except OSError:
+        return 0
+for _ in range(1200):
+    if all(phase(r) > 0 for r in (0, 1)):
         break
     time.sleep(0.05)
-time.sleep(1.0)
+time.sleep(0.2)
 p.send_signal(getattr(signal, "SIG" + sig))
 sys.exit(p.wait())
 EOF
@@ -97,7 +103,7 @@ done
 mpi train "${common[@]}" --set run.dir=bare > bare.json 2> bare.err &
 job=$!
 wait_training bare || fail "bare: training never started"
-sleep 0.5
+sleep 0.2
 kill -TERM $(procs bare mpirun mpiexec orterun)
 wait $job; rc=$?
 [[ $rc -ne 0 ]] || fail "bare mpirun: SIGTERM gave exit 0"
