@@ -66,7 +66,7 @@ static int check_cpu(void)
 
 int main(int argc, char **argv)
 {
-    if (check_cpu()) return 11; /* docs/cli.md: exit codes */
+    if (check_cpu()) return SR_ERR_CPU; /* docs/cli.md: exit codes */
     static const sr_cli_command *const commands[] = {
         &sr_cli_data_convert, &sr_cli_data_synth, &sr_cli_data_info, &sr_cli_data_reorder,
         &sr_cli_train, &sr_cli_eval, &sr_cli_export, &sr_cli_recommend, &sr_cli_checkpoint_verify,

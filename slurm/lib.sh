@@ -27,6 +27,10 @@ SR_MAX_REQUEUE=${SR_MAX_REQUEUE:-3}
 SR_THREADS=${SR_THREADS:-${SLURM_CPUS_PER_TASK:-1}}
 SR_PYTHON=${SR_PYTHON:-python3}
 SR_RUNS=${SR_RUNS:-$SOFTREC_HOME/runs}
+# softrec's exit codes (docs/cli.md): stopped by a signal with a checkpoint
+# committed (requeue and resume), and the watchdog (a hang: a failure).
+SR_EXIT_WATCHDOG=10
+SR_EXIT_STOPPED=11
 
 # --- environment of the ranks -------------------------------------------------
 # One OpenBLAS thread per rank unless asked; ranks x threads should equal the
@@ -47,7 +51,8 @@ fi
 # `#SBATCH --signal=B:USR1@T` sends USR1 to this batch shell T seconds before
 # the limit: it is forwarded as USR1 to the running launcher (srun and mpirun
 # pass USR1 on to every rank; mpirun would kill the job on TERM); softrec then
-# writes a checkpoint and exits, and sr_finish requeues the job. TERM (scancel,
+# writes a checkpoint and exits 11 ($SR_EXIT_STOPPED), and sr_finish requeues
+# the job. TERM (scancel,
 # or the limit reached without the early signal) is forwarded as USR1 too, so
 # the ranks checkpoint in the KillWait seconds they have, but the job is ending:
 # no requeue then.
@@ -139,8 +144,10 @@ sr_row_path() { echo "$SR_RESULTS/$1/$2.json"; }
 # Skips the run when its result row already exists (a requeued study goes on
 # where it stopped). Writes softrec's stdout to RUN_DIR/stdout.txt and the
 # row (softrec's last stdout line + study, P, N, job fields) to
-# SR_RESULTS/STUDY/NAME.json. Returns 0 when the row was written, 10 when the
-# run was stopped by a signal before it finished, else softrec's exit code.
+# SR_RESULTS/STUDY/NAME.json. Returns 0 when the row was written,
+# $SR_EXIT_STOPPED (11) when softrec stopped on a signal with a checkpoint
+# committed (work pending: the job requeues), else softrec's exit code
+# ($SR_EXIT_WATCHDOG = 10: a hang the watchdog ended; not requeued).
 sr_train() {
   local study=$1 name=$2 np=$3; shift 3
   local row; row=$(sr_row_path "$study" "$name")
@@ -179,11 +186,12 @@ EOF
     sr_log "$study/$name: row written to $row"
     return 0
   fi
-  if [[ $SR_SIGNALLED == 1 ]]; then
-    sr_log "$study/$name: stopped by the time-limit signal (exit $rc) before it finished"
+  if (( rc == SR_EXIT_STOPPED )); then
+    sr_log "$study/$name: stopped by a signal before it finished, checkpoint committed (exit $rc)"
     SR_PENDING=1
-    return 10
+    return "$SR_EXIT_STOPPED"
   fi
+  (( rc == SR_EXIT_WATCHDOG )) && sr_log "$study/$name: the watchdog ended a hung run (exit $rc); not requeued"
   sr_log "$study/$name: softrec failed (exit $rc); see $rundir/stdout.txt and the job's stderr"
   (( rc == 0 )) && rc=1
   return "$rc"

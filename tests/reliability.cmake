@@ -84,3 +84,19 @@ if(SOFTREC_FUZZ)
     target_link_libraries(fuzz_${h} PRIVATE softrec_fuzz_lib)
   endforeach()
 endif()
+
+# Faults end cleanly (issue 18): SIGSTOP x20 of one rank (random moments,
+# inside checkpoint saves and evaluations by SOFTREC_FAULT_ACTION=stop) ends
+# with the watchdog's 10 within its limit and nothing left, kill -9 too;
+# identical runs write identical checkpoint files; exit codes 0 / 11 / 10.
+add_test(NAME faults_watchdog
+         COMMAND python3 ${CMAKE_CURRENT_SOURCE_DIR}/scripts/faults_watchdog.py ${MPIEXEC_EXECUTABLE}
+                 $<TARGET_FILE:softrec> ${CMAKE_CURRENT_BINARY_DIR}/work/faults_watchdog 20)
+add_test(NAME ckpt_identical
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/scripts/ckpt_identical.sh ${MPIEXEC_EXECUTABLE}
+                 $<TARGET_FILE:softrec> ${CMAKE_CURRENT_BINARY_DIR}/work/ckpt_identical)
+add_test(NAME exit_codes
+         COMMAND ${CMAKE_CURRENT_SOURCE_DIR}/scripts/exit_codes.sh ${MPIEXEC_EXECUTABLE}
+                 $<TARGET_FILE:softrec> ${PROJECT_SOURCE_DIR} ${CMAKE_CURRENT_BINARY_DIR}/work/exit_codes)
+set_tests_properties(faults_watchdog ckpt_identical exit_codes PROPERTIES TIMEOUT 600 PROCESSORS 2
+                     LABELS "reliability;script" ENVIRONMENT "${SR_MPI_ENV}")

@@ -271,12 +271,9 @@ static sr_status train_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_status st = sr_trainer_fit(t, &res, err);
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
-    if (res.stopped) { /* preempted: the checkpoint is committed; no result row */
-        if (c->rank == 0)
-            fprintf(stderr, "softrec: stopped by signal %d; resume with --set train.resume=auto (run.dir %s)\n",
-                    res.stopped, cfg.run_dir);
-        return SR_OK;
-    }
+    if (res.stopped) /* preempted: the checkpoint is committed; no result row; exit code 11 */
+        SR_FAIL(err, SR_STOPPED, "stopped by signal %d, checkpoint committed; resume with --set train.resume=auto "
+                "(run.dir %s)", res.stopped, cfg.run_dir);
     if (c->rank == 0) print_result(c, &cfg, &res);
     return SR_OK;
 }

@@ -51,6 +51,9 @@ const char *sr_status_name(sr_status code)
     case SR_ERR_NOMEM: return "nomem";
     case SR_ERR_NUMERIC: return "numeric";
     case SR_ERR_INTERNAL: return "internal";
+    case SR_WATCHDOG: return "watchdog";
+    case SR_STOPPED: return "stopped";
+    case SR_ERR_CPU: return "cpu";
     }
     return "unknown";
 }

@@ -28,7 +28,11 @@ typedef enum sr_status {
     SR_ERR_MPI = 6,      /* an MPI call failed or a count does not fit */
     SR_ERR_NOMEM = 7,    /* allocation failed */
     SR_ERR_NUMERIC = 8,  /* non-finite values */
-    SR_ERR_INTERNAL = 9  /* a bug: an invariant did not hold */
+    SR_ERR_INTERNAL = 9, /* a bug: an invariant did not hold */
+    /* Not failures of a call: how a training job ended (exit codes). */
+    SR_WATCHDOG = 10,    /* the watchdog ended the job (src/train/guard.h) */
+    SR_STOPPED = 11,     /* stopped by a signal, checkpoint committed: resume */
+    SR_ERR_CPU = 12      /* this CPU lacks an instruction set the binary was built for (launch/softrec.c) */
 } sr_status;
 
 #define SR_ERROR_MSG_MAX 768

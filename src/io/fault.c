@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 static const char *const phase_names[SR_FAULT_PHASE_COUNT] = {
-    "none", "ckpt_write", "ckpt_before_commit", "ckpt_after_rename", "ckpt_read", "ckpt_latest"};
+    "none", "ckpt_write", "ckpt_before_commit", "ckpt_after_rename", "ckpt_read", "ckpt_latest", "eval"};
 
 const char *sr_fault_phase_name(sr_fault_phase p)
 {
@@ -40,7 +40,7 @@ sr_status sr_fault_parse(sr_fault *f, const char *spec, const char *action, sr_e
     if (f->phase == SR_FAULT_NONE)
         SR_FAIL(err, SR_ERR_CONFIG,
                 "SOFTREC_FAULT='%s': unknown phase (expected ckpt_write, ckpt_before_commit, ckpt_after_rename, "
-                "ckpt_read or ckpt_latest, then optional @rank and #nth)", spec);
+                "ckpt_read, ckpt_latest or eval, then optional @rank and #nth)", spec);
     const char *s = spec + plen;
     while (*s) {
         char tag = *s++;
@@ -59,9 +59,11 @@ sr_status sr_fault_parse(sr_fault *f, const char *spec, const char *action, sr_e
         f->action = SR_FAULT_KILL;
     } else if (strcmp(action, "error") == 0) {
         f->action = SR_FAULT_ERROR;
+    } else if (strcmp(action, "stop") == 0) {
+        f->action = SR_FAULT_STOP;
     } else {
         memset(f, 0, sizeof *f);
-        SR_FAIL(err, SR_ERR_CONFIG, "SOFTREC_FAULT_ACTION='%s': expected kill or error", action);
+        SR_FAIL(err, SR_ERR_CONFIG, "SOFTREC_FAULT_ACTION='%s': expected kill, error or stop", action);
     }
     return SR_OK;
 }
@@ -76,14 +78,20 @@ sr_status sr_fault_hit(sr_fault *f, sr_fault_phase p, int rank, const char *wher
     if (!f || f->phase == SR_FAULT_NONE || f->phase != p) return SR_OK;
     if (f->rank >= 0 && f->rank != rank) return SR_OK;
     if (++f->hits != f->nth) return SR_OK;
-    if (f->action == SR_FAULT_KILL) {
-        /* Leave a trace for the test log, then die the way kill -9 does. */
+    if (f->action != SR_FAULT_ERROR) {
+        /* Leave a trace for the test log, then die the way kill -9 does, or
+         * freeze the way kill -STOP does (the watchdog tests). */
+        const int stop = f->action == SR_FAULT_STOP;
         char msg[256];
-        int n = snprintf(msg, sizeof msg, "softrec: fault: rank %d killed at %s (%s)\n", rank, phase_names[p],
-                         where ? where : "");
+        int n = snprintf(msg, sizeof msg, "softrec: fault: rank %d %s at %s (%s)\n", rank,
+                         stop ? "stopped" : "killed", phase_names[p], where ? where : "");
         if (n > 0) {
             ssize_t w = write(2, msg, (size_t)n < sizeof msg ? (size_t)n : sizeof msg - 1);
             (void)w;
+        }
+        if (stop) {
+            raise(SIGSTOP);
+            return SR_OK; /* continued (SIGCONT) */
         }
         raise(SIGKILL);
         _exit(137); /* not reached */

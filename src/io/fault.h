@@ -1,4 +1,5 @@
-/* fault.h: fault injection for the checkpoint I/O path (tests only).
+/* fault.h: fault injection for the checkpoint I/O path and evaluation
+ * (tests only).
  *
  * Contract
  *  - A fault is described by the environment variable
@@ -7,7 +8,8 @@
  *    rank); #nth: fire on the nth time the phase is reached on that rank
  *    (1-based, default 1), once. SOFTREC_FAULT_ACTION=kill (default) makes
  *    the rank raise SIGKILL on itself; =error makes the hook return SR_ERR_IO
- *    ("injected fault ...") so the error path runs. Examples:
+ *    ("injected fault ...") so the error path runs; =stop raises SIGSTOP
+ *    (a frozen rank, for the watchdog; it goes on after SIGCONT). Examples:
  *        SOFTREC_FAULT=ckpt_write@1        rank 1 dies in the middle of a table
  *        SOFTREC_FAULT=ckpt_read#2 SOFTREC_FAULT_ACTION=error
  *  - sr_fault_from_env parses once into a struct the caller owns (no
@@ -19,6 +21,8 @@
  *        ckpt_after_rename   the file is renamed into place, `latest` not updated
  *        ckpt_read           before a rank reads table rows on load
  *        ckpt_latest         rank 0, before `latest.tmp` is written
+ *        eval                a training run's evaluation has begun (kill or stop
+ *                            only: an error there leaves the peers waiting)
  */
 #ifndef SR_IO_FAULT_H
 #define SR_IO_FAULT_H
@@ -34,10 +38,11 @@ typedef enum sr_fault_phase {
     SR_FAULT_CKPT_AFTER_RENAME,
     SR_FAULT_CKPT_READ,
     SR_FAULT_CKPT_LATEST,
+    SR_FAULT_EVAL,
     SR_FAULT_PHASE_COUNT
 } sr_fault_phase;
 
-typedef enum sr_fault_action { SR_FAULT_KILL = 0, SR_FAULT_ERROR = 1 } sr_fault_action;
+typedef enum sr_fault_action { SR_FAULT_KILL = 0, SR_FAULT_ERROR = 1, SR_FAULT_STOP = 2 } sr_fault_action;
 
 typedef struct sr_fault {
     sr_fault_phase phase; /* SR_FAULT_NONE: disabled */

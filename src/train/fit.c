@@ -72,6 +72,7 @@ static sr_status fit_start(fit_run *f, sr_error *err)
     char *from = f->res->resumed_from;
     if (!strcmp(cfg->train_resume, "auto")) {
         SR_TRY(sr_trainer_resume(t, &f->pos, &f->fault, from, sizeof f->res->resumed_from, err));
+        if (from[0]) SR_TRY(sr_trainer_load_seconds(t, &f->pos, err));
         if (from[0])
             sr_log_root(&t->log, SR_LOG_INFO, "resumed from %s: epoch %lld, step %lld of the epoch, %lld steps taken",
                         from, (long long)f->pos.epoch, (long long)f->pos.cursor, (long long)f->pos.step);
@@ -80,6 +81,24 @@ static sr_status fit_start(fit_run *f, sr_error *err)
     f->first_epoch = f->pos.epoch;
     f->t_start = sr_time_now();
     return SR_OK;
+}
+
+/* An evaluation, watched with its own limit. */
+static sr_status evaluate(fit_run *f, int split, sr_eval_result *r, sr_error *err)
+{
+    sr_guard_watch(f->guard, SR_GUARD_EVAL, 0);
+    sr_status st = sr_fault_hit(&f->fault, SR_FAULT_EVAL, f->t->c->rank, "evaluation", err);
+    if (st == SR_OK) st = sr_trainer_evaluate(f->t, split, r, err);
+    sr_guard_unwatch(f->guard);
+    return st;
+}
+
+/* A checkpoint of the current step; the wall time trained goes beside it
+ * (train_seconds), not into the file. */
+static sr_status save_checkpoint(fit_run *f, sr_error *err)
+{
+    SR_TRY(sr_trainer_save_seconds(f->t, &f->pos, err));
+    return sr_trainer_save_checkpoint(f->t, &f->pos, f->guard, &f->fault, err);
 }
 
 /* What a failed step means. Non-finite (seen by every rank in the same
@@ -116,19 +135,22 @@ static sr_status step_failed(fit_run *f, int64_t epoch, int64_t s, sr_status st,
     sr_comm_abort(t->c, err);
 }
 
-/* After a step: a checkpoint every train.checkpoint_every steps, and one
- * when a signal asks the run to stop (then the run stops). */
-static sr_status after_step(fit_run *f, sr_error *err)
+/* After a step (its stop decision is the step's last collective): a
+ * checkpoint every train.checkpoint_every steps, and one when a signal asks
+ * the run to stop (then the run stops). */
+static sr_status after_step(fit_run *f, int64_t step, sr_error *err)
 {
     sr_trainer *t = f->t;
     const sr_config *cfg = &t->cfg;
     int sig = 0;
-    SR_TRY(sr_guard_should_stop(f->guard, &sig, err));
+    sr_status st = sr_guard_should_stop(f->guard, &sig, err);
+    sr_guard_step_end(f->guard, step);
+    SR_TRY(st);
     const bool every = cfg->train_checkpoint_every > 0 && t->step % cfg->train_checkpoint_every == 0;
     if (!sig && !every) return SR_OK;
     const double t_train = f->pos.train_seconds;
     f->pos.train_seconds = t_train + (sr_time_now() - f->t_epoch);
-    sr_status st = sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err);
+    st = save_checkpoint(f, err);
     f->pos.train_seconds = t_train;
     if (st == SR_OK && sig) {
         f->res->stopped = sig;
@@ -167,11 +189,13 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
         sr_trainer_step_range(t, s, &lo, &hi);
         double loss = 0;
         int64_t b0 = c->stats ? c->stats->bytes : 0;
-        sr_guard_step_begin(f->guard, t->step + 1);
+        /* The step's number before sr_trainer_step counts it. */
+        const int64_t step = t->step + 1;
+        sr_guard_step_begin(f->guard, step);
         sr_status st = sr_trainer_step(t, lo, hi, &loss, err);
-        sr_guard_step_end(f->guard, t->step + 1);
         if (c->stats) f->comm_bytes += c->stats->bytes - b0;
         if (st != SR_OK) {
+            sr_guard_step_end(f->guard, step);
             SR_TRY(step_failed(f, epoch, s, st, err));
             continue;
         }
@@ -180,7 +204,7 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
         f->pos.epoch_loss += loss;
         f->pos.epoch = epoch;
         f->pos.cursor = s + 1;
-        SR_TRY(after_step(f, err));
+        SR_TRY(after_step(f, step, err));
         if (f->res->stopped) return SR_OK;
         progress(f, epoch, s, s0, &last);
     }
@@ -203,7 +227,10 @@ static sr_status select_model(fit_run *f, int64_t epoch, const sr_eval_result *v
         f->res->best_valid = *v;
         char path[SR_CONFIG_PATH_MAX + 32];
         snprintf(path, sizeof path, "%s/best.h5", cfg->run_dir);
-        return sr_trainer_save_model(t, path, epoch, err);
+        sr_guard_watch(f->guard, SR_GUARD_MODEL, 0);
+        sr_status st = sr_trainer_save_model(t, path, epoch, err);
+        sr_guard_unwatch(f->guard);
+        return st;
     }
     const int64_t every = cfg->eval_every, since = epoch / every - f->pos.best_epoch / every;
     if (cfg->train_early_stop_patience > 0 && since >= cfg->train_early_stop_patience) {
@@ -232,7 +259,7 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
                      (double)t->ex_total / secs);
     if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
         sr_eval_result v;
-        SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_VALID, &v, err));
+        SR_TRY(evaluate(f, SR_SPLIT_VALID, &v, err));
         char js[SR_EVAL_JSON_MAX];
         sr_eval_result_json(&v, js, sizeof js);
         n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
@@ -268,7 +295,7 @@ static sr_status test_models(fit_run *f, sr_error *err)
 {
     sr_trainer *t = f->t;
     sr_fit_result *res = f->res;
-    SR_TRY(sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test_last, err));
+    SR_TRY(evaluate(f, SR_SPLIT_TEST, &res->test_last, err));
     res->test = res->test_last;
     res->test_epoch = f->last_epoch;
     if (strcmp(t->cfg.eval_test_model, "best") || f->pos.best_epoch <= 0 || f->pos.best_epoch == f->last_epoch)
@@ -284,7 +311,7 @@ static sr_status test_models(fit_run *f, sr_error *err)
     }
     SR_TRY(sr_trainer_load(t, path, err));
     res->test_epoch = f->pos.best_epoch;
-    return sr_trainer_evaluate(t, SR_SPLIT_TEST, &res->test, err);
+    return evaluate(f, SR_SPLIT_TEST, &res->test, err);
 }
 
 /* The last checkpoint, model.h5, the test split, the final metrics line. */
@@ -293,7 +320,7 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     sr_trainer *t = f->t;
     const sr_config *cfg = &t->cfg;
     sr_fit_result *res = f->res;
-    SR_TRY(sr_trainer_save_checkpoint(t, &f->pos, f->guard, &f->fault, err));
+    SR_TRY(save_checkpoint(f, err));
     res->skipped_steps = f->pos.skipped;
     res->train_seconds = f->pos.train_seconds;
     res->epochs = f->last_epoch;
@@ -304,7 +331,10 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     res->num_items = t->meta.num_items;
     char path[SR_CONFIG_PATH_MAX + 32];
     snprintf(path, sizeof path, "%s/model.h5", cfg->run_dir);
-    SR_TRY(sr_trainer_save_model(t, path, f->last_epoch, err));
+    sr_guard_watch(f->guard, SR_GUARD_MODEL, 0);
+    sr_status st = sr_trainer_save_model(t, path, f->last_epoch, err);
+    sr_guard_unwatch(f->guard);
+    SR_TRY(st);
     SR_TRY(test_models(f, err));
     char js[SR_EVAL_JSON_MAX], last[SR_EVAL_JSON_MAX], line[2 * SR_EVAL_JSON_MAX + 200];
     sr_eval_result_json(&res->test, js, sizeof js);

@@ -11,13 +11,23 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/prctl.h>
 #include <time.h>
 #include <unistd.h>
 
 #define HB_MAGIC 0x42485253u /* "SRHB" */
 #define HB_DIR_MAX 3900      /* longest heartbeat directory accepted */
 
-enum { HB_START = 0, HB_IN_STEP = 1, HB_AFTER_STEP = 2, HB_WATCHED = 3 };
+/* Heartbeat phases: HB_START, then HB_PHASE0 + sr_guard_phase (the test
+ * scripts read them: 1 step, 2 after a step, 3 checkpoint save, 4 model
+ * save, 5 evaluation). */
+enum { HB_START = 0, HB_PHASE0 = 1 };
+
+static const char *const phase_names[SR_GUARD_PHASES] = {"step", "after step", "checkpoint save", "model save",
+                                                          "evaluation"};
+
+/* Launchers whose children may ask for SIGKILL at the parent's death. */
+static const char *const launchers[] = {"mpirun", "mpiexec", "orterun", "orted", "prterun", "prted", "slurmstepd"};
 
 /* One rank's heartbeat file: a single fixed-size record. The main thread
  * writes [0, offsetof(t_alive)) at step events; the watchdog thread writes
@@ -42,6 +52,12 @@ static volatile sig_atomic_t sr_guard_signal_flag;
 
 static void on_signal(int sig) { sr_guard_signal_flag = sig; }
 
+/* Recent durations of one phase kind (ring). */
+typedef struct phase_hist {
+    double v[SR_GUARD_HISTORY];
+    int n, next;
+} phase_hist;
+
 struct sr_guard {
     const sr_comm *c;
     double factor, min_seconds;
@@ -49,17 +65,17 @@ struct sr_guard {
     pthread_t thread;
     int thread_started;
     int mpi_multiple;
+    pid_t ppid; /* the launcher (0: not watched) */
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int quit;
-    /* watched phase */
-    int armed;
+    /* the current phase */
+    int armed;   /* from the first step_begin on (or inside a watch) */
+    int stepped; /* a step has begun: unwatch goes to "after step" */
     int64_t step;
-    const char *what; /* NULL: a step */
+    sr_guard_phase phase;
     double t0, limit;
-    /* history of step durations (ring) */
-    double hist[SR_GUARD_HISTORY];
-    int nhist, next;
+    phase_hist hist[SR_GUARD_PHASES];
     /* heartbeat: fd changes under mu (only the main thread changes it) */
     int hb_fd;       /* -1: not publishing */
     char *hb_dir;    /* owned */
@@ -149,16 +165,69 @@ static int cmp_d(const void *a, const void *b)
     return (x > y) - (x < y);
 }
 
-/* Limit of the next step; caller holds mu. */
-static double step_limit(const sr_guard *g)
+/* Limit of a phase about to start; caller holds mu. After a step the
+ * step's limit holds: what runs there is short and collective-free, or
+ * waits in the next step's first collective. */
+static double phase_limit(const sr_guard *g, sr_guard_phase phase)
 {
-    if (g->nhist < SR_GUARD_WARMUP) return g->factor * g->min_seconds;
+    const phase_hist *h = &g->hist[phase == SR_GUARD_AFTER ? SR_GUARD_STEP : phase];
+    if (h->n < (phase == SR_GUARD_STEP || phase == SR_GUARD_AFTER ? SR_GUARD_WARMUP : 1)) return g->min_seconds;
     double v[SR_GUARD_HISTORY];
-    memcpy(v, g->hist, (size_t)g->nhist * sizeof *v);
-    qsort(v, (size_t)g->nhist, sizeof *v, cmp_d);
-    double med = (g->nhist % 2) ? v[g->nhist / 2] : 0.5 * (v[g->nhist / 2 - 1] + v[g->nhist / 2]);
+    memcpy(v, h->v, (size_t)h->n * sizeof *v);
+    qsort(v, (size_t)h->n, sizeof *v, cmp_d);
+    double med = (h->n % 2) ? v[h->n / 2] : 0.5 * (v[h->n / 2 - 1] + v[h->n / 2]);
     double l = g->factor * med;
     return l > g->min_seconds ? l : g->min_seconds;
+}
+
+/* Record the current phase's duration (steps and watched phases); caller
+ * holds mu. */
+static void record_locked(sr_guard *g)
+{
+    if (!g->armed || g->phase == SR_GUARD_AFTER) return;
+    phase_hist *h = &g->hist[g->phase];
+    h->v[h->next] = now_s() - g->t0;
+    h->next = (h->next + 1) % SR_GUARD_HISTORY;
+    if (h->n < SR_GUARD_HISTORY) h->n++;
+}
+
+/* Start a phase; caller holds mu. */
+static void enter_locked(sr_guard *g, sr_guard_phase phase, double limit)
+{
+    g->phase = phase;
+    g->limit = limit > 0 ? limit : phase_limit(g, phase);
+    g->t0 = now_s();
+    g->armed = 1;
+}
+
+/* Under a launcher, the parent whose death must end this rank (0: none);
+ * asks the kernel for SIGKILL when the parent is a launcher process. */
+static pid_t watch_parent(void)
+{
+    if (!getenv("OMPI_COMM_WORLD_SIZE") && !getenv("PMIX_RANK") && !getenv("SLURM_STEP_ID")) return 0;
+    pid_t pp = getppid();
+    if (pp <= 1) return 0;
+    char p[64], comm[64] = "";
+    snprintf(p, sizeof p, "/proc/%ld/comm", (long)pp);
+    FILE *f = fopen(p, "r");
+    if (f) {
+        if (!fgets(comm, sizeof comm, f)) comm[0] = '\0';
+        fclose(f);
+    }
+    comm[strcspn(comm, "\n")] = '\0';
+    for (size_t i = 0; i < sizeof launchers / sizeof *launchers; i++)
+        if (!strcmp(comm, launchers[i])) {
+            prctl(PR_SET_PDEATHSIG, SIGKILL);
+            break;
+        }
+    /* It may have died before the prctl: then getppid() moved already. */
+    if (getppid() != pp) {
+        static const char msg[] = "softrec: the launcher is gone; exiting\n";
+        ssize_t w = write(2, msg, sizeof msg - 1);
+        (void)w;
+        _exit(SR_WATCHDOG);
+    }
+    return pp;
 }
 
 /* Append to buf at *len (bounded, always terminated). */
@@ -180,12 +249,12 @@ static void describe_locked(sr_guard *g, char *buf, size_t n)
     size_t len = 0;
     buf[0] = '\0';
     double el = g->armed ? now_s() - g->t0 : 0;
-    if (g->what)
-        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in %s for %.1f s (limit %.1f s)", g->c->rank,
-                 g->what, el, g->limit);
+    if (g->phase == SR_GUARD_STEP || g->phase == SR_GUARD_AFTER)
+        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck %s %lld for %.1f s (limit %.1f s)", g->c->rank,
+                 g->phase == SR_GUARD_STEP ? "in step" : "after step", (long long)g->step, el, g->limit);
     else
-        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in step %lld for %.1f s (limit %.1f s)",
-                 g->c->rank, (long long)g->step, el, g->limit);
+        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in %s (after step %lld) for %.1f s (limit %.1f s)",
+                 g->c->rank, phase_names[g->phase], (long long)g->step, el, g->limit);
     if (g->hb_fd < 0 || !g->hb_dir) return;
     double now = wall_s();
     int named = 0, more = 0;
@@ -227,8 +296,20 @@ _Noreturn static void fire(sr_guard *g)
     ssize_t w = write(2, msg, n);
     (void)w;
     /* No one to report a failed MPI_Abort to: _exit below ends this rank. */
-    if (g->mpi_multiple) MPI_Abort(MPI_COMM_WORLD, SR_GUARD_EXIT_WATCHDOG);
-    _exit(SR_GUARD_EXIT_WATCHDOG);
+    if (g->mpi_multiple) MPI_Abort(MPI_COMM_WORLD, SR_WATCHDOG);
+    _exit(SR_WATCHDOG);
+}
+
+/* The launcher died (mpirun killed, orted lost): nothing will collect or
+ * end this rank, and its peers are going too. */
+_Noreturn static void orphaned(sr_guard *g)
+{
+    char msg[160];
+    int n = snprintf(msg, sizeof msg, "softrec: rank %d: the launcher (pid %ld) is gone; exiting\n", g->c->rank,
+                     (long)g->ppid);
+    ssize_t w = write(2, msg, n > 0 ? (size_t)n : 0);
+    (void)w;
+    _exit(SR_WATCHDOG);
 }
 
 static void *watch_loop(void *arg)
@@ -247,6 +328,7 @@ static void *watch_loop(void *arg)
         pthread_cond_timedwait(&g->cv, &g->mu, &ts);
         if (g->quit) continue;
         hb_alive(g);
+        if (g->ppid && getppid() != g->ppid) orphaned(g);
         /* A tick far later than 100 ms: this process was stopped (SIGSTOP,
          * a scheduler's suspend) or starved; that time is not the step's. */
         double t = now_s();
@@ -275,6 +357,7 @@ sr_status sr_guard_create(sr_guard **out, const sr_comm *c, double factor, doubl
     g->c = c;
     g->factor = factor;
     g->min_seconds = min_seconds;
+    g->ppid = watch_parent();
     g->step = -1;
     g->hb_fd = -1;
     g->mpi_multiple = provided == MPI_THREAD_MULTIPLE;
@@ -347,47 +430,48 @@ void sr_guard_step_begin(sr_guard *g, int64_t step)
 {
     pthread_mutex_lock(&g->mu);
     g->step = step;
-    g->what = NULL;
-    g->limit = step_limit(g);
-    g->t0 = now_s();
-    g->armed = 1;
+    g->stepped = 1;
+    enter_locked(g, SR_GUARD_STEP, 0);
     pthread_mutex_unlock(&g->mu);
-    hb_step(g, step, HB_IN_STEP);
+    hb_step(g, step, HB_PHASE0 + SR_GUARD_STEP);
 }
 
 void sr_guard_step_end(sr_guard *g, int64_t step)
 {
     pthread_mutex_lock(&g->mu);
-    if (g->armed && !g->what && g->step == step) {
-        g->hist[g->next] = now_s() - g->t0;
-        g->next = (g->next + 1) % SR_GUARD_HISTORY;
-        if (g->nhist < SR_GUARD_HISTORY) g->nhist++;
-    }
-    g->armed = 0;
+    if (g->phase == SR_GUARD_STEP && g->step == step) record_locked(g);
+    enter_locked(g, SR_GUARD_AFTER, 0);
     pthread_mutex_unlock(&g->mu);
-    hb_step(g, step, HB_AFTER_STEP);
+    hb_step(g, step, HB_PHASE0 + SR_GUARD_AFTER);
 }
 
-void sr_guard_watch(sr_guard *g, const char *what, double limit_seconds)
+void sr_guard_watch(sr_guard *g, sr_guard_phase phase, double limit_seconds)
 {
+    if (phase == SR_GUARD_STEP || phase == SR_GUARD_AFTER || phase >= SR_GUARD_PHASES) phase = SR_GUARD_SAVE;
     pthread_mutex_lock(&g->mu);
-    g->what = what ? what : "a watched phase";
-    g->limit = limit_seconds;
-    g->t0 = now_s();
-    g->armed = 1;
+    enter_locked(g, phase, limit_seconds);
     int64_t step = g->step;
     pthread_mutex_unlock(&g->mu);
-    hb_step(g, step, HB_WATCHED);
+    hb_step(g, step, HB_PHASE0 + (int)phase);
 }
 
 void sr_guard_unwatch(sr_guard *g)
 {
     pthread_mutex_lock(&g->mu);
-    g->armed = 0;
-    g->what = NULL;
+    if (g->phase != SR_GUARD_STEP && g->phase != SR_GUARD_AFTER) record_locked(g);
+    if (g->stepped) enter_locked(g, SR_GUARD_AFTER, 0);
+    else g->armed = 0;
     int64_t step = g->step;
     pthread_mutex_unlock(&g->mu);
-    hb_step(g, step, HB_AFTER_STEP);
+    hb_step(g, step, HB_PHASE0 + SR_GUARD_AFTER);
+}
+
+double sr_guard_limit(sr_guard *g)
+{
+    pthread_mutex_lock(&g->mu);
+    double l = g->armed ? g->limit : 0;
+    pthread_mutex_unlock(&g->mu);
+    return l;
 }
 
 sr_status sr_guard_set_heartbeat_dir(sr_guard *g, const char *dir, sr_error *err)

@@ -13,19 +13,37 @@
  * script and forward it with `kill -USR1` to srun.
  *
  * Watchdog. A thread per rank (not started when factor <= 0) checks every
- * 100 ms whether the current step (between sr_guard_step_begin and
- * sr_guard_step_end) has run longer than its limit:
- *     limit = max(factor x median of the last SR_GUARD_HISTORY step times,
+ * 100 ms whether the current phase has run longer than its limit. From the
+ * first sr_guard_step_begin until destroy every moment belongs to a phase,
+ * so every collective in between is watched:
+ *   - step S: sr_guard_step_begin(S) to sr_guard_step_end(S) (the caller
+ *     ends it after the step's last collective, the stop decision);
+ *   - after step S: from sr_guard_step_end or sr_guard_unwatch to the next
+ *     begin or watch (progress lines, epoch bookkeeping), the step's limit;
+ *   - a watched phase, sr_guard_watch(SR_GUARD_SAVE / _MODEL / _EVAL) to
+ *     sr_guard_unwatch: checkpoint save, model save, evaluation.
+ * Steps and each watched phase keep their own history of durations:
+ *     limit = max(factor x median of the last SR_GUARD_HISTORY durations,
  *                 min_seconds)
- * and, before SR_GUARD_WARMUP steps have finished, factor x min_seconds
- * (first steps warm caches and allocate). Then it prints
+ * and min_seconds until SR_GUARD_WARMUP steps (1 save, 1 evaluation) have
+ * been timed, so a stopped peer is caught within max(factor x median,
+ * min_seconds) plus the 100 ms tick. Then it prints
  *     softrec: watchdog: rank R stuck in step S for T s (limit L s)
- * to stderr and ends the job: MPI_Abort(MPI_COMM_WORLD, SR_GUARD_EXIT_WATCHDOG)
- * when MPI was initialised with MPI_THREAD_MULTIPLE (only then may a second
- * thread call MPI), otherwise _exit(SR_GUARD_EXIT_WATCHDOG); mpirun and srun
- * end the whole job about 1 s after a rank exits without MPI_Finalize. Time
- * outside steps (evaluation, checkpoints) is not watched unless bracketed by
- * sr_guard_watch / sr_guard_unwatch with an explicit limit.
+ * ("in checkpoint save", "in evaluation", "after step S", ...) to stderr
+ * and ends the job: MPI_Abort(MPI_COMM_WORLD, SR_WATCHDOG) when MPI was
+ * initialised with MPI_THREAD_MULTIPLE (only then may a second thread call
+ * MPI), otherwise _exit(SR_WATCHDOG); mpirun and srun end the whole job
+ * about 1 s after a rank exits without MPI_Finalize. Before the first step
+ * (start-up, resume) and after destroy nothing is watched.
+ *
+ * Launcher death. Under a launcher (Open MPI, PMIx or SLURM variables set)
+ * a rank must not outlive its job: create asks the kernel for SIGKILL when
+ * the parent dies (prctl PR_SET_PDEATHSIG) if the parent is a launcher
+ * process (mpirun, orted, prted, slurmstepd, ...; the signal follows the
+ * parent thread, and those fork from threads that live as long as they
+ * do), and the watchdog thread checks getppid() every tick and exits
+ * (code SR_WATCHDOG, one line) when the parent changed. A stopped rank is
+ * covered by the first only.
  *
  * Heartbeats (sr_guard_set_heartbeat_dir). A rank stopped with SIGSTOP (or
  * frozen in the kernel) cannot report itself: its peers block in the next
@@ -60,13 +78,22 @@
 #include "comm/comm.h"
 #include "core/error.h"
 
-#define SR_GUARD_EXIT_WATCHDOG 10 /* exit code of a job ended by the watchdog */
-#define SR_GUARD_HISTORY 20       /* step times in the median */
+#define SR_GUARD_HISTORY 20       /* durations in a phase's median */
 #define SR_GUARD_WARMUP 3         /* steps before the median is trusted */
 #define SR_GUARD_SILENT_S 0.5     /* alive time older than this: not responding */
 #define SR_GUARD_NAMED 4          /* other ranks named in the watchdog line */
 
 typedef struct sr_guard sr_guard;
+
+/* What the watchdog watches (each kind its own history and limit). */
+typedef enum sr_guard_phase {
+    SR_GUARD_STEP = 0,  /* a training step, up to its stop decision */
+    SR_GUARD_AFTER = 1, /* between phases, after a step (the step's limit) */
+    SR_GUARD_SAVE = 2,  /* checkpoint save */
+    SR_GUARD_MODEL = 3, /* model.h5 save */
+    SR_GUARD_EVAL = 4,  /* evaluation of a split */
+    SR_GUARD_PHASES = 5
+} sr_guard_phase;
 
 /* Install the signal handlers and start the watchdog (factor > 0). Not
  * collective. */
@@ -82,7 +109,9 @@ sr_status sr_guard_should_stop(sr_guard *g, int *sig, sr_error *err);
 /* This rank's received signal (0: none), without communication. */
 int sr_guard_signal(const sr_guard *g);
 
-/* Bracket one training step. */
+/* Bracket one training step: begin arms the watchdog (from then on it stays
+ * armed until destroy); end records the step's duration (when the step
+ * numbers match) and moves to "after step". */
 void sr_guard_step_begin(sr_guard *g, int64_t step);
 void sr_guard_step_end(sr_guard *g, int64_t step);
 
@@ -100,9 +129,14 @@ sr_status sr_guard_set_heartbeat_dir(sr_guard *g, const char *dir, sr_error *err
  * into buf (n bytes, truncated): for tests and diagnostics. */
 void sr_guard_describe(sr_guard *g, char *buf, size_t n);
 
-/* Bracket another long phase with its own limit in seconds (what: e.g.
- * "checkpoint save", kept by pointer). */
-void sr_guard_watch(sr_guard *g, const char *what, double limit_seconds);
+/* Bracket a save or an evaluation (SR_GUARD_SAVE, _MODEL, _EVAL): its
+ * limit is limit_seconds when > 0, else from its own history (above).
+ * unwatch records the duration and moves to "after step". Before the first
+ * step_begin a watched phase is armed too, and unwatch disarms again. */
+void sr_guard_watch(sr_guard *g, sr_guard_phase phase, double limit_seconds);
 void sr_guard_unwatch(sr_guard *g);
+
+/* The limit the current phase runs under (0: not armed): for tests. */
+double sr_guard_limit(sr_guard *g);
 
 #endif

@@ -1,6 +1,8 @@
 /* state.c: what a checkpoint holds and how a run continues from one
  * (train.h, docs/reliability.md): the backbone's and the loss's tables, the
  * optimiser state, and the training position. */
+#include <errno.h>
+#include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -57,11 +59,12 @@ static int pos_state(sr_train_pos *p, sr_ckpt_state *st, int64_t steps)
     st[2] = (sr_ckpt_state){"cursor", SR_CKPT_I64, &p->cursor, 1, 0, r, 0, steps};
     st[3] = (sr_ckpt_state){"best_epoch", SR_CKPT_I64, &p->best_epoch, 1, 0, r, 0, POS_MAX_EPOCH};
     st[4] = (sr_ckpt_state){"skipped_steps", SR_CKPT_I64, &p->skipped, 1, 0, r, 0, POS_MAX_STEP};
-    /* best: -1 (none yet) or a metric in [0, 1]; seconds and loss: finite */
+    /* best: -1 (none yet) or a metric in [0, 1]; loss: finite. The wall
+     * time is not here: it differs between identical runs, and the same
+     * run must give the same file (sr_trainer_save_seconds). */
     st[5] = (sr_ckpt_state){"best_valid", SR_CKPT_F64, &p->best, 1, 0, r, -1, 1};
-    st[6] = (sr_ckpt_state){"train_seconds", SR_CKPT_F64, &p->train_seconds, 1, 0, r, 0, POS_MAX_STEP};
-    st[7] = (sr_ckpt_state){"epoch_loss", SR_CKPT_F64, &p->epoch_loss, 1, 0, r, -POS_MAX_STEP, POS_MAX_STEP};
-    return 8;
+    st[6] = (sr_ckpt_state){"epoch_loss", SR_CKPT_F64, &p->epoch_loss, 1, 0, r, -POS_MAX_STEP, POS_MAX_STEP};
+    return 7;
 }
 
 /* The loaded position must be one this run could have reached: every step
@@ -213,19 +216,60 @@ sr_status sr_trainer_save_checkpoint(sr_trainer *t, sr_train_pos *p, sr_guard *g
 {
     ckpt_tables ct;
     all_tables(t, true, true, &ct);
-    /* Wall time differs per rank: store the slowest rank's (replicated). */
-    SR_TRY(sr_comm_allreduce_max(t->c, &p->train_seconds, 1, err));
     p->step = t->step;
     sr_ckpt_state st[8];
     int ns = pos_state(p, st, 0);
     sr_ckpt_info info;
     fill_info(t, &info, p->epoch);
-    if (g) sr_guard_watch(g, "checkpoint save", 600);
+    if (g) sr_guard_watch(g, SR_GUARD_SAVE, 0);
     sr_status s = sr_ckpt_dir_save(t->c, t->cfg.run_dir, t->step, &info, ct.all, ct.n, st, ns,
                                    t->cfg.train_keep_checkpoints, fault, err);
     if (g) sr_guard_unwatch(g);
     sr_ckpt_info_free(&info);
     return s;
+}
+
+/* run.dir/checkpoints/train_seconds: one line "<step> <seconds>" per save,
+ * appended before the checkpoint is written (a failed save leaves a line no
+ * checkpoint names; the last line of a step wins). */
+static void seconds_path(const sr_trainer *t, char *buf, size_t n)
+{
+    snprintf(buf, n, "%s/checkpoints/train_seconds", t->cfg.run_dir);
+}
+
+sr_status sr_trainer_save_seconds(sr_trainer *t, sr_train_pos *p, sr_error *err)
+{
+    /* Wall time differs per rank: keep the slowest rank's (replicated). */
+    SR_TRY(sr_comm_allreduce_max(t->c, &p->train_seconds, 1, err));
+    if (t->c->rank != 0) return SR_OK;
+    char path[SR_CONFIG_PATH_MAX + 32];
+    seconds_path(t, path, sizeof path);
+    FILE *f = fopen(path, "a");
+    /* Only a figure of the run: a failure is a warning, not a lost save. */
+    if (!f || fprintf(f, "%lld %.17g\n", (long long)t->step, p->train_seconds) < 0 || fclose(f) != 0) {
+        sr_log_root(&t->log, SR_LOG_WARN, "%s: cannot record the training time: %s", path, strerror(errno));
+        if (f) fclose(f);
+    }
+    return SR_OK;
+}
+
+sr_status sr_trainer_load_seconds(sr_trainer *t, sr_train_pos *p, sr_error *err)
+{
+    double secs = 0;
+    if (t->c->rank == 0) {
+        char path[SR_CONFIG_PATH_MAX + 32], line[128];
+        seconds_path(t, path, sizeof path);
+        FILE *f = fopen(path, "r");
+        while (f && fgets(line, sizeof line, f)) {
+            long long step;
+            double v;
+            if (sscanf(line, "%lld %lf", &step, &v) == 2 && step == p->step && isfinite(v) && v >= 0) secs = v;
+        }
+        if (f) fclose(f);
+    }
+    SR_TRY(sr_comm_bcast(t->c, &secs, 1, MPI_DOUBLE, 0, err));
+    p->train_seconds = secs;
+    return SR_OK;
 }
 
 sr_status sr_trainer_resume(sr_trainer *t, sr_train_pos *p, sr_fault *fault, char *from, size_t len, sr_error *err)

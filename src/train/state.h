@@ -30,6 +30,14 @@ sr_status sr_trainer_save_checkpoint(sr_trainer *t, sr_train_pos *p, sr_guard *g
  * cannot have reached is SR_ERR_DATA. */
 sr_status sr_trainer_resume(sr_trainer *t, sr_train_pos *p, sr_fault *fault, char *from, size_t len, sr_error *err);
 
+/* The training time beside the checkpoints (the checkpoint files hold no
+ * wall time, so identical runs write identical files). save: every rank's
+ * p->train_seconds becomes the slowest rank's, and rank 0 records it for
+ * step t->step before the checkpoint is written; load: p->train_seconds
+ * of step p->step (0 when none was recorded). Collective. */
+sr_status sr_trainer_save_seconds(sr_trainer *t, sr_train_pos *p, sr_error *err);
+sr_status sr_trainer_load_seconds(sr_trainer *t, sr_train_pos *p, sr_error *err);
+
 /* The model alone (no optimiser state, no position) as a committed file. */
 sr_status sr_trainer_save_model(sr_trainer *t, const char *path, int64_t epoch, sr_error *err);
 

@@ -667,7 +667,7 @@ static void test_fault_parse(void)
     CU_ASSERT_STRING_EQUAL(e.msg, "SOFTREC_FAULT='ckpt_read@x': bad rank after '@'");
     sr_error_clear(&e);
     CU_ASSERT_EQUAL(sr_fault_parse(&f, "ckpt_read", "explode", &e), SR_ERR_CONFIG);
-    CU_ASSERT_STRING_EQUAL(e.msg, "SOFTREC_FAULT_ACTION='explode': expected kill or error");
+    CU_ASSERT_STRING_EQUAL(e.msg, "SOFTREC_FAULT_ACTION='explode': expected kill, error or stop");
 }
 
 static void register_tests(void)

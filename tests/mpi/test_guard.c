@@ -66,25 +66,85 @@ static void test_signal_stops_all_at_same_step(void)
     sr_comm_destroy(&c);
 }
 
+/* A communicator and a guard (NULL after a failed assertion). */
+static sr_guard *open_guard(sr_comm *c, double factor, double min_seconds)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_guard *g = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_comm_init(c, MPI_COMM_WORLD, &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_guard_create(&g, c, factor, min_seconds, &e), SR_OK);
+    return g;
+}
+
 static void test_watchdog_quiet_for_normal_steps(void)
 {
     sr_comm c;
-    sr_error e;
-    sr_error_clear(&e);
-    CU_ASSERT_EQUAL_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &e), SR_OK);
-    sr_guard *g = NULL;
-    CU_ASSERT_EQUAL_FATAL(sr_guard_create(&g, &c, 3, 0.5, &e), SR_OK);
+    sr_guard *g = open_guard(&c, 3, 0.5);
+    if (!g) return;
     for (int64_t step = 0; step < 15; step++) {
         sr_guard_step_begin(g, step);
         usleep(5000 + 1000 * (useconds_t)(step % 3));
         MPI_Barrier(c.comm);
         sr_guard_step_end(g, step);
     }
-    sr_guard_watch(g, "checkpoint save", 5);
+    sr_guard_watch(g, SR_GUARD_SAVE, 5);
     usleep(200000); /* longer than any step, within its own limit */
     sr_guard_unwatch(g);
     sr_guard_destroy(&g);
     CU_ASSERT_PTR_NULL(g);
+    sr_comm_destroy(&c);
+}
+
+/* Every moment from the first step on is watched: a step, the time after
+ * it (the step's limit), a save or an evaluation with its own history. */
+static void test_phases_and_limits(void)
+{
+    sr_comm c;
+    sr_guard *g = open_guard(&c, 20, 0.05);
+    if (!g) return;
+    CU_ASSERT_EQUAL(sr_guard_limit(g), 0); /* nothing armed before a step */
+    for (int64_t step = 1; step <= 6; step++) {
+        sr_guard_step_begin(g, step);
+        /* warm-up: min_seconds, then 20 x the median of ~20 ms */
+        double l = sr_guard_limit(g);
+        if (step <= SR_GUARD_WARMUP) CU_ASSERT_DOUBLE_EQUAL(l, 0.05, 1e-12);
+        if (step > SR_GUARD_WARMUP) CU_ASSERT(l > 0.3 && l < 3);
+        usleep(20000);
+        sr_guard_step_end(g, step);
+        CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), l > 0.05 ? l : 0.05, 0.5); /* after the step: armed */
+    }
+    /* a step whose end names another step is not timed */
+    sr_guard_step_begin(g, 7);
+    double l7 = sr_guard_limit(g);
+    usleep(200000);
+    sr_guard_step_end(g, 8);
+    sr_guard_step_begin(g, 9);
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), l7, 1e-9);
+    sr_guard_step_end(g, 9);
+    /* the first save runs under min_seconds, the next under 20 x the first */
+    sr_guard_watch(g, SR_GUARD_SAVE, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), 0.05, 1e-12);
+    usleep(30000);
+    sr_guard_unwatch(g);
+    CU_ASSERT(sr_guard_limit(g) > 0); /* back to "after step" */
+    sr_guard_watch(g, SR_GUARD_SAVE, 0);
+    CU_ASSERT(sr_guard_limit(g) > 0.5 && sr_guard_limit(g) < 3);
+    sr_guard_unwatch(g);
+    sr_guard_watch(g, SR_GUARD_EVAL, 0); /* its own history: none yet */
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), 0.05, 1e-12);
+    sr_guard_unwatch(g);
+    char line[512];
+    sr_guard_describe(g, line, sizeof line);
+    char head[128];
+    snprintf(head, sizeof head, "softrec: watchdog: rank %d stuck after step 9 for ", c.rank);
+    CU_ASSERT_EQUAL(strncmp(line, head, strlen(head)), 0);
+    sr_guard_watch(g, SR_GUARD_EVAL, 7);
+    sr_guard_describe(g, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "stuck in evaluation (after step 9) for "));
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "(limit 7.0 s)"));
+    sr_guard_unwatch(g);
+    sr_guard_destroy(&g);
     sr_comm_destroy(&c);
 }
 
@@ -216,6 +276,7 @@ static void register_tests(void)
     CU_add_test(s, "signal_stops_all_at_same_step", test_signal_stops_all_at_same_step);
     CU_add_test(s, "watchdog_quiet_for_normal_steps", test_watchdog_quiet_for_normal_steps);
     CU_add_test(s, "heartbeat", test_heartbeat);
+    CU_add_test(s, "phases_and_limits", test_phases_and_limits);
 }
 
 int main(int argc, char **argv)

@@ -53,7 +53,7 @@ fi
 
 # 3. CPU check
 SOFTREC_TEST_CPU_LACKS=AVX2 "$bin" version > cpu.out 2> cpu.err; rc=$?
-[[ $rc == 11 ]] || fail "CPU check: exit $rc, want 11"
+[[ $rc == 12 ]] || fail "CPU check: exit $rc, want 12"
 grep -q "^softrec: this binary was built for .*AVX2.* (SOFTREC_NATIVE); this CPU lacks AVX2; rebuild with -DSOFTREC_NATIVE=OFF$" cpu.err ||
   fail "CPU check message: $(cat cpu.err)"
 [[ ! -s cpu.out ]] || fail "the CPU check ran the command anyway"

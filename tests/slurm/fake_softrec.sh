@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # fake_softrec.sh: stands in for softrec in the time-limit test of the batch
 # scripts. `train` without a checkpoint in run.dir waits for SIGUSR1/SIGTERM,
-# then writes run.dir/checkpoints/latest and exits 0 without a result row (what
+# then writes run.dir/checkpoints/latest and exits 11 without a result row (what
 # softrec does when the time-limit signal comes); with a checkpoint it
 # "resumes" and prints a result row at once. `data info` prints num_items.
 set -u
@@ -31,8 +31,8 @@ echo "fake_softrec: training in $dir, waiting for the time-limit signal" >&2
 for ((i = 0; i < 600; i++)); do
   if [[ -n $got ]]; then
     echo "$(date +%s) $got" > "$dir/checkpoints/latest"
-    echo "fake_softrec: got SIG$got after ${i}s: checkpoint written, exiting 0" >&2
-    exit 0
+    echo "fake_softrec: got SIG$got after ${i}s: checkpoint written, exiting 11" >&2
+    exit 11
   fi
   sleep 1
 done
