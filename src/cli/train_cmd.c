@@ -1,4 +1,5 @@
 /* train_cmd.c: "softrec train" and "softrec eval" (cli.h). */
+#include <errno.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -255,6 +256,210 @@ static sr_status apply_sources(sr_config *cfg, const sr_cli_list *l, sr_error *e
     return SR_OK;
 }
 
+/* One run of cfg in cfg->run_dir: the run.dir check, training, the result
+ * row; a signal stop is SR_STOPPED (exit 11) after its checkpoint. */
+static sr_status train_once(const sr_comm *c, const sr_config *cfg, int force, sr_error *err)
+{
+    SR_TRY(check_run_dir(c, cfg, force, err));
+    if (c->rank == 0) print_config_line(c, cfg);
+    sr_trainer *t = NULL;
+    SR_TRY(sr_trainer_create(&t, c, cfg, err));
+    sr_fit_result res;
+    sr_status st = sr_trainer_fit(t, &res, err);
+    sr_trainer_destroy(&t);
+    if (st != SR_OK) return st;
+    if (res.stopped) /* preempted: the checkpoint is committed; no result row; exit code 11 */
+        SR_FAIL(err, SR_STOPPED, "stopped by signal %d, checkpoint committed; resume with --set train.resume=auto "
+                "(run.dir %s)", res.stopped, cfg->run_dir);
+    if (c->rank == 0) print_result(c, cfg, &res);
+    return SR_OK;
+}
+
+/* ---- train.seeds: one run per seed, then mean, sd and a 95% CI ----------- */
+
+#define SEEDS_MAX 256
+
+/* "1,2,3" into seeds[0..*n): integers in [0, 2^63), no empty entries, no
+ * repeats, at least 2. */
+static sr_status parse_seeds(const char *text, int64_t *seeds, int *n, sr_error *err)
+{
+    *n = 0;
+    const char *p = text;
+    for (;;) {
+        const char *comma = strchr(p, ',');
+        size_t len = comma ? (size_t)(comma - p) : strlen(p);
+        while (len && (*p == ' ' || *p == '\t')) p++, len--;
+        while (len && (p[len - 1] == ' ' || p[len - 1] == '\t')) len--;
+        if (!len)
+            SR_FAIL(err, SR_ERR_CONFIG, "train.seeds = '%s': empty seed (want comma-separated integers, e.g. 1,2,3)",
+                    text);
+        char tok[32] = "";
+        int ok = len < sizeof tok;
+        if (ok) memcpy(tok, p, len), tok[len] = '\0';
+        char *end = NULL;
+        errno = 0;
+        long long v = ok ? strtoll(tok, &end, 10) : -1;
+        if (!ok || errno || *end || v < 0 || tok[0] == '+' || tok[0] == '-')
+            SR_FAIL(err, SR_ERR_CONFIG, "train.seeds = '%s': '%.*s' is not a seed (an integer >= 0)", text,
+                    (int)(len > 40 ? 40 : len), p);
+        for (int i = 0; i < *n; i++)
+            if (seeds[i] == v) SR_FAIL(err, SR_ERR_CONFIG, "train.seeds = '%s': seed %lld appears twice", text, v);
+        if (*n == SEEDS_MAX) SR_FAIL(err, SR_ERR_CONFIG, "train.seeds = '%s': more than %d seeds", text, SEEDS_MAX);
+        seeds[(*n)++] = v;
+        if (!comma) break;
+        p = comma + 1;
+    }
+    if (*n < 2)
+        SR_FAIL(err, SR_ERR_CONFIG, "train.seeds = '%s': want at least 2 seeds (one run: train.seed)", text);
+    return SR_OK;
+}
+
+/* The two-sided 95% quantile of Student's t with df degrees of freedom
+ * (the normal's beyond 30). */
+static double t95(int df)
+{
+    static const double q[31] = {0,        12.706205, 4.302653, 3.182446, 2.776445, 2.570582, 2.446912, 2.364624,
+                                 2.306004, 2.262157,  2.228139, 2.200985, 2.178813, 2.160369, 2.144787, 2.131450,
+                                 2.119905, 2.109816,  2.100922, 2.093024, 2.085963, 2.079614, 2.073873, 2.068658,
+                                 2.063899, 2.059539,  2.055529, 2.051831, 2.048407, 2.045230, 2.042272};
+    return df >= 1 && df <= 30 ? q[df] : 1.959964;
+}
+
+/* {"metric": {"mean", "sd", "ci95": [lo, hi], "n"}} over runs[*][section],
+ * for every "name@K" every run has as a number. */
+static json_t *seed_stats(json_t *runs, const char *section)
+{
+    json_t *out = json_object();
+    json_t *first = json_object_get(json_array_get(runs, 0), section);
+    size_t n = json_array_size(runs);
+    const char *key;
+    json_t *v0;
+    json_object_foreach(first, key, v0)
+    {
+        if (!strchr(key, '@') || !json_is_number(v0)) continue;
+        double sum = 0, ss = 0;
+        size_t i;
+        for (i = 0; i < n; i++) {
+            json_t *v = json_object_get(json_object_get(json_array_get(runs, i), section), key);
+            if (!json_is_number(v)) break;
+            sum += json_number_value(v);
+        }
+        if (i < n) continue;
+        double mean = sum / (double)n;
+        for (i = 0; i < n; i++) {
+            double d = json_number_value(json_object_get(json_object_get(json_array_get(runs, i), section), key)) - mean;
+            ss += d * d;
+        }
+        double sd = sqrt(ss / (double)(n - 1)), h = t95((int)n - 1) * sd / sqrt((double)n);
+        json_object_set_new(out, key,
+                            json_pack("{s:f, s:f, s:[f, f], s:I}", "mean", mean, "sd", sd, "ci95", mean - h, mean + h,
+                                      "n", (json_int_t)n));
+    }
+    return out;
+}
+
+/* The human table on stderr: mean ± sd and the 95% CI per metric. */
+static void print_seed_summary(json_t *sum, const char *seeds, FILE *out)
+{
+    size_t n = json_array_size(json_object_get(sum, "runs"));
+    fprintf(out, "\nsoftrec: seeds %s: %zu runs; mean ± sd and 95%% CI (Student t, %zu df) per metric\n", seeds, n,
+            n - 1);
+    const char *sections[2] = {"test", "best_valid"};
+    for (int s = 0; s < 2; s++) {
+        json_t *sec = json_object_get(sum, sections[s]);
+        if (!json_object_size(sec)) continue;
+        fprintf(out, "  %s\n", sections[s]);
+        const char *key;
+        json_t *st;
+        json_object_foreach(sec, key, st)
+        {
+            json_t *ci = json_object_get(st, "ci95");
+            fprintf(out, "    %-15s %.4f ± %.4f   [%.4f, %.4f]\n", key, json_number_value(json_object_get(st, "mean")),
+                    json_number_value(json_object_get(st, "sd")), json_number_value(json_array_get(ci, 0)),
+                    json_number_value(json_array_get(ci, 1)));
+        }
+    }
+    fprintf(out, "  files   %s/{seeds.json,seed-<s>/}\n\n", json_string_value(json_object_get(sum, "run_dir")));
+    fflush(out);
+}
+
+/* Rank 0: the summary of the finished seeds as the last stdout line and as
+ * run.dir/seeds.json; the table on stderr. */
+static sr_status write_seed_summary(const sr_config *cfg, const int64_t *seeds, int n, json_t *runs, sr_error *err)
+{
+    json_t *sum = json_object(), *js = json_array();
+    for (int i = 0; i < n; i++) json_array_append_new(js, json_integer(seeds[i]));
+    json_object_set_new(sum, "seeds", js);
+    json_object_set(sum, "runs", runs);
+    json_object_set_new(sum, "test", seed_stats(runs, "test"));
+    json_object_set_new(sum, "best_valid", seed_stats(runs, "best_valid"));
+    json_object_set_new(sum, "t95", json_real(t95(n - 1)));
+    json_object_set_new(sum, "run_dir", json_string(cfg->run_dir));
+    json_object_set_new(sum, "version", json_string(SOFTREC_VERSION));
+    print_seed_summary(sum, cfg->train_seeds, stderr);
+    char *txt = json_dumps(sum, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    json_decref(sum);
+    if (!txt) SR_FAIL(err, SR_ERR_NOMEM, "train.seeds: cannot format the summary (out of memory)");
+    printf("%s\n", txt);
+    fflush(stdout);
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/seeds.json", cfg->run_dir);
+    FILE *f = fopen(path, "w");
+    int bad = !f || fprintf(f, "%s\n", txt) < 0;
+    if (f && fclose(f)) bad = 1;
+    free(txt);
+    if (bad) SR_FAIL(err, SR_ERR_IO, "%s: cannot write: %s", path, strerror(errno));
+    return SR_OK;
+}
+
+/* Rank 0: run.dir/result.json of a finished seed appended to runs. */
+static sr_status append_seed_row(const sr_config *one, json_t *runs, sr_error *err)
+{
+    char path[SR_CONFIG_PATH_MAX + 32];
+    snprintf(path, sizeof path, "%s/result.json", one->run_dir);
+    json_error_t je;
+    json_t *row = json_load_file(path, 0, &je);
+    if (!json_is_object(row)) {
+        json_decref(row);
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot read the seed's result row: %s", path, je.text);
+    }
+    json_array_append_new(runs, row);
+    return SR_OK;
+}
+
+/* Collective: cfg once per seed of train.seeds, each in run.dir/seed-<s>
+ * with train.seed = s; the first failing seed ends the sweep with its error. */
+static sr_status train_seeds(const sr_comm *c, const sr_config *cfg, int force, sr_error *err)
+{
+    int64_t seeds[SEEDS_MAX];
+    int n = 0;
+    (void)parse_seeds(cfg->train_seeds, seeds, &n, err);
+    if (err->code == SR_OK && strlen(cfg->run_dir) + 32 >= SR_CONFIG_PATH_MAX)
+        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "train.seeds: run.dir '%.80s...' is too long", cfg->run_dir);
+    SR_TRY(sr_comm_agree(c, err));
+    json_t *runs = json_array();
+    sr_status st = SR_OK;
+    for (int i = 0; i < n && st == SR_OK; i++) {
+        sr_config one = *cfg;
+        one.train_seed = seeds[i];
+        one.train_seeds[0] = '\0';
+        snprintf(one.run_dir, sizeof one.run_dir, "%s/seed-%lld", cfg->run_dir, (long long)seeds[i]);
+        if (c->rank == 0) fprintf(stderr, "softrec: seeds: seed %lld (%d of %d), run.dir %s\n", (long long)seeds[i], i + 1, n, one.run_dir);
+        st = train_once(c, &one, force, err);
+        if (st != SR_OK) { /* SR_STOPPED: preempted, train.resume=auto continues the sweep */
+            if (c->rank == 0 && st != SR_STOPPED)
+                fprintf(stderr, "softrec: seeds: seed %lld failed; the sweep stops (%d of %d seeds finished)\n",
+                        (long long)seeds[i], i, n);
+            break;
+        }
+        if (c->rank == 0) (void)append_seed_row(&one, runs, err);
+        st = sr_comm_agree(c, err);
+    }
+    if (st == SR_OK && c->rank == 0) (void)write_seed_summary(cfg, seeds, n, runs, err);
+    json_decref(runs);
+    return st == SR_OK ? sr_comm_agree(c, err) : st;
+}
+
 static sr_status train_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
 {
     const sr_comm *c = ctx->comm;
@@ -263,19 +468,8 @@ static sr_status train_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_config_defaults(&cfg);
     (void)apply_sources(&cfg, &o->sources, err);
     SR_TRY(sr_comm_agree(c, err));
-    SR_TRY(check_run_dir(c, &cfg, o->force, err));
-    if (c->rank == 0) print_config_line(c, &cfg);
-    sr_trainer *t = NULL;
-    SR_TRY(sr_trainer_create(&t, c, &cfg, err));
-    sr_fit_result res;
-    sr_status st = sr_trainer_fit(t, &res, err);
-    sr_trainer_destroy(&t);
-    if (st != SR_OK) return st;
-    if (res.stopped) /* preempted: the checkpoint is committed; no result row; exit code 11 */
-        SR_FAIL(err, SR_STOPPED, "stopped by signal %d, checkpoint committed; resume with --set train.resume=auto "
-                "(run.dir %s)", res.stopped, cfg.run_dir);
-    if (c->rank == 0) print_result(c, &cfg, &res);
-    return SR_OK;
+    if (cfg.train_seeds[0]) return train_seeds(c, &cfg, o->force, err);
+    return train_once(c, &cfg, o->force, err);
 }
 
 sr_status sr_cli_open_checkpoint(const sr_comm *c, const char *ckpt, const char *dataset, const sr_cli_list *sets,

@@ -77,6 +77,9 @@ static const sr_config_key TABLE[] = {
     {"train.lr_gamma", SR_CFG_FLOAT, F(train_lr_gamma), "0.1", 1e-9, 1, NULL,
      "factor applied to the learning rate at each of train.lr_milestones"},
     {"train.seed", SR_CFG_INT, F(train_seed), "1", 0, 9.2e18, NULL, "seed of every random stream"},
+    {"train.seeds", SR_CFG_STRING, F(train_seeds), "", NOB, NULL,
+     "comma-separated seeds (e.g. '1,2,3'; at least 2): one run per seed, train.seed set to it, in "
+     "run.dir/seed-<s>, then the mean, sd and 95% CI of each metric in run.dir/seeds.json (empty = off)"},
     {"train.shuffle", SR_CFG_BOOL, F(train_shuffle), "true", NOB, NULL,
      "shuffle the training examples every epoch"},
     {"train.init", SR_CFG_STRING, F(train_init), "", NOB, NULL,

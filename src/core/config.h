@@ -58,6 +58,7 @@ typedef struct sr_config {
     char train_lr_milestones[SR_CONFIG_PATH_MAX]; /* epochs after which lr *= train_lr_gamma */
     double train_lr_gamma;
     int64_t train_seed;
+    char train_seeds[SR_CONFIG_PATH_MAX]; /* "1,2,3": one run per seed in run.dir/seed-<s>; "" = off */
     bool train_shuffle;
     char train_init[SR_CONFIG_PATH_MAX];
     int64_t train_checkpoint_every; /* steps between committed checkpoints (0 = end only) */

@@ -2,8 +2,9 @@
 # report_test.sh SOURCE_DIR WORKDIR: launch/report on the fixed rows in
 # tests/data/report: every row appears in results.csv with its values, the
 # Markdown tables show them (formatted), the strong/weak derived numbers are
-# right, per-epoch metrics.jsonl lines are ignored, and every plot is a valid
-# PNG. Skips (77) without python3 or gnuplot.
+# right, per-epoch metrics.jsonl lines are ignored, seeds (a seeds.json and
+# loose rows that differ only in train.seed) give mean ± sd cells and error
+# bars, and every plot is a valid PNG. Skips (77) without python3 or gnuplot.
 set -euo pipefail
 src=$1 work=$2
 command -v python3 >/dev/null || { echo "SKIP: no python3"; exit 77; }
@@ -24,9 +25,11 @@ for d, _, names in os.walk(rows_dir):
     for n in names:
         if n == "metrics.jsonl": continue
         for line in open(os.path.join(d, n)):
-            if line.strip(): rows.append(json.loads(line))
+            if not line.strip(): continue
+            o = json.loads(line)
+            rows += o["runs"] if n == "seeds.json" else [o]   # a train.seeds summary holds its rows
 csvrows = list(csv.DictReader(open(os.path.join(out, "results.csv"))))
-check(len(csvrows) == len(rows) == 21, f"results.csv has {len(csvrows)} rows, the folder {len(rows)} (want 21)")
+check(len(csvrows) == len(rows) == 27, f"results.csv has {len(csvrows)} rows, the folder {len(rows)} (want 27)")
 check(not any(r["test_ndcg@20"] == "0.9" for r in csvrows), "a metrics.jsonl line was read as a row")
 md = open(os.path.join(out, "results.md")).read()
 check(md.startswith("# report test"), "results.md title")
@@ -64,10 +67,21 @@ for line in ("| 2 | 500000 | 500k | 1 | 3.300 | 0.91 |", "| 4 | 1000000 | 1M | 1
 # metric vs k pivot: ssm at k=64 and the exact reference
 check("| ssm (uniform) | 0.2000 (0.500 s) | 0.2300 (0.600 s) | 0.2600 (0.700 s) |" in md, "ssm pivot line")
 check("| softmax (exact) | 0.3000 (2.000 s) at every k |" in md, "softmax reference line in the pivot")
+# seeds: bpr k=16 from seeds/seeds.json (0.10 0.12 0.14), k=64 from three loose rows (0.15 0.16 0.20)
+check("| bpr (uniform) | 0.1200 ± 0.0200 (0.500 s) | 0.1700 ± 0.0265 (0.900 s) |  |" in md, "bpr mean ± sd pivot line")
+check("## Seeds: mean ± sd" in md, "no Seeds table")
+for line in ("| sweep | bpr | 16 | uniform | mf | synth-100000.h5 | 1,2,3 | 3 | 0.1200 ± 0.0200 | 0.2300 ± 0.0361 |  | 0.500 ± 0.100 |",
+             "| sweep | bpr | 64 | uniform | mf | synth-100000.h5 | 1,2,3 | 3 | 0.1700 ± 0.0265 | 0.2800 ± 0.0436 |  | 0.900 ± 0.100 |"):
+    check(line in md, f"seeds table line '{line}' missing")
+check(sum(c["seed"] == "2" for c in csvrows) == 2, "results.csv: seed column")
+for p in ("ndcg20_vs_k", "time_vs_k", "seeds_ndcg20"):
+    gp = open(os.path.join(out, "plotdata", p + ".gp")).read()
+    check("with yerrorbars" in gp, f"{p}.gp: no error bars")
+check("yerrorbars" not in open(os.path.join(out, "plotdata", "strong_speedup.gp")).read(), "error bars without seeds")
 
 # plots: present, referenced, valid PNG (signature, IHDR, size, IEND)
 want = ["ndcg20_vs_k", "time_vs_k", "time_vs_items", "strong_speedup", "strong_efficiency",
-        "weak_time", "weak_efficiency"]
+        "weak_time", "weak_efficiency", "seeds_ndcg20"]
 for p in want:
     f = os.path.join(out, p + ".png")
     if not os.path.exists(f):
