@@ -1,4 +1,5 @@
 /* checkpoint_cmd.c: "softrec checkpoint verify FILE.h5|RUN_DIR" (cli.h). */
+#include <jansson.h>
 #include <stdio.h>
 #include <sys/stat.h>
 
@@ -28,9 +29,14 @@ static sr_status verify_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     int had = 0;
     SR_TRY(sr_ckpt_dir_verify(c, path, &info, &had, err));
     sr_ckpt_info_free(&info);
-    if (c->rank == 0)
-        printf("{\"checkpoint\": \"%s\", \"verified\": true, \"step\": %lld, \"file_digest\": %s}\n", path,
-               (long long)info.step, had ? "true" : "false");
+    if (c->rank == 0) {
+        json_t *row = json_object();
+        json_object_set_new(row, "checkpoint", json_string(path));
+        json_object_set_new(row, "verified", json_true());
+        json_object_set_new(row, "step", json_integer(info.step));
+        json_object_set_new(row, "file_digest", json_boolean(had));
+        sr_cli_print_json(row);
+    }
     return SR_OK;
 }
 

@@ -464,3 +464,13 @@ int sr_cli_main(const sr_cli_command *const *commands, size_t n, int argc, char 
     free(opts);
     return st == SR_OK ? 0 : fail_early(&err);
 }
+
+void sr_cli_print_json(json_t *row)
+{
+    char *txt = row ? json_dumps(row, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10)) : NULL;
+    if (txt) printf("%s\n", txt);
+    else fprintf(stderr, "softrec: warning: cannot format the result line (out of memory)\n");
+    fflush(stdout);
+    free(txt);
+    json_decref(row);
+}

@@ -112,6 +112,11 @@ sr_status sr_cli_exec(const sr_cli_command *cmd, const sr_comm *c, int argc, cha
  * table; returns the exit code (or exits through sr_comm_exit). */
 int sr_cli_main(const sr_cli_command *const *commands, size_t n, int argc, char **argv);
 
+/* Print a JSON object as one stdout line (jansson: any path or text is
+ * escaped) and release it; the commands' result lines go through here. */
+struct json_t;
+void sr_cli_print_json(struct json_t *row);
+
 /* Shared by eval and analyze (collective): a trainer whose model is the
  * checkpoint's, built from the config stored in it, the dataset (NULL: the
  * stored data.path) and the --set items of sets applied on top; cfg

@@ -1,5 +1,6 @@
 /* train_cmd.c: "softrec train" and "softrec eval" (cli.h). */
 #include <errno.h>
+#include <cblas.h>
 #include <jansson.h>
 #include <math.h>
 #include <stdio.h>
@@ -15,34 +16,17 @@
 
 /* ---- the result: a JSON row (stdout, result.json) and a summary (stderr) -- */
 
-/* Metrics as a JSON object, rounded to 1e-6 as metrics.jsonl writes them, so
- * train's row and `softrec eval` print the same text for the same model. */
-static json_t *eval_json(const sr_eval_result *r)
-{
-    json_t *o = json_object();
-    for (int i = 0; i < r->nk; i++) {
-        const char *names[6] = {"ndcg", "precision", "recall", "hit", "mrr", "map"}; /* sr_metric_kind order */
-        for (int m = 0; m < 6; m++) {
-            char key[48];
-            snprintf(key, sizeof key, "%s@%lld", names[m], (long long)r->k[i]);
-            json_object_set_new(o, key, json_real(round(sr_eval_result_value(r, m, i) * 1e6) / 1e6));
-        }
-    }
-    json_object_set_new(o, "users", json_integer(r->users));
-    return o;
-}
-
 /* The run's numbers: what it trained, on what, at what cost. */
 static void row_add_run(json_t *row, const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
 {
-    const char *th = getenv("OPENBLAS_NUM_THREADS");
+    const int th = openblas_get_num_threads(); /* what ran, set or not */
     json_object_set_new(row, "best_epoch", json_integer(res->best_epoch));
     json_object_set_new(row, "train_seconds", json_real(res->train_seconds));
     json_object_set_new(row, "epoch_seconds", json_real(res->epoch_seconds));
     json_object_set_new(row, "epochs", json_integer(res->epochs));
     json_object_set_new(row, "steps", json_integer(res->steps));
     json_object_set_new(row, "ranks", json_integer(c->size));
-    json_object_set_new(row, "threads", json_integer(th ? atoi(th) : 0));
+    json_object_set_new(row, "threads", json_integer(th));
     json_object_set_new(row, "model", json_string(cfg->model_name));
     json_object_set_new(row, "loss", json_string(cfg->loss_name));
     json_object_set_new(row, "negatives", json_integer(cfg->loss_negatives));
@@ -62,14 +46,37 @@ static void row_add_run(json_t *row, const sr_comm *c, const sr_config *cfg, con
     json_object_set_new(row, "version", json_string(SOFTREC_VERSION));
 }
 
+/* A config value as JSON of its type (ints, numbers, booleans, lists of
+ * ints, strings), from its text. */
+static json_t *config_value(sr_config_type type, const char *text)
+{
+    switch (type) {
+    case SR_CFG_INT: return json_integer(strtoll(text, NULL, 10));
+    case SR_CFG_FLOAT: return json_real(strtod(text, NULL));
+    case SR_CFG_BOOL: return json_boolean(!strcmp(text, "true"));
+    case SR_CFG_INTLIST: {
+        json_t *a = json_array();
+        for (const char *p = text; *p;) {
+            char *end;
+            long long v = strtoll(p, &end, 10);
+            if (end == p) break;
+            json_array_append_new(a, json_integer(v));
+            p = *end == ',' ? end + 1 : end;
+        }
+        return a;
+    }
+    default: return json_string(text);
+    }
+}
+
 /* The result row: {"test", "best_valid", run numbers..., "config": {every key}}. */
 static json_t *result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_result *res)
 {
     json_t *row = json_object(), *conf = json_object();
-    json_object_set_new(row, "test", eval_json(&res->test));
+    json_object_set_new(row, "test", sr_eval_result_to_json(&res->test));
     json_object_set_new(row, "test_epoch", json_integer(res->test_epoch));
-    json_object_set_new(row, "test_last", eval_json(&res->test_last));
-    json_object_set_new(row, "best_valid", eval_json(&res->best_valid));
+    json_object_set_new(row, "test_last", sr_eval_result_to_json(&res->test_last));
+    json_object_set_new(row, "best_valid", sr_eval_result_to_json(&res->best_valid));
     json_object_set_new(row, "stopped_early", json_integer(res->stopped_early));
     row_add_run(row, c, cfg, res);
     size_t nkeys = 0;
@@ -77,7 +84,7 @@ static json_t *result_row(const sr_comm *c, const sr_config *cfg, const sr_fit_r
     for (size_t i = 0; i < nkeys; i++) {
         char val[SR_CONFIG_PATH_MAX];
         if (sr_config_get(cfg, keys[i].name, val, sizeof val))
-            json_object_set_new(conf, keys[i].name, json_string(val));
+            json_object_set_new(conf, keys[i].name, config_value(keys[i].type, val));
     }
     json_object_set_new(row, "config", conf);
     return row;
@@ -526,7 +533,7 @@ static sr_status eval_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     if (st != SR_OK) return st;
     if (c->rank == 0) {
         json_t *row = json_object();
-        json_object_set_new(row, o->split == 1 ? "valid" : "test", eval_json(&res));
+        json_object_set_new(row, o->split == 1 ? "valid" : "test", sr_eval_result_to_json(&res));
         json_object_set_new(row, "checkpoint", json_string(o->ckpt));
         json_object_set_new(row, "dataset", json_string(cfg.data_path));
         json_object_set_new(row, "ranks", json_integer(c->size));

@@ -21,6 +21,7 @@ void sr_log_init(sr_log *log, int rank, int size)
     log->size = size;
     log->level = SR_LOG_INFO;
     log->out = stderr;
+    log->copy = NULL;
     log->tty = isatty(fileno(stderr));
     log->t0 = sr_time_now();
     const char *env = getenv("SOFTREC_LOG");
@@ -44,11 +45,14 @@ static void vlog(const sr_log *log, sr_log_level lvl, int with_rank, const char 
 {
     char msg[2048];
     vsnprintf(msg, sizeof msg, fmt, ap);
-    if (with_rank)
-        fprintf(log->out, "softrec: [rank %d] %s%s\n", log->rank, level_tag(lvl), msg);
-    else
-        fprintf(log->out, "softrec: %s%s\n", level_tag(lvl), msg);
-    fflush(log->out);
+    FILE *to[2] = {log->out, log->copy};
+    for (int k = 0; k < 2 && to[k]; k++) {
+        if (with_rank)
+            fprintf(to[k], "softrec: [rank %d] %s%s\n", log->rank, level_tag(lvl), msg);
+        else
+            fprintf(to[k], "softrec: %s%s\n", level_tag(lvl), msg);
+        fflush(to[k]);
+    }
 }
 
 void sr_log_root(const sr_log *log, sr_log_level lvl, const char *fmt, ...)

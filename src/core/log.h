@@ -2,7 +2,8 @@
  *
  * sr_log_root prints on rank 0 only (progress, the resolved config, results);
  * sr_log_rank prints on every rank, prefixed "[rank r]" (per-rank problems).
- * Messages go to stderr so stdout stays machine-readable (JSON result lines).
+ * Messages go to stderr so stdout stays machine-readable (JSON result lines),
+ * and to log->copy as well when the caller set one (a run's log.txt).
  */
 #ifndef SR_CORE_LOG_H
 #define SR_CORE_LOG_H
@@ -17,6 +18,7 @@ typedef struct sr_log {
     sr_log_level level; /* messages above it are dropped */
     int tty;            /* stderr is a terminal: live progress bars allowed */
     FILE *out;
+    FILE *copy;         /* rank 0: every message printed goes here too (run.dir/log.txt), or NULL */
     double t0;          /* wall time at init, for elapsed stamps */
 } sr_log;
 

@@ -3,6 +3,7 @@
  * progress), the end of an epoch (validation, its metrics line), and the
  * finish (last checkpoint, model.h5, test evaluation, run figures). */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
@@ -13,6 +14,7 @@
 #include "io/fault.h"
 #include "train/guard.h"
 #include "train/report.h"
+#include "train/runlog.h"
 #include "train/state.h"
 #include "train/trainer.h"
 
@@ -25,6 +27,7 @@ typedef struct fit_run {
     sr_guard *guard;
     int64_t first_epoch, last_epoch, steps_run, bad_run, comm_bytes; /* last_epoch: the last one finished */
     double t_start, t_epoch; /* wall clock at the run's and the epoch's start */
+    FILE *runlog;            /* rank 0: run.dir/log.txt (runlog.h), or NULL */
 } fit_run;
 
 static sr_status make_dirs(const char *path, sr_error *err)
@@ -78,6 +81,8 @@ static sr_status fit_start(fit_run *f, sr_error *err)
                         from, (long long)f->pos.epoch, (long long)f->pos.cursor, (long long)f->pos.step);
     }
     sr_report_run_files(cfg, c->rank, from[0] != 0);
+    SR_TRY(sr_runlog_open(t, from[0] != 0, &f->runlog, err));
+    t->log.copy = f->runlog;
     f->first_epoch = f->pos.epoch;
     f->t_start = sr_time_now();
     return SR_OK;
@@ -171,6 +176,11 @@ static void progress(fit_run *f, int64_t epoch, int64_t s, int64_t s0, double *l
                      (double)(s + 1 - s0) * t->cfg.train_batch_size / (now - f->t_epoch),
                      (now - f->t_start) / (double)f->steps_run * ((double)t->cfg.train_epochs * steps - done)};
     sr_report_progress(&t->log, t->c->rank, &p);
+    if (f->runlog && s + 1 == steps) { /* the log keeps each epoch's last progress line */
+        sr_log plain = t->log;
+        plain.out = f->runlog, plain.copy = NULL, plain.tty = 0;
+        sr_report_progress(&plain, t->c->rank, &p);
+    }
     *last = now;
 }
 
@@ -251,21 +261,22 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
     const sr_config *cfg = &t->cfg;
     double secs = sr_time_now() - f->t_epoch;
     f->pos.train_seconds += secs;
-    char line[2 * SR_EVAL_JSON_MAX];
-    int n = snprintf(line, sizeof line,
-                     "{\"epoch\": %lld, \"step\": %lld, \"loss\": %.6f, \"epoch_seconds\": %.3f, "
-                     "\"examples_per_second\": %.1f",
-                     (long long)epoch, (long long)t->step, f->pos.epoch_loss / (double)t->steps_per_epoch, secs,
-                     (double)t->ex_total / secs);
+    json_t *line = json_object();
+    json_object_set_new(line, "epoch", json_integer(epoch));
+    json_object_set_new(line, "step", json_integer(t->step));
+    json_object_set_new(line, "loss", sr_json_number(f->pos.epoch_loss / (double)t->steps_per_epoch, 1e-6));
+    json_object_set_new(line, "epoch_seconds", sr_json_number(secs, 1e-3));
+    json_object_set_new(line, "examples_per_second", sr_json_number((double)t->ex_total / secs, 0.1));
+    sr_status st = SR_OK;
     if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
         sr_eval_result v;
-        SR_TRY(evaluate(f, SR_SPLIT_VALID, &v, err));
-        char js[SR_EVAL_JSON_MAX];
-        sr_eval_result_json(&v, js, sizeof js);
-        n += snprintf(line + n, sizeof line - (size_t)n, ", \"valid\": %s", js);
-        SR_TRY(select_model(f, epoch, &v, err));
-    }    snprintf(line + n, sizeof line - (size_t)n, "}");
-    sr_report_append(cfg, &t->log, t->c->rank, line);
+        st = evaluate(f, SR_SPLIT_VALID, &v, err);
+        if (st == SR_OK) json_object_set_new(line, "valid", sr_eval_result_to_json(&v));
+        if (st == SR_OK) st = select_model(f, epoch, &v, err);
+    }
+    if (st == SR_OK) sr_report_append(cfg, &t->log, t->c->rank, line);
+    json_decref(line);
+    SR_TRY(st);
     f->pos.epoch = epoch + 1; /* the next one starts at its first step */
     f->pos.cursor = 0;
     f->pos.epoch_loss = 0;
@@ -336,14 +347,15 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     sr_guard_unwatch(f->guard);
     SR_TRY(st);
     SR_TRY(test_models(f, err));
-    char js[SR_EVAL_JSON_MAX], last[SR_EVAL_JSON_MAX], line[2 * SR_EVAL_JSON_MAX + 200];
-    sr_eval_result_json(&res->test, js, sizeof js);
-    sr_eval_result_json(&res->test_last, last, sizeof last);
-    snprintf(line, sizeof line,
-             "{\"final\": true, \"step\": %lld, \"best_valid_epoch\": %lld, \"test_epoch\": %lld, \"test\": %s, "
-             "\"test_last\": %s}",
-             (long long)t->step, (long long)f->pos.best_epoch, (long long)res->test_epoch, js, last);
+    json_t *line = json_object();
+    json_object_set_new(line, "final", json_true());
+    json_object_set_new(line, "step", json_integer(t->step));
+    json_object_set_new(line, "best_valid_epoch", json_integer(f->pos.best_epoch));
+    json_object_set_new(line, "test_epoch", json_integer(res->test_epoch));
+    json_object_set_new(line, "test", sr_eval_result_to_json(&res->test));
+    json_object_set_new(line, "test_last", sr_eval_result_to_json(&res->test_last));
     sr_report_append(cfg, &t->log, t->c->rank, line);
+    json_decref(line);
     return run_figures(f, err); /* the peak includes the final evaluation */
 }
 
@@ -363,5 +375,10 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
     if (st == SR_OK && !res->stopped) st = fit_finish(&f, err);
     else if (st == SR_OK) res->skipped_steps = f.pos.skipped;
     sr_guard_destroy(&f.guard);
+    if (f.runlog) {
+        if (st != SR_OK) fprintf(f.runlog, "softrec: error: %s [%s:%d]\n", err->msg, err->file, err->line);
+        fclose(f.runlog);
+        t->log.copy = NULL;
+    }
     return st;
 }

@@ -33,9 +33,20 @@ void sr_report_run_files(const sr_config *cfg, int rank, bool resumed)
     fclose(f);
 }
 
-void sr_report_append(const sr_config *cfg, const sr_log *log, int rank, const char *line)
+json_t *sr_json_number(double v, double step)
+{
+    if (!isfinite(v)) return json_null();
+    return json_real(step > 0 ? round(v / step) * step : v);
+}
+
+void sr_report_append(const sr_config *cfg, const sr_log *log, int rank, const json_t *line)
 {
     if (rank != 0) return;
+    char *txt = json_dumps(line, JSON_PRESERVE_ORDER | JSON_REAL_PRECISION(10));
+    if (!txt) {
+        sr_log_root(log, SR_LOG_WARN, "cannot format a metrics line (out of memory)");
+        return;
+    }
     char path[SR_CONFIG_PATH_MAX + 32];
     run_path(cfg, "metrics.jsonl", path, sizeof path);
     FILE *f = fopen(path, "a");
@@ -43,8 +54,9 @@ void sr_report_append(const sr_config *cfg, const sr_log *log, int rank, const c
         sr_log_root(log, SR_LOG_WARN, "%s: cannot append metrics: %s", path, strerror(errno));
         return;
     }
-    fprintf(f, "%s\n", line);
+    fprintf(f, "%s\n", txt);
     fclose(f);
+    free(txt);
 }
 
 static void format_eta(double s, char *buf, size_t len)
@@ -60,10 +72,10 @@ void sr_report_progress(const sr_log *log, int rank, const sr_progress *p)
     if (rank != 0) return;
     char eta[32];
     format_eta(p->eta_seconds, eta, sizeof eta);
-    fprintf(stderr, "%sepoch %lld/%lld step %lld/%lld loss %.4f %.0f ex/s ETA %s%s", log->tty ? "\r\033[K" : "",
+    fprintf(log->out, "%sepoch %lld/%lld step %lld/%lld loss %.4f %.0f ex/s ETA %s%s", log->tty ? "\r\033[K" : "",
             (long long)p->epoch, (long long)p->epochs, (long long)p->step, (long long)p->steps, p->loss,
             p->examples_per_second, eta, log->tty && p->step < p->steps ? "" : "\n");
-    fflush(stderr);
+    fflush(log->out);
 }
 
 double sr_eval_result_value(const sr_eval_result *r, int kind, int k_index)
@@ -72,17 +84,16 @@ double sr_eval_result_value(const sr_eval_result *r, int kind, int k_index)
     return kind >= 0 && kind < 6 && k_index >= 0 && k_index < r->nk ? v[kind][k_index] : 0.0;
 }
 
-void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len)
+json_t *sr_eval_result_to_json(const sr_eval_result *r)
 {
-    size_t off = 0;
-    off += (size_t)snprintf(buf + off, len - off, "{");
-    for (int i = 0; i < r->nk && off < len; i++)
-        off += (size_t)snprintf(buf + off, len - off,
-                                "%s\"ndcg@%lld\": %.6f, \"precision@%lld\": %.6f, \"recall@%lld\": %.6f, "
-                                "\"hit@%lld\": %.6f, \"mrr@%lld\": %.6f, \"map@%lld\": %.6f",
-                                i ? ", " : "", (long long)r->k[i], r->ndcg[i], (long long)r->k[i],
-                                r->precision[i], (long long)r->k[i], r->recall[i], (long long)r->k[i], r->hit[i],
-                                (long long)r->k[i], r->mrr[i], (long long)r->k[i], r->map[i]);
-    if (off < len)
-        snprintf(buf + off, len - off, "%s\"users\": %lld}", r->nk ? ", " : "", (long long)r->users);
+    static const char *const names[6] = {"ndcg", "precision", "recall", "hit", "mrr", "map"}; /* sr_metric_kind order */
+    json_t *o = json_object();
+    for (int i = 0; i < r->nk; i++)
+        for (int m = 0; m < 6; m++) {
+            char key[48];
+            snprintf(key, sizeof key, "%s@%lld", names[m], (long long)r->k[i]);
+            json_object_set_new(o, key, sr_json_number(sr_eval_result_value(r, m, i), 1e-6));
+        }
+    json_object_set_new(o, "users", json_integer(r->users));
+    return o;
 }

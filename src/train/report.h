@@ -10,6 +10,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <jansson.h>
+
 #include "core/config.h"
 #include "core/log.h"
 #include "train/train.h"
@@ -18,8 +20,12 @@
  * metrics.jsonl empty, a resumed one appends to it. */
 void sr_report_run_files(const sr_config *cfg, int rank, bool resumed);
 
-/* Rank 0: append one line to run.dir/metrics.jsonl. */
-void sr_report_append(const sr_config *cfg, const sr_log *log, int rank, const char *line);
+/* Rank 0: append one JSON object as a line to run.dir/metrics.jsonl. */
+void sr_report_append(const sr_config *cfg, const sr_log *log, int rank, const json_t *line);
+
+/* A number rounded to a multiple of `step` (0: as is); NaN or an infinity
+ * is JSON null (JSON has no such numbers). */
+json_t *sr_json_number(double v, double step);
 
 /* Rank 0: "epoch e/E step s/S loss L N ex/s ETA hh:mm:ss" on stderr (one
  * rewritten line on a terminal). */

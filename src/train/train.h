@@ -144,9 +144,9 @@ struct sr_backbone *sr_trainer_backbone(sr_trainer *t);
 /* The value of metric `kind` (sr_metric_kind) at cut-off index k_index. */
 double sr_eval_result_value(const sr_eval_result *r, int kind, int k_index);
 
-/* "ndcg@20": value pairs as a JSON object text (for metrics lines); a
- * buffer of SR_EVAL_JSON_MAX holds SR_METRICS_MAX cut-offs. */
-#define SR_EVAL_JSON_MAX 2048
-void sr_eval_result_json(const sr_eval_result *r, char *buf, size_t len);
+/* The metrics as a JSON object ("ndcg@20": value, ..., "users": n), values
+ * rounded to 1e-6, non-finite ones null (jansson; the caller decrefs). */
+struct json_t;
+struct json_t *sr_eval_result_to_json(const sr_eval_result *r);
 
 #endif

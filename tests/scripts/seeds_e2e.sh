@@ -34,7 +34,7 @@ last = json.loads(open("out.txt").read().splitlines()[-1])
 assert last == s, "the last stdout line is not seeds.json"
 rows = [json.load(open(f"r/seed-{k}/result.json")) for k in (1, 2, 3)]
 assert s["seeds"] == [1, 2, 3] and s["runs"] == rows, "seeds / runs"
-assert [r["config"]["train.seed"] for r in rows] == ["1", "2", "3"]
+assert [r["config"]["train.seed"] for r in rows] == [1, 2, 3]
 assert len({r["test"]["ndcg@10"] for r in rows}) > 1, "the seeds gave identical metrics"
 for sec in ("test", "best_valid"):
     names = [m for m in rows[0][sec] if "@" in m]
