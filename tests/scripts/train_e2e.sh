@@ -28,6 +28,12 @@ cmp a/model.h5 b/model.h5 || fail "same seed and rank count gave different model
 [[ $(tail -n1 a.json | grep -o '"test": {[^}]*}') == "$(tail -n1 b.json | grep -o '"test": {[^}]*}')" ]] || fail "same seed gave different metrics"
 grep -q '"recall@10"' a.json || fail "no recall@10 in the result line"
 [[ $(wc -l < a/metrics.jsonl) -eq 4 ]] || fail "metrics.jsonl should have 3 epochs + final"
+# log.txt: what the run ran on, then what it printed (each epoch's last progress line)
+grep -q "^# softrec .* (commit .*), .* started$" a/log.txt || fail "log.txt: no version line"
+grep -q "^# build: " a/log.txt && grep -q "^# cpu: .*core .*OPENBLAS_NUM_THREADS=1$" a/log.txt || fail "log.txt: no build or cpu line"
+grep -q "^# mpi: .*; 2 ranks on " a/log.txt || fail "log.txt: no mpi line"
+grep -Eq "^# data: data.h5 \(120 users, [0-9]+ items, content sha256 [0-9a-f]{64}\)$" a/log.txt || fail "log.txt: no data line"
+[[ $(grep -c "^epoch [123]/3 step" a/log.txt) -eq 3 ]] || fail "log.txt: want one progress line per epoch"
 
 # 2. rank-count invariance (unshuffled: the same global batches at any rank count)
 run 1 train "${common[@]}" --set train.shuffle=false --set run.dir=p1 > p1.json
