@@ -4,20 +4,15 @@
 # with cosine scores), and `softrec recommend` gives the same lists at 1 and
 # 3 ranks, the top K of the same scores with the known items masked.
 set -euo pipefail
-bin=$(realpath "$1")
-work=$2
 here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 py=/usr/bin/python3 # Debian's, where python3-h5py and python3-numpy live
 if ! $py -c 'import h5py, numpy' 2> /dev/null; then
   echo "SKIP: $py lacks h5py or numpy (Debian: python3-h5py python3-numpy)"
   exit 77
 fi
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
-run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_start "$1" "$2"
 
-source "$here/toy_data.sh"
 toy_data "$bin" 5 70 5 20 20 || fail "convert"
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=2 --set train.batch_size=64
         --set train.lr=0.02 --set eval.topk=5,10 --set model.max_len=8 --set model.layers=2)

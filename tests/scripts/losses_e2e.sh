@@ -9,12 +9,8 @@
 #  4. analyze lse-bias: exact log Z identical at 1 and 3 ranks, the SSM MSE
 #     falls from the smallest to the largest k; bad input fails with a message
 set -euo pipefail
-bin=$1
-work=$2
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
-run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_start "$1" "$2"
 num() { grep -o "\"$1\": [-0-9.e]*" | head -n1 | cut -d' ' -f2; }
 
 # 6 user groups x 30 items each (+ noise over 181 items).

@@ -32,7 +32,7 @@ fi
 base=$(realpath "$base")
 
 cd "$work"
-source "$here/tests/scripts/toy_data.sh"
+source "$here/tests/scripts/e2e_lib.sh"
 toy_data "$new" 11 90 5 24 22 || fail "convert"
 
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=2 --set train.batch_size=64

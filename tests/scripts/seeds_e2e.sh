@@ -7,13 +7,8 @@
 #  3. a failing seed stops the sweep with its error and exit code; no seeds.json
 #  4. malformed train.seeds: config error (exit 3), exact message, nothing created
 set -euo pipefail
-bin=$1
-work=$2
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
-run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
-source "$(dirname "${BASH_SOURCE[0]}")/toy_data.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_start "$1" "$2"
 toy_data "$bin" 7 60 4 20 20 || fail "convert"
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=2 --set train.batch_size=64
         --set loss.tile=32 --set eval.topk=5,10 --set run.progress_every=1000)

@@ -6,15 +6,10 @@
 #     final test metrics; train.init with 0 epochs does too
 #  4. config errors: exact message, same exit code, nothing trained
 set -euo pipefail
-bin=$1
-work=$2
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
-run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_start "$1" "$2"
 
 # A small LightGCN-style dataset with structure: users prefer items of their group.
-source "$(dirname "${BASH_SOURCE[0]}")/toy_data.sh"
 toy_data "$bin" 7 120 6 30 25 || fail "convert"
 
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=3 --set train.batch_size=64

@@ -1,5 +1,16 @@
-# toy_data.sh (sourced): small LightGCN-style datasets with structure for the
-# end-to-end scripts. toy_data BIN SEED USERS GROUPS PER_GROUP DRAWS writes
+# e2e_lib.sh (sourced by the end-to-end scripts): their shared start and a
+# small dataset maker.
+# e2e_start BIN WORK: an empty WORK as the current directory, the MPI and
+# BLAS environment of the tests, bin=BIN; then run NP ARGS... runs softrec
+# under mpirun and fail MSG ends the script.
+e2e_start() {
+  bin=$(realpath "$1")
+  rm -rf "$2" && mkdir -p "$2" && cd "$2" || exit 1
+  export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
+}
+run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
+fail() { echo "FAIL: $*" >&2; exit 1; }
+# toy_data BIN SEED USERS GROUPS PER_GROUP DRAWS writes
 # train.txt, test.txt (every 5th item of a user) and data.h5 (10% of each
 # user's train as valid) in the current directory: user u draws DRAWS items,
 # 80% from its group's PER_GROUP items, the rest from the whole catalogue.
