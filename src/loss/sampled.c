@@ -55,9 +55,9 @@ struct sr_sampled {
     uint8_t *keep;              /* dynamic: b_max x cap (shared) or cap */
     int64_t *ptr;               /* b_max + 1 (per-query pools) */
     int64_t *kq;                /* b_max: kept per query (dynamic) */
-    float *vc, *dvc;            /* shared: cap x d gathered rows and their gradients */
-    float *dvt;                 /* shared: d x cap, dvc transposed (the faster GEMM shape) */
-    float *z;                   /* logits, then their gradients: b_max x cap (shared) or cap */
+    float *vc, *dvc;            /* shared ssm/nce: cap x d gathered rows and their gradients */
+    float *dvt;                 /* shared ssm/nce: d x cap, dvc transposed (the faster GEMM shape) */
+    float *z;                   /* logits, then their gradients: b_max x cap (shared ssm/nce) or cap */
     sel_ *sel;                  /* dynamic selection scratch (one query's candidates) */
     sr_lse *lse;                /* b_max */
     double *part, *ts, *tcorr;  /* b_max: partial losses / scores, target logits, target corrections */
@@ -190,7 +190,11 @@ sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_i
     if (kind == SR_LOSS_BPR) s->cap = b;
     else if (prop == PROP_INBATCH) s->cap = b;
     else s->cap = shared ? m : b * m;
-    const int64_t zsize = shared ? b * s->cap : s->cap;
+    /* bpr scores pool entry e against its own query only (one score an
+     * entry, bpr_): no b x cap logit matrix and none of the dense GEMM
+     * operands, so O(b d) bytes instead of O(b^2). */
+    const bool dense = shared && kind != SR_LOSS_BPR;
+    const int64_t zsize = dense ? b * s->cap : s->cap;
     const bool dyn = prop == PROP_DYNAMIC;
     s->dv_cap = s->cap + b < s->n_local ? s->cap + b : s->n_local;
     /* Every buffer at least one element (n_local may be 0); optional ones 0 (NULL). */
@@ -206,11 +210,11 @@ sr_status sr_sampled_create(sr_sampled **out, sr_loss_kind kind, const sr_loss_i
         SR_MEM_BUF(s->gt, N1(b)),               SR_MEM_BUF(s->trow, N1(b)),
         SR_MEM_BUF(s->neg, N1(b)),              SR_MEM_BUF(s->srt, N1(s->cap + b)),
         SR_MEM_BUF(s->dv_rows, N1(s->dv_cap)),  SR_MEM_BUF(s->dv_g, N1(s->dv_cap * d)),
-        SR_MEM_BUF(s->vc, shared ? N1(s->cap * d) : 0),
-        SR_MEM_BUF(s->dvc, shared ? N1(s->cap * d) : 0),
-        SR_MEM_BUF(s->byid, shared ? N1(s->cap) : 0),
-        SR_MEM_BUF(s->dvt, shared ? N1(s->cap * d) : 0),
-        SR_MEM_BUF(s->qs, shared ? N1(b * d) : 0),
+        SR_MEM_BUF(s->vc, dense ? N1(s->cap * d) : 0),
+        SR_MEM_BUF(s->dvc, dense ? N1(s->cap * d) : 0),
+        SR_MEM_BUF(s->byid, dense ? N1(s->cap) : 0),
+        SR_MEM_BUF(s->dvt, dense ? N1(s->cap * d) : 0),
+        SR_MEM_BUF(s->qs, dense ? N1(b * d) : 0),
         SR_MEM_BUF(s->alpha, N1(b)),
     };
 #undef N1

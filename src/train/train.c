@@ -73,13 +73,24 @@ static sr_status count_examples(sr_trainer *t, sr_error *err)
     return SR_OK;
 }
 
-/* Buffers of the largest step, the loss and the scorer; b_max: the global
- * batch's queries (plus rounding of per-rank shares). */
+/* Buffers of the largest step, the loss and the scorer, sized by the
+ * largest step this split has, not by train.batch_size (a batch of 10^6
+ * over ML-100K must not ask for 10^6-query buffers): a rank passes at most
+ * its own examples and, unshuffled, at most one global batch
+ * (sr_trainer_step_range); b_max: the sum of the ranks' largest shares,
+ * and unshuffled at most the global batch ceil(E / steps). */
 static sr_status create_step(sr_trainer *t, sr_error *err)
 {
     const sr_comm *c = t->c;
     const int64_t d = t->cfg.model_dim, qpe = t->ops->queries_per_example(&t->cfg);
-    const int64_t mq = t->max_local_batch * qpe, b_max = t->cfg.train_batch_size * qpe + c->size;
+    const int64_t gb = ceil_div(t->ex_total, t->steps_per_epoch); /* <= train.batch_size */
+    int64_t lb = t->max_local_batch < t->n_ex ? t->max_local_batch : t->n_ex;
+    if (!t->cfg.train_shuffle && lb > gb) lb = gb;
+    t->max_local_batch = lb; /* the backbone sizes its step buffers by it too */
+    int64_t ge = lb;
+    SR_TRY(sr_comm_allreduce_sum_i64(c, &ge, 1, err)); /* same on every rank */
+    if (!t->cfg.train_shuffle && ge > gb) ge = gb;
+    const int64_t mq = lb * qpe, b_max = ge * qpe;
     sr_mem_buf b[] = {SR_MEM_BUF(t->q_local, mq * d + 1), SR_MEM_BUF(t->dq_local, mq * d + 1),
                       SR_MEM_BUF(t->t_local, mq + 1),     SR_MEM_BUF(t->q_all, b_max * d),
                       SR_MEM_BUF(t->dq_all, b_max * d),   SR_MEM_BUF(t->t_all, b_max),

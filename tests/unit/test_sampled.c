@@ -5,7 +5,8 @@
  * ssm, nce and bpr (every proposal, shared and per-query); the corrections
  * the step reports equal log(k Q(j)) computed here from the counts, and the
  * ssm positive is not corrected (the loss written out by hand for b = 1);
- * the logits stay finite for large scores (logits near 60).
+ * the logits stay finite for large scores (logits near 60); bpr at
+ * B = 20,000 needs O(B d) bytes, not a B x B buffer.
  */
 #include <math.h>
 #include <stdio.h>
@@ -15,6 +16,7 @@
 #include "comm/comm.h"
 #include "comm/shard.h"
 #include "core/config.h"
+#include "core/mem.h"
 #include "core/rng.h"
 #include "harness.h"
 #include "analysis/lse_bias.h"
@@ -134,6 +136,60 @@ static void test_fd_nce(void)
 }
 
 static void test_fd_bpr(void) { check_fd(SR_LOSS_BPR, "uniform", 1, true); }
+
+/* bpr at B = 20,000 (d = 64): the loss's counted bytes (sampler included)
+ * stay O(B d), below 64 B d + 1 MiB, where a B x B score buffer alone
+ * is 1.6 GB; the step still matches the float64 twin. The sr_mem limit
+ * makes an O(B^2) create fail with SR_ERR_NOMEM instead of allocating it. */
+static void test_bpr_memory(void)
+{
+    enum { BB = 20000, DD = 64, NN = 1000 };
+    const size_t bound = (size_t)64 * BB * DD + ((size_t)1 << 20);
+    float *q = malloc(sizeof(float) * BB * DD), *v = malloc(sizeof(float) * NN * DD);
+    float *dq = malloc(sizeof(float) * BB * DD);
+    double *rdq = malloc(sizeof(double) * BB * DD);
+    int64_t *tg = malloc(sizeof(int64_t) * BB), pop[NN];
+    CU_ASSERT_FATAL(q && v && dq && rdq && tg);
+    sr_rng r;
+    sr_rng_init(&r, 77, 0, 1);
+    for (int64_t i = 0; i < (int64_t)BB * DD; i++) q[i] = (float)(0.3 * sr_rng_normal(&r));
+    for (int64_t i = 0; i < (int64_t)NN * DD; i++) v[i] = (float)(0.3 * sr_rng_normal(&r));
+    for (int64_t i = 0; i < BB; i++) tg[i] = (int64_t)sr_rng_below(&r, NN);
+    for (int64_t j = 0; j < NN; j++) pop[j] = 1;
+    sr_shard s;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, NN, 1, NULL, &e), SR_OK);
+    sr_config cfg;
+    sr_config_defaults(&cfg);
+    sr_mem mem;
+    sr_mem_init(&mem, bound);
+    sr_loss_init in = {&g_comm, &cfg, &s, pop, NULL, BB, DD, &mem};
+    sr_sampled *sl = NULL;
+    sr_status st = sr_sampled_create(&sl, SR_LOSS_BPR, &in, &e);
+    CU_ASSERT_EQUAL(st, SR_OK);
+    if (st != SR_OK) fprintf(stderr, "bpr create at B = %d: %s\n", BB, e.msg);
+    if (sl) {
+        double loss = 0, ref = 0;
+        sr_item_grad dv;
+        CU_ASSERT_EQUAL_FATAL(sr_sampled_step(sl, q, BB, v, tg, 5, &loss, dq, &dv, &e), SR_OK);
+        fprintf(stderr, "bpr B = %d d = %d: loss workspace peak %zu bytes (bound %zu)\n", BB, DD, mem.peak,
+                bound);
+        CU_ASSERT(mem.peak <= bound);
+        sr_sample_view view;
+        sr_sampled_last_sample(sl, &view);
+        CU_ASSERT_EQUAL(sr_sampled_ref(&view, 1, q, BB, DD, v, NN, tg, &ref, rdq, NULL, &e), SR_OK);
+        CU_ASSERT(fabs(ref - loss) < 1e-5 * fmax(1.0, fabs(ref)));
+        double worst = 0;
+        for (int64_t i = 0; i < (int64_t)BB * DD; i++)
+            worst = fmax(worst, fabs((double)dq[i] - rdq[i]) / (1e-9 + 1e-4 * fabs(rdq[i])));
+        CU_ASSERT(worst <= 1.0);
+        sr_sampled_destroy(&sl);
+    }
+    CU_ASSERT_EQUAL(mem.current, 0);
+    sr_shard_destroy(&s);
+    free(q), free(v), free(dq), free(rdq), free(tg);
+}
 
 /* The corrections are log(k Q(j)) with Q from the counts (+1 floor, ^beta),
  * and the ssm loss of query 0 written out by hand: positive uncorrected. */
@@ -262,6 +318,7 @@ static void register_tests(void)
     CU_add_test(s, "fd_ssm", test_fd_ssm);
     CU_add_test(s, "fd_nce", test_fd_nce);
     CU_add_test(s, "fd_bpr", test_fd_bpr);
+    CU_add_test(s, "bpr_memory", test_bpr_memory);
     CU_add_test(s, "corrections_by_hand", test_corrections_by_hand);
     CU_add_test(s, "large_logits", test_large_logits);
     CU_add_test(s, "config_errors", test_config_errors);
