@@ -7,17 +7,11 @@
 # counted), for every loss family whose buffers scale with the batch; and
 # unshuffled at 3 ranks likewise.
 set -euo pipefail
-here=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
-bin=$1
-work=$2
-rm -rf "$work" && mkdir -p "$work" && cd "$work"
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
-run() { local np=$1; shift; mpirun -np "$np" --oversubscribe "$bin" "$@"; }
-fail() { echo "FAIL: $*" >&2; exit 1; }
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_start "$1" "$2"
 peak() { grep -o '"peak_mem_bytes": [0-9]*' "$1" | tail -n1 | cut -d' ' -f2; }
 lastloss() { grep -o '"loss": [-0-9.e]*' "$1" | tail -n1 | cut -d' ' -f2; }
 
-source "$here/toy_data.sh"
 toy_data "$bin" 5 120 6 30 25 || fail "convert"
 
 common=(--set data.path=data.h5 --set model.dim=32 --set train.epochs=2 --set train.lr=0.02
