@@ -84,6 +84,50 @@ static void test_config_errors(void)
     expect_config_error("loss.dns_base=dynamic", "--set: loss.dns_base = 'dynamic' is not one of uniform|popularity");
     expect_config_error("train.shuffle=maybe", "--set: train.shuffle = 'maybe' is not a boolean (true/false)");
     expect_config_error("model.dim", "--set model.dim: expected key=value");
+    /* strtok_r used to skip empty elements: "10,,20" read as 10,20. */
+    expect_config_error("eval.topk=10,,20",
+                        "--set: eval.topk = '10,,20' has an empty element (expected comma-separated integers)");
+    expect_config_error("eval.topk=10,", "--set: eval.topk = '10,' has an empty element (expected comma-separated integers)");
+    expect_config_error("eval.topk= ,5", "--set: eval.topk = ',5' has an empty element (expected comma-separated integers)");
+    expect_config_error("eval.topk=", "--set: eval.topk: empty list");
+}
+
+/* A key set twice in one INI file used to be "last wins", silently. */
+static void test_config_duplicate_key(void)
+{
+    char path[1024];
+    snprintf(path, sizeof path, "%s/cfg_dup.ini", sr_test_tmpdir());
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fprintf(f, "[train]\nepochs = 3\n; comment\nlr = 0.5\n\n[model]\ndim = 8\n[train]\nepochs = 4\n");
+    fclose(f);
+    sr_config c;
+    sr_config_defaults(&c);
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_file(&c, path, &e), SR_ERR_CONFIG);
+    char want[1200];
+    snprintf(want, sizeof want, "%s:9: duplicate key 'train.epochs' (first set at line 2; set each key once per file)",
+             path);
+    CU_ASSERT_STRING_EQUAL(e.msg, want);
+    if (strcmp(e.msg, want)) fprintf(stderr, "got: %s\n", e.msg);
+    /* The same in text held in memory (checkpoints), and across sections. */
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, "[model]\ndim = 8\n[eval]\ntopk = 5\n[model]\ndim = 16\n", "ckpt", &e),
+                    SR_ERR_CONFIG);
+    CU_ASSERT_STRING_EQUAL(e.msg, "ckpt:6: duplicate key 'model.dim' (first set at line 2; set each key once per file)");
+    /* Two files (or a file and --set) still apply in order: a later one wins. */
+    sr_config_defaults(&c);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, "[train]\nepochs = 3\n", "a.ini", &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, "[train]\nepochs = 5\n", "b.ini", &e), SR_OK);
+    CU_ASSERT_EQUAL(c.train_epochs, 5);
+    /* Line numbers after a line longer than inih's buffer are still inih's. */
+    char text[600];
+    snprintf(text, sizeof text, "[data]\npath = %0300d\n[train]\nx = 1\n", 0);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, text, "long", &e), SR_ERR_CONFIG);
+    CU_ASSERT(strncmp(e.msg, "long:", 5) == 0);
 }
 
 static void test_config_file_roundtrip(void)
@@ -242,6 +286,7 @@ static void register_tests(void)
     CU_add_test(s, "config_defaults_and_set", test_config_defaults_and_set);
     CU_add_test(s, "config_errors", test_config_errors);
     CU_add_test(s, "config_file_roundtrip", test_config_file_roundtrip);
+    CU_add_test(s, "config_duplicate_key", test_config_duplicate_key);
     CU_add_test(s, "philox_kat", test_philox_kat);
     CU_add_test(s, "rng_streams", test_rng_streams);
     CU_add_test(s, "mem_accounting", test_mem_accounting);
