@@ -6,6 +6,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "cli/cli.h"
@@ -208,7 +209,17 @@ static void run_dir_conflict(const sr_config *cfg, char *why, size_t len)
  * old run's results so nothing stale survives a failed new run. */
 static sr_status check_run_dir(const sr_comm *c, const sr_config *cfg, int force, sr_error *err)
 {
-    if (c->rank == 0) {
+    struct stat sb;
+    memset(&sb, 0, sizeof sb);
+    errno = 0;
+    const int missing = c->rank == 0 ? stat(cfg->run_dir, &sb) : 0;
+    if (c->rank == 0 && !missing && !S_ISDIR(sb.st_mode)) {
+        /* Caught here, or the first write into it says "does not exist". */
+        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "run.dir %s is a file, not a directory", cfg->run_dir);
+    } else if (c->rank == 0 && missing && errno == ENOTDIR) {
+        sr_error_set(err, SR_ERR_CONFIG, __FILE__, __LINE__, "run.dir %s: a parent of it is a file, not a directory",
+                     cfg->run_dir);
+    } else if (c->rank == 0) {
         char why[640];
         run_dir_conflict(cfg, why, sizeof why);
         if (why[0] && !force)
@@ -227,6 +238,19 @@ static sr_status check_run_dir(const sr_comm *c, const sr_config *cfg, int force
         }
     }
     return sr_comm_agree(c, err);
+}
+
+/* A training run's result is its test metrics: without test users it
+ * would report zeros over 0 users and exit 0. Checked here, not in
+ * sr_trainer_create, because eval --split valid, export and recommend open
+ * trainers on datasets without a test split. The meta is the same on
+ * every rank, so every rank fails alike. */
+static sr_status check_test_split(sr_trainer *t, sr_error *err)
+{
+    if (sr_trainer_meta(t)->nnz[SR_SPLIT_TEST] > 0) return SR_OK;
+    const char *path = sr_trainer_config(t)->data_path;
+    sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: the test split is empty (nothing to report)", path);
+    return err->code;
 }
 
 /* Rank 0, at the start: the keys that differ from the defaults on one line
@@ -272,7 +296,8 @@ static sr_status train_once(const sr_comm *c, const sr_config *cfg, int force, s
     sr_trainer *t = NULL;
     SR_TRY(sr_trainer_create(&t, c, cfg, err));
     sr_fit_result res;
-    sr_status st = sr_trainer_fit(t, &res, err);
+    sr_status st = check_test_split(t, err);
+    if (st == SR_OK) st = sr_trainer_fit(t, &res, err);
     sr_trainer_destroy(&t);
     if (st != SR_OK) return st;
     if (res.stopped) /* preempted: the checkpoint is committed; no result row; exit code 11 */

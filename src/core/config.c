@@ -293,9 +293,17 @@ sr_status sr_config_set(sr_config *cfg, const char *key, const char *value, cons
     case SR_CFG_INTLIST: {
         int64_t vals[SR_CONFIG_LIST_MAX];
         int n = 0;
-        char *save = NULL;
-        for (char *tok = strtok_r(v, ",", &save); tok; tok = strtok_r(NULL, ",", &save)) {
+        if (!*v) SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: empty list", source, k->name);
+        char whole[sizeof v];
+        strcpy(whole, v);
+        /* Split by hand: strtok_r would skip the empty element of "10,,20". */
+        for (char *tok = v, *next; tok; tok = next) {
+            next = strchr(tok, ',');
+            if (next) *next++ = '\0';
             trim(tok);
+            if (!*tok)
+                SR_FAIL(err, SR_ERR_CONFIG, "%s: %s = '%s' has an empty element (expected comma-separated integers)",
+                        source, k->name, whole);
             if (n == SR_CONFIG_LIST_MAX)
                 SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: more than %d values", source, k->name,
                         SR_CONFIG_LIST_MAX);
@@ -304,7 +312,6 @@ sr_status sr_config_set(sr_config *cfg, const char *key, const char *value, cons
             SR_TRY(check_bounds(k, (double)vals[n], tok, source, err));
             n++;
         }
-        if (n == 0) SR_FAIL(err, SR_ERR_CONFIG, "%s: %s: empty list", source, k->name);
         /* eval.topk is the only list; its count lives beside it. */
         memcpy(field, vals, (size_t)n * sizeof vals[0]);
         if (k->offset == offsetof(sr_config, eval_topk)) cfg->eval_topk_count = n;
@@ -341,11 +348,21 @@ sr_status sr_config_set_assignment(sr_config *cfg, const char *assignment, sr_er
     return sr_config_set(cfg, key, eq + 1, "--set", err);
 }
 
+#define TABLE_LEN (sizeof TABLE / sizeof TABLE[0])
+
+/* inih (the system's build) passes no line number to the handler, so the
+ * readers below count the lines as inih does (one per reader call) and
+ * first_line remembers where each key was set: a key set twice in one file
+ * is an error, not a silent "last wins". */
 typedef struct ini_ctx {
     sr_config *cfg;
     const char *source;
     sr_error *err;
     int failed;
+    int line;                  /* the line inih is handling */
+    int first_line[TABLE_LEN]; /* 0: not set by this file yet */
+    FILE *file;                /* ini_file_reader_ */
+    const char *text;          /* ini_string_reader_ */
 } ini_ctx;
 
 static int on_ini_entry(void *user, const char *section, const char *name, const char *value)
@@ -357,11 +374,47 @@ static int on_ini_entry(void *user, const char *section, const char *name, const
         snprintf(key, sizeof key, "%s.%s", section, name);
     else
         snprintf(key, sizeof key, "%s", name);
+    const sr_config_key *k = find_key(key);
+    if (k) {
+        int *first = &c->first_line[k - TABLE];
+        if (*first) {
+            c->failed = 1;
+            sr_error_set(c->err, SR_ERR_CONFIG, __FILE__, __LINE__,
+                         "%s: duplicate key '%s' (first set at line %d; set each key once per file)", c->source,
+                         key, *first);
+            return 0;
+        }
+        *first = c->line;
+    }
     if (sr_config_set(c->cfg, key, value, c->source, c->err) != SR_OK) {
         c->failed = 1;
         return 0;
     }
     return 1;
+}
+
+static char *ini_file_reader_(char *str, int num, void *stream)
+{
+    ini_ctx *c = stream;
+    char *got = fgets(str, num, c->file);
+    if (got) c->line++;
+    return got;
+}
+
+/* Like inih's string reader: up to num - 1 characters through a '\n'. */
+static char *ini_string_reader_(char *str, int num, void *stream)
+{
+    ini_ctx *c = stream;
+    if (!*c->text || num < 2) return NULL;
+    int i = 0;
+    while (i < num - 1 && c->text[i]) {
+        str[i] = c->text[i];
+        if (c->text[i++] == '\n') break;
+    }
+    str[i] = '\0';
+    c->text += i;
+    c->line++;
+    return str;
 }
 
 /* inih reports the line of the first failing entry as its return value; the
@@ -384,18 +437,18 @@ static sr_status finish_ini(int rc, ini_ctx *c, const char *what)
 
 sr_status sr_config_load_file(sr_config *cfg, const char *path, sr_error *err)
 {
-    ini_ctx c = {cfg, path, err, 0};
-    FILE *f = fopen(path, "r");
-    if (!f) SR_FAIL(err, SR_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
-    int rc = ini_parse_file(f, on_ini_entry, &c);
-    fclose(f);
+    ini_ctx c = {.cfg = cfg, .source = path, .err = err};
+    c.file = fopen(path, "r");
+    if (!c.file) SR_FAIL(err, SR_ERR_IO, "%s: cannot open config file: %s", path, strerror(errno));
+    int rc = ini_parse_stream(ini_file_reader_, &c, on_ini_entry, &c);
+    fclose(c.file);
     return finish_ini(rc, &c, path);
 }
 
 sr_status sr_config_load_string(sr_config *cfg, const char *text, const char *source, sr_error *err)
 {
-    ini_ctx c = {cfg, source, err, 0};
-    int rc = ini_parse_string(text, on_ini_entry, &c);
+    ini_ctx c = {.cfg = cfg, .source = source, .err = err, .text = text};
+    int rc = ini_parse_stream(ini_string_reader_, &c, on_ini_entry, &c);
     return finish_ini(rc, &c, source);
 }
 

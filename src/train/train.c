@@ -20,6 +20,32 @@ static void *alloc_or_abort(sr_trainer *t, int64_t n, size_t size, const char *w
     return p;
 }
 
+/* Keys whose limit is the catalogue: the same meta on every rank, so every
+ * rank fails alike without a collective. A sampled loss draws its negatives
+ * with replacement from the N items (whole passes first, sampler.c): k > N
+ * costs k dot products a query for nothing the exact softmax would not give. */
+static sr_status check_catalogue(const sr_trainer *t, sr_error *err)
+{
+    const sr_config *cfg = &t->cfg;
+    const long long n = (long long)t->meta.num_items;
+    for (int i = 0; i < cfg->eval_topk_count; i++)
+        if (cfg->eval_topk[i] > n)
+            SR_FAIL(err, SR_ERR_CONFIG, "eval.topk = %lld is larger than the catalogue of %s (%lld items)",
+                    (long long)cfg->eval_topk[i], cfg->data_path, n);
+    const bool sampled = !strcmp(cfg->loss_name, "ssm") || !strcmp(cfg->loss_name, "nce");
+    if (!sampled || !strcmp(cfg->loss_proposal, "inbatch")) return SR_OK; /* inbatch: the batch's targets */
+    if (cfg->loss_negatives > n)
+        SR_FAIL(err, SR_ERR_CONFIG,
+                "loss.negatives = %lld is larger than the catalogue of %s (%lld items); at most %lld "
+                "(loss.name = softmax uses every item)",
+                (long long)cfg->loss_negatives, cfg->data_path, n, n);
+    if (!strcmp(cfg->loss_proposal, "dynamic") && cfg->loss_dns_candidates > n)
+        SR_FAIL(err, SR_ERR_CONFIG,
+                "loss.dns_candidates = %lld is larger than the catalogue of %s (%lld items); at most %lld",
+                (long long)cfg->loss_dns_candidates, cfg->data_path, n, n);
+    return SR_OK;
+}
+
 /* This rank's rows of every split and the train popularity of every item
  * (proposals, the hsm tree and LightGCN's normalisation need it). */
 static sr_status read_data(sr_trainer *t, sr_error *err)
@@ -33,7 +59,7 @@ static sr_status read_data(sr_trainer *t, sr_error *err)
     SR_TRY(sr_dataset_open(&ds, c, cfg->data_path, err));
     t->meta = *sr_dataset_meta_get(ds);
     sr_dataset_user_range(t->meta.num_users, c->size, c->rank, &t->u0, &t->u1);
-    sr_status st = SR_OK;
+    sr_status st = check_catalogue(t, err);
     for (int s = 0; s < SR_SPLIT_COUNT && st == SR_OK; s++)
         st = sr_dataset_read_split(ds, (sr_split)s, t->u0, t->u1, &t->split[s], &t->mem, err);
     if (st == SR_OK) {

@@ -26,7 +26,9 @@ awk 'BEGIN { srand(5); for (u = 0; u < 120; u++) { g = u % 8;
   for (k = 0; k < 20; k++) { if (rand() < 0.85) i = g * 20 + int(rand() * 20); else i = int(rand() * 161);
     if (!(u SUBSEP i in seen)) { seen[u SUBSEP i] = 1; items[u] = items[u] " " i } }
   print u items[u] } }' > all.txt
-"$bin" data convert --format lightgcn --input all.txt --valid-ratio 0.1 --seed 3 --output data.h5 \
+# every fifth item to a given test split: training refuses an empty one
+awk '{ tr = $1; te = $1; for (k = 2; k <= NF; k++) { if (k % 5 == 0) te = te " " $k; else tr = tr " " $k } print tr > "train.txt"; print te > "test.txt" }' all.txt
+"$bin" data convert --format lightgcn --input train.txt --test test.txt --valid-ratio 0.1 --seed 3 --output data.h5 \
   > /dev/null 2>&1 || fail "convert"
 common=(--set data.path=data.h5 --set model.dim=8 --set train.epochs=3 --set train.batch_size=64
         --set loss.name=ssm --set loss.negatives=16 --set train.checkpoint_every=5 --set eval.topk=10

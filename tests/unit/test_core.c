@@ -84,16 +84,64 @@ static void test_config_errors(void)
     expect_config_error("loss.dns_base=dynamic", "--set: loss.dns_base = 'dynamic' is not one of uniform|popularity");
     expect_config_error("train.shuffle=maybe", "--set: train.shuffle = 'maybe' is not a boolean (true/false)");
     expect_config_error("model.dim", "--set model.dim: expected key=value");
+    /* strtok_r used to skip empty elements: "10,,20" read as 10,20. */
+    expect_config_error("eval.topk=10,,20",
+                        "--set: eval.topk = '10,,20' has an empty element (expected comma-separated integers)");
+    expect_config_error("eval.topk=10,", "--set: eval.topk = '10,' has an empty element (expected comma-separated integers)");
+    expect_config_error("eval.topk= ,5", "--set: eval.topk = ',5' has an empty element (expected comma-separated integers)");
+    expect_config_error("eval.topk=", "--set: eval.topk: empty list");
+}
+
+/* Write text to name in the test's scratch directory; its path into path. */
+static void write_tmp_file(char *path, size_t len, const char *name, const char *text)
+{
+    snprintf(path, len, "%s/%s", sr_test_tmpdir(), name);
+    FILE *f = fopen(path, "w");
+    CU_ASSERT_FATAL(f != NULL);
+    fputs(text, f);
+    fclose(f);
+}
+
+/* A key set twice in one INI file used to be "last wins", silently. */
+static void test_config_duplicate_key(void)
+{
+    char path[1024];
+    write_tmp_file(path, sizeof path, "cfg_dup.ini",
+                   "[train]\nepochs = 3\n; comment\nlr = 0.5\n\n[model]\ndim = 8\n[train]\nepochs = 4\n");
+    sr_config c;
+    sr_config_defaults(&c);
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_file(&c, path, &e), SR_ERR_CONFIG);
+    char want[1200];
+    snprintf(want, sizeof want, "%s:9: duplicate key 'train.epochs' (first set at line 2; set each key once per file)",
+             path);
+    CU_ASSERT_STRING_EQUAL(e.msg, want);
+    if (strcmp(e.msg, want)) fprintf(stderr, "got: %s\n", e.msg);
+    /* The same in text held in memory (checkpoints), and across sections. */
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, "[model]\ndim = 8\n[eval]\ntopk = 5\n[model]\ndim = 16\n", "ckpt", &e),
+                    SR_ERR_CONFIG);
+    CU_ASSERT_STRING_EQUAL(e.msg, "ckpt:6: duplicate key 'model.dim' (first set at line 2; set each key once per file)");
+    /* Two files (or a file and --set) still apply in order: a later one wins. */
+    sr_config_defaults(&c);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, "[train]\nepochs = 3\n", "a.ini", &e), SR_OK);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, "[train]\nepochs = 5\n", "b.ini", &e), SR_OK);
+    CU_ASSERT_EQUAL(c.train_epochs, 5);
+    /* A line longer than inih's buffer: the line numbers are inih's own. */
+    char text[600];
+    snprintf(text, sizeof text, "[train]\nepochs = 1\n[data]\npath = %0300d\n[train]\nepochs = 2\n", 0);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_config_load_string(&c, text, "long", &e), SR_ERR_CONFIG);
+    /* inih's count (the handler's line and its return value agree), not the file's 6. */
+    CU_ASSERT_STRING_EQUAL(e.msg, "long:5: duplicate key 'train.epochs' (first set at line 2; set each key once per file)");
 }
 
 static void test_config_file_roundtrip(void)
 {
     char path[1024];
-    snprintf(path, sizeof path, "%s/cfg_rt.ini", sr_test_tmpdir());
-    FILE *f = fopen(path, "w");
-    CU_ASSERT_FATAL(f != NULL);
-    fprintf(f, "; comment\n[model]\ndim = 32\n[train]\nepochs = 3\nlr = 0.5\n");
-    fclose(f);
+    write_tmp_file(path, sizeof path, "cfg_rt.ini", "; comment\n[model]\ndim = 32\n[train]\nepochs = 3\nlr = 0.5\n");
     sr_config c;
     sr_config_defaults(&c);
     sr_error e;
@@ -111,9 +159,7 @@ static void test_config_file_roundtrip(void)
     CU_ASSERT_EQUAL(memcmp(&c, &d, sizeof c), 0);
 
     /* Unknown key in a file names the file and line. */
-    f = fopen(path, "w");
-    fprintf(f, "[model]\ndim = 32\n\n[trian]\nepochs = 3\n");
-    fclose(f);
+    write_tmp_file(path, sizeof path, "cfg_rt.ini", "[model]\ndim = 32\n\n[trian]\nepochs = 3\n");
     sr_error_clear(&e);
     CU_ASSERT_EQUAL(sr_config_load_file(&c, path, &e), SR_ERR_CONFIG);
     char want[1200];
@@ -242,6 +288,7 @@ static void register_tests(void)
     CU_add_test(s, "config_defaults_and_set", test_config_defaults_and_set);
     CU_add_test(s, "config_errors", test_config_errors);
     CU_add_test(s, "config_file_roundtrip", test_config_file_roundtrip);
+    CU_add_test(s, "config_duplicate_key", test_config_duplicate_key);
     CU_add_test(s, "philox_kat", test_philox_kat);
     CU_add_test(s, "rng_streams", test_rng_streams);
     CU_add_test(s, "mem_accounting", test_mem_accounting);
