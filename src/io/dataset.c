@@ -815,7 +815,7 @@ static sr_status content_write(sr_dataset_writer *w, sr_error *err);
  * one is stored whole) plus its B-tree entries and object header. */
 static int64_t chunked_bytes(int64_t len, int64_t esize)
 {
-    int64_t chunks = (len + SR_CHUNK - 1) / SR_CHUNK + 1;
+    int64_t chunks = (len + SR_CHUNK - 1) / SR_CHUNK;
     return chunks * ((int64_t)SR_CHUNK * esize + 96) + 8192;
 }
 
