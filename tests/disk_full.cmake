@@ -1,0 +1,7 @@
+# Writers on a full disk and into a vanished directory (issue 18): every
+# command that writes exits 4 with one line naming the file and leaves
+# nothing behind. Mounts a 256 KiB tmpfs (root; skipped with 77 otherwise).
+add_test(NAME disk_full COMMAND bash ${CMAKE_CURRENT_SOURCE_DIR}/scripts/disk_full.sh $<TARGET_FILE:softrec>
+                                ${CMAKE_CURRENT_BINARY_DIR}/work/disk_full ${CMAKE_SOURCE_DIR})
+set_tests_properties(disk_full PROPERTIES TIMEOUT 600 SKIP_RETURN_CODE 77 LABELS "reliability;io"
+                     ENVIRONMENT "${SR_MPI_ENV}")
