@@ -76,4 +76,12 @@ rm -rf vanish
 wait $pid
 check vanish vanish/big.h5 $?
 [[ ! -e vanish ]] || fail "vanish: directory came back"
+# 4. input messages: a directory as --input says so (was "corrupt or
+# truncated gzip data"); a UTF-8 byte order mark before u.data lines is skipped
+"$bin" data convert --format ml-100k --input in --output in/x.h5 >/dev/null 2>dir.err
+rc=$?
+[[ $rc == 4 ]] && grep -q '^softrec: error: in: is a directory' dir.err || { cat dir.err >&2; fail "directory input: exit $rc"; }
+printf '\xef\xbb\xbf1\t2\t5\t10\n1\t3\t4\t11\n2\t2\t3\t12\n' > in/bom.data
+"$bin" data convert --format ml-100k --input in/bom.data --output in/bom.h5 >/dev/null 2>bom.err ||
+  { cat bom.err >&2; fail "BOM input"; }
 echo "disk_full: all writers failed cleanly"
