@@ -811,26 +811,33 @@ static sr_status content_write(sr_dataset_writer *w, sr_error *err);
  * while every later HDF5 write and the close still fit. The commit cuts the
  * file back to HDF5's end of allocation. */
 
-/* Bytes of a chunked 1-D dataset of len elements: whole chunks (a partial
- * one is stored whole) plus its B-tree entries and object header. */
-static int64_t chunked_bytes(int64_t len, int64_t esize)
+/* Data bytes of a chunked 1-D dataset of len elements in chunks of up to
+ * SR_CHUNK (a partial chunk is stored whole). */
+static int64_t chunked_bytes(int64_t len, int64_t chunk, int64_t esize)
 {
-    int64_t chunks = (len + SR_CHUNK - 1) / SR_CHUNK;
-    return chunks * ((int64_t)SR_CHUNK * esize + 96) + 8192;
+    if (chunk > SR_CHUNK) chunk = SR_CHUNK;
+    return chunk > 0 ? (len + chunk - 1) / chunk * chunk * esize : 0;
 }
 
+/* HDF5's own bytes for a dataset of len elements: object header, B-tree
+ * entries of its chunks. */
+static int64_t meta_bytes(int64_t len) { return 8192 + (len + SR_CHUNK - 1) / SR_CHUNK * 96; }
+
 /* Upper bound of the file's size once add_users more users and add_nnz[s]
- * more entries of each split are appended (fixed datasets: fixed_bytes). */
+ * more entries of each split are appended (fixed datasets: fixed_bytes).
+ * The data is counted exactly, HDF5's metadata twice over (freed and
+ * re-placed headers and B-tree nodes). */
 static int64_t size_bound(const sr_dataset_writer *w, int64_t add_users, const int64_t add_nnz[SR_SPLIT_COUNT])
 {
     int64_t isize = w->num_items > INT32_MAX ? 8 : 4;
-    int64_t b = ((int64_t)64 << 10) + 2 * w->attr_bytes + w->fixed_bytes;
+    int64_t data = w->fixed_bytes, meta = ((int64_t)64 << 10) + w->attr_bytes;
     for (int s = 0; s < SR_SPLIT_COUNT; s++) {
-        int64_t nnz = w->nnz[s] + (add_nnz ? add_nnz[s] : 0);
-        b += chunked_bytes(w->users_done + add_users + 1, 8) + chunked_bytes(nnz, isize) + 4096;
-        if (w->has_time) b += chunked_bytes(nnz, 8);
+        int64_t nnz = w->nnz[s] + (add_nnz ? add_nnz[s] : 0), rows = w->users_done + add_users + 1;
+        data += chunked_bytes(rows, SR_CHUNK, 8) + chunked_bytes(nnz, SR_CHUNK, isize);
+        meta += meta_bytes(rows) + meta_bytes(nnz) + 4096;
+        if (w->has_time) data += chunked_bytes(nnz, SR_CHUNK, 8), meta += meta_bytes(nnz);
     }
-    return b + b / 8; /* freed and re-placed metadata, heaps */
+    return data + 2 * meta;
 }
 
 /* Make sure the temporary holds bound bytes before HDF5 may write them. */
@@ -844,8 +851,9 @@ static sr_status reserve(sr_dataset_writer *w, int64_t bound, sr_error *err)
     return SR_OK;
 }
 
-/* Bytes of a fixed-size int64 dataset of n elements (write_full). */
-static int64_t full_bytes(int64_t n) { return n * 8 + (int64_t)SR_CHUNK * 8 + 8192; }
+/* Bytes of a fixed-size int64 dataset of n elements (write_full: chunks
+ * of min(n, SR_CHUNK)). */
+static int64_t full_bytes(int64_t n) { return chunked_bytes(n, n, 8) + 2 * meta_bytes(n); }
 
 sr_status sr_dataset_check_output(const char *path, int overwrite, sr_error *err)
 {
@@ -1195,11 +1203,8 @@ sr_status sr_dataset_writer_commit(sr_dataset_writer *w, sr_error *err)
         char r[256];
         SR_FAIL(err, SR_ERR_IO, "%s: cannot write %s (%s)", w->path, w->tmp, h5_reason(r));
     }
-    hid_t f = H5Fopen(w->tmp, H5F_ACC_RDONLY, H5P_DEFAULT);
-    haddr_t exact = HADDR_UNDEF;
-    if (f >= 0 && H5Fget_eoa(f, &exact) >= 0 && exact != HADDR_UNDEF && exact < eoa) eoa = exact;
-    if (f >= 0) H5Fclose(f);
-    H5Eclear2(H5E_DEFAULT);
+    int64_t exact = sr_h5_file_eoa(w->tmp);
+    if (exact >= 0 && (haddr_t)exact < eoa) eoa = (haddr_t)exact;
     /* Give back the reservation HDF5 did not use, then data on disk before
      * the name points at it. */
     if (eoa == HADDR_UNDEF || (int64_t)eoa > w->reserved)

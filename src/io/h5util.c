@@ -200,3 +200,13 @@ const char *sr_h5_reason(char *buf, size_t n)
     buf[w] = '\0';
     return buf;
 }
+
+int64_t sr_h5_file_eoa(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    haddr_t eoa = HADDR_UNDEF;
+    if (f >= 0 && H5Fget_eoa(f, &eoa) < 0) eoa = HADDR_UNDEF;
+    if (f >= 0) H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return eoa == HADDR_UNDEF ? -1 : (int64_t)eoa;
+}

@@ -42,4 +42,8 @@ int sr_h5_write_texts(hid_t loc, const char *name, const char *const *texts, int
  * N>" (e.g. "file write failed: No space left on device"). Returns buf. */
 const char *sr_h5_reason(char *buf, size_t n);
 
+/* A closed file's end of allocation (what HDF5 will read; bytes past it are
+ * a writer's unused reservation), -1 when it cannot be read. */
+int64_t sr_h5_file_eoa(const char *path);
+
 #endif

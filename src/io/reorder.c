@@ -338,17 +338,6 @@ static int reserve_maps(int fd, int64_t U, int64_t N, int64_t *bound)
     return posix_fallocate(fd, 0, (off_t)*bound);
 }
 
-/* A closed file's end of allocation, -1 when it cannot be read. */
-static int64_t file_eoa(const char *path)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    haddr_t eoa = HADDR_UNDEF;
-    if (f >= 0 && H5Fget_eoa(f, &eoa) < 0) eoa = HADDR_UNDEF;
-    if (f >= 0) H5Fclose(f);
-    H5Eclear2(H5E_DEFAULT);
-    return eoa == HADDR_UNDEF ? -1 : (int64_t)eoa;
-}
-
 static sr_status fill_maps(hid_t f, const char *stage, const sr_reorder_opts *o, int64_t U, int64_t N,
                            const int64_t *uorig, const int64_t *iorig, sr_error *err)
 {
@@ -389,7 +378,7 @@ static sr_status write_maps(const char *stage, const sr_reorder_opts *o, int64_t
         st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot close", stage);
     H5Eclear2(H5E_DEFAULT);
     /* Give back the reservation HDF5 did not use, then sync. */
-    int64_t eoa = st == SR_OK ? file_eoa(stage) : -1;
+    int64_t eoa = st == SR_OK ? sr_h5_file_eoa(stage) : -1;
     if (st == SR_OK && (eoa < 0 || eoa > bound))
         st = sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: end of allocation %lld beyond %lld bytes",
                           stage, (long long)eoa, (long long)bound);
