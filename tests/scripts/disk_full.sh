@@ -7,11 +7,13 @@ set -u
 bin=$(readlink -f "$1"); work=$2; src=$(readlink -f "${3:-.}")
 export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
 fail() { echo "FAIL: $*" >&2; exit 1; }
-rm -rf "$work" && mkdir -p "$work/full" "$work/in" && cd "$work" || fail "workdir"
-full=$work/full
+rm -rf "$work" && mkdir -p "$work/full" "$work/half" "$work/in" && cd "$work" || fail "workdir"
+full=$work/full half=$work/half
 [[ $(id -u) == 0 ]] || { echo "SKIP: mounting a tmpfs needs root"; exit 77; }
 mount -t tmpfs -o size=256k tmpfs "$full" 2>mount.err || { echo "SKIP: mount not permitted: $(head -1 mount.err)"; exit 77; }
-trap 'umount "$full" 2>/dev/null' EXIT
+trap 'umount "$full" 2>/dev/null; umount "$half" 2>/dev/null' EXIT
+# 2 MiB: the writers start, then run out of room part way (after appends)
+mount -t tmpfs -o size=2m tmpfs "$half" 2>mount.err || { echo "SKIP: mount not permitted: $(head -1 mount.err)"; exit 77; }
 run() { local np=$1; shift; timeout -k 5 120 mpirun -np "$np" --oversubscribe "$bin" "$@"; }
 
 # Inputs in a normal directory: ML-100K when present, else synthetic.
@@ -65,6 +67,12 @@ fi
 
 # 1. a full file system (256 KiB tmpfs)
 writers "$full" ""
+# 1b. room for the start of each dataset, not for all of it
+timeout -k 5 120 "$bin" data synth --users 30000 --items 5000 --block-users 1000 --progress 0 \
+  --output $half/s.h5 >/dev/null 2>synth-half.err
+check synth-half $half/s.h5 $?
+timeout -k 5 120 "$bin" data reorder --input in/data.h5 --parts 4 --output $half/r.h5 >/dev/null 2>reorder-half.err
+check reorder-half $half/r.h5 $?
 # 2. a directory that is gone before the write starts
 writers "$work/gone" "-gone"
 # 3. a directory removed while a long conversion writes into it
