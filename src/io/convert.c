@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <zlib.h>
 
 #include "core/rng.h"
@@ -140,6 +141,10 @@ static sr_status reader_open(reader *r, const char *path, sr_error *err)
     FILE *probe = fopen(path, "rb"); /* errno-accurate message for missing files */
     if (!probe) SR_FAIL(err, SR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     fclose(probe);
+    /* fopen opens a directory; zlib then calls the EISDIR read corrupt gzip. */
+    struct stat sb;
+    if (stat(path, &sb) == 0 && S_ISDIR(sb.st_mode))
+        SR_FAIL(err, SR_ERR_IO, "%s: is a directory, expected a ratings file", path);
     r->f = gzopen(path, "rb");
     if (!r->f) SR_FAIL(err, SR_ERR_IO, "%s: cannot open: %s", path, strerror(errno));
     gzbuffer(r->f, 1 << 17);

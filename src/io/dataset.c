@@ -47,22 +47,8 @@ void sr_dataset_user_range(int64_t num_users, int p, int r, int64_t *u0, int64_t
 
 static void h5_quiet(void) { H5Eset_auto2(H5E_DEFAULT, NULL, NULL); }
 
-static herr_t walk_first(unsigned n, const H5E_error2_t *e, void *data)
-{
-    char *buf = data;
-    if (n == 0 && e->desc) snprintf(buf, 256, "%s", e->desc);
-    return 0;
-}
-
-/* Innermost HDF5 error description (the root cause), then clear the stack. */
-static const char *h5_reason(char buf[256])
-{
-    buf[0] = '\0';
-    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, walk_first, buf);
-    H5Eclear2(H5E_DEFAULT);
-    if (!buf[0]) snprintf(buf, 256, "unknown HDF5 error");
-    return buf;
-}
+/* Innermost HDF5 error description (the root cause) as one line, then clear the stack. */
+static const char *h5_reason(char buf[256]) { return sr_h5_reason(buf, 256); }
 
 static void h5_close_id(hid_t *id)
 {
@@ -790,6 +776,10 @@ struct sr_dataset_writer {
     int has_time;
     int ids_written;
     int names_written;
+    int fd;              /* the temporary, held open: reservations, fsync, truncate */
+    int64_t reserved;    /* bytes allocated to the temporary (posix_fallocate) */
+    int64_t fixed_bytes; /* bound of what set_id_maps / set_id_names / commit add */
+    int64_t attr_bytes;  /* text attributes */
     sr_sha256 content[SR_SPLIT_COUNT][3]; /* indptr, items, time of each split, as appended */
 };
 
@@ -812,6 +802,58 @@ static void content_add(sr_dataset_writer *w, int s, const int64_t *indptr, int6
 }
 
 static sr_status content_write(sr_dataset_writer *w, sr_error *err);
+
+/* Full disk: HDF5 meets ENOSPC only when it flushes (often in H5Fclose), and
+ * a failed close leaves a half-destroyed file that crashes MPI_Finalize
+ * (H5F__close_cb). So the writer keeps the temporary allocated ahead of
+ * HDF5: before any HDF5 call that may add bytes, the file holds room for an
+ * upper bound of its whole size, and a full disk is a plain error here,
+ * while every later HDF5 write and the close still fit. The commit cuts the
+ * file back to HDF5's end of allocation. */
+
+/* Data bytes of a chunked 1-D dataset of len elements in chunks of up to
+ * SR_CHUNK (a partial chunk is stored whole). */
+static int64_t chunked_bytes(int64_t len, int64_t chunk, int64_t esize)
+{
+    if (chunk > SR_CHUNK) chunk = SR_CHUNK;
+    return chunk > 0 ? (len + chunk - 1) / chunk * chunk * esize : 0;
+}
+
+/* HDF5's own bytes for a dataset of len elements: object header, B-tree
+ * entries of its chunks. */
+static int64_t meta_bytes(int64_t len) { return 8192 + (len + SR_CHUNK - 1) / SR_CHUNK * 96; }
+
+/* Upper bound of the file's size once add_users more users and add_nnz[s]
+ * more entries of each split are appended (fixed datasets: fixed_bytes).
+ * The data is counted exactly, HDF5's metadata twice over (freed and
+ * re-placed headers and B-tree nodes). */
+static int64_t size_bound(const sr_dataset_writer *w, int64_t add_users, const int64_t add_nnz[SR_SPLIT_COUNT])
+{
+    int64_t isize = w->num_items > INT32_MAX ? 8 : 4;
+    int64_t data = w->fixed_bytes, meta = ((int64_t)64 << 10) + w->attr_bytes;
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) {
+        int64_t nnz = w->nnz[s] + (add_nnz ? add_nnz[s] : 0), rows = w->users_done + add_users + 1;
+        data += chunked_bytes(rows, SR_CHUNK, 8) + chunked_bytes(nnz, SR_CHUNK, isize);
+        meta += meta_bytes(rows) + meta_bytes(nnz) + 4096;
+        if (w->has_time) data += chunked_bytes(nnz, SR_CHUNK, 8), meta += meta_bytes(nnz);
+    }
+    return data + 2 * meta;
+}
+
+/* Make sure the temporary holds bound bytes before HDF5 may write them. */
+static sr_status reserve(sr_dataset_writer *w, int64_t bound, sr_error *err)
+{
+    if (bound <= w->reserved) return SR_OK;
+    int e = posix_fallocate(w->fd, 0, (off_t)bound);
+    if (e) SR_FAIL(err, SR_ERR_IO, "%s: cannot write: no room for %lld bytes in %s (%s)", w->path, (long long)bound,
+                   w->tmp, strerror(e));
+    w->reserved = bound;
+    return SR_OK;
+}
+
+/* Bytes of a fixed-size int64 dataset of n elements (write_full: chunks
+ * of min(n, SR_CHUNK)). */
+static int64_t full_bytes(int64_t n) { return chunked_bytes(n, n, 8) + 2 * meta_bytes(n); }
 
 sr_status sr_dataset_check_output(const char *path, int overwrite, sr_error *err)
 {
@@ -938,6 +980,7 @@ static void writer_free(sr_dataset_writer *w)
     }
     h5_close_id(&w->file);
     H5Eclear2(H5E_DEFAULT);
+    if (w->fd >= 0) close(w->fd);
     free(w->pop);
     free(w);
 }
@@ -954,12 +997,19 @@ sr_status sr_dataset_writer_create(sr_dataset_writer **out, const char *path, in
     sr_dataset_writer *w = calloc(1, sizeof *w);
     if (!w) SR_FAIL(err, SR_ERR_NOMEM, "%s: out of memory", path);
     w->file = H5I_INVALID_HID;
+    w->fd = -1;
     for (int s = 0; s < SR_SPLIT_COUNT; s++) w->indptr[s] = w->items[s] = w->time[s] = H5I_INVALID_HID;
     snprintf(w->path, sizeof w->path, "%s", path);
     snprintf(w->tmp, sizeof w->tmp, "%s.tmp.%ld", path, (long)getpid());
     w->num_users = num_users;
     w->num_items = num_items;
     w->has_time = attrs && attrs->has_time;
+    if (attrs) {
+        const char *t[] = {attrs->name, attrs->source, attrs->source_sha256, attrs->split_protocol,
+                           attrs->source_files};
+        for (size_t i = 0; i < sizeof t / sizeof t[0]; i++) w->attr_bytes += (t[i] ? (int64_t)strlen(t[i]) : 0) + 256;
+    }
+    w->fixed_bytes = full_bytes(num_items) + 4096; /* /item_popularity, content_sha256 */
     content_begin(w);
     w->pop = calloc((size_t)(num_items ? num_items : 1), sizeof *w->pop);
     if (!w->pop) {
@@ -976,9 +1026,14 @@ sr_status sr_dataset_writer_create(sr_dataset_writer **out, const char *path, in
         snprintf(tmp, sizeof tmp, "%s.tmp.%ld", path, (long)getpid());
         SR_FAIL(err, SR_ERR_IO, "%s: cannot create temporary file %s: %s", path, tmp, strerror(e));
     }
-    close(fd);
+    w->fd = fd;
+    /* Prove the room before H5Fcreate (whose truncation frees it), then
+     * hold it again right after. */
+    sr_status st = reserve(w, size_bound(w, 0, NULL), err);
+    if (st != SR_OK) goto fail;
+    w->reserved = 0;
     w->file = H5Fcreate(w->tmp, H5F_ACC_TRUNC, H5P_DEFAULT, H5P_DEFAULT);
-    sr_status st = SR_OK;
+    if (w->file >= 0 && (st = reserve(w, size_bound(w, 0, NULL), err))) goto fail;
     if (w->file < 0) {
         char r[256];
         st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create HDF5 file (%s)", w->tmp, h5_reason(r));
@@ -1049,6 +1104,9 @@ sr_status sr_dataset_writer_append(sr_dataset_writer *w, int64_t n_users, const 
             SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: has_time is set but no time array for /%s", w->path,
                     sr_split_name((sr_split)s));
     }
+    int64_t add[SR_SPLIT_COUNT];
+    for (int s = 0; s < SR_SPLIT_COUNT; s++) add[s] = indptr[s][n_users];
+    SR_TRY(reserve(w, size_bound(w, n_users, add), err));
     int64_t *buf = malloc((size_t)n_users * sizeof *buf);
     if (!buf) SR_FAIL(err, SR_ERR_NOMEM, "%s: writer: out of memory for a block of %lld users", w->path, (long long)n_users);
     sr_status st = SR_OK;
@@ -1085,6 +1143,8 @@ sr_status sr_dataset_writer_set_id_maps(sr_dataset_writer *w, const int64_t *use
 {
     if (w->ids_written) SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: id maps set twice", w->path);
     w->ids_written = 1;
+    w->fixed_bytes += (user_ids ? full_bytes(w->num_users) : 0) + (item_ids ? full_bytes(w->num_items) : 0);
+    SR_TRY(reserve(w, size_bound(w, 0, NULL), err));
     if (user_ids) SR_TRY(write_full(w, "user_ids", w->num_users, user_ids, err));
     if (item_ids) SR_TRY(write_full(w, "item_ids", w->num_items, item_ids, err));
     return SR_OK;
@@ -1096,6 +1156,13 @@ sr_status sr_dataset_writer_set_id_names(sr_dataset_writer *w, const char *const
     if (w->names_written) SR_FAIL(err, SR_ERR_INTERNAL, "%s: writer: id names set twice", w->path);
     w->names_written = 1;
     if (!user_names && !item_names) return SR_OK;
+    /* Variable-length strings: a 16-byte reference each, the text and its
+     * global heap entry. */
+    int64_t text = 8192;
+    for (int64_t u = 0; user_names && u < w->num_users; u++) text += (int64_t)strlen(user_names[u]) + 48;
+    for (int64_t i = 0; item_names && i < w->num_items; i++) text += (int64_t)strlen(item_names[i]) + 48;
+    w->fixed_bytes += text + text / 16;
+    SR_TRY(reserve(w, size_bound(w, 0, NULL), err));
     hid_t g = H5Gcreate2(w->file, "map", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     int rc = g < 0 ? -1 : 0;
     const char *bad = "/map";
@@ -1123,20 +1190,28 @@ sr_status sr_dataset_writer_commit(sr_dataset_writer *w, sr_error *err)
         h5_close_id(&w->items[s]);
         h5_close_id(&w->time[s]);
     }
-    herr_t rc = H5Fclose(w->file);
-    w->file = H5I_INVALID_HID;
+    /* The end of allocation before the close bounds the one after it (the
+     * close only gives back aggregator space); the reopen reads the exact one. */
+    haddr_t eoa = HADDR_UNDEF;
+    herr_t rc = H5Fflush(w->file, H5F_SCOPE_LOCAL);
+    if (rc >= 0) rc = H5Fget_eoa(w->file, &eoa);
+    if (rc >= 0) {
+        rc = H5Fclose(w->file);
+        w->file = H5I_INVALID_HID; /* a failed close must not be retried */
+    }
     if (rc < 0) {
         char r[256];
-        SR_FAIL(err, SR_ERR_IO, "%s: cannot close (%s)", w->tmp, h5_reason(r));
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot write %s (%s)", w->path, w->tmp, h5_reason(r));
     }
-    /* Data on disk before the name points at it. */
-    int fd = open(w->tmp, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
-        if (fd >= 0) close(fd);
-        SR_FAIL(err, SR_ERR_IO, "%s: cannot sync: %s", w->tmp, strerror(e));
-    }
-    close(fd);
+    int64_t exact = sr_h5_file_eoa(w->tmp);
+    if (exact >= 0 && (haddr_t)exact < eoa) eoa = (haddr_t)exact;
+    /* Give back the reservation HDF5 did not use, then data on disk before
+     * the name points at it. */
+    if (eoa == HADDR_UNDEF || (int64_t)eoa > w->reserved)
+        SR_FAIL(err, SR_ERR_INTERNAL, "%s: end of allocation %lld is beyond the %lld bytes reserved", w->tmp,
+                (long long)(eoa == HADDR_UNDEF ? -1 : (int64_t)eoa), (long long)w->reserved);
+    if (ftruncate(w->fd, (off_t)eoa) != 0 || fsync(w->fd) != 0)
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot write %s: %s", w->path, w->tmp, strerror(errno));
     if (rename(w->tmp, w->path) != 0)
         SR_FAIL(err, SR_ERR_IO, "%s: cannot rename %s into place: %s", w->path, w->tmp, strerror(errno));
     w->tmp[0] = '\0'; /* committed: abort must not delete anything now */

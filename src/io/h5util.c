@@ -4,6 +4,8 @@
  * variable-length ones with a memory type of the file's character set. */
 #include "io/h5util.h"
 
+#include <ctype.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -148,4 +150,63 @@ int sr_h5_write_texts(hid_t loc, const char *name, const char *const *texts, int
     if (sp >= 0) H5Sclose(sp);
     if (t >= 0) H5Tclose(t);
     return rc < 0 ? -1 : 0;
+}
+
+typedef struct reason_buf {
+    char *buf;
+    size_t n;
+} reason_buf;
+
+static herr_t reason_first(unsigned i, const H5E_error2_t *e, void *data)
+{
+    reason_buf *r = data;
+    if (i == 0 && e->desc) snprintf(r->buf, r->n, "%s", e->desc);
+    return 0;
+}
+
+const char *sr_h5_reason(char *buf, size_t n)
+{
+    if (!buf || n == 0) return "";
+    buf[0] = '\0';
+    reason_buf r = {buf, n};
+    H5Ewalk2(H5E_DEFAULT, H5E_WALK_UPWARD, reason_first, &r);
+    H5Eclear2(H5E_DEFAULT);
+    if (!buf[0]) {
+        snprintf(buf, n, "unknown HDF5 error");
+        return buf;
+    }
+    /* sec2's "file write failed: time = ..., errno = 28, error message = ..." */
+    const char *en = strstr(buf, "errno = ");
+    int e = en ? atoi(en + 8) : 0;
+    if (e > 0) {
+        const char *colon = strchr(buf, ':');
+        size_t k = colon && colon < en ? (size_t)(colon - buf) : 0;
+        char head[128];
+        snprintf(head, sizeof head, "%.*s", (int)(k < sizeof head ? k : sizeof head - 1), buf);
+        snprintf(buf, n, "%s%s%s", head, k ? ": " : "", strerror(e));
+        return buf;
+    }
+    /* Otherwise whitespace runs (line breaks included) become one space. */
+    size_t w = 0;
+    for (size_t i = 0; buf[i]; i++) {
+        unsigned char ch = (unsigned char)buf[i];
+        if (isspace(ch)) {
+            if (w > 0 && buf[w - 1] != ' ') buf[w++] = ' ';
+        } else {
+            buf[w++] = (char)ch;
+        }
+    }
+    while (w > 0 && buf[w - 1] == ' ') w--;
+    buf[w] = '\0';
+    return buf;
+}
+
+int64_t sr_h5_file_eoa(const char *path)
+{
+    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
+    haddr_t eoa = HADDR_UNDEF;
+    if (f >= 0 && H5Fget_eoa(f, &eoa) < 0) eoa = HADDR_UNDEF;
+    if (f >= 0) H5Fclose(f);
+    H5Eclear2(H5E_DEFAULT);
+    return eoa == HADDR_UNDEF ? -1 : (int64_t)eoa;
 }

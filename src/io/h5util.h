@@ -36,4 +36,14 @@ void sr_h5_texts_free(sr_h5_texts *t);
 
 int sr_h5_write_texts(hid_t loc, const char *name, const char *const *texts, int64_t n);
 
+/* The innermost reason on HDF5's default error stack as one line, then the
+ * stack is cleared. HDF5's file-driver messages span lines and dump
+ * descriptors and buffers; one with "errno = N" becomes "<what>: <strerror
+ * N>" (e.g. "file write failed: No space left on device"). Returns buf. */
+const char *sr_h5_reason(char *buf, size_t n);
+
+/* A closed file's end of allocation (what HDF5 will read; bytes past it are
+ * a writer's unused reservation), -1 when it cannot be read. */
+int64_t sr_h5_file_eoa(const char *path);
+
 #endif

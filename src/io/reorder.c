@@ -9,12 +9,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "comm/comm.h"
 #include "comm/shard.h"
 #include "core/log.h"
 #include "io/dataset.h"
+#include "io/h5util.h"
 
 static int cmp_i64(const void *a, const void *b)
 {
@@ -324,15 +326,21 @@ static sr_status write_attr(hid_t loc, const char *path, const char *name, const
     return SR_OK;
 }
 
-/* The /map group on a committed (not yet renamed) file. */
-static sr_status write_maps(const char *stage, const sr_reorder_opts *o, int64_t U, int64_t N, const int64_t *uorig,
-                            const int64_t *iorig, sr_error *err)
+/* Room for the /map group before HDF5 writes it: as in the dataset writer,
+ * a full disk met inside HDF5 (its flush at H5Fclose) leaves a broken file
+ * id that crashes MPI_Finalize, so the bytes are allocated first. Returns 0
+ * or the errno. */
+static int reserve_maps(int fd, int64_t U, int64_t N, int64_t *bound)
 {
-    hid_t f = H5Fopen(stage, H5F_ACC_RDWR, H5P_DEFAULT);
-    if (f < 0) {
-        H5Eclear2(H5E_DEFAULT);
-        SR_FAIL(err, SR_ERR_IO, "%s: cannot reopen to add /map", stage);
-    }
+    struct stat st;
+    if (fstat(fd, &st) != 0) return errno;
+    *bound = (int64_t)st.st_size + (U + N) * 8 + ((int64_t)128 << 10);
+    return posix_fallocate(fd, 0, (off_t)*bound);
+}
+
+static sr_status fill_maps(hid_t f, const char *stage, const sr_reorder_opts *o, int64_t U, int64_t N,
+                           const int64_t *uorig, const int64_t *iorig, sr_error *err)
+{
     hid_t g = H5Gcreate2(f, "map", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     sr_status st = g >= 0 ? SR_OK : sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create /map", stage);
     if (st == SR_OK) st = write_i64(g, stage, "user_orig_id", U, uorig, err);
@@ -343,17 +351,42 @@ static sr_status write_maps(const char *stage, const sr_reorder_opts *o, int64_t
         st = write_attr(g, stage, "method",
                         "METIS_PartGraphRecursive on the train user-item graph, ncon = 2 (users, items)", 0, err);
     if (g >= 0) H5Gclose(g);
-    if (H5Fclose(f) < 0 && st == SR_OK) st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot close", stage);
-    H5Eclear2(H5E_DEFAULT);
-    if (st != SR_OK) return st;
-    int fd = open(stage, O_RDONLY);
-    if (fd < 0 || fsync(fd) != 0) {
-        int e = errno;
+    return st;
+}
+
+/* The /map group on a committed (not yet renamed) file. */
+static sr_status write_maps(const char *stage, const sr_reorder_opts *o, int64_t U, int64_t N, const int64_t *uorig,
+                            const int64_t *iorig, sr_error *err)
+{
+    int fd = open(stage, O_WRONLY);
+    int64_t bound = 0;
+    int e = fd < 0 ? errno : reserve_maps(fd, U, N, &bound);
+    if (e) {
         if (fd >= 0) close(fd);
-        SR_FAIL(err, SR_ERR_IO, "%s: cannot sync: %s", stage, strerror(e));
+        SR_FAIL(err, SR_ERR_IO, "%s: cannot write: no room for %lld bytes in %s (%s)", o->output, (long long)bound,
+                stage, strerror(e));
     }
+    hid_t f = H5Fopen(stage, H5F_ACC_RDWR, H5P_DEFAULT);
+    sr_status st = SR_OK;
+    if (f < 0) {
+        char r[256];
+        st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot reopen to add /map (%s)", stage,
+                          sr_h5_reason(r, sizeof r));
+    }
+    if (st == SR_OK) st = fill_maps(f, stage, o, U, N, uorig, iorig, err);
+    if (f >= 0 && H5Fclose(f) < 0 && st == SR_OK)
+        st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot close", stage);
+    H5Eclear2(H5E_DEFAULT);
+    /* Give back the reservation HDF5 did not use, then sync. */
+    int64_t eoa = st == SR_OK ? sr_h5_file_eoa(stage) : -1;
+    if (st == SR_OK && (eoa < 0 || eoa > bound))
+        st = sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__, "%s: end of allocation %lld beyond %lld bytes",
+                          stage, (long long)eoa, (long long)bound);
+    if (st == SR_OK && (ftruncate(fd, (off_t)eoa) != 0 || fsync(fd) != 0))
+        st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write %s: %s", o->output, stage,
+                          strerror(errno));
     close(fd);
-    return SR_OK;
+    return st;
 }
 
 static void levels(const graph_in *g, const int64_t *uid, const int64_t *iid, int64_t parts, sr_reorder_report *rep)
