@@ -481,18 +481,6 @@ static sr_status reserve_space(const char *path, int64_t bytes, sr_error *err)
     return SR_OK;
 }
 
-/* Rank 0: a closed file's end of allocation (HDF5 answers it only for a
- * file opened with the default driver), -1 when it cannot be read. */
-static int64_t file_eoa(const char *path)
-{
-    hid_t f = H5Fopen(path, H5F_ACC_RDONLY, H5P_DEFAULT);
-    haddr_t eoa = HADDR_UNDEF;
-    if (f >= 0 && H5Fget_eoa(f, &eoa) < 0) eoa = HADDR_UNDEF;
-    if (f >= 0) H5Fclose(f);
-    H5Eclear2(H5E_DEFAULT);
-    return eoa == HADDR_UNDEF ? -1 : (int64_t)eoa;
-}
-
 sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *info, const sr_ckpt_table *tables,
                        int ntables, const sr_ckpt_state *state, int nstate, sr_fault *fault, sr_error *err)
 {
@@ -589,7 +577,7 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     /* Give back the reserved bytes HDF5 did not use: the file ends at its
      * end of allocation, as without the reservation. */
     if (c->rank == 0) {
-        int64_t eoa = file_eoa(path);
+        int64_t eoa = sr_h5_file_eoa(path);
         if (eoa < 0 || eoa > bound)
             sr_error_set(err, SR_ERR_INTERNAL, __FILE__, __LINE__,
                          "%s: end of allocation %lld is beyond the size bound %lld", path, (long long)eoa,

@@ -4,13 +4,10 @@
 # with a double free; now train exits 5 (data error) at 1 and 2 ranks with
 # one line naming the file and /item_popularity.
 set -u
-bin=$(readlink -f "$1"); work=$2; here=$(cd "$(dirname "$0")" && pwd)
-export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 OPENBLAS_NUM_THREADS=1 SOFTREC_LOG=warn
-fail() { echo "FAIL: $*" >&2; exit 1; }
 py=/usr/bin/python3
 $py -c 'import h5py' 2>/dev/null || { echo "SKIP: h5py is not installed for $py"; exit 77; }
-rm -rf "$work" && mkdir -p "$work" && cd "$work" || fail "workdir"
-source "$here/toy_data.sh"
+source "$(dirname "${BASH_SOURCE[0]}")/e2e_lib.sh"
+e2e_start "$1" "$2"
 toy_data "$bin" 5 40 4 10 12 || fail "convert"
 $py - <<'PY' || fail "h5py edit"
 import h5py
