@@ -21,7 +21,7 @@
 static void *(*next_malloc)(size_t);
 static void *(*next_calloc)(size_t, size_t);
 static void *(*next_realloc)(void *, size_t);
-static uintptr_t exe_lo, exe_hi; /* executable segments of the main program */
+static uintptr_t exe_lo, exe_hi, exe_base; /* executable segments of the main program, its load address */
 static long fail_at, counted, active, rank = -1;
 static char boot[4096]; /* dlsym may calloc before next_calloc is known */
 static size_t boot_used;
@@ -51,6 +51,7 @@ static int first_object(struct dl_phdr_info *info, size_t size, void *data)
         if (!exe_lo || lo < exe_lo) exe_lo = lo;
         if (hi > exe_hi) exe_hi = hi;
     }
+    exe_base = info->dlpi_addr;
     return 1; /* the first object is the main program */
 }
 
@@ -81,7 +82,16 @@ static int should_fail(void *ra)
 {
     uintptr_t a = (uintptr_t)ra;
     if (!active || a < exe_lo || a >= exe_hi) return 0;
-    return ++counted == fail_at;
+    if (++counted != fail_at) return 0;
+    /* Name the site: addr2line -e BIN OFFSET gives file:line. */
+    char msg[128];
+    int len = snprintf(msg, sizeof msg, "failalloc: rank %ld: failing call %ld from offset 0x%lx\n", rank, counted,
+                       (unsigned long)(a - exe_base));
+    if (len > 0) {
+        ssize_t wr = write(2, msg, (size_t)len);
+        (void)wr;
+    }
+    return 1;
 }
 
 void *malloc(size_t n)
