@@ -46,7 +46,7 @@ sanitize_pass() {
   "$here/launch/setup.sh" "$asan" -DSOFTREC_WERROR=ON -DSOFTREC_SANITIZE=address,undefined \
     -DCMAKE_BUILD_TYPE=Debug || return
   # Open MPI keeps allocations alive until exit by design: leak checks off.
-  (cd "$asan" && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j2 -L 'corpus|unit|asan' --timeout 1800)
+  (cd "$asan" && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j2 -L 'corpus|unit|asan' --timeout 900)
 }
 
 pass main main_pass
