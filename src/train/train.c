@@ -122,6 +122,7 @@ sr_status sr_trainer_create_with(sr_trainer **out, const sr_comm *c, const sr_co
     if (st == SR_OK) st = read_data(t, err);
     /* Same inputs on every rank: these fail alike everywhere. */
     if (st == SR_OK) st = sr_shard_init_named(&t->items, cfg->shard_layout, t->meta.num_items, c->size, err);
+    if (st == SR_ERR_NOMEM) sr_comm_abort(c, err); /* one rank's: peers go on to collectives */
     if (st == SR_OK) st = sr_optim_from_config(&t->opt, cfg, err);
     if (st == SR_OK) st = sr_lr_schedule_from_config(&t->lrs, cfg, err);
     sr_metric_kind kind = SR_METRIC_NDCG;
