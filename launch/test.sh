@@ -4,7 +4,7 @@
 #   main      setup.sh --test BUILD, then ctest over the whole suite: unit
 #             tests, MPI tests at 1-4 ranks, corpus, scripts, SLURM, ...
 #   sanitize  an AddressSanitizer + UBSan build in BUILD-asan, then ctest on
-#             the labels corpus|unit
+#             the labels corpus|unit|asan (asan: the allocation-failure sweep)
 # Build directories are reused (incremental). Tests that cannot run here
 # exit 77 and show in ctest's summary as skipped, with the reason printed.
 #   SOFTREC_BUILD=DIR         main build directory (default: build/)
@@ -46,7 +46,7 @@ sanitize_pass() {
   "$here/launch/setup.sh" "$asan" -DSOFTREC_WERROR=ON -DSOFTREC_SANITIZE=address,undefined \
     -DCMAKE_BUILD_TYPE=Debug || return
   # Open MPI keeps allocations alive until exit by design: leak checks off.
-  (cd "$asan" && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j2 -L 'corpus|unit' --timeout 900)
+  (cd "$asan" && ASAN_OPTIONS=detect_leaks=0 ctest --output-on-failure -j2 -L 'corpus|unit|asan' --timeout 900)
 }
 
 pass main main_pass

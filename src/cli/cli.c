@@ -403,7 +403,13 @@ static int run_mpi(const sr_cli_ctx *base, const sr_cli_command *cmd, void *opts
         return fail_early(&err);
     }
     sr_comm comm;
-    if (sr_comm_init(&comm, MPI_COMM_WORLD, &err) != SR_OK) sr_panic(__FILE__, __LINE__, "%s", err.msg);
+    if (sr_comm_init(&comm, MPI_COMM_WORLD, &err) != SR_OK) {
+        /* Abort on the world with the error's own code (7 when out of
+         * memory), not sr_panic's 9: this is no bug. */
+        sr_comm world = {.comm = MPI_COMM_WORLD};
+        if (MPI_Comm_rank(MPI_COMM_WORLD, &world.rank) != MPI_SUCCESS) world.rank = -1;
+        sr_comm_abort(&world, &err);
+    }
     const sr_cli_ctx ctx = {&comm, base->commands, base->ncommands};
     sr_status st = cmd->run(&ctx, opts, &err);
     sr_cli_free(cmd, opts);

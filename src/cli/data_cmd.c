@@ -15,6 +15,7 @@
 #include "core/log.h"
 #include "io/convert.h"
 #include "io/dataset.h"
+#include "io/fault.h"
 #include "io/info.h"
 #include "io/reorder.h"
 #include "io/synth.h"
@@ -323,6 +324,9 @@ static sr_status synth_run(const sr_comm *c, const synth_opts *o, sr_error *err)
     sr_log_init(&log, c->rank, c->size);
     sr_mem mem;
     sr_mem_init(&mem, 0);
+    sr_fault fault; /* allocation-failure injection (tests) */
+    SR_TRY(sr_fault_from_env(&fault, err));
+    sr_fault_arm_mem(&fault, c->rank, &mem);
     const sr_synth_params *p = &o->p;
 
     sr_synth *s = NULL;
@@ -357,6 +361,7 @@ static sr_status synth_run(const sr_comm *c, const synth_opts *o, sr_error *err)
     if (st == SR_OK) st = sr_dataset_writer_commit(w, err);
     sr_dataset_writer_abort(&w); /* frees; deletes the temporary file after a failure */
     sr_synth_destroy(&s);
+    sr_fault_report_mem(&fault, c->rank, &mem, "data synth");
     if (st != SR_OK) return st;
 
     double secs = sr_time_now() - t0;

@@ -221,8 +221,9 @@ sr_status sr_comm_allgather_rows_capped(const sr_comm *c, const float *send, con
 {
     SR_TRY(check_cap(max_count, err));
     row_scratch s = {0};
-    sr_status st = row_scratch_alloc(&s, c->size, err);
-    if (st == SR_OK) st = allgather_rows_impl(c, send, rows, d, recv, max_count, &s, err);
+    /* One rank's failure here leaves its peers in the collective: abort. */
+    if (row_scratch_alloc(&s, c->size, err) != SR_OK) sr_comm_abort(c, err);
+    sr_status st = allgather_rows_impl(c, send, rows, d, recv, max_count, &s, err);
     row_scratch_free(&s);
     return st;
 }
@@ -264,8 +265,8 @@ sr_status sr_comm_reduce_scatter_rows_capped(const sr_comm *c, const float *send
 {
     SR_TRY(check_cap(max_count, err));
     row_scratch s = {0};
-    sr_status st = row_scratch_alloc(&s, c->size, err);
-    if (st == SR_OK) st = reduce_scatter_impl(c, send, rows, d, recv, max_count, &s, err);
+    if (row_scratch_alloc(&s, c->size, err) != SR_OK) sr_comm_abort(c, err); /* peers wait in the collective */
+    sr_status st = reduce_scatter_impl(c, send, rows, d, recv, max_count, &s, err);
     row_scratch_free(&s);
     return st;
 }

@@ -11,7 +11,9 @@ sr_status sr_comm_allgather_ids(const sr_comm *c, const int64_t *send, const int
     if (!cnt || !dsp) {
         free(cnt);
         free(dsp);
-        SR_FAIL(err, SR_ERR_NOMEM, "allgather ids: out of memory for %d ranks", c->size);
+        /* One rank's failure leaves its peers in MPI_Allgatherv: abort. */
+        sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "allgather ids: out of memory for %d ranks", c->size);
+        sr_comm_abort(c, err);
     }
     int64_t off = 0;
     sr_status st = SR_OK;

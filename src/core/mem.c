@@ -13,6 +13,8 @@ void sr_mem_init(sr_mem *m, size_t limit)
     m->peak = 0;
     m->limit = limit;
     m->allocs = 0;
+    m->fail_at = 0;
+    m->counted = 0;
 }
 
 void *sr_mem_alloc(sr_mem *m, size_t bytes, int zero, const char *what, sr_error *err)
@@ -26,6 +28,12 @@ void *sr_mem_alloc(sr_mem *m, size_t bytes, int zero, const char *what, sr_error
         sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__,
                      "allocating %s: %zu bytes would exceed the memory limit of %zu bytes (%zu in use)",
                      what, bytes, m->limit, m->current);
+        return NULL;
+    }
+    if (m && m->fail_at != 0 && ++m->counted == m->fail_at) {
+        /* Injected (io/fault.h "alloc"): the error path a real ENOMEM takes. */
+        sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "allocating %s: injected failure of allocation %lld",
+                     what, (long long)m->counted);
         return NULL;
     }
     void *base = NULL;

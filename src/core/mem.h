@@ -24,6 +24,10 @@ typedef struct sr_mem {
     size_t peak;    /* high-water mark of current */
     size_t limit;   /* 0 = none; else allocations beyond it fail with SR_ERR_NOMEM */
     int64_t allocs; /* number of live blocks */
+    /* Fault injection (tests; io/fault.h sr_fault_arm_mem sets it): 0 off;
+     * n > 0: the n-th allocation fails with SR_ERR_NOMEM; -1: count only. */
+    int64_t fail_at;
+    int64_t counted; /* allocations attempted while fail_at != 0 */
 } sr_mem;
 
 void sr_mem_init(sr_mem *m, size_t limit);

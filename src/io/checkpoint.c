@@ -403,7 +403,10 @@ static sr_status save_checksums(const sr_comm *c, hid_t f, hid_t dxpl, const cha
     hid_t ds = H5Dopen2(f, t->name, H5P_DEFAULT);
     float *buf = malloc((size_t)SR_CKPT_BLOCK_ROWS * (size_t)(t->d > 0 ? t->d : 1) * sizeof(float));
     sr_status st = SR_OK;
-    if (cs < 0 || ds < 0 || !buf)
+    if (!buf) /* out of memory is no I/O error: exit 7, like every other allocation */
+        st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory for the checksums of %s", path,
+                          t->name);
+    else if (cs < 0 || ds < 0)
         st = sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create checksums of %s", path, t->name);
     for (int64_t b = c->rank; st == SR_OK && b < nb; b += c->size) {
         int64_t r0 = b * SR_CKPT_BLOCK_ROWS;
@@ -537,8 +540,11 @@ sr_status sr_ckpt_save(const sr_comm *c, const char *path, const sr_ckpt_info *i
     bad |= write_attr_i64(f, "checksum_block_rows", SR_CKPT_BLOCK_ROWS) < 0;
     bad |= write_attr_str(f, "tables", list ? list : "") < 0;
     bad |= write_attr_str(f, "fingerprint", info->fingerprint ? info->fingerprint : "") < 0;
+    if (!list) /* the table list's malloc: out of memory, not I/O */
+        sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: out of memory for the table list", path);
+    else if (bad)
+        sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write checkpoint attributes", path);
     free(list);
-    if (bad) sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot write checkpoint attributes", path);
 
     hid_t dxpl = H5Pcreate(H5P_DATASET_XFER);
     /* Independent transfers: each rank moves its own disjoint rows, and Open

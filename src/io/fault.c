@@ -8,7 +8,7 @@
 #include <unistd.h>
 
 static const char *const phase_names[SR_FAULT_PHASE_COUNT] = {
-    "none", "ckpt_write", "ckpt_before_commit", "ckpt_after_rename", "ckpt_read", "ckpt_latest", "eval"};
+    "none", "ckpt_write", "ckpt_before_commit", "ckpt_after_rename", "ckpt_read", "ckpt_latest", "eval", "alloc", "alloc-count"};
 
 const char *sr_fault_phase_name(sr_fault_phase p)
 {
@@ -40,7 +40,7 @@ sr_status sr_fault_parse(sr_fault *f, const char *spec, const char *action, sr_e
     if (f->phase == SR_FAULT_NONE)
         SR_FAIL(err, SR_ERR_CONFIG,
                 "SOFTREC_FAULT='%s': unknown phase (expected ckpt_write, ckpt_before_commit, ckpt_after_rename, "
-                "ckpt_read, ckpt_latest or eval, then optional @rank and #nth)", spec);
+                "ckpt_read, ckpt_latest, eval, alloc or alloc-count, then optional @rank and #nth)", spec);
     const char *s = spec + plen;
     while (*s) {
         char tag = *s++;
@@ -97,4 +97,17 @@ sr_status sr_fault_hit(sr_fault *f, sr_fault_phase p, int rank, const char *wher
         _exit(137); /* not reached */
     }
     SR_FAIL(err, SR_ERR_IO, "%s: injected fault at %s on rank %d", where ? where : "?", phase_names[p], rank);
+}
+
+void sr_fault_arm_mem(const sr_fault *f, int rank, sr_mem *m)
+{
+    if (!f || !m || (f->rank >= 0 && f->rank != rank)) return;
+    if (f->phase == SR_FAULT_ALLOC) m->fail_at = f->nth;
+    else if (f->phase == SR_FAULT_ALLOC_COUNT) m->fail_at = -1; /* count only */
+}
+
+void sr_fault_report_mem(const sr_fault *f, int rank, const sr_mem *m, const char *who)
+{
+    if (!f || !m || f->phase != SR_FAULT_ALLOC_COUNT || (f->rank >= 0 && f->rank != rank)) return;
+    fprintf(stderr, "softrec: alloc-count: rank %d: %lld (%s)\n", rank, (long long)m->counted, who ? who : "?");
 }

@@ -23,6 +23,14 @@
  *        ckpt_latest         rank 0, before `latest.tmp` is written
  *        eval                a training run's evaluation has begun (kill or stop
  *                            only: an error there leaves the peers waiting)
+ *        alloc               the nth counted allocation (sr_mem_alloc, _calloc,
+ *                            _bufset_alloc on an armed sr_mem) fails with
+ *                            SR_ERR_NOMEM; SOFTREC_FAULT_ACTION is ignored
+ *        alloc-count         nothing fails; the owner of the armed sr_mem prints
+ *                            "softrec: alloc-count: rank R: N" when done (the
+ *                            sweep's trial count, tests/scripts/alloc_sweep.sh)
+ *    The alloc phases act through sr_fault_arm_mem: the owner of an sr_mem
+ *    (the trainer, data synth) arms it from its parsed fault.
  */
 #ifndef SR_IO_FAULT_H
 #define SR_IO_FAULT_H
@@ -30,6 +38,7 @@
 #include <stdint.h>
 
 #include "core/error.h"
+#include "core/mem.h"
 
 typedef enum sr_fault_phase {
     SR_FAULT_NONE = 0,
@@ -39,6 +48,8 @@ typedef enum sr_fault_phase {
     SR_FAULT_CKPT_READ,
     SR_FAULT_CKPT_LATEST,
     SR_FAULT_EVAL,
+    SR_FAULT_ALLOC,
+    SR_FAULT_ALLOC_COUNT,
     SR_FAULT_PHASE_COUNT
 } sr_fault_phase;
 
@@ -66,5 +77,14 @@ const char *sr_fault_phase_name(sr_fault_phase p);
  * process (never returns) or record SR_ERR_IO naming `where` and the phase
  * and return it. f may be NULL. Not collective. */
 sr_status sr_fault_hit(sr_fault *f, sr_fault_phase p, int rank, const char *where, sr_error *err);
+
+/* Arm m for an alloc fault on this rank: fail its f->nth counted allocation,
+ * or count them (alloc-count). Any other fault, or another rank's: m is left
+ * unarmed. f may be NULL. */
+void sr_fault_arm_mem(const sr_fault *f, int rank, sr_mem *m);
+
+/* Under alloc-count on this rank: print m's count of allocations to stderr
+ * (`who` names the owner). Otherwise nothing. */
+void sr_fault_report_mem(const sr_fault *f, int rank, const sr_mem *m, const char *who);
 
 #endif

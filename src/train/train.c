@@ -152,9 +152,14 @@ sr_status sr_trainer_create_with(sr_trainer **out, const sr_comm *c, const sr_co
     t->ops = ops;
     sr_log_init(&t->log, c->rank, c->size);
     sr_mem_init(&t->mem, 0);
-    sr_status st = read_data(t, err);
+    /* Allocation-failure injection (tests): every counted allocation of the
+     * run goes through t->mem. A malformed spec fails alike on every rank. */
+    sr_status st = sr_fault_from_env(&t->alloc_fault, err);
+    if (st == SR_OK) sr_fault_arm_mem(&t->alloc_fault, c->rank, &t->mem);
+    if (st == SR_OK) st = read_data(t, err);
     /* Same inputs on every rank: these fail alike everywhere. */
     if (st == SR_OK) st = sr_shard_init_named(&t->items, cfg->shard_layout, t->meta.num_items, c->size, err);
+    if (st == SR_ERR_NOMEM) sr_comm_abort(c, err); /* one rank's: peers go on to collectives */
     if (st == SR_OK) st = sr_optim_from_config(&t->opt, cfg, err);
     if (st == SR_OK) st = sr_lr_schedule_from_config(&t->lrs, cfg, err);
     sr_metric_kind kind = SR_METRIC_NDCG;
@@ -207,6 +212,7 @@ void sr_trainer_destroy(sr_trainer **tp)
     void *bufs[] = {t->pop, t->ex_order, t->step_bufs};
     for (size_t i = 0; i < sizeof bufs / sizeof bufs[0]; i++) sr_mem_free(&t->mem, bufs[i]);
     sr_shard_destroy(&t->items);
+    sr_fault_report_mem(&t->alloc_fault, t->c->rank, &t->mem, "train");
     free(t);
     *tp = NULL;
 }

@@ -16,6 +16,7 @@
 #include "core/log.h"
 #include "core/mem.h"
 #include "io/dataset.h"
+#include "io/fault.h"
 #include "loss/loss.h"
 #include "models/backbone.h"
 #include "nn/optim.h"
@@ -29,6 +30,7 @@ struct sr_trainer {
     sr_config cfg;
     sr_log log;
     sr_mem mem;
+    sr_fault alloc_fault; /* SOFTREC_FAULT when it is alloc/alloc-count (armed on mem) */
     sr_dataset_meta meta;
     sr_shard items;
     int64_t u0, u1;

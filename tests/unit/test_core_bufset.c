@@ -5,6 +5,7 @@
 
 #include "core/mem.h"
 #include "harness.h"
+#include "io/fault.h"
 
 typedef struct three_ {
     float *f;
@@ -70,11 +71,48 @@ static void test_bufset_failure(void)
     sr_mem_free(NULL, blk);
 }
 
+/* SOFTREC_FAULT=alloc@rank#n (io/fault.h): the nth counted allocation of
+ * an armed sr_mem fails once; another rank's fault leaves it unarmed. */
+static void test_alloc_fault(void)
+{
+    sr_fault f;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_fault_parse(&f, "alloc@1#2", NULL, &e), SR_OK);
+    CU_ASSERT_EQUAL(f.phase, SR_FAULT_ALLOC);
+    sr_mem m;
+    sr_mem_init(&m, 0);
+    sr_fault_arm_mem(&f, 0, &m);
+    CU_ASSERT_EQUAL(m.fail_at, 0);
+    sr_fault_arm_mem(&f, 1, &m);
+    CU_ASSERT_EQUAL(m.fail_at, 2);
+    void *a = sr_mem_alloc(&m, 8, 0, "first", &e);
+    CU_ASSERT_PTR_NOT_NULL(a);
+    int64_t *v = NULL;
+    sr_mem_buf tab[] = {SR_MEM_BUF(v, 4)};
+    CU_ASSERT_PTR_NULL(sr_mem_bufset_alloc(&m, tab, 1, "second", &e));
+    CU_ASSERT_EQUAL(e.code, SR_ERR_NOMEM);
+    CU_ASSERT(strstr(e.msg, "second: injected failure of allocation 2") != NULL);
+    CU_ASSERT_PTR_NULL(v);
+    CU_ASSERT_EQUAL(m.allocs, 1);
+    sr_error_clear(&e);
+    void *c = sr_mem_calloc(&m, 2, 4, "third", &e);
+    CU_ASSERT_PTR_NOT_NULL(c);
+    CU_ASSERT_EQUAL(m.counted, 3);
+    sr_mem_free(&m, a);
+    sr_mem_free(&m, c);
+    CU_ASSERT_EQUAL(m.current, 0);
+    CU_ASSERT_EQUAL(sr_fault_parse(&f, "alloc-count", NULL, &e), SR_OK);
+    CU_ASSERT_EQUAL(f.phase, SR_FAULT_ALLOC_COUNT);
+    CU_ASSERT_EQUAL(sr_fault_parse(&f, "alloc#0", NULL, &e), SR_ERR_CONFIG);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("core_bufset", NULL, NULL);
     CU_add_test(s, "views", test_bufset_views);
     CU_add_test(s, "failure", test_bufset_failure);
+    CU_add_test(s, "alloc fault", test_alloc_fault);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
