@@ -475,7 +475,9 @@ static sr_status train_seeds(const sr_comm *c, const sr_config *cfg, int force, 
         sr_config one = *cfg;
         one.train_seed = seeds[i];
         one.train_seeds[0] = '\0';
-        snprintf(one.run_dir, sizeof one.run_dir, "%s/seed-%lld", cfg->run_dir, (long long)seeds[i]);
+        if (snprintf(one.run_dir, sizeof one.run_dir, "%s/seed-%lld", cfg->run_dir, (long long)seeds[i]) >=
+            (int)sizeof one.run_dir) /* checked above: cannot happen */
+            SR_FAIL(err, SR_ERR_INTERNAL, "train.seeds: run.dir too long");
         if (c->rank == 0) fprintf(stderr, "softrec: seeds: seed %lld (%d of %d), run.dir %s\n", (long long)seeds[i], i + 1, n, one.run_dir);
         st = train_once(c, &one, force, err);
         if (st != SR_OK) { /* SR_STOPPED: preempted, train.resume=auto continues the sweep */
