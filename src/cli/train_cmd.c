@@ -114,7 +114,8 @@ static void print_summary(const sr_comm *c, const sr_config *cfg, const sr_fit_r
         fprintf(out, "\n    %-15s", names[m]);
         for (int i = 0; i < t->nk; i++) fprintf(out, "  %7.4f", sr_eval_result_value(t, m, i));
     }
-    fprintf(out, "\n  files   %s/{result.json,metrics.jsonl,model.h5,config.ini,checkpoints/}\n\n", cfg->run_dir);
+    fprintf(out, "\n  files   %s/{result.json,metrics.jsonl,log.txt,model.h5,%sconfig.ini,checkpoints/}\n\n",
+            cfg->run_dir, res->best_epoch > 0 ? "best.h5," : "");
     fflush(out);
 }
 
