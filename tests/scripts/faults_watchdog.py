@@ -14,7 +14,7 @@
    be left afterwards.
    Where the victim was is shown by its heartbeat record (frozen with it)
    and the peer's watchdog line ("stuck in checkpoint save", ...).
-2. KILLS (4) times kill -9 one rank at a random moment: the job ends non-zero
+2. KILLS (20) times kill -9 one rank at a random moment: the job ends non-zero
    within KILL_S and nothing is left.
 Prints stop-to-end times (min / median / max) for docs/reliability.md.
 """
@@ -30,7 +30,7 @@ import time
 
 mpiexec, binary, work = sys.argv[1], sys.argv[2], sys.argv[3]
 trials = int(sys.argv[4]) if len(sys.argv) > 4 else 20
-KILLS = 4
+KILLS = 20
 LIMIT_S = 2.0   # train.watchdog_min_seconds; 10 x the median step (ms) is below it
 SLACK_S = 5.0   # tick, launcher teardown (SIGCONT, TERM, 1 s, KILL) on a busy 2-core box
 KILL_S = 5.0
