@@ -3,6 +3,7 @@
  * from a checkpoint at any rank count; users and items carry their
  * original ids the dataset stores (string or integer maps; dense ids without). */
 #include <errno.h>
+#include <jansson.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -29,9 +30,13 @@ static sr_status export_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_status st = sr_trainer_export(t, o->output, err);
     sr_trainer_destroy(&t);
     if (st == SR_OK && ctx->comm->rank == 0) {
-        printf("{\"export\": \"%s\", \"checkpoint\": \"%s\", \"users\": %lld, \"items\": %lld, \"dim\": %lld}\n",
-               o->output, o->ckpt, (long long)meta.num_users, (long long)meta.num_items, (long long)cfg.model_dim);
-        fflush(stdout);
+        json_t *row = json_object();
+        json_object_set_new(row, "export", json_string(o->output));
+        json_object_set_new(row, "checkpoint", json_string(o->ckpt));
+        json_object_set_new(row, "users", json_integer(meta.num_users));
+        json_object_set_new(row, "items", json_integer(meta.num_items));
+        json_object_set_new(row, "dim", json_integer(cfg.model_dim));
+        sr_cli_print_json(row);
     }
     return st;
 }
@@ -136,9 +141,13 @@ static sr_status recommend_run(const sr_cli_ctx *ctx, void *opts, sr_error *err)
     sr_trainer_destroy(&t);
     st = rec_close(c, &r, st, err);
     if (st == SR_OK && c->rank == 0) {
-        printf("{\"recommend\": \"%s\", \"checkpoint\": \"%s\", \"users\": %lld, \"k\": %lld, \"rows\": %lld}\n",
-               o->output, o->ckpt, (long long)users, (long long)o->k, (long long)r.rows);
-        fflush(stdout);
+        json_t *row = json_object();
+        json_object_set_new(row, "recommend", json_string(o->output));
+        json_object_set_new(row, "checkpoint", json_string(o->ckpt));
+        json_object_set_new(row, "users", json_integer(users));
+        json_object_set_new(row, "k", json_integer(o->k));
+        json_object_set_new(row, "rows", json_integer(r.rows));
+        sr_cli_print_json(row);
     }
     return st;
 }
