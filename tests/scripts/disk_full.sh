@@ -21,7 +21,8 @@ ml=$src/../shared/data/ml-100k/u.data
 if [[ -f $ml ]]; then
   "$bin" data convert --format ml-100k --input "$ml" --output in/data.h5 2>/dev/null || fail "convert input"
 else
-  "$bin" data synth --users 2000 --items 5000 --progress 0 --output in/data.h5 >/dev/null 2>&1 || fail "synth input"
+  # big enough (3.3 MB) that the reordered copy overflows the 2 MiB tmpfs, as ML-100K does
+  "$bin" data synth --users 2000 --items 5000 --interactions 600000 --progress 0 --output in/data.h5 >/dev/null 2>&1 || fail "synth input"
   ml=""
 fi
 run 1 train --set data.path=in/data.h5 --set model.dim=64 --set train.epochs=1 --set train.batch_size=256 \
