@@ -40,7 +40,7 @@ libasan=$(ldd "$bin" | awk '/libasan/ {print $3}')
 cc -O1 -fPIC -shared -o "$work/failalloc.so" "$here/../tools/failalloc.c" -ldl || fail "cannot build failalloc.so"
 preload="$work/failalloc.so:$libasan"
 
-source "$here/toy_data.sh"
+source "$here/e2e_lib.sh" # toy_data
 toy_data "$bin" 7 60 4 10 12
 [[ -s data.h5 ]] || fail "toy data"
 train_args=(train --set data.path=data.h5 --set model.dim=8 --set train.epochs=1 --set train.batch_size=64
