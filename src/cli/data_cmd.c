@@ -270,7 +270,8 @@ const sr_cli_command sr_cli_data_reorder = {
              "  Renumbers users and items so that METIS parts of the train graph (recursive\n"
              "  bisection, balanced in users and in items) become contiguous id blocks:\n"
              "  LightGCN's halo at P ranks (and P/2, P/4 for P a power of two) shrinks. The input\n"
-             "  ids are kept in /map/user_orig_id and /map/item_orig_id.\n"
+             "  ids are kept in /map/user_orig_id and /map/item_orig_id; the original ids\n"
+             "  (/user_ids, /item_ids, /map/user_ids, /map/item_ids) follow the new order.\n"
              "  --parts P   parts, 1 <= P <= users (use the rank count you will train at)\n"
              "  --seed S    METIS seed (default 0)\n"
              "  --force     replace B.h5 if it exists\n",

@@ -184,12 +184,15 @@ typedef struct graph_in {
     sr_csr split[SR_SPLIT_COUNT];
     int64_t *user_ids, *item_ids;   /* raw ids, or NULL */
     int64_t *user_orig, *item_orig; /* the input's /map, or NULL (identity) */
+    sr_h5_texts names[2];           /* /map/user_ids, /map/item_ids (n = 0: absent) */
+    int has_names[2];
 } graph_in;
 
 static void graph_free(graph_in *g)
 {
     for (int s = 0; s < SR_SPLIT_COUNT; s++) sr_csr_free(&g->split[s], NULL);
     free(g->user_ids), free(g->item_ids), free(g->user_orig), free(g->item_orig);
+    sr_h5_texts_free(&g->names[0]), sr_h5_texts_free(&g->names[1]);
     memset(g, 0, sizeof *g);
 }
 
@@ -211,6 +214,29 @@ static sr_status read_map(hid_t f, const char *path, const char *obj, int64_t n,
         SR_FAIL(err, SR_ERR_DATA, "%s: %s: cannot read", path, obj);
     }
     *out = v;
+    return SR_OK;
+}
+
+/* The string id maps (convert stores them when ids are not all integers);
+ * the reader already checked their type and length. */
+static sr_status read_names(hid_t f, const char *path, graph_in *g, sr_error *err)
+{
+    static const char *const obj[2] = {"/map/user_ids", "/map/item_ids"};
+    for (int k = 0; k < 2; k++) {
+        if (H5Lexists(f, "/map", H5P_DEFAULT) <= 0 || H5Lexists(f, obj[k], H5P_DEFAULT) <= 0) {
+            H5Eclear2(H5E_DEFAULT);
+            continue;
+        }
+        int64_t n = k ? g->meta.num_items : g->meta.num_users;
+        hid_t d = H5Dopen2(f, obj[k], H5P_DEFAULT);
+        int rc = d >= 0 ? sr_h5_read_texts(d, H5P_DEFAULT, 0, n, &g->names[k]) : -1;
+        if (d >= 0) H5Dclose(d);
+        if (rc < 0) {
+            char r[256];
+            SR_FAIL(err, SR_ERR_DATA, "%s: %s: cannot read (%s)", path, obj[k], sr_h5_reason(r, sizeof r));
+        }
+        g->has_names[k] = 1;
+    }
     return SR_OK;
 }
 
@@ -246,6 +272,7 @@ static sr_status load(const char *path, graph_in *g, sr_error *err)
         } else {
             st = read_map(f, path, "/map/user_orig_id", g->meta.num_users, &g->user_orig, err);
             if (st == SR_OK) st = read_map(f, path, "/map/item_orig_id", g->meta.num_items, &g->item_orig, err);
+            if (st == SR_OK) st = read_names(f, path, g, err);
             H5Fclose(f);
         }
     }
@@ -289,6 +316,25 @@ static sr_status write_splits(sr_dataset_writer *w, const graph_in *g, const int
         st = sr_dataset_writer_append(w, n, cip, cit, g->meta.has_time ? ctm : NULL, err);
     }
     for (int s = 0; s < SR_SPLIT_COUNT; s++) free(ip[s]), free(it[s]), free(tm[s]);
+    return st;
+}
+
+/* The string id maps in the new order: name of new id uid[u] = old name u. */
+static sr_status write_names(sr_dataset_writer *w, const graph_in *g, const int64_t *uid, const int64_t *iid,
+                             sr_error *err)
+{
+    if (!g->has_names[0] && !g->has_names[1]) return SR_OK;
+    const int64_t U = g->meta.num_users, N = g->meta.num_items;
+    const char **un = g->has_names[0] ? malloc((size_t)(U + 1) * sizeof *un) : NULL;
+    const char **in = g->has_names[1] ? malloc((size_t)(N + 1) * sizeof *in) : NULL;
+    if ((g->has_names[0] && !un) || (g->has_names[1] && !in)) {
+        free(un), free(in);
+        SR_FAIL(err, SR_ERR_NOMEM, "reorder: out of memory for %lld id names", (long long)(U + N));
+    }
+    for (int64_t u = 0; un && u < U; u++) un[uid[u]] = g->names[0].text[u];
+    for (int64_t i = 0; in && i < N; i++) in[iid[i]] = g->names[1].text[i];
+    sr_status st = sr_dataset_writer_set_id_names(w, un, in, err);
+    free(un), free(in);
     return st;
 }
 
@@ -341,7 +387,10 @@ static int reserve_maps(int fd, int64_t U, int64_t N, int64_t *bound)
 static sr_status fill_maps(hid_t f, const char *stage, const sr_reorder_opts *o, int64_t U, int64_t N,
                            const int64_t *uorig, const int64_t *iorig, sr_error *err)
 {
-    hid_t g = H5Gcreate2(f, "map", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
+    /* The writer made /map already when it stored string id maps. */
+    int have = H5Lexists(f, "map", H5P_DEFAULT) > 0;
+    H5Eclear2(H5E_DEFAULT);
+    hid_t g = have ? H5Gopen2(f, "map", H5P_DEFAULT) : H5Gcreate2(f, "map", H5P_DEFAULT, H5P_DEFAULT, H5P_DEFAULT);
     sr_status st = g >= 0 ? SR_OK : sr_error_set(err, SR_ERR_IO, __FILE__, __LINE__, "%s: cannot create /map", stage);
     if (st == SR_OK) st = write_i64(g, stage, "user_orig_id", U, uorig, err);
     if (st == SR_OK) st = write_i64(g, stage, "item_orig_id", N, iorig, err);
@@ -460,6 +509,7 @@ sr_status sr_reorder_run(const sr_reorder_opts *o, sr_reorder_report *rep, sr_er
     st = sr_dataset_writer_create(&w, stage, U, N, &at, err);
     if (st == SR_OK) st = write_splits(w, &g, uinv, iid, err);
     if (st == SR_OK && g.user_ids) st = sr_dataset_writer_set_id_maps(w, uraw, iraw, err);
+    if (st == SR_OK) st = write_names(w, &g, uid, iid, err);
     if (st == SR_OK) st = sr_dataset_writer_commit(w, err);
     sr_dataset_writer_abort(&w);
     if (st == SR_OK) st = write_maps(stage, o, U, N, uorig, iorig, err);

@@ -26,7 +26,8 @@
  *   /map/item_orig_id int64 [N]: the same for items
  * (a permutation each; reordering a reordered file composes them, so they
  * always name the ids of the file before any reordering), and /user_ids,
- * /item_ids composed so they still give the raw ids. The /map group carries
+ * /item_ids (int64) and /map/user_ids, /map/item_ids (strings) permuted
+ * with the users and items so they still give the raw ids. The /map group carries
  * attributes parts, seed, method. Written to a temporary file renamed into
  * place; nothing is left on error.
  *

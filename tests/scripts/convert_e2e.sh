@@ -4,7 +4,8 @@
 #  1. Amazon ratings (string ids), RecBole's benchmark split and a string-id
 #     CSV with a header convert, and each trains one epoch at 2 ranks
 #  2. the CSV's original ids come back from the dataset (sr_dataset_read_id_names)
-#     after training: every user and item name of the input, in byte order
+#     after training: every user and item name of the input, in byte order;
+#     data reorder keeps them (permuted) and recommend names the same pairs
 #  3. an ICLRec-style sequence file keeps repeats by default; --dedup warns
 #     with the count of users whose last items changed
 set -euo pipefail
@@ -74,6 +75,25 @@ for r in top:
 assert all(v == list(range(1, len(v) + 1)) for v in per.values()), 'ranks'
 PY
 grep -q '^AJAAPPLLUWNPMN,' amazon.top.csv || fail "amazon: recommend does not name users by their ids"
+
+# 2c. data reorder carries the string id maps, permuted with the users and
+#     items: the reordered file names the same ids in a new order, and
+#     recommending every item (so the lists are whatever is not masked, the
+#     same for any model) gives the same (user, item) pairs by name as before
+"$bin" data reorder --input strings.h5 --parts 2 --output strings_r.h5 > /dev/null 2> reorder.err ||
+  { cat reorder.err >&2; fail "strings: reorder"; }
+run 2 "$names" strings_r.h5 > names_r.tsv || fail "id_names after reorder"
+cmp -s names.tsv names_r.tsv && fail "strings: reorder did not permute the ids"
+[[ $(cut -f1,3 names.tsv | sort) == "$(cut -f1,3 names_r.tsv | sort)" ]] || fail "strings: reorder lost id names"
+train strings_r
+n_items=$(grep -c '^item' names.tsv)
+for ds in strings strings_r; do
+  run 2 "$bin" recommend --checkpoint run_$ds/model.h5 --k "$n_items" --output $ds.all.csv > /dev/null 2> $ds.all.err ||
+    { cat $ds.all.err >&2; fail "$ds: recommend --k $n_items"; }
+done
+pairs() { tail -n +2 "$1" | python3 -c 'import csv,sys; [print(r[0], r[2], sep="\t") for r in csv.reader(sys.stdin)]' | sort; }
+[[ -n $(pairs strings.all.csv) && $(pairs strings.all.csv) == "$(pairs strings_r.all.csv)" ]] ||
+  fail "strings: recommend after reorder names other (user, item) pairs"
 
 # 3. repeats in sequences
 "$bin" data convert --format seq-lines --input "$fx/yelp_like.txt" --output yelp.h5 2> yelp.err || fail "yelp: convert"
