@@ -125,6 +125,10 @@ json_t *sr_data_info_json(const sr_data_info *in)
     json_object_set_new(prov, "split_protocol", json_string(m->split_protocol));
     json_object_set_new(prov, "split_seed", json_integer(m->split_seed));
     json_object_set_new(prov, "created_by", json_string(m->created_by));
+    /* The digest the run fingerprint uses; _computed: the file has no
+     * content_sha256 attribute, so it was computed at open. */
+    json_object_set_new(prov, "content_sha256", json_string(m->content_sha256));
+    json_object_set_new(prov, "content_sha256_computed", json_boolean(m->content_computed));
     json_object_set_new(o, "file", json_string(in->path));
     json_object_set_new(o, "name", json_string(m->name));
     json_object_set_new(o, "format_version", json_integer(m->format_version));
@@ -156,4 +160,6 @@ void sr_data_info_print(const sr_data_info *in, FILE *out)
     fprintf(out, "  split         %s (seed %lld)\n", m->split_protocol, (long long)m->split_seed);
     fprintf(out, "  source        %s\n  sha256        %s\n  created by    %s\n", m->source, m->source_sha256,
             m->created_by);
+    fprintf(out, "  content sha256 %s%s%s\n", m->content_computed ? "absent (computed: " : "", m->content_sha256,
+            m->content_computed ? ")" : "");
 }

@@ -1,6 +1,6 @@
 /* test_io_dataset.c: dataset writer -> parallel reader round trip at 1-4
  * ranks, writer atomicity (abort, failed commit, no clobbering), agreed
- * reader errors, and data-info figures of a tiny known dataset. */
+ * reader errors, and data-info figures (content digest included) of a tiny known dataset. */
 #include <hdf5.h>
 #include <math.h>
 #include <stdio.h>
@@ -303,6 +303,23 @@ static void test_reader_error_agreed(void)
 
 /* info on a hand-checked dataset: 3 users, 4 items;
  * train rows {0,1}, {0}, {0,2}: popularity 3,1,1,0. */
+/* 3 users, 4 items, no time: the data info fixture. */
+static void write_tiny(const char *path, sr_error *err)
+{
+    unlink(path);
+    sr_dataset_writer *w = NULL;
+    sr_dataset_attrs a = {.name = "tiny", .source = "hand", .source_sha256 = "abc",
+                          .split_protocol = "given", .split_seed = -1};
+    int64_t tip[4] = {0, 2, 3, 5}, tit[5] = {0, 1, 0, 0, 2};
+    int64_t vip[4] = {0, 0, 1, 1}, vit[1] = {3};
+    int64_t sip[4] = {0, 1, 1, 2}, sit[2] = {3, 1};
+    const int64_t *const ip[3] = {tip, vip, sip}, *const it[3] = {tit, vit, sit};
+    if (sr_dataset_writer_create(&w, path, 3, 4, &a, err) == SR_OK &&
+        sr_dataset_writer_append(w, 3, ip, it, NULL, err) == SR_OK)
+        sr_dataset_writer_commit(w, err);
+    sr_dataset_writer_abort(&w);
+}
+
 static void test_info_values(void)
 {
     sr_comm c;
@@ -311,20 +328,7 @@ static void test_info_values(void)
     CU_ASSERT_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &err) == SR_OK);
     char path[1024];
     path_in_tmp(path, sizeof path, "info.h5");
-    if (c.rank == 0) {
-        unlink(path);
-        sr_dataset_writer *w = NULL;
-        sr_dataset_attrs a = {.name = "tiny", .source = "hand", .source_sha256 = "abc",
-                              .split_protocol = "given", .split_seed = -1};
-        int64_t tip[4] = {0, 2, 3, 5}, tit[5] = {0, 1, 0, 0, 2};
-        int64_t vip[4] = {0, 0, 1, 1}, vit[1] = {3};
-        int64_t sip[4] = {0, 1, 1, 2}, sit[2] = {3, 1};
-        const int64_t *const ip[3] = {tip, vip, sip}, *const it[3] = {tit, vit, sit};
-        if (sr_dataset_writer_create(&w, path, 3, 4, &a, &err) == SR_OK &&
-            sr_dataset_writer_append(w, 3, ip, it, NULL, &err) == SR_OK)
-            sr_dataset_writer_commit(w, &err);
-        sr_dataset_writer_abort(&w);
-    }
+    if (c.rank == 0) write_tiny(path, &err);
     CU_ASSERT_FATAL(sr_comm_agree(&c, &err) == SR_OK);
     sr_data_info in;
     CU_ASSERT_FATAL(sr_data_info_compute(&c, path, &in, &err) == SR_OK);
@@ -415,6 +419,51 @@ static void test_content_digest(void)
     sr_comm_destroy(&c);
 }
 
+/* data info prints content_sha256 (the run fingerprint's data digest) as
+ * the file stores it, in the text and the JSON; a file without the
+ * attribute says so and shows the digest computed at open, the same one. */
+static void test_info_content(void)
+{
+    sr_comm c;
+    sr_error err;
+    sr_error_clear(&err);
+    CU_ASSERT_FATAL(sr_comm_init(&c, MPI_COMM_WORLD, &err) == SR_OK);
+    char path[1024], stored[80] = "", line[160], *text = NULL;
+    size_t len = 0;
+    path_in_tmp(path, sizeof path, "info_content.h5");
+    if (c.rank == 0) write_tiny(path, &err);
+    CU_ASSERT_FATAL(sr_comm_agree(&c, &err) == SR_OK);
+    for (int old = 0; old < 2; old++) {
+        if (c.rank == 0) {
+            hid_t f = H5Fopen(path, old ? H5F_ACC_RDWR : H5F_ACC_RDONLY, H5P_DEFAULT);
+            if (!old) { /* the attribute as any HDF5 reader sees it (fixed-length string) */
+                hid_t a = H5Aopen(f, "content_sha256", H5P_DEFAULT), t = H5Aget_type(a);
+                CU_ASSERT(H5Tget_size(t) < sizeof stored && H5Aread(a, t, stored) >= 0);
+                H5Tclose(t), H5Aclose(a);
+                CU_ASSERT_EQUAL(strlen(stored), 64);
+            } else {
+                CU_ASSERT(H5Adelete(f, "content_sha256") >= 0);
+            }
+            H5Fclose(f);
+        }
+        MPI_Barrier(MPI_COMM_WORLD);
+        sr_data_info in;
+        CU_ASSERT_FATAL(sr_data_info_compute(&c, path, &in, &err) == SR_OK);
+        if (c.rank != 0) continue;
+        FILE *out = open_memstream(&text, &len);
+        sr_data_info_print(&in, out);
+        fclose(out);
+        snprintf(line, sizeof line, old ? "  content sha256 absent (computed: %s)\n" : "  content sha256 %s\n", stored);
+        CU_ASSERT_PTR_NOT_NULL(strstr(text, line));
+        free(text);
+        json_t *j = sr_data_info_json(&in), *prov = json_object_get(j, "provenance");
+        CU_ASSERT_STRING_EQUAL(json_string_value(json_object_get(prov, "content_sha256")), stored);
+        CU_ASSERT(json_is_true(json_object_get(prov, "content_sha256_computed")) == old);
+        json_decref(j);
+    }
+    sr_comm_destroy(&c);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("io_dataset", NULL, NULL);
@@ -423,6 +472,7 @@ static void register_tests(void)
     CU_add_test(s, "writer_atomic", test_writer_atomic);
     CU_add_test(s, "reader_error_agreed", test_reader_error_agreed);
     CU_add_test(s, "info_values", test_info_values);
+    CU_add_test(s, "info_content", test_info_content);
     CU_add_test(s, "content_digest", test_content_digest);
 }
 
