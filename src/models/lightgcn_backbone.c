@@ -83,8 +83,7 @@ static sr_status lgcn_create(sr_backbone **out, const sr_backbone_init *in, sr_e
     b->num_users = in->num_users;
     b->num_items = in->num_items;
     b->mem = in->mem;
-    if (sr_mf_create(&b->mf, cfg, in->opt, in->u0, in->u1, in->items, in->c->rank, in->mem, err) != SR_OK)
-        goto fail;
+    if (sr_mf_create(&b->mf, in, err) != SR_OK) goto fail;
     b->ex_user = sr_backbone_example_users(b->train, lgcn_examples_of, in->mem, err);
     if (!b->ex_user) goto fail;
     const int64_t K = cfg->model_layers, d = b->mf.d, nu = in->u1 - in->u0, ni = b->mf.n_items;

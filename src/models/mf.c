@@ -19,9 +19,13 @@ void sr_table_init_normal(float *table, int64_t n, int64_t d, double std, uint64
     }
 }
 
-sr_status sr_mf_create(sr_mf *m, const sr_config *cfg, const sr_optim *opt, int64_t u0, int64_t u1,
-                       const sr_shard *items, int rank, sr_mem *mem, sr_error *err)
+sr_status sr_mf_create(sr_mf *m, const sr_backbone_init *in, sr_error *err)
 {
+    const sr_config *cfg = in->cfg;
+    const sr_shard *items = in->items;
+    const int64_t u0 = in->u0, u1 = in->u1;
+    const int rank = in->c->rank;
+    sr_mem *mem = in->mem;
     memset(m, 0, sizeof *m);
     m->d = cfg->model_dim;
     m->u0 = u0;
@@ -33,8 +37,8 @@ sr_status sr_mf_create(sr_mf *m, const sr_config *cfg, const sr_optim *opt, int6
     uint64_t seed = (uint64_t)cfg->train_seed;
     sr_table_init_normal(m->item, m->n_items, m->d, cfg->model_init_std, seed, 0, items, rank, 0);
     sr_table_init_normal(m->user, u1 - u0, m->d, cfg->model_init_std, seed, 1, NULL, rank, u0);
-    if (sr_optim_state_create(&m->user_state, opt, u1 - u0, m->d, mem, err) != SR_OK) goto fail;
-    if (sr_optim_state_create(&m->item_state, opt, m->n_items, m->d, mem, err) != SR_OK) goto fail;
+    if (sr_optim_state_create(&m->user_state, in->opt, u1 - u0, m->d, mem, err) != SR_OK) goto fail;
+    if (sr_optim_state_create(&m->item_state, in->opt, m->n_items, m->d, mem, err) != SR_OK) goto fail;
     return SR_OK;
 fail:
     sr_mf_destroy(m, mem);
@@ -110,8 +114,7 @@ static sr_status mf_create(sr_backbone **out, const sr_backbone_init *in, sr_err
     b->mem = in->mem;
     *out = &b->base;
     const int64_t d = in->cfg->model_dim, nu = in->u1 - in->u0;
-    if (sr_mf_create(&b->mf, in->cfg, in->opt, in->u0, in->u1, in->items, in->c->rank, in->mem, err) != SR_OK)
-        goto fail;
+    if (sr_mf_create(&b->mf, in, err) != SR_OK) goto fail;
     b->ex_user = sr_backbone_example_users(b->train, mf_examples_of, in->mem, err);
     b->slot = sr_mem_calloc(in->mem, (size_t)(nu > 0 ? nu : 1), sizeof *b->slot, "user slots", err);
     b->rows = sr_mem_calloc(in->mem, (size_t)in->max_batch + 1, sizeof *b->rows, "step buffers", err);

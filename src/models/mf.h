@@ -29,8 +29,10 @@ typedef struct sr_mf {
     sr_optim_state user_state, item_state;
 } sr_mf;
 
-sr_status sr_mf_create(sr_mf *m, const sr_config *cfg, const sr_optim *opt, int64_t u0, int64_t u1,
-                       const sr_shard *items, int rank, sr_mem *mem, sr_error *err);
+/* The tables every backbone starts from, for what the trainer hands it
+ * (this rank's users [u0, u1), the item shard, model.dim, init std, seed
+ * and the optimiser's state), so each create passes its init along. */
+sr_status sr_mf_create(sr_mf *m, const sr_backbone_init *in, sr_error *err);
 void sr_mf_destroy(sr_mf *m, sr_mem *mem);
 
 /* The model's tables (item, user) or their optimiser state's, in that order. */

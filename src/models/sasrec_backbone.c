@@ -79,7 +79,7 @@ static sr_status sas_create(sr_backbone **out, const sr_backbone_init *in, sr_er
     b->num_items = in->num_items;
     b->mem = in->mem;
     b->L = cfg->model_max_len;
-    if (sr_mf_create(&b->mf, cfg, in->opt, in->u0, in->u1, in->items, in->c->rank, in->mem, err) != SR_OK) goto fail;
+    if (sr_mf_create(&b->mf, in, err) != SR_OK) goto fail;
     b->ex_user = sr_backbone_example_users(&in->split[SR_SPLIT_TRAIN], sas_examples_of, in->mem, err);
     if (!b->ex_user) goto fail;
     const int64_t d = b->mf.d, n_max = in->max_batch > in->eval_batch ? in->max_batch : in->eval_batch;

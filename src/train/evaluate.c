@@ -13,8 +13,6 @@
 #include "train/metrics.h"
 #include "train/trainer.h"
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 static int cmp_i64(const void *a, const void *b)
 {
     int64_t x = *(const int64_t *)a, y = *(const int64_t *)b;
@@ -87,7 +85,7 @@ static sr_status ws_plan(sr_trainer *t, eval_ws *w, sr_error *err)
     }
     SR_TRY(sr_comm_allgather_i64(c, w->nev, w->counts, err));
     for (int r = 0; r < P; r++) w->steps = w->counts[r] > w->steps ? w->counts[r] : w->steps;
-    w->steps = ceil_div(w->steps, SR_EVAL_BATCH);
+    w->steps = sr_ceil_div(w->steps, SR_EVAL_BATCH);
     SR_TRY(sr_comm_allgather_i64(c, w->max_known, w->counts, err));
     for (int r = 0; r < P; r++) w->max_known = w->counts[r] > w->max_known ? w->counts[r] : w->max_known;
     return SR_OK;
@@ -252,6 +250,23 @@ sr_status sr_trainer_recommend(sr_trainer *t, int64_t k, sr_trainer_topk_sink si
     return st;
 }
 
+sr_status sr_trainer_local_queries(sr_trainer *t, const int64_t *loc, int64_t m, float *q, bool for_loss,
+                                   sr_error *err)
+{
+    const int64_t d = t->cfg.model_dim;
+    int64_t ids[SR_EVAL_BATCH];
+    if (t->ops->prepare) SR_TRY(t->ops->prepare(t->bb, err)); /* collective: the backbone's scoring rows */
+    double batches = (double)sr_ceil_div(m, SR_EVAL_BATCH);
+    SR_TRY(sr_comm_allreduce_max(t->c, &batches, 1, err));
+    for (int64_t b = 0; b < (int64_t)batches; b++) {
+        int64_t lo = b * SR_EVAL_BATCH, nb = m - lo < SR_EVAL_BATCH ? (m > lo ? m - lo : 0) : SR_EVAL_BATCH;
+        for (int64_t i = 0; !loc && i < nb; i++) ids[i] = lo + i;
+        SR_TRY(t->ops->eval_queries(t->bb, loc ? loc + lo : ids, nb, SR_SPLIT_TEST, q + lo * d, err));
+        if (for_loss) sr_scores_queries(&t->scores, q + lo * d, nb, true);
+    }
+    return SR_OK;
+}
+
 /* Queries of the global users listed (the same list on every rank), as the
  * loss sees them: each owner encodes its users in batches (the batch count
  * agreed, so collective backbones meet), one all-reduce replicates them. */
@@ -262,25 +277,18 @@ sr_status sr_trainer_user_queries(sr_trainer *t, const int64_t *users, int64_t n
         if (users[i] < 0 || users[i] >= t->meta.num_users)
             SR_FAIL(err, SR_ERR_USAGE, "user %lld is outside [0, %lld)", (long long)users[i],
                     (long long)t->meta.num_users);
-    if (t->ops->prepare) SR_TRY(t->ops->prepare(t->bb, err)); /* collective: the backbone's scoring rows */
     double *acc;
     int64_t *loc, *idx;
-    float *qb;
-    sr_mem_buf bl[] = {SR_MEM_BUF(acc, n * d + 1), SR_MEM_BUF(loc, n + 1), SR_MEM_BUF(idx, n + 1),
-                       SR_MEM_BUF(qb, SR_EVAL_BATCH * d)};
-    void *bufs = sr_mem_bufset_alloc(&t->mem, bl, 4, "queries", err);
+    sr_mem_buf bl[] = {SR_MEM_BUF(acc, n * d + 1), SR_MEM_BUF(loc, n + 1), SR_MEM_BUF(idx, n + 1)};
+    void *bufs = sr_mem_bufset_alloc(&t->mem, bl, 3, "queries", err);
     if (!bufs) sr_comm_abort(t->c, err);
     int64_t m = 0;
     for (int64_t i = 0; i < n; i++)
         if (users[i] >= t->u0 && users[i] < t->u1) idx[m] = i, loc[m++] = users[i] - t->u0;
-    double batches = (double)ceil_div(m, SR_EVAL_BATCH);
-    sr_status st = sr_comm_allreduce_max(t->c, &batches, 1, err);
-    for (int64_t b = 0; b < (int64_t)batches && st == SR_OK; b++) {
-        int64_t lo = b * SR_EVAL_BATCH, nb = m - lo < SR_EVAL_BATCH ? (m > lo ? m - lo : 0) : SR_EVAL_BATCH;
-        st = t->ops->eval_queries(t->bb, loc + lo, nb, SR_SPLIT_TEST, qb, err);
-        for (int64_t i = 0; i < nb && st == SR_OK; i++)
-            for (int64_t j = 0; j < d; j++) acc[idx[lo + i] * d + j] = qb[i * d + j];
-    }
+    /* q (n rows, m <= n) holds the owned rows until they are replicated. */
+    sr_status st = sr_trainer_local_queries(t, loc, m, q, false, err);
+    for (int64_t i = 0; i < m && st == SR_OK; i++)
+        for (int64_t j = 0; j < d; j++) acc[idx[i] * d + j] = q[i * d + j];
     if (st == SR_OK) st = sr_comm_allreduce_sum(t->c, acc, n * d, err); /* one owner each: exact */
     for (int64_t k = 0; k < n * d; k++) q[k] = (float)acc[k];
     sr_mem_free(&t->mem, bufs);

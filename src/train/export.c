@@ -3,29 +3,8 @@
 #include <stdio.h>
 #include <string.h>
 
-#include "comm/collectives.h"
 #include "io/checkpoint.h"
 #include "train/trainer.h"
-
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
-/* Every local user's ranking query (nloc x d into q), in batches of the
- * evaluation's size; the batch count is agreed so collective backbones meet. */
-static sr_status local_queries(sr_trainer *t, float *q, sr_error *err)
-{
-    const int64_t nloc = t->u1 - t->u0, d = t->cfg.model_dim;
-    int64_t users[SR_EVAL_BATCH];
-    double batches = (double)ceil_div(nloc, SR_EVAL_BATCH);
-    SR_TRY(sr_comm_allreduce_max(t->c, &batches, 1, err));
-    if (t->ops->prepare) SR_TRY(t->ops->prepare(t->bb, err));
-    for (int64_t b = 0; b < (int64_t)batches; b++) {
-        int64_t lo = b * SR_EVAL_BATCH, nb = nloc - lo < SR_EVAL_BATCH ? (nloc > lo ? nloc - lo : 0) : SR_EVAL_BATCH;
-        for (int64_t i = 0; i < nb; i++) users[i] = lo + i;
-        SR_TRY(t->ops->eval_queries(t->bb, users, nb, SR_SPLIT_TEST, q + lo * d, err));
-        sr_scores_queries(&t->scores, q + lo * d, nb, true);
-    }
-    return SR_OK;
-}
 
 sr_status sr_trainer_export(sr_trainer *t, const char *path, sr_error *err)
 {
@@ -37,7 +16,7 @@ sr_status sr_trainer_export(sr_trainer *t, const char *path, sr_error *err)
     sr_mem_buf b[] = {SR_MEM_BUF(q, nloc * d + 1), SR_MEM_BUF(v, ni * d + 1)};
     void *bufs = sr_mem_bufset_alloc(&t->mem, b, 2, "export", err);
     if (!bufs) sr_comm_abort(t->c, err);
-    sr_status st = local_queries(t, q, err);
+    sr_status st = sr_trainer_local_queries(t, NULL, nloc, q, true, err); /* every local user */
     if (st == SR_OK) memcpy(v, sr_scores_items(&t->scores, t->ops->item_rows(t->bb)), (size_t)(ni * d) * sizeof *v);
     sr_ckpt_table tabs[2] = {{"/export/user_vectors", q, nloc, t->meta.num_users, d, NULL, t->u0},
                              {"/export/item_vectors", v, ni, t->meta.num_items, d, &t->items, 0}};

@@ -10,8 +10,6 @@
 #include "train/metrics.h"
 #include "train/trainer.h"
 
-static int64_t ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
-
 /* Out of memory on one rank: abort the job (peers are in collectives). */
 static void *alloc_or_abort(sr_trainer *t, int64_t n, size_t size, const char *what, sr_error *err)
 {
@@ -92,8 +90,8 @@ static sr_status count_examples(sr_trainer *t, sr_error *err)
         sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: the train split is empty", t->cfg.data_path);
     SR_TRY(sr_comm_agree(c, err));
     const int64_t B = t->cfg.train_batch_size;
-    t->steps_per_epoch = ceil_div(t->ex_total, B);
-    t->max_local_batch = t->cfg.train_shuffle ? ceil_div(t->n_ex, t->steps_per_epoch) : B;
+    t->steps_per_epoch = sr_ceil_div(t->ex_total, B);
+    t->max_local_batch = t->cfg.train_shuffle ? sr_ceil_div(t->n_ex, t->steps_per_epoch) : B;
     if (t->max_local_batch > B) t->max_local_batch = B;
     t->ex_order = alloc_or_abort(t, t->n_ex, sizeof *t->ex_order, "example order", err);
     return SR_OK;
@@ -109,7 +107,7 @@ static sr_status create_step(sr_trainer *t, sr_error *err)
 {
     const sr_comm *c = t->c;
     const int64_t d = t->cfg.model_dim, qpe = t->ops->queries_per_example(&t->cfg);
-    const int64_t gb = ceil_div(t->ex_total, t->steps_per_epoch); /* <= train.batch_size */
+    const int64_t gb = sr_ceil_div(t->ex_total, t->steps_per_epoch); /* <= train.batch_size */
     int64_t lb = t->max_local_batch < t->n_ex ? t->max_local_batch : t->n_ex;
     if (!t->cfg.train_shuffle && lb > gb) lb = gb;
     t->max_local_batch = lb; /* the backbone sizes its step buffers by it too */

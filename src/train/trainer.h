@@ -25,6 +25,8 @@
 
 #define SR_EVAL_BATCH 256 /* users per rank per evaluation step */
 
+static inline int64_t sr_ceil_div(int64_t a, int64_t b) { return (a + b - 1) / b; }
+
 struct sr_trainer {
     const sr_comm *c;
     sr_config cfg;
@@ -69,5 +71,13 @@ void sr_trainer_step_range(const sr_trainer *t, int64_t s, int64_t *lo, int64_t 
  * mean loss. SR_ERR_NUMERIC on every rank when a gradient is not finite
  * (nothing updated). */
 sr_status sr_trainer_step(sr_trainer *t, int64_t lo, int64_t hi, double *loss, sr_error *err);
+
+/* evaluate.c: the ranking queries of local users loc[0, m) (loc NULL: users
+ * 0 .. m-1) into q (m x d), after the backbone's prepare, in batches of
+ * SR_EVAL_BATCH whose count is agreed so collective backbones meet
+ * (collective). for_loss: each batch is scaled as the loss sees it
+ * (sr_scores_queries), else the rows are raw. */
+sr_status sr_trainer_local_queries(sr_trainer *t, const int64_t *loc, int64_t m, float *q, bool for_loss,
+                                   sr_error *err);
 
 #endif
