@@ -272,11 +272,15 @@ static sr_status attr_string(const sr_dataset *ds, const char *name, int require
     hid_t t = H5Aget_type(a);
     sr_status st = SR_OK;
     char tn[32], *s = NULL;
+    int rc = 0;
     if (H5Tget_class(t) != H5T_STRING) {
         sr_h5_dtype_name(t, tn, sizeof tn);
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: dtype %s, expected a string",
                           ds->path, name, tn);
-    } else if (sr_h5_attr_read_text(a, &s) < 0) {
+    } else if ((rc = sr_h5_attr_read_text(a, &s)) == SR_H5_NOMEM) {
+        st = sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__, "%s: attribute %s: allocating its text: out of memory",
+                          ds->path, name);
+    } else if (rc < 0) {
         char r[256];
         st = sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: attribute %s: cannot read (%s)",
                           ds->path, name, h5_reason(r));
@@ -737,7 +741,12 @@ sr_status sr_dataset_read_id_names(sr_dataset *ds, int items, int64_t i0, int64_
     if (sr_comm_agree(ds->c, err) != SR_OK) return err->code;
     if (d >= 0) {
         sr_h5_texts t;
-        if (sr_h5_read_texts(d, ds->dxpl, i0, i1 - i0, &t) < 0) {
+        int rc = sr_h5_read_texts(d, ds->dxpl, i0, i1 - i0, &t);
+        if (rc == SR_H5_NOMEM) {
+            sr_error_set(err, SR_ERR_NOMEM, __FILE__, __LINE__,
+                         "%s: %s: allocating elements [%lld, %lld): out of memory", ds->path, obj, (long long)i0,
+                         (long long)i1);
+        } else if (rc < 0) {
             char r[256];
             sr_error_set(err, SR_ERR_DATA, __FILE__, __LINE__, "%s: %s: cannot read elements [%lld, %lld) (%s)",
                          ds->path, obj, (long long)i0, (long long)i1, h5_reason(r));

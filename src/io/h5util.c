@@ -37,7 +37,7 @@ static int texts_alloc(sr_h5_texts *t, int64_t n, size_t total)
     t->block = malloc(total ? total : 1);
     if (!t->text || !t->block) {
         sr_h5_texts_free(t);
-        return -1;
+        return SR_H5_NOMEM;
     }
     return 0;
 }
@@ -59,7 +59,8 @@ static int texts_from(sr_h5_texts *t, int64_t n, int vlen, const void *raw, size
         const char *s = vlen ? ((char *const *)raw)[k] : (const char *)raw + (size_t)k * sz;
         total += (vlen ? (s ? strlen(s) : 0) : fixed_len(s, sz, pad)) + 1;
     }
-    if (texts_alloc(t, n, total)) return -1;
+    int rc = texts_alloc(t, n, total);
+    if (rc) return rc;
     char *q = t->block;
     for (int64_t k = 0; k < n; k++) {
         const char *s = vlen ? ((char *const *)raw)[k] : (const char *)raw + (size_t)k * sz;
@@ -83,6 +84,7 @@ static int read_sel(hid_t obj, int is_attr, hid_t dxpl, hid_t ms, hid_t fs, int6
     if (vlen > 0) {
         hid_t mt = vlen_mem_type(ft);
         char **p = calloc((size_t)(n ? n : 1), sizeof *p);
+        if (!p) rc = SR_H5_NOMEM;
         herr_t r = (mt < 0 || !p) ? -1
                    : is_attr      ? H5Aread(obj, mt, p)
                                   : H5Dread(obj, mt, ms, fs, dxpl, p);
@@ -94,6 +96,7 @@ static int read_sel(hid_t obj, int is_attr, hid_t dxpl, hid_t ms, hid_t fs, int6
         if (mt >= 0) H5Tclose(mt);
     } else if (vlen == 0 && sz > 0 && sz < ((size_t)1 << 30) && (uint64_t)n < ((uint64_t)1 << 34) / sz) {
         char *raw = malloc((size_t)n * sz + 1);
+        if (!raw) rc = SR_H5_NOMEM;
         herr_t r = !raw ? -1 : is_attr ? H5Aread(obj, ft, raw) : H5Dread(obj, ft, ms, fs, dxpl, raw);
         if (r >= 0) rc = texts_from(out, n, 0, raw, sz, H5Tget_strpad(ft));
         free(raw);
@@ -110,7 +113,7 @@ int sr_h5_attr_read_text(hid_t a, char **out)
     sr_h5_texts t = {0};
     int rc = H5Sget_simple_extent_npoints(sp) == 1 ? read_sel(a, 1, H5P_DEFAULT, sp, sp, 1, &t) : -1;
     H5Sclose(sp);
-    if (rc) return -1;
+    if (rc) return rc;
     *out = t.block; /* the one text starts the block */
     free(t.text);
     return 0;
@@ -125,10 +128,10 @@ int sr_h5_read_texts(hid_t d, hid_t dxpl, int64_t lo, int64_t n, sr_h5_texts *ou
     if (rc == 0)
         rc = n ? H5Sselect_hyperslab(fs, H5S_SELECT_SET, &start, NULL, &cnt, NULL)
                : (H5Sselect_none(fs) < 0 || H5Sselect_none(ms) < 0 ? -1 : 0);
-    if (rc >= 0) rc = read_sel(d, 0, dxpl, ms, fs, n, out);
+    rc = rc < 0 ? -1 : read_sel(d, 0, dxpl, ms, fs, n, out); /* 0, -1 or SR_H5_NOMEM */
     if (fs >= 0) H5Sclose(fs);
     if (ms >= 0) H5Sclose(ms);
-    return rc < 0 ? -1 : 0;
+    return rc;
 }
 
 int sr_h5_write_texts(hid_t loc, const char *name, const char *const *texts, int64_t n)

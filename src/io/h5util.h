@@ -13,6 +13,8 @@
  *    when any byte is >= 0x80, else ASCII).
  *  Failures return -1 and leave nothing allocated; the caller names the file
  *  and the object in its message (HDF5's reason is on its error stack).
+ *  The readers return SR_H5_NOMEM instead when their own allocation failed,
+ *  so callers report out of memory (exit 7), not a bad file.
  */
 #ifndef SR_IO_H5UTIL_H
 #define SR_IO_H5UTIL_H
@@ -20,17 +22,21 @@
 #include <hdf5.h>
 #include <stdint.h>
 
+#define SR_H5_NOMEM (-2) /* a reader's own malloc failed (not HDF5, not the data) */
+
 typedef struct sr_h5_texts {
     int64_t n;
     char **text; /* n pointers into block */
     char *block;
 } sr_h5_texts;
 
-/* a: an open attribute. 0 = read, -1 = not a one-element string or unreadable. */
+/* a: an open attribute. 0 = read, -1 = not a one-element string or unreadable,
+ * SR_H5_NOMEM = out of memory. */
 int sr_h5_attr_read_text(hid_t a, char **out);
 
 /* d: an open 1-D dataset of a string type; dxpl may be H5P_DEFAULT. Every
- * rank of a parallel file may call it with its own range (n may be 0). */
+ * rank of a parallel file may call it with its own range (n may be 0).
+ * 0, -1 or SR_H5_NOMEM as above. */
 int sr_h5_read_texts(hid_t d, hid_t dxpl, int64_t lo, int64_t n, sr_h5_texts *out);
 void sr_h5_texts_free(sr_h5_texts *t);
 

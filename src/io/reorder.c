@@ -231,6 +231,7 @@ static sr_status read_names(hid_t f, const char *path, graph_in *g, sr_error *er
         hid_t d = H5Dopen2(f, obj[k], H5P_DEFAULT);
         int rc = d >= 0 ? sr_h5_read_texts(d, H5P_DEFAULT, 0, n, &g->names[k]) : -1;
         if (d >= 0) H5Dclose(d);
+        if (rc == SR_H5_NOMEM) SR_FAIL(err, SR_ERR_NOMEM, "%s: %s: allocating the ids: out of memory", path, obj[k]);
         if (rc < 0) {
             char r[256];
             SR_FAIL(err, SR_ERR_DATA, "%s: %s: cannot read (%s)", path, obj[k], sr_h5_reason(r, sizeof r));

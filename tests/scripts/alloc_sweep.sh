@@ -13,7 +13,7 @@
 # over `train` (1 and 2 ranks, toy data), `data convert` and `data synth`.
 # Plain sites only: exit 0 (a best-effort site went without: the watchdog's
 # heartbeat names, config.ini, pruning) and clean errors with another code
-# (an HDF5 helper's failed malloc reads as a data error) are counted in the
+# (once: h5util's failed malloc read as a data error; now exit 7) are counted in the
 # table and printed as notes, not failed; crashes, signals, sanitizer
 # reports, hangs and leftovers always fail.
 # Sanitizer build only (exit 77 otherwise): without ASan a double free or
