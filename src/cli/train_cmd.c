@@ -13,6 +13,8 @@
 #include "core/config.h"
 #include "core/log.h"
 #include "io/checkpoint.h"
+#include "io/fault.h"
+#include "train/guard.h"
 #include "train/train.h"
 
 /* ---- the result: a JSON row (stdout, result.json) and a summary (stderr) -- */
@@ -289,17 +291,28 @@ static sr_status apply_sources(sr_config *cfg, const sr_cli_list *l, sr_error *e
 }
 
 /* One run of cfg in cfg->run_dir: the run.dir check, training, the result
- * row; a signal stop is SR_STOPPED (exit 11) after its checkpoint. */
+ * row; a signal stop is SR_STOPPED (exit 11) after its checkpoint. The
+ * guard (signals, watchdog) lives from before the dataset is read until the
+ * trainer is gone: a rank stopped in start-up (dataset load, model create,
+ * their collectives) or in the finish ends the job like one stopped in a step. */
 static sr_status train_once(const sr_comm *c, const sr_config *cfg, int force, sr_error *err)
 {
     SR_TRY(check_run_dir(c, cfg, force, err));
     if (c->rank == 0) print_config_line(c, cfg);
+    sr_fault fault;
+    SR_TRY(sr_fault_from_env(&fault, err));
+    sr_guard *g = NULL;
+    if (sr_guard_create(&g, c, cfg->train_watchdog_factor, cfg->train_watchdog_min_seconds, err) != SR_OK)
+        sr_comm_abort(c, err);
+    sr_guard_watch(g, SR_GUARD_START, 0);
     sr_trainer *t = NULL;
-    SR_TRY(sr_trainer_create(&t, c, cfg, err));
     sr_fit_result res;
-    sr_status st = check_test_split(t, err);
-    if (st == SR_OK) st = sr_trainer_fit(t, &res, err);
+    sr_status st = sr_fault_hit(&fault, SR_FAULT_START, c->rank, "start-up", err);
+    if (st == SR_OK) st = sr_trainer_create(&t, c, cfg, err);
+    if (st == SR_OK) st = check_test_split(t, err);
+    if (st == SR_OK) st = sr_trainer_fit(t, g, &res, err);
     sr_trainer_destroy(&t);
+    sr_guard_destroy(&g);
     if (st != SR_OK) return st;
     if (res.stopped) /* preempted: the checkpoint is committed; no result row; exit code 11 */
         SR_FAIL(err, SR_STOPPED, "stopped by signal %d, checkpoint committed; resume with --set train.resume=auto "

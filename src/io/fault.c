@@ -8,7 +8,8 @@
 #include <unistd.h>
 
 static const char *const phase_names[SR_FAULT_PHASE_COUNT] = {
-    "none", "ckpt_write", "ckpt_before_commit", "ckpt_after_rename", "ckpt_read", "ckpt_latest", "eval", "alloc", "alloc-count"};
+    "none", "ckpt_write", "ckpt_before_commit", "ckpt_after_rename", "ckpt_read", "ckpt_latest", "eval", "alloc", "alloc-count",
+    "start", "finish"};
 
 const char *sr_fault_phase_name(sr_fault_phase p)
 {
@@ -40,7 +41,7 @@ sr_status sr_fault_parse(sr_fault *f, const char *spec, const char *action, sr_e
     if (f->phase == SR_FAULT_NONE)
         SR_FAIL(err, SR_ERR_CONFIG,
                 "SOFTREC_FAULT='%s': unknown phase (expected ckpt_write, ckpt_before_commit, ckpt_after_rename, "
-                "ckpt_read, ckpt_latest, eval, alloc or alloc-count, then optional @rank and #nth)", spec);
+                "ckpt_read, ckpt_latest, eval, alloc, alloc-count, start or finish, then optional @rank and #nth)", spec);
     const char *s = spec + plen;
     while (*s) {
         char tag = *s++;

@@ -29,6 +29,10 @@
  *        alloc-count         nothing fails; the owner of the armed sr_mem prints
  *                            "softrec: alloc-count: rank R: N" when done (the
  *                            sweep's trial count, tests/scripts/alloc_sweep.sh)
+ *        start               a training run's start-up, before the dataset is read
+ *                            (kill or stop: the peers wait in its collectives)
+ *        finish              a training run's end: test evaluated, metrics line
+ *                            written, before the run's last collective (kill or stop)
  *    The alloc phases act through sr_fault_arm_mem: the owner of an sr_mem
  *    (the trainer, data synth) arms it from its parsed fault.
  */
@@ -50,6 +54,8 @@ typedef enum sr_fault_phase {
     SR_FAULT_EVAL,
     SR_FAULT_ALLOC,
     SR_FAULT_ALLOC_COUNT,
+    SR_FAULT_START,
+    SR_FAULT_FINISH,
     SR_FAULT_PHASE_COUNT
 } sr_fault_phase;
 

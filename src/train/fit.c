@@ -47,8 +47,8 @@ static sr_status make_dirs(const char *path, sr_error *err)
     return SR_OK;
 }
 
-/* Reliability hooks (fault injection, signals, the watchdog) and the
- * checkpoint directory; then continue from its latest checkpoint when
+/* Reliability hooks (fault injection, the watchdog's heartbeats; the guard
+ * is the caller's, start-up watched already) and the checkpoint directory; then continue from its latest checkpoint when
  * train.resume = auto finds one. */
 static sr_status fit_start(fit_run *f, sr_error *err)
 {
@@ -64,8 +64,6 @@ static sr_status fit_start(fit_run *f, sr_error *err)
                 (long long)t->meta.num_items, c->size, cfg->shard_layout, (long long)t->ex_total,
                 (long long)t->steps_per_epoch, (long long)cfg->train_batch_size);
     SR_TRY(sr_fault_from_env(&f->fault, err));
-    if (sr_guard_create(&f->guard, c, cfg->train_watchdog_factor, cfg->train_watchdog_min_seconds, err) != SR_OK)
-        sr_comm_abort(c, err);
     if (sr_guard_set_heartbeat_dir(f->guard, cfg->run_dir, err) != SR_OK) {
         sr_log_root(&t->log, SR_LOG_WARN, "%s (the watchdog will not name stopped ranks)", err->msg);
         sr_error_clear(err);
@@ -331,6 +329,7 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     sr_trainer *t = f->t;
     const sr_config *cfg = &t->cfg;
     sr_fit_result *res = f->res;
+    sr_guard_watch(f->guard, SR_GUARD_FINISH, 0); /* between the watched phases below, and until destroy */
     SR_TRY(save_checkpoint(f, err));
     res->skipped_steps = f->pos.skipped;
     res->train_seconds = f->pos.train_seconds;
@@ -356,13 +355,14 @@ static sr_status fit_finish(fit_run *f, sr_error *err)
     json_object_set_new(line, "test_last", sr_eval_result_to_json(&res->test_last));
     sr_report_append(cfg, &t->log, t->c->rank, line);
     json_decref(line);
+    SR_TRY(sr_fault_hit(&f->fault, SR_FAULT_FINISH, t->c->rank, "finish", err));
     return run_figures(f, err); /* the peak includes the final evaluation */
 }
 
-sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
+sr_status sr_trainer_fit(sr_trainer *t, sr_guard *guard, sr_fit_result *res, sr_error *err)
 {
     memset(res, 0, sizeof *res);
-    fit_run f = {.t = t, .res = res};
+    fit_run f = {.t = t, .res = res, .guard = guard};
     sr_status st = fit_start(&f, err);
     f.last_epoch = f.pos.epoch - 1;
     for (int64_t e = f.pos.epoch; e <= t->cfg.train_epochs && st == SR_OK && !res->stopped && !res->stopped_early;
@@ -374,7 +374,6 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err)
     }
     if (st == SR_OK && !res->stopped) st = fit_finish(&f, err);
     else if (st == SR_OK) res->skipped_steps = f.pos.skipped;
-    sr_guard_destroy(&f.guard);
     if (f.runlog) {
         if (st != SR_OK) fprintf(f.runlog, "softrec: error: %s [%s:%d]\n", err->msg, err->file, err->line);
         fclose(f.runlog);

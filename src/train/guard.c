@@ -20,11 +20,11 @@
 
 /* Heartbeat phases: HB_START, then HB_PHASE0 + sr_guard_phase (the test
  * scripts read them: 1 step, 2 after a step, 3 checkpoint save, 4 model
- * save, 5 evaluation). */
+ * save, 5 evaluation, 6 start-up, 7 finish). */
 enum { HB_START = 0, HB_PHASE0 = 1 };
 
-static const char *const phase_names[SR_GUARD_PHASES] = {"step", "after step", "checkpoint save", "model save",
-                                                          "evaluation"};
+static const char *const phase_names[SR_GUARD_PHASES] = {"step",       "after step", "checkpoint save", "model save",
+                                                          "evaluation", "start-up",   "finish"};
 
 /* Launchers whose children may ask for SIGKILL at the parent's death. */
 static const char *const launchers[] = {"mpirun", "mpiexec", "orterun", "orted", "prterun", "prted", "slurmstepd"};
@@ -70,8 +70,9 @@ struct sr_guard {
     pthread_cond_t cv;
     int quit;
     /* the current phase */
-    int armed;   /* from the first step_begin on (or inside a watch) */
-    int stepped; /* a step has begun: unwatch goes to "after step" */
+    int armed;   /* from the first step_begin or watch on (until an unwatch with no enclosing phase) */
+    int outer;   /* the enclosing phase unwatch returns to: SR_GUARD_AFTER (a step has begun), _START,
+                  * _FINISH, or -1 (none: unwatch disarms) */
     int64_t step;
     sr_guard_phase phase;
     double t0, limit;
@@ -170,6 +171,8 @@ static int cmp_d(const void *a, const void *b)
  * waits in the next step's first collective. */
 static double phase_limit(const sr_guard *g, sr_guard_phase phase)
 {
+    if (phase == SR_GUARD_START) return g->factor * g->min_seconds > g->min_seconds ? g->factor * g->min_seconds
+                                                                                    : g->min_seconds;
     const phase_hist *h = &g->hist[phase == SR_GUARD_AFTER ? SR_GUARD_STEP : phase];
     if (h->n < (phase == SR_GUARD_STEP || phase == SR_GUARD_AFTER ? SR_GUARD_WARMUP : 1)) return g->min_seconds;
     double v[SR_GUARD_HISTORY];
@@ -184,7 +187,7 @@ static double phase_limit(const sr_guard *g, sr_guard_phase phase)
  * holds mu. */
 static void record_locked(sr_guard *g)
 {
-    if (!g->armed || g->phase == SR_GUARD_AFTER) return;
+    if (!g->armed || g->phase == SR_GUARD_AFTER || g->phase == SR_GUARD_START) return;
     phase_hist *h = &g->hist[g->phase];
     h->v[h->next] = now_s() - g->t0;
     h->next = (h->next + 1) % SR_GUARD_HISTORY;
@@ -252,6 +255,9 @@ static void describe_locked(sr_guard *g, char *buf, size_t n)
     if (g->phase == SR_GUARD_STEP || g->phase == SR_GUARD_AFTER)
         add_text(buf, n, &len, "softrec: watchdog: rank %d stuck %s %lld for %.1f s (limit %.1f s)", g->c->rank,
                  g->phase == SR_GUARD_STEP ? "in step" : "after step", (long long)g->step, el, g->limit);
+    else if (g->phase == SR_GUARD_START && g->step < 0) /* no step yet */
+        add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in start-up for %.1f s (limit %.1f s)", g->c->rank,
+                 el, g->limit);
     else
         add_text(buf, n, &len, "softrec: watchdog: rank %d stuck in %s (after step %lld) for %.1f s (limit %.1f s)",
                  g->c->rank, phase_names[g->phase], (long long)g->step, el, g->limit);
@@ -359,6 +365,7 @@ sr_status sr_guard_create(sr_guard **out, const sr_comm *c, double factor, doubl
     g->min_seconds = min_seconds;
     g->ppid = watch_parent();
     g->step = -1;
+    g->outer = -1;
     g->hb_fd = -1;
     g->mpi_multiple = provided == MPI_THREAD_MULTIPLE;
     pthread_mutex_init(&g->mu, NULL);
@@ -430,7 +437,7 @@ void sr_guard_step_begin(sr_guard *g, int64_t step)
 {
     pthread_mutex_lock(&g->mu);
     g->step = step;
-    g->stepped = 1;
+    if (g->outer != SR_GUARD_FINISH) g->outer = SR_GUARD_AFTER;
     enter_locked(g, SR_GUARD_STEP, 0);
     pthread_mutex_unlock(&g->mu);
     hb_step(g, step, HB_PHASE0 + SR_GUARD_STEP);
@@ -449,6 +456,7 @@ void sr_guard_watch(sr_guard *g, sr_guard_phase phase, double limit_seconds)
 {
     if (phase == SR_GUARD_STEP || phase == SR_GUARD_AFTER || phase >= SR_GUARD_PHASES) phase = SR_GUARD_SAVE;
     pthread_mutex_lock(&g->mu);
+    if (phase == SR_GUARD_START || phase == SR_GUARD_FINISH) g->outer = (int)phase;
     enter_locked(g, phase, limit_seconds);
     int64_t step = g->step;
     pthread_mutex_unlock(&g->mu);
@@ -459,11 +467,12 @@ void sr_guard_unwatch(sr_guard *g)
 {
     pthread_mutex_lock(&g->mu);
     if (g->phase != SR_GUARD_STEP && g->phase != SR_GUARD_AFTER) record_locked(g);
-    if (g->stepped) enter_locked(g, SR_GUARD_AFTER, 0);
+    const int outer = g->outer >= 0 ? g->outer : SR_GUARD_AFTER;
+    if (g->outer >= 0) enter_locked(g, (sr_guard_phase)outer, 0);
     else g->armed = 0;
     int64_t step = g->step;
     pthread_mutex_unlock(&g->mu);
-    hb_step(g, step, HB_PHASE0 + SR_GUARD_AFTER);
+    hb_step(g, step, HB_PHASE0 + outer);
 }
 
 double sr_guard_limit(sr_guard *g)

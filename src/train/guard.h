@@ -14,8 +14,8 @@
  *
  * Watchdog. A thread per rank (not started when factor <= 0) checks every
  * 100 ms whether the current phase has run longer than its limit. From the
- * first sr_guard_step_begin until destroy every moment belongs to a phase,
- * so every collective in between is watched:
+ * first sr_guard_step_begin (or a watched start-up) until destroy every
+ * moment belongs to a phase, so every collective in between is watched:
  *   - step S: sr_guard_step_begin(S) to sr_guard_step_end(S) (the caller
  *     ends it after the step's last collective, the stop decision);
  *   - after step S: from sr_guard_step_end or sr_guard_unwatch to the next
@@ -34,7 +34,8 @@
  * initialised with MPI_THREAD_MULTIPLE (only then may a second thread call
  * MPI), otherwise _exit(SR_WATCHDOG); mpirun and srun end the whole job
  * about 1 s after a rank exits without MPI_Finalize. Before the first step
- * (start-up, resume) and after destroy nothing is watched.
+ * nothing is watched unless the caller watches SR_GUARD_START (training
+ * does, from before the dataset is read); after destroy nothing is.
  *
  * Launcher death. Under a launcher (Open MPI, PMIx or SLURM variables set)
  * a rank must not outlive its job: create asks the kernel for SIGKILL when
@@ -92,7 +93,9 @@ typedef enum sr_guard_phase {
     SR_GUARD_SAVE = 2,  /* checkpoint save */
     SR_GUARD_MODEL = 3, /* model.h5 save */
     SR_GUARD_EVAL = 4,  /* evaluation of a split */
-    SR_GUARD_PHASES = 5
+    SR_GUARD_START = 5, /* start-up: dataset load, model create, resume, up to the first step */
+    SR_GUARD_FINISH = 6, /* after the last step: final checkpoint, model.h5, test evaluation */
+    SR_GUARD_PHASES = 7
 } sr_guard_phase;
 
 /* Install the signal handlers and start the watchdog (factor > 0). Not
@@ -131,8 +134,14 @@ void sr_guard_describe(sr_guard *g, char *buf, size_t n);
 
 /* Bracket a save or an evaluation (SR_GUARD_SAVE, _MODEL, _EVAL): its
  * limit is limit_seconds when > 0, else from its own history (above).
- * unwatch records the duration and moves to "after step". Before the first
- * step_begin a watched phase is armed too, and unwatch disarms again. */
+ * unwatch records the duration and moves back to the enclosing phase:
+ * "after step", or start-up / finish when one is watched, else (before
+ * the first step, nothing watched) disarms again.
+ * SR_GUARD_START and SR_GUARD_FINISH enclose: watched, they stay the phase
+ * between other watched phases (START until the first step_begin, FINISH
+ * until destroy). No history: START runs under factor x min_seconds
+ * (reading a large dataset is much longer than a step), FINISH under
+ * min_seconds (what runs in it outside the watched phases is short). */
 void sr_guard_watch(sr_guard *g, sr_guard_phase phase, double limit_seconds);
 void sr_guard_unwatch(sr_guard *g);
 

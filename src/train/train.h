@@ -89,8 +89,14 @@ void sr_trainer_destroy(sr_trainer **t);
  *    train.max_bad_steps in a row stop the run with SR_ERR_NUMERIC (exit 8);
  *  - the watchdog (guard.h) ends the job with exit 10 when a step takes
  *    train.watchdog_factor x its recent median (and at least
- *    train.watchdog_min_seconds). */
-sr_status sr_trainer_fit(sr_trainer *t, sr_fit_result *res, sr_error *err);
+ *    train.watchdog_min_seconds).
+ * guard: the caller's (train/guard.h, not NULL), created before
+ * sr_trainer_create with SR_GUARD_START watched so start-up is watched too,
+ * destroyed after sr_trainer_destroy; fit publishes its heartbeats in
+ * run.dir, brackets steps, saves and evaluations, and watches SR_GUARD_FINISH
+ * from the last step on. */
+struct sr_guard;
+sr_status sr_trainer_fit(sr_trainer *t, struct sr_guard *guard, sr_fit_result *res, sr_error *err);
 
 /* Full-ranking evaluation of split (1 = valid, 2 = test) with the user's
  * known items masked (train, and valid when evaluating test). */

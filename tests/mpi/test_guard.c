@@ -148,6 +148,35 @@ static void test_phases_and_limits(void)
     sr_comm_destroy(&c);
 }
 
+/* Start-up and the finish enclose: armed (start-up under factor x
+ * min_seconds, no step yet), a watched phase inside returns to them, the
+ * first step leaves start-up, and the finish holds until destroy. */
+static void test_start_and_finish(void)
+{
+    sr_comm c;
+    sr_guard *g = open_guard(&c, 20, 0.05);
+    if (!g) return;
+    sr_guard_watch(g, SR_GUARD_START, 0);
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), 1.0, 1e-12);
+    char line[512];
+    sr_guard_describe(g, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "stuck in start-up for "));
+    sr_guard_watch(g, SR_GUARD_EVAL, 0);
+    sr_guard_unwatch(g);
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), 1.0, 1e-12); /* back in start-up, not disarmed */
+    sr_guard_step_begin(g, 1);
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), 0.05, 1e-12);
+    sr_guard_step_end(g, 1);
+    sr_guard_watch(g, SR_GUARD_FINISH, 0);
+    sr_guard_watch(g, SR_GUARD_MODEL, 3);
+    sr_guard_unwatch(g);
+    sr_guard_describe(g, line, sizeof line);
+    CU_ASSERT_PTR_NOT_NULL(strstr(line, "stuck in finish (after step 1) for "));
+    CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), 0.05, 1e-12);
+    sr_guard_destroy(&g);
+    sr_comm_destroy(&c);
+}
+
 static double mono_s(void)
 {
     struct timespec ts;
@@ -277,6 +306,7 @@ static void register_tests(void)
     CU_add_test(s, "watchdog_quiet_for_normal_steps", test_watchdog_quiet_for_normal_steps);
     CU_add_test(s, "heartbeat", test_heartbeat);
     CU_add_test(s, "phases_and_limits", test_phases_and_limits);
+    CU_add_test(s, "start_and_finish", test_start_and_finish);
 }
 
 int main(int argc, char **argv)

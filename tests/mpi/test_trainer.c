@@ -14,6 +14,7 @@
 #include "harness.h"
 #include "io/dataset.h"
 #include "toy_backbone.h"
+#include "train/guard.h"
 #include "train/train.h"
 
 #define USERS 48
@@ -77,11 +78,15 @@ static sr_status fit(const sr_comm *c, const sr_config *cfg, sr_fit_result *res,
     sr_error e;
     sr_error_clear(&e);
     sr_trainer *t = NULL;
-    sr_status st = sr_trainer_create_with(&t, c, cfg, &toy_backbone, &e);
-    if (st == SR_OK) st = sr_trainer_fit(t, res, &e);
+    sr_guard *g = NULL; /* as train does: start-up watched, destroyed after the trainer */
+    sr_status st = sr_guard_create(&g, c, cfg->train_watchdog_factor, cfg->train_watchdog_min_seconds, &e);
+    if (st == SR_OK) sr_guard_watch(g, SR_GUARD_START, 0);
+    if (st == SR_OK) st = sr_trainer_create_with(&t, c, cfg, &toy_backbone, &e);
+    if (st == SR_OK) st = sr_trainer_fit(t, g, res, &e);
     if (st == SR_OK && calls) *calls = *(toy_bb *)sr_trainer_backbone(t);
     if (st != SR_OK && c->rank == 0) fprintf(stderr, "fit: %s\n", e.msg);
     sr_trainer_destroy(&t);
+    sr_guard_destroy(&g);
     return st;
 }
 

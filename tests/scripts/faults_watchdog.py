@@ -6,7 +6,10 @@
    sends SIGSTOP), inside a checkpoint save (SOFTREC_FAULT=ckpt_write or
    ckpt_before_commit with SOFTREC_FAULT_ACTION=stop: the rank stops itself
    in the middle of a table or before the commit) or in an evaluation
-   (SOFTREC_FAULT=eval). Every time the job must end with the watchdog's
+   (SOFTREC_FAULT=eval); once more each in start-up (SOFTREC_FAULT=start:
+   before the dataset is read, the peer waits in its collectives) and in
+   the finish (SOFTREC_FAULT=finish, a 1-epoch run: after the test
+   evaluation, the peer waits in the run's last collective). Every time the job must end with the watchdog's
    exit code 10 within the limit its watchdog line states, max(5 x the
    median of the phase's earlier durations, train.watchdog_min_seconds = 2 s)
    (2 s for steps here, more for a save on a loaded machine), plus the 0.1 s
@@ -34,7 +37,12 @@ KILLS = 20
 LIMIT_S = 2.0   # train.watchdog_min_seconds; 10 x the median step (ms) is below it
 SLACK_S = 5.0   # tick, launcher teardown (SIGCONT, TERM, 1 s, KILL) on a busy 2-core box
 KILL_S = 5.0
-PHASES = {0: "start", 1: "step", 2: "after step", 3: "checkpoint save", 4: "model save", 5: "evaluation"}
+PHASES = {0: "start", 1: "step", 2: "after step", 3: "checkpoint save", 4: "model save", 5: "evaluation",
+          6: "start-up", 7: "finish"}
+# Where a fault stops the victim (its heartbeat) and the peer's watchdog line;
+# in start-up no heartbeat is published yet (run.dir's records start in fit).
+EXPECT = {"ckpt_write": ("checkpoint save", None), "ckpt_before_commit": ("checkpoint save", None),
+          "eval": ("evaluation", None), "start": ("?", "start-up"), "finish": ("finish", "finish")}
 HB = struct.Struct("<IiQqiidQd8x")  # guard.c's hb_rec
 
 os.makedirs(work, exist_ok=True)
@@ -111,14 +119,14 @@ def leftovers(pids, marker):
     return sorted(left)
 
 
-def start(name, fault=None):
+def start(name, fault=None, extra=()):
     rundir = "run-" + name
     subprocess.run(["rm", "-rf", rundir])
     e = dict(env)
     if fault:
         e["SOFTREC_FAULT"], e["SOFTREC_FAULT_ACTION"] = fault, "stop"
     err = open(name + ".err", "w")
-    job = subprocess.Popen([mpiexec, "-n", "2", "--oversubscribe", binary, "train"] + COMMON +
+    job = subprocess.Popen([mpiexec, "-n", "2", "--oversubscribe", binary, "train"] + COMMON + list(extra) +
                            ["--set", "run.dir=" + rundir], env=e, stdout=subprocess.DEVNULL, stderr=err)
     # Training has begun once both ranks' heartbeat left the start phase.
     pids = {}
@@ -126,7 +134,7 @@ def start(name, fault=None):
     while time.time() - t0 < 60:
         pids = rank_pids(job) if len(pids) < 2 else pids
         hb = [heartbeat(rundir, r) for r in (0, 1)]
-        if len(pids) == 2 and all(h and h["phase"] > 0 for h in hb):
+        if len(pids) == 2 and (all(h and h["phase"] > 0 for h in hb) or (fault or "").startswith("start")):
             break
         if job.poll() is not None:
             break
@@ -165,6 +173,7 @@ plan = []
 for i in range(trials):
     kind = ["random", "ckpt_write", "random", "eval", "random", "ckpt_before_commit"][i % 6]
     plan.append(kind)
+plan += ["start", "finish"]
 times, limits, where = [], [], {}
 for i, kind in enumerate(plan):
     victim = rng.randrange(2)
@@ -176,7 +185,9 @@ for i, kind in enumerate(plan):
         fault = "ckpt_before_commit@%d#%d" % (victim, 1 + rng.randrange(4))
     elif kind == "eval":
         fault = "eval@%d#%d" % (victim, 1 + rng.randrange(3))
-    job, pids, rundir = start(name, fault)
+    elif kind in ("start", "finish"):
+        fault = "%s@%d" % (kind, victim)
+    job, pids, rundir = start(name, fault, ["--set", "train.epochs=1"] if kind == "finish" else [])
     if len(pids) < 2:
         fail("%s: the ranks never started (rc %s)" % (name, job.poll()))
         job.kill()
@@ -220,12 +231,14 @@ for i, kind in enumerate(plan):
         fail("%s: the watchdog fired at %s s under limit %.1f s (min %.1f s)" % (name, m.group(1), limit, LIMIT_S))
     if not line:
         fail("%s: no watchdog line from rank %d naming the stop" % (name, 1 - victim))
-    elif not re.search(r"rank %d (is not responding|has not reached)" % victim, line):
+    elif kind != "start" and not re.search(r"rank %d (is not responding|has not reached)" % victim, line):
         fail("%s: the watchdog line does not name rank %d: %s" % (name, victim, line))
     if left:
         fail("%s: processes left after the job: %s" % (name, left))
-    if kind != "random" and phase != ("evaluation" if kind == "eval" else "checkpoint save"):
+    if kind != "random" and phase != EXPECT[kind][0]:
         fail("%s: %s stopped the rank in '%s'" % (name, kind, phase))
+    if kind != "random" and EXPECT[kind][1] and peer_in != EXPECT[kind][1]:
+        fail("%s: %s: the peer's watchdog was in '%s', expected '%s'" % (name, kind, peer_in, EXPECT[kind][1]))
     if rc == 10:
         times.append(t_end)
         limits.append(limit)
