@@ -139,11 +139,23 @@ static const char *fp_value(const char *fp, const char *key, size_t kl, size_t *
     return NULL;
 }
 
+/* Whether this run's value av (length al) of key p (length kl) is the key's
+ * default: a key a later softrec added, absent from an older checkpoint's
+ * fingerprint and left at its default, trains what the older one did. */
+static bool fp_is_default(const sr_config *def, const char *p, size_t kl, const char *av, size_t al)
+{
+    char key[128], val[SR_CONFIG_PATH_MAX + 64];
+    if (!def || kl >= sizeof key) return false;
+    memcpy(key, p, kl);
+    key[kl] = '\0';
+    return sr_config_get(def, key, val, sizeof val) && strlen(val) == al && !strncmp(val, av, al);
+}
+
 /* Append "key: checkpoint A, now B" for every key of `a` whose value in `b`
- * differs (or is missing); swapped = the roles of a and b are swapped.
- * Returns the count of differences. */
-static int fp_diff(const char *a, const char *b, bool swapped, bool log, const sr_trainer *t, const char *path,
-                   char *msg, size_t cap)
+ * differs (or is missing, unless it is at its default in `def`); swapped =
+ * the roles of a and b are swapped. Returns the count of differences. */
+static int fp_diff(const char *a, const char *b, bool swapped, bool log, const sr_trainer *t, const sr_config *def,
+                   const char *path, char *msg, size_t cap)
 {
     int count = 0;
     for (const char *p = a; *p; p += strcspn(p, "\n") + (p[strcspn(p, "\n")] == '\n')) {
@@ -152,6 +164,7 @@ static int fp_diff(const char *a, const char *b, bool swapped, bool log, const s
         const char *av = p + kl + 3, *bv = fp_value(b, p, kl, &bl);
         al -= kl + 3;
         if (bv && bl == al && !strncmp(av, bv, al)) continue;
+        if (!bv && !swapped && fp_is_default(def, p, kl, av, al)) continue;
         if (swapped && bv) continue; /* both present: reported by the first pass */
         const char *none = "(not recorded)", *cv = swapped ? av : bv ? bv : none, *nv = swapped ? none : av;
         size_t cl = swapped ? al : bv ? bl : strlen(none), nl = swapped ? strlen(none) : al;
@@ -183,8 +196,11 @@ static sr_status accept_same_run(void *ctx, const char *path, const sr_ckpt_info
         if (force) sr_log_root(&t->log, SR_LOG_WARN, "%s: %s (train.resume_force = true: resuming anyway)", path, msg);
         n = 1;
     } else {
-        n = fp_diff(now, stored, false, force, t, path, msg, sizeof msg - 160);
-        n += fp_diff(stored, now, true, force, t, path, msg, sizeof msg - 160);
+        sr_config *def = malloc(sizeof *def); /* NULL: a missing key is a difference */
+        if (def) sr_config_defaults(def);
+        n = fp_diff(now, stored, false, force, t, def, path, msg, sizeof msg - 160);
+        n += fp_diff(stored, now, true, force, t, def, path, msg, sizeof msg - 160);
+        free(def);
     }
     free(now);
     if (n == 0 || force) return SR_OK;
