@@ -47,6 +47,15 @@ typedef void (*sr_score_fn)(void *ctx, const float *q, int64_t b, int64_t d, int
                             float *out);
 void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx);
 
+/* The scoring path (eval_fused.h), like sr_softmax_ws_set_kernel: "blas"
+ * (SGEMM + scan, the default), "auto" (the widest fused variant the CPU has,
+ * else blas), "fused-avx512", "fused-avx2" (SR_ERR_CONFIG when the CPU lacks
+ * it). Fused covers dot-product scores with 1 <= d <= SR_FUSED_D_MAX; a
+ * custom scorer or a larger d takes the SGEMM path. sr_topk_ws_kernel: the
+ * path a call with dimension d takes. */
+sr_status sr_topk_ws_set_kernel(sr_topk_ws *ws, const char *name, sr_error *err);
+const char *sr_topk_ws_kernel(const sr_topk_ws *ws, int64_t d);
+
 /* Local top-k of the b queries q (b x d) against this rank's rows v (n_local
  * x d, n_local == sr_shard_count(shard, rank)). Writes top_score / top_id
  * (b x k, row i sorted best first, padded with -inf / -1). Errors (from

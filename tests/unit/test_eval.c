@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "comm/shard.h"
+#include "core/cpu.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "harness.h"
@@ -55,8 +56,26 @@ static void eval_problem_free(eval_problem *p)
     free(p->excl);
 }
 
-/* Top-k over the virtual shards of s, merged, compared with the reference. */
-static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *what)
+/* The scoring paths: blas and the fused variants. A variant the CPU lacks
+ * is skipped, with a message the first time. */
+static const char *const kernels_[] = {"blas", "fused-avx512", "fused-avx2"};
+#define NKERNELS 3
+
+static int kernel_runs_(int i)
+{
+    static int told[NKERNELS];
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    int ok = i == 0 || (i == 1 ? cpu.avx512f : cpu.avx2 && cpu.fma);
+    if (!ok && !told[i]) fprintf(stderr, "test_eval: skipping %s (this CPU lacks it)\n", kernels_[i]);
+    told[i] = 1;
+    return ok;
+}
+
+/* Top-k over the virtual shards of s with the given path, merged into ts /
+ * tid (b x k). */
+static void run_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *kernel,
+                     float *ts, int64_t *tid)
 {
     sr_error e;
     sr_error_clear(&e);
@@ -64,6 +83,8 @@ static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, i
     sr_mem_init(&m, 0);
     sr_topk_ws *ws = NULL;
     CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, p->b, tile, k, &m, &e), SR_OK);
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_set_kernel(ws, kernel, &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(sr_topk_ws_kernel(ws, p->d), kernel);
     int64_t bk = p->b * k, d = p->d;
     float *cs = malloc((size_t)(s->p * bk) * sizeof(float));
     int64_t *cid = malloc((size_t)(s->p * bk) * sizeof(int64_t));
@@ -77,30 +98,44 @@ static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, i
                         SR_OK);
         free(vr);
     }
-    float *ts = malloc((size_t)bk * sizeof(float));
-    int64_t *tid = malloc((size_t)bk * sizeof(int64_t));
     sr_eval_topk_merge(s->p, p->b, k, cs, cid, ts, tid);
-    double *rs = malloc((size_t)bk * sizeof(double));
-    int64_t *rid = malloc((size_t)bk * sizeof(int64_t));
-    CU_ASSERT_EQUAL_FATAL(sr_eval_topk_ref(p->q, p->b, d, p->v, p->n, p->indptr, p->excl, k, rs, rid, NULL, &e),
-                          SR_OK);
-    int bad = 0;
-    for (int64_t x = 0; x < bk; x++)
-        if (tid[x] != rid[x] || (double)ts[x] != rs[x]) bad++;
-    CU_ASSERT_EQUAL(bad, 0);
-    if (bad)
-        fprintf(stderr, "%s (P=%d layout=%d tile=%lld k=%lld): %d entries differ\n", what, s->p,
-                (int)s->layout, (long long)tile, (long long)k, bad);
-    /* Query 0 excluded every item: all padding. */
-    for (int64_t j = 0; j < k; j++) CU_ASSERT(tid[j] == -1 && isinf(ts[j]) && ts[j] < 0);
     free(cs);
     free(cid);
+    sr_topk_ws_destroy(&ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+}
+
+/* Every path over the virtual shards of s, compared exactly with the
+ * reference (integer scores: ties included). */
+static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *what)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    int64_t bk = p->b * k;
+    float *ts = malloc((size_t)bk * sizeof(float));
+    int64_t *tid = malloc((size_t)bk * sizeof(int64_t));
+    double *rs = malloc((size_t)bk * sizeof(double));
+    int64_t *rid = malloc((size_t)bk * sizeof(int64_t));
+    CU_ASSERT_EQUAL_FATAL(sr_eval_topk_ref(p->q, p->b, p->d, p->v, p->n, p->indptr, p->excl, k, rs, rid, NULL, &e),
+                          SR_OK);
+    for (int kn = 0; kn < NKERNELS; kn++) {
+        if (!kernel_runs_(kn)) continue;
+        run_topk(p, s, tile, k, kernels_[kn], ts, tid);
+        int bad = 0;
+        for (int64_t x = 0; x < bk; x++)
+            if (tid[x] != rid[x] || (double)ts[x] != rs[x]) bad++;
+        CU_ASSERT_EQUAL(bad, 0);
+        if (bad)
+            fprintf(stderr, "%s %s (P=%d layout=%d tile=%lld k=%lld): %d entries differ\n", what, kernels_[kn],
+                    s->p, (int)s->layout, (long long)tile, (long long)k, bad);
+        /* Query 0 excluded every item: all padding. */
+        if (p->indptr)
+            for (int64_t j = 0; j < k; j++) CU_ASSERT(tid[j] == -1 && isinf(ts[j]) && ts[j] < 0);
+    }
     free(ts);
     free(tid);
     free(rs);
     free(rid);
-    sr_topk_ws_destroy(&ws);
-    CU_ASSERT_EQUAL(m.current, 0);
 }
 
 static void test_topk_block(void)
