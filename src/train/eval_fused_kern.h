@@ -13,19 +13,17 @@ static int64_t FN(tile)(int64_t d)
     return nt < NR ? NR : nt;
 }
 
-/* V rows [j0, j0 + nj) -> panels of d x NR (item fastest), zero-padded;
- * the writes are sequential, the reads walk NR rows (in L1) k by k. */
+/* V rows [j0, j0 + nj) -> panels of d x NR (item fastest), zero-padded.
+ * Rows are read whole and written with stride NR (the panel, 8 KiB at d =
+ * 64, stays in L1); reading columns instead made gathers, 4x slower. */
 static TGT void FN(pack)(const float *v, int64_t j0, int64_t nj, int64_t d, float *pack)
 {
-    for (int64_t p0 = 0; p0 < nj; p0 += NR) {
-        const int64_t w = nj - p0 < NR ? nj - p0 : NR;
-        const float *src = v + (j0 + p0) * d;
-        float *dst = pack + p0 * d;
-        for (int64_t kk = 0; kk < d; kk++, dst += NR) {
-            int64_t jj = 0;
-            for (; jj < w; jj++) dst[jj] = src[jj * d + kk];
-            for (; jj < NR; jj++) dst[jj] = 0.0f;
-        }
+    const int64_t npan = (nj + NR - 1) / NR;
+    if (nj % NR) memset(pack + (npan - 1) * NR * d, 0, sizeof(float) * (size_t)(NR * d));
+    for (int64_t j = 0; j < nj; j++) {
+        const float *src = v + (j0 + j) * d;
+        float *dst = pack + (j / NR) * NR * d + j % NR;
+        for (int64_t kk = 0; kk < d; kk++) dst[kk * NR] = src[kk];
     }
 }
 
