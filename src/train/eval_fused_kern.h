@@ -13,20 +13,6 @@ static int64_t FN(tile)(int64_t d)
     return nt < NR ? NR : nt;
 }
 
-/* V rows [j0, j0 + nj) -> panels of d x NR (item fastest), zero-padded.
- * Rows are read whole and written with stride NR (the panel, 8 KiB at d =
- * 64, stays in L1); reading columns instead made gathers, 4x slower. */
-static TGT void FN(pack)(const float *v, int64_t j0, int64_t nj, int64_t d, float *pack)
-{
-    const int64_t npan = (nj + NR - 1) / NR;
-    if (nj % NR) memset(pack + (npan - 1) * NR * d, 0, sizeof(float) * (size_t)(NR * d));
-    for (int64_t j = 0; j < nj; j++) {
-        const float *src = v + (j0 + j) * d;
-        float *dst = pack + (j / NR) * NR * d + j % NR;
-        for (int64_t kk = 0; kk < d; kk++) dst[kk * NR] = src[kk];
-    }
-}
-
 /* One block of MR queries (q, MR x d, padded rows past mr) over the nt items
  * of a packed tile whose item 0 has global id gt. Scores in registers; a
  * query's lanes at or above its threshold (bits) go to fq_offer_. */
@@ -62,7 +48,8 @@ static TGT void FN(block)(const float *q, int64_t d, const float *pack, int64_t 
 }
 
 /* All tiles of v for the nq queries: pack a tile, pass every block over it
- * (each block's running state loaded from and saved to the scratch). */
+ * (each block's running state loaded from and saved to the scratch), each
+ * block prefetching its share of the next tile's rows. */
 static TGT void FN(sweep)(const float *q, int64_t nq, int64_t d, const float *v, int64_t n, int64_t g0,
                           int64_t stride, const int64_t *excl_indptr, const int64_t *excl_ids, int64_t k,
                           const sr_eval_fused_scratch *scr)
@@ -73,11 +60,14 @@ static TGT void FN(sweep)(const float *q, int64_t nq, int64_t d, const float *v,
         memset(qtail, 0, sizeof(float) * (size_t)(MR * d));
         memcpy(qtail, q + full * d, sizeof(float) * (size_t)((nq - full) * d));
     }
+    const int64_t nblk = (nq + MR - 1) / MR;
     for (int64_t j0 = 0; j0 < n; j0 += ntile) {
         const int64_t nt = n - j0 < ntile ? n - j0 : ntile;
-        FN(pack)(v, j0, nt, d, scr->pack);
+        const int64_t nnext = n - j0 - nt < ntile ? n - j0 - nt : ntile;
+        pack_(v, j0, nt, d, NR, scr->pack);
         for (int64_t i0 = 0; i0 < nq; i0 += MR) {
             const int mr = nq - i0 < MR ? (int)(nq - i0) : MR;
+            prefetch_share_(v + (j0 + nt) * d, nnext * d, i0 / MR, nblk);
             fq_ st[MR];
             fq_load_(st, mr, i0, k, excl_indptr, scr);
             FN(block)(i0 < full ? q + i0 * d : qtail, d, scr->pack, nt, g0 + j0 * stride, stride, mr, st, k,
