@@ -140,6 +140,114 @@ static void eval_path_close(eval_path *P, sr_mem *tables)
     sr_mem_free(tables, P->tid);
 }
 
+/* The eval's inputs and its SGEMM reference, and the sums over the
+ * measured rounds (shared by every path). */
+typedef struct eval_run {
+    const sr_comm *c;
+    const opts *o;
+    const sr_shard *s;
+    const sr_cpu *cpu;
+    const float *q, *v;
+    int64_t nr;
+    const int64_t *indptr, *excl;
+    gemm_ref *g, *gb;
+    double tiles_local, blocks, tile_flops;
+    double gemm_total, gemm_blk_total, rate_nt, rate_blk, peak_cpu;
+} eval_run;
+
+/* One round's run of path P: each rank's local kernel alone in CPU time
+ * (against pc, this rank's CPU-time FMA peak), then the MPI eval in wall
+ * time. On a loaded machine the wall figures mostly measure the
+ * neighbours, and the MPI call's CPU time would count the spinning of a
+ * rank that waits for a descheduled peer. */
+static void eval_once(const eval_run *R, eval_path *P, double pc, int measured)
+{
+    const sr_comm *c = R->c;
+    const int64_t b = R->o->batch, d = R->o->dim, k = R->o->k;
+    sr_error e;
+    sr_error_clear(&e);
+    double c0 = sr_bench_cpu_now();
+    if (sr_eval_topk_local(R->q, b, d, R->v, R->nr, R->s, c->rank, R->indptr, R->excl, k, P->ws, P->ts, P->tid, &e))
+        sr_comm_abort(c, &e);
+    double cs = sr_bench_cpu_now() - c0, fr = 2.0 * (double)(b * R->nr * d) / cs / 1e9 / pc;
+    MPI_Barrier(c->comm);
+    double t0 = sr_time_now();
+    if (sr_eval_topk(c, R->q, b, d, R->v, R->nr, R->s, R->indptr, R->excl, k, P->ws, P->ts, P->tid, &e))
+        sr_comm_abort(c, &e);
+    double t = sr_bench_max(c, sr_time_now() - t0);
+    cs = sr_bench_max(c, cs);
+    fr = -sr_bench_max(c, -fr); /* the worst rank */
+    if (!measured) return;
+    eval_path_tally(P, t, R->o->steps);
+    P->cpu += cs;
+    P->frac_cpu += fr;
+}
+
+/* Warm-up and o->steps measured rounds: the SGEMM reference, the CPU-time
+ * peak, then every path, the order rotating each round. */
+static void eval_rounds(eval_run *R, eval_path *ep, int ne)
+{
+    const sr_comm *c = R->c;
+    const double steps = (double)R->o->steps;
+    for (int64_t it = 0; it <= R->o->steps; it++) {
+        gemm_ref_measure(R->g, 3);
+        gemm_ref_measure(R->gb, 3);
+        double sg = sr_bench_max(c, R->tiles_local * R->g->t_nt);
+        double sgb = sr_bench_max(c, R->tiles_local * R->blocks * R->gb->t_nt);
+        double rn = sr_bench_sum(c, R->tile_flops / R->g->t_nt) / 1e9;
+        double rb = sr_bench_sum(c, R->tile_flops / (R->blocks * R->gb->t_nt)) / 1e9;
+        double pc = sr_cpu_fma_peak_cpu_gflops(R->cpu, 0.1), pcs = sr_bench_sum(c, pc);
+        if (it > 0) {
+            R->gemm_total += sg;
+            R->gemm_blk_total += sgb;
+            R->rate_nt += rn / steps;
+            R->rate_blk += rb / steps;
+            R->peak_cpu += pcs / steps;
+        }
+        for (int x = 0; x < ne; x++) eval_once(R, &ep[(x + it) % ne], pc, it > 0);
+    }
+}
+
+/* One JSON line a path (rank 0). */
+static void eval_report(const eval_run *R, const eval_path *ep, int ne, double peak, int threads)
+{
+    const opts *o = R->o;
+    const double steps = (double)o->steps, eflops = 2.0 * (double)o->batch * (double)o->items * (double)o->dim;
+    const eval_path *base = ne > 0 && !strcmp(ep[0].name, "blas") ? &ep[0] : NULL;
+    const double hwm = sr_bench_max(R->c, (double)sr_mem_process_peak());
+    sr_bench_json js;
+    for (int x = 0; x < ne; x++) {
+        const eval_path *P = &ep[x];
+        double eval_s = P->total / steps, mem_peak = sr_bench_max(R->c, (double)P->work.peak);
+        json_head(&js, "eval_topk", R->c, threads, o);
+        sr_bench_json_str(&js, "kernel", sr_topk_ws_kernel(P->ws, o->dim));
+        sr_bench_json_int(&js, "k", o->k);
+        sr_bench_json_int(&js, "excl_per_user", o->excl);
+        sr_bench_json_num(&js, "eval_s", eval_s, 4);
+        sr_bench_json_num(&js, "best_eval_s", P->best, 4);
+        sr_bench_json_num(&js, "gflops", eflops / eval_s / 1e9, 2);
+        sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
+        sr_bench_json_num(&js, "fraction_of_fma_peak", eflops / eval_s / 1e9 / peak, 3);
+        sr_bench_json_num(&js, "best_fraction_of_fma_peak", eflops / P->best / 1e9 / peak, 3);
+        sr_bench_json_num(&js, "local_cpu_s", P->cpu / steps, 4);
+        sr_bench_json_num(&js, "fma_peak_cpu_gflops", R->peak_cpu, 1);
+        sr_bench_json_num(&js, "fraction_of_fma_peak_cpu", P->frac_cpu / steps, 3);
+        if (base) sr_bench_json_num(&js, "speedup_vs_blas", base->total / P->total, 3);
+        if (base) sr_bench_json_num(&js, "same_ids_as_blas", eval_path_agree(P, base, o->batch * o->k), 5);
+        sr_bench_json_num(&js, "loadavg_1m_mean", P->load, 2);
+        sr_bench_json_str(&js, "flop_count", "1 GEMM x 2BNd");
+        sr_bench_json_num(&js, "sgemm_nt_gflops", R->rate_nt, 2);
+        sr_bench_json_num(&js, "sgemm_eval_s", R->gemm_total / steps, 4);
+        sr_bench_json_num(&js, "fraction_of_sgemm", R->gemm_total / P->total, 3);
+        sr_bench_json_num(&js, "sgemm_blocked_gflops", R->rate_blk, 2);
+        sr_bench_json_num(&js, "fraction_of_blocked_sgemm", R->gemm_blk_total / P->total, 3);
+        sr_bench_json_num(&js, "mem_peak_bytes", mem_peak, 0);
+        sr_bench_json_num(&js, "vmhwm_bytes", hwm, 0);
+        sr_bench_json_int(&js, "top1_id", P->tid[0]);
+        sr_bench_json_print(&js, R->c);
+    }
+}
+
 int main(int argc, char **argv)
 {
     sr_comm c;
@@ -319,79 +427,9 @@ int main(int argc, char **argv)
     int ne = 0;
     for (int k = 0; k < NK; k++)
         if (strstr(ewant, names[k]) && eval_path_open(&ep[ne], names[k], b, &o, &tables, &c)) ne++;
-    gemm_total = 0;
-    gemm_blk_total = 0;
-    rate_nt = 0;
-    rate_blk = 0;
-    double peak_cpu = 0;
-    for (int64_t it = 0; it <= o.steps; it++) {
-        gemm_ref_measure(&g, 3);
-        gemm_ref_measure(&gb, 3);
-        double sg = sr_bench_max(&c, tiles_local * g.t_nt);
-        double sgb = sr_bench_max(&c, tiles_local * blocks * gb.t_nt);
-        double rn = sr_bench_sum(&c, tile_flops / g.t_nt) / 1e9;
-        double rb = sr_bench_sum(&c, tile_flops / (blocks * gb.t_nt)) / 1e9;
-        if (it > 0) {
-            gemm_total += sg;
-            gemm_blk_total += sgb;
-            rate_nt += rn / (double)o.steps;
-            rate_blk += rb / (double)o.steps;
-        }
-        /* CPU time (on a loaded machine the wall figures mostly measure the
-         * neighbours): each rank's local kernel alone, against the FMA peak
-         * timed in CPU seconds; the MPI call's CPU time would count the
-         * spinning of a rank that waits for a descheduled peer. */
-        double pc = sr_cpu_fma_peak_cpu_gflops(&cpu, 0.1);
-        if (it > 0) peak_cpu += sr_bench_sum(&c, pc) / (double)o.steps;
-        for (int x = 0; x < ne; x++) {
-            eval_path *P = &ep[(x + it) % ne];
-            double c0 = sr_bench_cpu_now();
-            if (sr_eval_topk_local(q, b, d, v, nr, &s, c.rank, indptr, excl, o.k, P->ws, P->ts, P->tid, &e))
-                sr_comm_abort(&c, &e);
-            double cs = sr_bench_cpu_now() - c0, fr = 2.0 * (double)(b * nr * d) / cs / 1e9 / pc;
-            MPI_Barrier(c.comm);
-            double t0 = sr_time_now();
-            if (sr_eval_topk(&c, q, b, d, v, nr, &s, indptr, excl, o.k, P->ws, P->ts, P->tid, &e))
-                sr_comm_abort(&c, &e);
-            if (it == 0) continue;
-            eval_path_tally(P, sr_bench_max(&c, sr_time_now() - t0), o.steps);
-            P->cpu += sr_bench_max(&c, cs);
-            P->frac_cpu -= sr_bench_max(&c, -fr); /* the worst rank */
-        }
-    }
-    const double eflops = 2.0 * (double)b * (double)n * (double)d;
-    const eval_path *base = ne > 0 && !strcmp(ep[0].name, "blas") ? &ep[0] : NULL;
-    hwm = sr_bench_max(&c, (double)sr_mem_process_peak());
-    for (int x = 0; x < ne; x++) {
-        const eval_path *P = &ep[x];
-        double eval_s = P->total / (double)o.steps, mem_peak = sr_bench_max(&c, (double)P->work.peak);
-        json_head(&js, "eval_topk", &c, threads, &o);
-        sr_bench_json_str(&js, "kernel", sr_topk_ws_kernel(P->ws, d));
-        sr_bench_json_int(&js, "k", o.k);
-        sr_bench_json_int(&js, "excl_per_user", o.excl);
-        sr_bench_json_num(&js, "eval_s", eval_s, 4);
-        sr_bench_json_num(&js, "best_eval_s", P->best, 4);
-        sr_bench_json_num(&js, "gflops", eflops / eval_s / 1e9, 2);
-        sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
-        sr_bench_json_num(&js, "fraction_of_fma_peak", eflops / eval_s / 1e9 / peak, 3);
-        sr_bench_json_num(&js, "best_fraction_of_fma_peak", eflops / P->best / 1e9 / peak, 3);
-        sr_bench_json_num(&js, "local_cpu_s", P->cpu / (double)o.steps, 4);
-        sr_bench_json_num(&js, "fma_peak_cpu_gflops", peak_cpu, 1);
-        sr_bench_json_num(&js, "fraction_of_fma_peak_cpu", P->frac_cpu / (double)o.steps, 3);
-        if (base) sr_bench_json_num(&js, "speedup_vs_blas", base->total / P->total, 3);
-        if (base) sr_bench_json_num(&js, "same_ids_as_blas", eval_path_agree(P, base, b * o.k), 5);
-        sr_bench_json_num(&js, "loadavg_1m_mean", P->load, 2);
-        sr_bench_json_str(&js, "flop_count", "1 GEMM x 2BNd");
-        sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
-        sr_bench_json_num(&js, "sgemm_eval_s", gemm_total / (double)o.steps, 4);
-        sr_bench_json_num(&js, "fraction_of_sgemm", gemm_total / P->total, 3);
-        sr_bench_json_num(&js, "sgemm_blocked_gflops", rate_blk, 2);
-        sr_bench_json_num(&js, "fraction_of_blocked_sgemm", gemm_blk_total / P->total, 3);
-        sr_bench_json_num(&js, "mem_peak_bytes", mem_peak, 0);
-        sr_bench_json_num(&js, "vmhwm_bytes", hwm, 0);
-        sr_bench_json_int(&js, "top1_id", P->tid[0]);
-        sr_bench_json_print(&js, &c);
-    }
+    eval_run R = {&c, &o, &s, &cpu, q, v, nr, indptr, excl, &g, &gb, tiles_local, blocks, tile_flops, 0, 0, 0, 0, 0};
+    eval_rounds(&R, ep, ne);
+    eval_report(&R, ep, ne, peak, threads);
     for (int x = 0; x < ne; x++) eval_path_close(&ep[x], &tables);
 
     sr_mem_free(&tables, v);
