@@ -3,9 +3,10 @@
  * and the dispatch.
  *
  * Items are visited in increasing global id for every query, so the
- * exclusion check is a cursor that only moves forward, and an item equal to
- * the threshold loses the id tie-break to the root (kept for NaN-free
- * symmetry with the SGEMM scan: >= lets the heap's rule decide).
+ * exclusion check is a cursor that only moves forward. The admission test
+ * is >= (as in the SGEMM scan): a score equal to the root's goes to the
+ * heap, whose rule (smaller id first) decides; NaN fails every ordered
+ * compare and never enters.
  */
 #include "train/eval_fused.h"
 

@@ -4,6 +4,9 @@
  * Each rank scores the B eval queries against its shard in tiles (one SGEMM
  * per tile and block of queries into a workspace of about 2 MiB of scores), sets the scores of the query's
  * excluded items to -inf, and keeps the best K per query in a small heap.
+ * With sr_topk_ws_set_kernel a register-tiled kernel (eval_fused.h) does
+ * the scoring and the selection instead, with the same results up to float
+ * rounding of the scores.
  * The P local lists merge into the global top K (sr_eval_topk_merge, a pure
  * function; sr_eval_topk in eval_mpi.h does the gather). B x N scores are
  * never stored or sent.
