@@ -54,8 +54,10 @@ void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx);
  * (SGEMM + scan, the default), "auto" (the widest fused variant the CPU has,
  * else blas), "fused-avx512", "fused-avx2" (SR_ERR_CONFIG when the CPU lacks
  * it). Fused covers dot-product scores with 1 <= d <= SR_FUSED_D_MAX; a
- * custom scorer or a larger d takes the SGEMM path. sr_topk_ws_kernel: the
- * path a call with dimension d takes. */
+ * custom scorer or a larger d takes the SGEMM path. A fused choice adds a
+ * 128 KiB pack buffer a thread (from the workspace's mem, beyond
+ * sr_topk_ws_bytes). sr_topk_ws_kernel: the path a call with dimension d
+ * takes. */
 sr_status sr_topk_ws_set_kernel(sr_topk_ws *ws, const char *name, sr_error *err);
 const char *sr_topk_ws_kernel(const sr_topk_ws *ws, int64_t d);
 
