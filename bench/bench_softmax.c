@@ -8,9 +8,16 @@
  *          --k K (20) --steps S (3) --excl E (50 training items per user)
  *          --kernels blas,fused-avx512,fused-avx2 (the step's paths, alternated
  *          within each round; one JSON line each, "speedup_vs_blas")
+ *          --eval-kernels blas,fused-avx512,fused-avx2 (the same for the eval;
+ *          "--kernels none" skips the step); besides wall time, the eval lines
+ *          give each rank's local kernel (sr_eval_topk_local, run apart) in
+ *          CPU seconds against an FMA peak timed in CPU seconds
+ *          ("fraction_of_fma_peak_cpu", the worst rank): on a loaded, shared
+ *          machine the wall figures mostly measure the neighbours
  *
  * Flop count (stated in the output): a step is 4 GEMMs of 2 B N d flops each
- * (forward logits, backward recompute, dV = P^T Q, dQ = P V); eval is 1.
+ * (forward logits, backward recompute, dV = P^T Q, dQ = P V); eval is 1
+ * (2 B N d, whichever path: the fused one does the same FMAs in registers).
  * The SGEMM reference runs the three tile shapes the step uses (B x T x d
  * NT, T x d x B TN, B x d x T NN) on this rank's own buffers, right before
  * each measured step (so both see the same machine load); "sgemm_gflops" is
@@ -74,6 +81,171 @@ static void json_head(sr_bench_json *js, const char *bench, const sr_comm *c, in
     sr_bench_json_int(js, "dim", o->dim);
     sr_bench_json_int(js, "batch", o->batch);
     sr_bench_json_int(js, "tile", o->tile);
+}
+
+/* One scoring path of the eval: its workspace (own sr_mem counter), its
+ * output lists and its timings over the measured rounds. */
+typedef struct eval_path {
+    const char *name;
+    sr_mem work;
+    sr_topk_ws *ws;
+    float *ts;
+    int64_t *tid;
+    double total, best, load;
+    double cpu, frac_cpu; /* local kernel: slowest rank's CPU s, worst rank's fraction of its CPU peak (sums) */
+} eval_path;
+
+/* False (with a note on rank 0) when the CPU lacks the path. */
+static int eval_path_open(eval_path *P, const char *name, int64_t b, const opts *o, sr_mem *tables,
+                          const sr_comm *c)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    memset(P, 0, sizeof *P);
+    P->name = name;
+    P->best = INFINITY;
+    sr_mem_init(&P->work, 0);
+    if (sr_topk_ws_create(&P->ws, b, o->tile, o->k, &P->work, &e)) sr_comm_abort(c, &e);
+    if (sr_topk_ws_set_kernel(P->ws, name, &e) != SR_OK) {
+        if (c->rank == 0) fprintf(stderr, "bench_softmax: skipping eval %s: %s\n", name, e.msg);
+        sr_topk_ws_destroy(&P->ws);
+        return 0;
+    }
+    P->ts = sr_mem_alloc(tables, (size_t)(b * o->k) * sizeof(float), 0, "top scores", &e);
+    P->tid = sr_mem_alloc(tables, (size_t)(b * o->k) * sizeof(int64_t), 0, "top ids", &e);
+    if (!P->ts || !P->tid) sr_comm_abort(c, &e);
+    return 1;
+}
+
+static void eval_path_tally(eval_path *P, double t, int64_t steps)
+{
+    P->total += t;
+    P->load += sr_bench_loadavg() / (double)steps;
+    P->best = t < P->best ? t : P->best;
+}
+
+/* Fraction of the b x k list entries with the same id on both paths (the
+ * fused path's scores differ in the last bits, so near-ties may swap). */
+static double eval_path_agree(const eval_path *a, const eval_path *b, int64_t bk)
+{
+    int64_t same = 0;
+    for (int64_t x = 0; x < bk; x++) same += a->tid[x] == b->tid[x];
+    return (double)same / (double)bk;
+}
+
+static void eval_path_close(eval_path *P, sr_mem *tables)
+{
+    sr_topk_ws_destroy(&P->ws);
+    sr_mem_free(tables, P->ts);
+    sr_mem_free(tables, P->tid);
+}
+
+/* The eval's inputs and its SGEMM reference, and the sums over the
+ * measured rounds (shared by every path). */
+typedef struct eval_run {
+    const sr_comm *c;
+    const opts *o;
+    const sr_shard *s;
+    const sr_cpu *cpu;
+    const float *q, *v;
+    int64_t nr;
+    const int64_t *indptr, *excl;
+    gemm_ref *g, *gb;
+    double tiles_local, blocks, tile_flops;
+    double gemm_total, gemm_blk_total, rate_nt, rate_blk, peak_cpu;
+} eval_run;
+
+/* One round's run of path P: each rank's local kernel alone in CPU time
+ * (against pc, this rank's CPU-time FMA peak), then the MPI eval in wall
+ * time. On a loaded machine the wall figures mostly measure the
+ * neighbours, and the MPI call's CPU time would count the spinning of a
+ * rank that waits for a descheduled peer. */
+static void eval_once(const eval_run *R, eval_path *P, double pc, int measured)
+{
+    const sr_comm *c = R->c;
+    const int64_t b = R->o->batch, d = R->o->dim, k = R->o->k;
+    sr_error e;
+    sr_error_clear(&e);
+    double c0 = sr_bench_cpu_now();
+    if (sr_eval_topk_local(R->q, b, d, R->v, R->nr, R->s, c->rank, R->indptr, R->excl, k, P->ws, P->ts, P->tid, &e))
+        sr_comm_abort(c, &e);
+    double cs = sr_bench_cpu_now() - c0, fr = 2.0 * (double)(b * R->nr * d) / cs / 1e9 / pc;
+    MPI_Barrier(c->comm);
+    double t0 = sr_time_now();
+    if (sr_eval_topk(c, R->q, b, d, R->v, R->nr, R->s, R->indptr, R->excl, k, P->ws, P->ts, P->tid, &e))
+        sr_comm_abort(c, &e);
+    double t = sr_bench_max(c, sr_time_now() - t0);
+    cs = sr_bench_max(c, cs);
+    fr = -sr_bench_max(c, -fr); /* the worst rank */
+    if (!measured) return;
+    eval_path_tally(P, t, R->o->steps);
+    P->cpu += cs;
+    P->frac_cpu += fr;
+}
+
+/* Warm-up and o->steps measured rounds: the SGEMM reference, the CPU-time
+ * peak, then every path, the order rotating each round. */
+static void eval_rounds(eval_run *R, eval_path *ep, int ne)
+{
+    const sr_comm *c = R->c;
+    const double steps = (double)R->o->steps;
+    for (int64_t it = 0; it <= R->o->steps; it++) {
+        gemm_ref_measure(R->g, 3);
+        gemm_ref_measure(R->gb, 3);
+        double sg = sr_bench_max(c, R->tiles_local * R->g->t_nt);
+        double sgb = sr_bench_max(c, R->tiles_local * R->blocks * R->gb->t_nt);
+        double rn = sr_bench_sum(c, R->tile_flops / R->g->t_nt) / 1e9;
+        double rb = sr_bench_sum(c, R->tile_flops / (R->blocks * R->gb->t_nt)) / 1e9;
+        double pc = sr_cpu_fma_peak_cpu_gflops(R->cpu, 0.1), pcs = sr_bench_sum(c, pc);
+        if (it > 0) {
+            R->gemm_total += sg;
+            R->gemm_blk_total += sgb;
+            R->rate_nt += rn / steps;
+            R->rate_blk += rb / steps;
+            R->peak_cpu += pcs / steps;
+        }
+        for (int x = 0; x < ne; x++) eval_once(R, &ep[(x + it) % ne], pc, it > 0);
+    }
+}
+
+/* One JSON line a path (rank 0). */
+static void eval_report(const eval_run *R, const eval_path *ep, int ne, double peak, int threads)
+{
+    const opts *o = R->o;
+    const double steps = (double)o->steps, eflops = 2.0 * (double)o->batch * (double)o->items * (double)o->dim;
+    const eval_path *base = ne > 0 && !strcmp(ep[0].name, "blas") ? &ep[0] : NULL;
+    const double hwm = sr_bench_max(R->c, (double)sr_mem_process_peak());
+    sr_bench_json js;
+    for (int x = 0; x < ne; x++) {
+        const eval_path *P = &ep[x];
+        double eval_s = P->total / steps, mem_peak = sr_bench_max(R->c, (double)P->work.peak);
+        json_head(&js, "eval_topk", R->c, threads, o);
+        sr_bench_json_str(&js, "kernel", sr_topk_ws_kernel(P->ws, o->dim));
+        sr_bench_json_int(&js, "k", o->k);
+        sr_bench_json_int(&js, "excl_per_user", o->excl);
+        sr_bench_json_num(&js, "eval_s", eval_s, 4);
+        sr_bench_json_num(&js, "best_eval_s", P->best, 4);
+        sr_bench_json_num(&js, "gflops", eflops / eval_s / 1e9, 2);
+        sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
+        sr_bench_json_num(&js, "fraction_of_fma_peak", eflops / eval_s / 1e9 / peak, 3);
+        sr_bench_json_num(&js, "best_fraction_of_fma_peak", eflops / P->best / 1e9 / peak, 3);
+        sr_bench_json_num(&js, "local_cpu_s", P->cpu / steps, 4);
+        sr_bench_json_num(&js, "fma_peak_cpu_gflops", R->peak_cpu, 1);
+        sr_bench_json_num(&js, "fraction_of_fma_peak_cpu", P->frac_cpu / steps, 3);
+        if (base) sr_bench_json_num(&js, "speedup_vs_blas", base->total / P->total, 3);
+        if (base) sr_bench_json_num(&js, "same_ids_as_blas", eval_path_agree(P, base, o->batch * o->k), 5);
+        sr_bench_json_num(&js, "loadavg_1m_mean", P->load, 2);
+        sr_bench_json_str(&js, "flop_count", "1 GEMM x 2BNd");
+        sr_bench_json_num(&js, "sgemm_nt_gflops", R->rate_nt, 2);
+        sr_bench_json_num(&js, "sgemm_eval_s", R->gemm_total / steps, 4);
+        sr_bench_json_num(&js, "fraction_of_sgemm", R->gemm_total / P->total, 3);
+        sr_bench_json_num(&js, "sgemm_blocked_gflops", R->rate_blk, 2);
+        sr_bench_json_num(&js, "fraction_of_blocked_sgemm", R->gemm_blk_total / P->total, 3);
+        sr_bench_json_num(&js, "mem_peak_bytes", mem_peak, 0);
+        sr_bench_json_num(&js, "vmhwm_bytes", hwm, 0);
+        sr_bench_json_int(&js, "top1_id", P->tid[0]);
+        sr_bench_json_print(&js, R->c);
+    }
 }
 
 int main(int argc, char **argv)
@@ -142,8 +314,7 @@ int main(int argc, char **argv)
     const char *want = sr_bench_arg_str(argc, argv, "--kernels", "blas,fused-avx512,fused-avx2");
     static const char *const names[] = {"blas", "fused-avx512", "fused-avx2"};
     enum { NK = 3 };
-    sr_mem work; /* the step's own allocations, one counter per path */
-    sr_mem kwork[NK];
+    sr_mem kwork[NK]; /* the step's own allocations, one counter per path */
     sr_softmax_ws *kws[NK] = {NULL, NULL, NULL};
     int nk = 0, kidx[NK];
     for (int k = 0; k < NK; k++) {
@@ -231,7 +402,6 @@ int main(int argc, char **argv)
         sr_bench_json_print(&js, &c);
         sr_softmax_ws_destroy(&kws[k]);
     }
-    double total = 0, best = INFINITY;
 
     /* ---- full-ranking top-K eval ------------------------------------------ */
     int64_t *indptr = sr_mem_alloc(&tables, (size_t)(b + 1) * sizeof(int64_t), 0, "excl indptr", &e);
@@ -249,63 +419,18 @@ int main(int argc, char **argv)
         }
         if (o.excl == 0) indptr[i + 1] = indptr[i];
     }
-    sr_mem_init(&work, 0);
-    sr_topk_ws *tw = NULL;
-    if (sr_topk_ws_create(&tw, b, o.tile, o.k, &work, &e)) sr_comm_abort(&c, &e);
-    float *ts = sr_mem_alloc(&tables, (size_t)(b * o.k) * sizeof(float), 0, "top scores", &e);
-    int64_t *tid = sr_mem_alloc(&tables, (size_t)(b * o.k) * sizeof(int64_t), 0, "top ids", &e);
-    if (!ts || !tid) sr_comm_abort(&c, &e);
-    total = 0;
-    best = INFINITY;
-    gemm_total = 0;
-    gemm_blk_total = 0;
-    rate_nt = 0;
-    rate_blk = 0;
-    for (int64_t it = 0; it <= o.steps; it++) {
-        gemm_ref_measure(&g, 3);
-        gemm_ref_measure(&gb, 3);
-        double sg = sr_bench_max(&c, tiles_local * g.t_nt);
-        double sgb = sr_bench_max(&c, tiles_local * blocks * gb.t_nt);
-        double rn = sr_bench_sum(&c, tile_flops / g.t_nt) / 1e9;
-        double rb = sr_bench_sum(&c, tile_flops / (blocks * gb.t_nt)) / 1e9;
-        MPI_Barrier(c.comm);
-        double t0 = sr_time_now();
-        if (sr_eval_topk(&c, q, b, d, v, nr, &s, indptr, excl, o.k, tw, ts, tid, &e)) sr_comm_abort(&c, &e);
-        double t = sr_bench_max(&c, sr_time_now() - t0);
-        if (it > 0) {
-            total += t;
-            gemm_total += sg;
-            gemm_blk_total += sgb;
-            rate_nt += rn / (double)o.steps;
-            rate_blk += rb / (double)o.steps;
-            if (t < best) best = t;
-        }
-    }
-    sr_topk_ws_destroy(&tw);
-    double eval_s = total / (double)o.steps;
-    double eflops = 2.0 * (double)b * (double)n * (double)d;
-    double mem_peak = sr_bench_max(&c, (double)work.peak);
-    hwm = sr_bench_max(&c, (double)sr_mem_process_peak());
-    json_head(&js, "eval_topk", &c, threads, &o);
-    sr_bench_json_str(&js, "kernel", "blas"); /* the eval has no fused path yet */
-    sr_bench_json_int(&js, "k", o.k);
-    sr_bench_json_int(&js, "excl_per_user", o.excl);
-    sr_bench_json_num(&js, "eval_s", eval_s, 4);
-    sr_bench_json_num(&js, "best_eval_s", best, 4);
-    sr_bench_json_num(&js, "gflops", eflops / eval_s / 1e9, 2);
-    sr_bench_json_num(&js, "fma_peak_gflops", peak, 1);
-    sr_bench_json_num(&js, "fraction_of_fma_peak", eflops / eval_s / 1e9 / peak, 3);
-    sr_bench_json_num(&js, "loadavg_1m", sr_bench_loadavg(), 2);
-    sr_bench_json_str(&js, "flop_count", "1 GEMM x 2BNd");
-    sr_bench_json_num(&js, "sgemm_nt_gflops", rate_nt, 2);
-    sr_bench_json_num(&js, "sgemm_eval_s", gemm_total / (double)o.steps, 4);
-    sr_bench_json_num(&js, "fraction_of_sgemm", gemm_total / total, 3);
-    sr_bench_json_num(&js, "sgemm_blocked_gflops", rate_blk, 2);
-    sr_bench_json_num(&js, "fraction_of_blocked_sgemm", gemm_blk_total / total, 3);
-    sr_bench_json_num(&js, "mem_peak_bytes", mem_peak, 0);
-    sr_bench_json_num(&js, "vmhwm_bytes", hwm, 0);
-    sr_bench_json_int(&js, "top1_id", tid[0]);
-    sr_bench_json_print(&js, &c);
+    /* Each scoring path (blas, then the fused variants the CPU has; restrict
+     * with --eval-kernels) has its own workspace and counter; the paths take
+     * turns within each round, like the step's, so they share the load. */
+    const char *ewant = sr_bench_arg_str(argc, argv, "--eval-kernels", "blas,fused-avx512,fused-avx2");
+    eval_path ep[NK];
+    int ne = 0;
+    for (int k = 0; k < NK; k++)
+        if (strstr(ewant, names[k]) && eval_path_open(&ep[ne], names[k], b, &o, &tables, &c)) ne++;
+    eval_run R = {&c, &o, &s, &cpu, q, v, nr, indptr, excl, &g, &gb, tiles_local, blocks, tile_flops, 0, 0, 0, 0, 0};
+    eval_rounds(&R, ep, ne);
+    eval_report(&R, ep, ne, peak, threads);
+    for (int x = 0; x < ne; x++) eval_path_close(&ep[x], &tables);
 
     sr_mem_free(&tables, v);
     sr_mem_free(&tables, dv);
@@ -314,8 +439,6 @@ int main(int argc, char **argv)
     sr_mem_free(&tables, tg);
     sr_mem_free(&tables, indptr);
     sr_mem_free(&tables, excl);
-    sr_mem_free(&tables, ts);
-    sr_mem_free(&tables, tid);
     sr_mem_free(&scratch, g.cbuf);
     sr_mem_free(&scratch, g.dvb);
     sr_mem_free(&scratch, g.vt);

@@ -23,6 +23,9 @@ void sr_cpu_detect(sr_cpu *cpu);
 /* FP32 GFLOP/s of one core's FMA units over about `seconds` of work (2 flops
  * an FMA lane). The caller pins the thread or runs one rank per core. */
 double sr_cpu_fma_peak_gflops(const sr_cpu *cpu, double seconds);
+/* The same in thread CPU seconds: on a shared machine, the rate while this
+ * thread runs (set against a kernel's CPU time, not its wall time). */
+double sr_cpu_fma_peak_cpu_gflops(const sr_cpu *cpu, double seconds);
 
 /* "avx512f+bf16 (512-bit FMA), OpenBLAS 0.3.21 SkylakeX, 1 thread": for logs
  * and result rows. */

@@ -15,6 +15,10 @@
  * so the result is bit-identical to the single-thread path. A custom scorer
  * (sr_topk_ws_set_scorer) may keep state between calls: it runs on one
  * thread.
+ *
+ * Fused path (sr_topk_ws_set_kernel, eval_fused.h): a register-tiled kernel
+ * replaces the SGEMM, the score block and the masking pass; the team splits
+ * queries as above, each thread packing its own V tiles.
  */
 #include "train/eval_kernels.h"
 
@@ -26,7 +30,10 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "core/cpu.h"
 #include "core/team.h"
+#include "train/eval_fused.h"
+#include "train/topk_heap.h"
 #if defined(__AVX__)
 #include <immintrin.h>
 #endif
@@ -43,6 +50,8 @@ struct sr_topk_ws {
     int64_t *cursor; /* b_max: next exclusion entry to look at */
     sr_score_fn score_fn; /* NULL: dot products by SGEMM */
     void *score_ctx;
+    int fused;   /* -1: SGEMM path; else the sr_fused_isa of eval_fused.h */
+    float *pack; /* fused only: threads x SR_EVAL_FUSED_PACK floats */
 };
 
 /* Queries per block so that a qb x tile score block is about 2 MiB: the
@@ -71,6 +80,8 @@ sr_status sr_topk_ws_create(sr_topk_ws **out, int64_t b_max, int64_t tile, int64
     ws->mem = mem;
     ws->score_fn = NULL;
     ws->score_ctx = NULL;
+    ws->fused = -1;
+    ws->pack = NULL;
     ws->b_max = b_max;
     ws->tile = tile;
     ws->k_max = k_max;
@@ -99,6 +110,7 @@ void sr_topk_ws_destroy(sr_topk_ws **ws)
     sr_mem_free(w->mem, w->hid);
     sr_mem_free(w->mem, w->hlen);
     sr_mem_free(w->mem, w->cursor);
+    sr_mem_free(w->mem, w->pack);
     sr_mem_free(w->mem, w);
     *ws = NULL;
 }
@@ -111,75 +123,56 @@ void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx)
     ws->score_ctx = ctx;
 }
 
-/* ---- ordering and the heap --------------------------------------------- */
+/* ---- kernel choice ------------------------------------------------------ */
 
-/* a ranks before b: higher score, then smaller id. */
-static inline int better_(float sa, int64_t ia, float sb, int64_t ib)
+/* name -> sr_fused_isa, or -1 for blas; a fused variant the CPU lacks is
+ * a configuration error, "auto" falls back to blas. */
+static sr_status kernel_parse_(const char *name, int *isa, sr_error *err)
 {
-    return sa > sb || (sa == sb && ia < ib);
+    static const struct {
+        const char *name;
+        int isa;
+    } known[] = {{"blas", -1}, {"fused-avx512", SR_FUSED_AVX512}, {"fused-avx2", SR_FUSED_AVX2}};
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    const int has[2] = {cpu.avx512f, cpu.avx2 && cpu.fma};
+    if (!strcmp(name, "auto")) {
+        *isa = has[SR_FUSED_AVX512] ? SR_FUSED_AVX512 : has[SR_FUSED_AVX2] ? SR_FUSED_AVX2 : -1;
+        return SR_OK;
+    }
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(name, known[i].name)) continue;
+        if (known[i].isa >= 0 && !has[known[i].isa])
+            SR_FAIL(err, SR_ERR_CONFIG, "eval kernel %s: this CPU lacks %s", name,
+                    known[i].isa == SR_FUSED_AVX512 ? "AVX-512F" : "AVX2 and FMA");
+        *isa = known[i].isa;
+        return SR_OK;
+    }
+    SR_FAIL(err, SR_ERR_CONFIG, "eval kernel '%s': expected blas, auto, fused-avx512 or fused-avx2", name);
 }
 
-/* Min-heap on "worse first": the root is the entry every other one beats. */
-static void heap_sift_down_(float *hs, int64_t *hid, int64_t len, int64_t pos)
+sr_status sr_topk_ws_set_kernel(sr_topk_ws *ws, const char *name, sr_error *err)
 {
-    float s = hs[pos];
-    int64_t id = hid[pos];
-    for (;;) {
-        int64_t c = 2 * pos + 1;
-        if (c >= len) break;
-        if (c + 1 < len && better_(hs[c], hid[c], hs[c + 1], hid[c + 1])) c++; /* the worse child */
-        if (!better_(s, id, hs[c], hid[c])) break;
-        hs[pos] = hs[c];
-        hid[pos] = hid[c];
-        pos = c;
+    int isa = -1;
+    SR_TRY(kernel_parse_(name, &isa, err));
+    if (isa >= 0 && !ws->pack) {
+        ws->pack = sr_mem_alloc(ws->mem, (size_t)ws->threads * SR_EVAL_FUSED_PACK * sizeof(float), 0,
+                                "top-k fused pack", err);
+        if (!ws->pack) return err ? err->code : SR_ERR_NOMEM;
     }
-    hs[pos] = s;
-    hid[pos] = id;
+    ws->fused = isa;
+    return SR_OK;
 }
 
-static void heap_push_(float *hs, int64_t *hid, int64_t *len, float s, int64_t id)
+static int use_fused_(const sr_topk_ws *ws, int64_t d)
 {
-    int64_t pos = (*len)++;
-    while (pos > 0) {
-        int64_t par = (pos - 1) / 2;
-        if (!better_(hs[par], hid[par], s, id)) break; /* parent already worse */
-        hs[pos] = hs[par];
-        hid[pos] = hid[par];
-        pos = par;
-    }
-    hs[pos] = s;
-    hid[pos] = id;
+    return ws->fused >= 0 && !ws->score_fn && d <= SR_FUSED_D_MAX;
 }
 
-/* Offer (s, id) to a heap of capacity k; returns the new admission threshold
- * (the root's score when full, -inf otherwise). */
-static inline float heap_offer_(float *hs, int64_t *hid, int64_t *len, int64_t k, float s, int64_t id)
+const char *sr_topk_ws_kernel(const sr_topk_ws *ws, int64_t d)
 {
-    if (*len < k) {
-        heap_push_(hs, hid, len, s, id);
-    } else if (better_(s, id, hs[0], hid[0])) {
-        hs[0] = s;
-        hid[0] = id;
-        heap_sift_down_(hs, hid, *len, 0);
-    }
-    return *len < k ? -INFINITY : hs[0];
-}
-
-/* Empty the heap into out (best first) and pad to k. */
-static void heap_drain_(float *hs, int64_t *hid, int64_t len, int64_t k, float *out_s, int64_t *out_id)
-{
-    for (int64_t j = len; j < k; j++) {
-        out_s[j] = -INFINITY;
-        out_id[j] = -1;
-    }
-    while (len > 0) {
-        out_s[len - 1] = hs[0];
-        out_id[len - 1] = hid[0];
-        len--;
-        hs[0] = hs[len];
-        hid[0] = hid[len];
-        heap_sift_down_(hs, hid, len, 0);
-    }
+    if (!use_fused_(ws, d)) return "blas";
+    return ws->fused == SR_FUSED_AVX512 ? "fused-avx512" : "fused-avx2";
 }
 
 /* ---- local top-k --------------------------------------------------------- */
@@ -241,13 +234,13 @@ static void scan_row_(const float *row, int64_t nt, int64_t g0, int64_t stride, 
         for (int u = 0; u < 8; u++) {
             float s = row[jj + u];
             if (s >= thr && s > -INFINITY) /* false for NaN and masked */
-                thr = heap_offer_(hs, hid, len, k, s, g0 + (jj + u) * stride);
+                thr = sr_topk_offer(hs, hid, len, k, s, g0 + (jj + u) * stride);
         }
         thr8 = (f8_){thr, thr, thr, thr, thr, thr, thr, thr};
     }
     for (; jj < nt; jj++) {
         float s = row[jj];
-        if (s >= thr && s > -INFINITY) thr = heap_offer_(hs, hid, len, k, s, g0 + jj * stride);
+        if (s >= thr && s > -INFINITY) thr = sr_topk_offer(hs, hid, len, k, s, g0 + jj * stride);
     }
 }
 
@@ -256,6 +249,8 @@ typedef struct topk_ctx_ {
     int64_t b, d, n_local, k, stride, base;
     const int64_t *excl_indptr, *excl_ids;
     sr_topk_ws *ws;
+    float *top_score; /* fused path only: where each thread drains its queries */
+    int64_t *top_id;
 } topk_ctx_;
 
 /* Scores, masks and scans this thread's query blocks (a contiguous range),
@@ -296,6 +291,24 @@ static void topk_worker_(void *arg, const sr_team_part *part)
     }
 }
 
+/* Fused path: thread t takes a contiguous range of FUSED_QUNIT-query units
+ * (a multiple of every variant's block height) and sweeps the whole shard,
+ * packing each V tile itself, so the lists are the same at every team size. */
+#define FUSED_QUNIT 48
+static void fused_worker_(void *arg, const sr_team_part *part)
+{
+    const topk_ctx_ *c = arg;
+    sr_topk_ws *ws = c->ws;
+    const int64_t k = c->k, i0 = part->lo * FUSED_QUNIT;
+    const int64_t i1 = part->hi * FUSED_QUNIT < c->b ? part->hi * FUSED_QUNIT : c->b;
+    if (i1 <= i0) return;
+    sr_eval_fused_scratch scr = {ws->pack + (size_t)part->t * SR_EVAL_FUSED_PACK, ws->hs + i0 * k,
+                                 ws->hid + i0 * k, ws->hlen + i0, ws->cursor + i0};
+    sr_eval_fused_topk((sr_fused_isa)ws->fused, c->q + i0 * c->d, i1 - i0, c->d, c->v, c->n_local, c->base,
+                       c->stride, c->excl_indptr ? c->excl_indptr + i0 : NULL, c->excl_ids, k, &scr,
+                       c->top_score + i0 * k, c->top_id + i0 * k);
+}
+
 sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *v, int64_t n_local,
                              const sr_shard *shard, int rank, const int64_t *excl_indptr,
                              const int64_t *excl_ids, int64_t k, sr_topk_ws *ws, float *top_score,
@@ -309,12 +322,16 @@ sr_status sr_eval_topk_local(const float *q, int64_t b, int64_t d, const float *
         ws->hlen[i] = 0;
         ws->cursor[i] = excl_indptr ? excl_indptr[i] : 0;
     }
-    topk_ctx_ c = {q, v, b, d, n_local, k, stride, base, excl_indptr, excl_ids, ws};
+    topk_ctx_ c = {q, v, b, d, n_local, k, stride, base, excl_indptr, excl_ids, ws, top_score, top_id};
+    if (use_fused_(ws, d)) { /* it drains into top_score / top_id itself */
+        sr_team_run(ws->threads, (b + FUSED_QUNIT - 1) / FUSED_QUNIT, fused_worker_, &c);
+        return SR_OK;
+    }
     /* A custom scorer may keep state between calls: one thread. */
     int team = ws->score_fn || n_local == 0 ? 1 : ws->threads;
     sr_team_run(team, (b + ws->qb - 1) / ws->qb, topk_worker_, &c);
     for (int64_t i = 0; i < b; i++)
-        heap_drain_(ws->hs + i * k, ws->hid + i * k, ws->hlen[i], k, top_score + i * k, top_id + i * k);
+        sr_topk_drain(ws->hs + i * k, ws->hid + i * k, ws->hlen[i], k, top_score + i * k, top_id + i * k);
     return SR_OK;
 }
 
@@ -339,12 +356,12 @@ static void merge_into_(float *as, int64_t *aid, const float *bs, const int64_t 
     while (lo < hi) {
         int64_t mid = (lo + hi + 1) / 2; /* does bb[mid-1] beat a[total-mid]? */
         int64_t ai = total - mid;
-        if (ai >= la || better_(bs[mid - 1], bid[mid - 1], as[ai], aid[ai])) lo = mid;
+        if (ai >= la || sr_topk_better(bs[mid - 1], bid[mid - 1], as[ai], aid[ai])) lo = mid;
         else hi = mid - 1;
     }
     int64_t ia = total - lo - 1, ib = lo - 1;
     for (int64_t w = total - 1; w >= 0; w--) {
-        int take_b = ia < 0 || (ib >= 0 && better_(as[ia], aid[ia], bs[ib], bid[ib]));
+        int take_b = ia < 0 || (ib >= 0 && sr_topk_better(as[ia], aid[ia], bs[ib], bid[ib]));
         if (take_b) {
             as[w] = bs[ib];
             aid[w] = bid[ib];

@@ -4,6 +4,9 @@
  * Each rank scores the B eval queries against its shard in tiles (one SGEMM
  * per tile and block of queries into a workspace of about 2 MiB of scores), sets the scores of the query's
  * excluded items to -inf, and keeps the best K per query in a small heap.
+ * With sr_topk_ws_set_kernel a register-tiled kernel (eval_fused.h) does
+ * the scoring and the selection instead, with the same results up to float
+ * rounding of the scores.
  * The P local lists merge into the global top K (sr_eval_topk_merge, a pure
  * function; sr_eval_topk in eval_mpi.h does the gather). B x N scores are
  * never stored or sent.
@@ -46,6 +49,17 @@ sr_mem *sr_topk_ws_mem(const sr_topk_ws *ws);
 typedef void (*sr_score_fn)(void *ctx, const float *q, int64_t b, int64_t d, int64_t j0, int64_t j1,
                             float *out);
 void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx);
+
+/* The scoring path (eval_fused.h), like sr_softmax_ws_set_kernel: "blas"
+ * (SGEMM + scan, the default), "auto" (the widest fused variant the CPU has,
+ * else blas), "fused-avx512", "fused-avx2" (SR_ERR_CONFIG when the CPU lacks
+ * it). Fused covers dot-product scores with 1 <= d <= SR_FUSED_D_MAX; a
+ * custom scorer or a larger d takes the SGEMM path. A fused choice adds a
+ * 128 KiB pack buffer a thread (from the workspace's mem, beyond
+ * sr_topk_ws_bytes). sr_topk_ws_kernel: the path a call with dimension d
+ * takes. */
+sr_status sr_topk_ws_set_kernel(sr_topk_ws *ws, const char *name, sr_error *err);
+const char *sr_topk_ws_kernel(const sr_topk_ws *ws, int64_t d);
 
 /* Local top-k of the b queries q (b x d) against this rank's rows v (n_local
  * x d, n_local == sr_shard_count(shard, rank)). Writes top_score / top_id

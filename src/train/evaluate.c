@@ -97,6 +97,7 @@ static void ws_alloc(sr_trainer *t, eval_ws *w, sr_error *err)
     const int64_t mk = w->max_known, nnz = t->split[w->split].nnz;
     sr_mem *mem = &t->mem;
     if (sr_topk_ws_create(&w->topk, bmax, t->cfg.loss_tile, kmax, mem, err) != SR_OK) sr_comm_abort(t->c, err);
+    if (t->cfg.loss_kernel[0] && sr_topk_ws_set_kernel(w->topk, t->cfg.loss_kernel, err)) sr_comm_abort(t->c, err);
     sr_mem_buf b[] = {SR_MEM_BUF(w->q_loc, SR_EVAL_BATCH * d),   SR_MEM_BUF(w->q_all, bmax * d),
                       SR_MEM_BUF(w->top_s, bmax * kmax),         SR_MEM_BUF(w->top_i, bmax * kmax),
                       SR_MEM_BUF(w->len_loc, SR_EVAL_BATCH),     SR_MEM_BUF(w->len_all, bmax),

@@ -1,7 +1,8 @@
 /* test_eval_mpi.c: sr_eval_topk and sr_metrics_allreduce on real ranks (1-4)
  * against the serial reference, which every rank computes in full.
  * Integer-valued embeddings make every score exact, so ids must match
- * exactly, ties included. */
+ * exactly, ties included, on every scoring path (blas and the fused
+ * variants the CPU has). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -9,6 +10,7 @@
 
 #include "comm/comm.h"
 #include "comm/shard.h"
+#include "core/cpu.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "harness.h"
@@ -32,7 +34,7 @@ static int suite_clean(void)
 }
 
 static void run_case(const sr_shard *s, int64_t b, int64_t d, int64_t k, int64_t tile, uint64_t seed,
-                     const char *what)
+                     const char *kernel, const char *what)
 {
     const sr_comm *c = &g_comm;
     int64_t n = s->n;
@@ -68,11 +70,12 @@ static void run_case(const sr_shard *s, int64_t b, int64_t d, int64_t k, int64_t
     sr_mem_init(&m, 0);
     sr_topk_ws *ws = NULL;
     CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, b, tile, k, &m, &e), SR_OK);
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_set_kernel(ws, kernel, &e), SR_OK);
     float *ts = malloc((size_t)(b * k) * sizeof(float));
     int64_t *tid = malloc((size_t)(b * k) * sizeof(int64_t));
     sr_status st = sr_eval_topk(c, q, b, d, vr, nr, s, indptr, excl, k, ws, ts, tid, &e);
     CU_ASSERT_EQUAL(st, SR_OK);
-    if (st) fprintf(stderr, "[rank %d] %s: %s\n", c->rank, what, e.msg);
+    if (st) fprintf(stderr, "[rank %d] %s %s: %s\n", c->rank, what, kernel, e.msg);
 
     double *rs = malloc((size_t)(b * k) * sizeof(double));
     int64_t *rid = malloc((size_t)(b * k) * sizeof(int64_t));
@@ -81,7 +84,7 @@ static void run_case(const sr_shard *s, int64_t b, int64_t d, int64_t k, int64_t
     for (int64_t x = 0; x < b * k; x++)
         if (tid[x] != rid[x] || (double)ts[x] != rs[x]) bad++;
     CU_ASSERT_EQUAL(bad, 0);
-    if (bad) fprintf(stderr, "[rank %d] %s: %d entries differ\n", c->rank, what, bad);
+    if (bad) fprintf(stderr, "[rank %d] %s %s: %d entries differ\n", c->rank, what, kernel, bad);
 
     /* Metrics: rank r adds the users i with i % P == r; the all-reduced
      * sums equal the serial sums over all users. */
@@ -117,14 +120,28 @@ static void run_case(const sr_shard *s, int64_t b, int64_t d, int64_t k, int64_t
     free(tests);
 }
 
+/* run_case on every scoring path the CPU has (blas, fused-avx512,
+ * fused-avx2; the same CPU on every rank of this test). */
+static void run_paths(const sr_shard *s, int64_t b, int64_t d, int64_t k, int64_t tile, uint64_t seed,
+                      const char *what)
+{
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    run_case(s, b, d, k, tile, seed, "blas", what);
+    if (cpu.avx512f) run_case(s, b, d, k, tile, seed, "fused-avx512", what);
+    else if (g_comm.rank == 0) fprintf(stderr, "%s: skipping fused-avx512 (this CPU lacks it)\n", what);
+    if (cpu.avx2 && cpu.fma) run_case(s, b, d, k, tile, seed, "fused-avx2", what);
+    else if (g_comm.rank == 0) fprintf(stderr, "%s: skipping fused-avx2 (this CPU lacks it)\n", what);
+}
+
 static void test_topk_block(void)
 {
     sr_shard s;
     sr_error e;
     sr_error_clear(&e);
     CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 61, sr_test_size(), NULL, &e), SR_OK);
-    run_case(&s, 11, 5, 10, 7, 201, "balanced block");
-    run_case(&s, 11, 5, 61, 64, 202, "k = N (padding)");
+    run_paths(&s, 11, 5, 10, 7, 201, "balanced block");
+    run_paths(&s, 11, 5, 61, 64, 202, "k = N (padding)");
     sr_shard_destroy(&s);
 }
 
@@ -138,7 +155,7 @@ static void test_topk_uneven_empty(void)
     sr_error e;
     sr_error_clear(&e);
     CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, n, p, counts, &e), SR_OK);
-    run_case(&s, 6, 4, 8, 5, 203, "empty ranks");
+    run_paths(&s, 6, 4, 8, 5, 203, "empty ranks");
     sr_shard_destroy(&s);
 }
 
@@ -148,7 +165,7 @@ static void test_topk_interleave(void)
     sr_error e;
     sr_error_clear(&e);
     CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, 37, sr_test_size(), &e), SR_OK);
-    run_case(&s, 8, 6, 12, 4, 204, "interleave");
+    run_paths(&s, 8, 6, 12, 4, 204, "interleave");
     sr_shard_destroy(&s);
 }
 

@@ -1,20 +1,26 @@
 /* test_eval.c: local top-K with masking over P virtual shards + merge
- * against the sort-based reference; the merge alone; metrics on
- * hand-computed examples.
+ * against the sort-based reference, on every scoring path (blas and the
+ * fused variants the CPU has); the merge alone; metrics on hand-computed
+ * examples.
  *
- * Embeddings are small integers, so every score is an exact integer in float
- * and double whatever the summation order: results must match the reference
- * exactly, ties (there are many) included.
+ * Embeddings are mostly small integers, so every score is an exact integer
+ * in float and double whatever the summation order: results must match the
+ * reference exactly, ties (there are many) included. test_fused_float_scores
+ * uses normal embeddings and allows swaps only between items whose exact
+ * scores lie within the float error bound of each other.
  */
+#include <float.h>
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "comm/shard.h"
+#include "core/cpu.h"
 #include "core/mem.h"
 #include "core/rng.h"
 #include "harness.h"
+#include "train/eval_fused.h"
 #include "train/eval_kernels.h"
 #include "train/metrics.h"
 
@@ -55,8 +61,26 @@ static void eval_problem_free(eval_problem *p)
     free(p->excl);
 }
 
-/* Top-k over the virtual shards of s, merged, compared with the reference. */
-static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *what)
+/* The scoring paths: blas and the fused variants. A variant the CPU lacks
+ * is skipped, with a message the first time. */
+static const char *const kernels_[] = {"blas", "fused-avx512", "fused-avx2"};
+#define NKERNELS 3
+
+static int kernel_runs_(int i)
+{
+    static int told[NKERNELS];
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    int ok = i == 0 || (i == 1 ? cpu.avx512f : cpu.avx2 && cpu.fma);
+    if (!ok && !told[i]) fprintf(stderr, "test_eval: skipping %s (this CPU lacks it)\n", kernels_[i]);
+    told[i] = 1;
+    return ok;
+}
+
+/* Top-k over the virtual shards of s with the given path, merged into ts /
+ * tid (b x k). */
+static void run_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *kernel,
+                     float *ts, int64_t *tid)
 {
     sr_error e;
     sr_error_clear(&e);
@@ -64,6 +88,8 @@ static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, i
     sr_mem_init(&m, 0);
     sr_topk_ws *ws = NULL;
     CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, p->b, tile, k, &m, &e), SR_OK);
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_set_kernel(ws, kernel, &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(sr_topk_ws_kernel(ws, p->d), kernel);
     int64_t bk = p->b * k, d = p->d;
     float *cs = malloc((size_t)(s->p * bk) * sizeof(float));
     int64_t *cid = malloc((size_t)(s->p * bk) * sizeof(int64_t));
@@ -77,30 +103,44 @@ static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, i
                         SR_OK);
         free(vr);
     }
-    float *ts = malloc((size_t)bk * sizeof(float));
-    int64_t *tid = malloc((size_t)bk * sizeof(int64_t));
     sr_eval_topk_merge(s->p, p->b, k, cs, cid, ts, tid);
-    double *rs = malloc((size_t)bk * sizeof(double));
-    int64_t *rid = malloc((size_t)bk * sizeof(int64_t));
-    CU_ASSERT_EQUAL_FATAL(sr_eval_topk_ref(p->q, p->b, d, p->v, p->n, p->indptr, p->excl, k, rs, rid, NULL, &e),
-                          SR_OK);
-    int bad = 0;
-    for (int64_t x = 0; x < bk; x++)
-        if (tid[x] != rid[x] || (double)ts[x] != rs[x]) bad++;
-    CU_ASSERT_EQUAL(bad, 0);
-    if (bad)
-        fprintf(stderr, "%s (P=%d layout=%d tile=%lld k=%lld): %d entries differ\n", what, s->p,
-                (int)s->layout, (long long)tile, (long long)k, bad);
-    /* Query 0 excluded every item: all padding. */
-    for (int64_t j = 0; j < k; j++) CU_ASSERT(tid[j] == -1 && isinf(ts[j]) && ts[j] < 0);
     free(cs);
     free(cid);
+    sr_topk_ws_destroy(&ws);
+    CU_ASSERT_EQUAL(m.current, 0);
+}
+
+/* Every path over the virtual shards of s, compared exactly with the
+ * reference (integer scores: ties included). */
+static void check_topk(const eval_problem *p, const sr_shard *s, int64_t tile, int64_t k, const char *what)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    int64_t bk = p->b * k;
+    float *ts = malloc((size_t)bk * sizeof(float));
+    int64_t *tid = malloc((size_t)bk * sizeof(int64_t));
+    double *rs = malloc((size_t)bk * sizeof(double));
+    int64_t *rid = malloc((size_t)bk * sizeof(int64_t));
+    CU_ASSERT_EQUAL_FATAL(sr_eval_topk_ref(p->q, p->b, p->d, p->v, p->n, p->indptr, p->excl, k, rs, rid, NULL, &e),
+                          SR_OK);
+    for (int kn = 0; kn < NKERNELS; kn++) {
+        if (!kernel_runs_(kn)) continue;
+        run_topk(p, s, tile, k, kernels_[kn], ts, tid);
+        int bad = 0;
+        for (int64_t x = 0; x < bk; x++)
+            if (tid[x] != rid[x] || (double)ts[x] != rs[x]) bad++;
+        CU_ASSERT_EQUAL(bad, 0);
+        if (bad)
+            fprintf(stderr, "%s %s (P=%d layout=%d tile=%lld k=%lld): %d entries differ\n", what, kernels_[kn],
+                    s->p, (int)s->layout, (long long)tile, (long long)k, bad);
+        /* Query 0 excluded every item: all padding. */
+        if (p->indptr)
+            for (int64_t j = 0; j < k; j++) CU_ASSERT(tid[j] == -1 && isinf(ts[j]) && ts[j] < 0);
+    }
     free(ts);
     free(tid);
     free(rs);
     free(rid);
-    sr_topk_ws_destroy(&ws);
-    CU_ASSERT_EQUAL(m.current, 0);
 }
 
 static void test_topk_block(void)
@@ -204,6 +244,157 @@ static void test_topk_query_blocks(void)
         sr_shard_destroy(&s);
     }
     eval_problem_free(&p);
+}
+
+/* ---- fused path on float scores ----------------------------------------- */
+
+/* q_i . v_j in double and the float error bound of a d-term dot product
+ * (2 d eps sum |q_c v_c|: any summation order, FMA or not). */
+static double dot_bound_(const eval_problem *p, int64_t i, int64_t j, double *bound)
+{
+    double s = 0, a = 0;
+    for (int64_t c = 0; c < p->d; c++) {
+        double t = (double)p->q[i * p->d + c] * (double)p->v[j * p->d + c];
+        s += t;
+        a += fabs(t);
+    }
+    *bound = 2.0 * (double)p->d * FLT_EPSILON * a;
+    return s;
+}
+
+static int excluded_(const eval_problem *p, int64_t i, int64_t id)
+{
+    for (int64_t e = p->indptr[i]; e < p->indptr[i + 1]; e++)
+        if (p->excl[e] == id) return 1;
+    return 0;
+}
+
+/* Row i of a path's list against the float64 reference: the same padding;
+ * distinct, eligible ids; at each position an item whose exact score is
+ * within the two items' bounds of the reference's (so only near-ties may
+ * swap) and whose float score is within its own bound. Returns the number
+ * of positions whose id differs from the reference's (swaps). */
+static int check_close_row_(const eval_problem *p, int64_t i, int64_t k, const float *ts, const int64_t *tid,
+                            const double *rs, const int64_t *rid)
+{
+    int swaps = 0;
+    for (int64_t j = 0; j < k; j++) {
+        CU_ASSERT_EQUAL((tid[j] < 0), (rid[j] < 0));
+        if (tid[j] < 0 || rid[j] < 0) continue;
+        CU_ASSERT(tid[j] < p->n && !excluded_(p, i, tid[j]));
+        for (int64_t x = 0; x < j; x++) CU_ASSERT(tid[x] != tid[j]);
+        double bt, br, st = dot_bound_(p, i, tid[j], &bt);
+        (void)dot_bound_(p, i, rid[j], &br);
+        CU_ASSERT(fabs(st - rs[j]) <= bt + br);
+        CU_ASSERT(fabs((double)ts[j] - st) <= bt);
+        swaps += tid[j] != rid[j];
+    }
+    return swaps;
+}
+
+/* Normal embeddings (scores differ from the reference in the last bits),
+ * ragged query and item counts against every block shape, K = 1, 20, 100,
+ * K above the items a shard holds, masks, both layouts. */
+static void test_fused_float_scores(void)
+{
+    const int64_t dims[] = {64, 16, 33}, ns[] = {2999, 70}, ks[] = {1, 20, 100};
+    for (int di = 0; di < 3; di++)
+        for (int ni = 0; ni < 2; ni++) {
+            eval_problem p;
+            eval_problem_make(&p, 37, dims[di], ns[ni], 0.05, 60 + (uint64_t)(di * 2 + ni));
+            sr_rng r;
+            sr_rng_init(&r, 61, 0, 1);
+            for (int64_t x = 0; x < p.b * p.d; x++) p.q[x] = (float)sr_rng_normal(&r);
+            for (int64_t x = 0; x < p.n * p.d; x++) p.v[x] = (float)sr_rng_normal(&r);
+            for (int P = 1; P <= 3; P += 2)
+                for (int ki = 0; ki < 3; ki++) {
+                    sr_shard s;
+                    sr_error e;
+                    sr_error_clear(&e);
+                    int inter = ki == 1;
+                    CU_ASSERT_EQUAL_FATAL(inter ? sr_shard_init_interleave(&s, p.n, P, &e)
+                                                : sr_shard_init_block(&s, p.n, P, NULL, &e),
+                                          SR_OK);
+                    const int64_t k = ks[ki], bk = p.b * k;
+                    float *ts = malloc((size_t)bk * sizeof(float));
+                    int64_t *tid = malloc((size_t)bk * sizeof(int64_t));
+                    double *rs = malloc((size_t)bk * sizeof(double));
+                    int64_t *rid = malloc((size_t)bk * sizeof(int64_t));
+                    CU_ASSERT_EQUAL_FATAL(
+                        sr_eval_topk_ref(p.q, p.b, p.d, p.v, p.n, p.indptr, p.excl, k, rs, rid, NULL, &e), SR_OK);
+                    for (int kn = 0; kn < NKERNELS; kn++) {
+                        if (!kernel_runs_(kn)) continue;
+                        run_topk(&p, &s, 500, k, kernels_[kn], ts, tid);
+                        int swaps = 0;
+                        for (int64_t i = 0; i < p.b; i++)
+                            swaps += check_close_row_(&p, i, k, ts + i * k, tid + i * k, rs + i * k, rid + i * k);
+                        CU_ASSERT(swaps <= bk / 100); /* near-ties are rare with normal scores */
+                    }
+                    free(ts);
+                    free(tid);
+                    free(rs);
+                    free(rid);
+                    sr_shard_destroy(&s);
+                }
+            eval_problem_free(&p);
+        }
+}
+
+/* inf and NaN components: the same special scores on every path (q_c = 0
+ * against inf is NaN, dropped; +inf scores tie and the id decides; -inf
+ * dropped), integers elsewhere so the comparison stays exact. */
+static void test_fused_special_values(void)
+{
+    eval_problem p;
+    eval_problem_make(&p, 13, 6, 70, 0.1, 62);
+    p.v[3 * 6 + 0] = INFINITY;
+    p.v[7 * 6 + 1] = NAN;
+    p.v[11 * 6 + 0] = -INFINITY;
+    p.v[11 * 6 + 1] = INFINITY;
+    p.v[40 * 6 + 2] = INFINITY;
+    p.v[41 * 6 + 2] = INFINITY;
+    p.v[69 * 6 + 5] = -INFINITY;
+    p.q[5 * 6 + 3] = INFINITY; /* a whole query of +-inf / NaN scores */
+    for (int P = 1; P <= 2; P++) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, NULL, &e), SR_OK);
+        check_topk(&p, &s, 16, 5, "special values");
+        check_topk(&p, &s, 16, 69, "special values");
+        sr_shard_destroy(&s);
+    }
+    eval_problem_free(&p);
+}
+
+/* Kernel names: unknown ones are configuration errors; a custom scorer or a
+ * dimension past SR_FUSED_D_MAX takes the SGEMM path. */
+static void test_kernel_choice(void)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_mem m;
+    sr_mem_init(&m, 0);
+    sr_topk_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_topk_ws_create(&ws, 8, 64, 4, &m, &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(sr_topk_ws_kernel(ws, 64), "blas");
+    CU_ASSERT_EQUAL(sr_topk_ws_set_kernel(ws, "fused", &e), SR_ERR_CONFIG);
+    CU_ASSERT(strstr(e.msg, "expected blas, auto") != NULL);
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_topk_ws_set_kernel(ws, "auto", &e), SR_OK);
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    const char *want = cpu.avx512f ? "fused-avx512" : cpu.avx2 && cpu.fma ? "fused-avx2" : "blas";
+    CU_ASSERT_STRING_EQUAL(sr_topk_ws_kernel(ws, 64), want);
+    CU_ASSERT_STRING_EQUAL(sr_topk_ws_kernel(ws, SR_FUSED_D_MAX + 1), "blas");
+    if (!cpu.avx512f) {
+        CU_ASSERT_EQUAL(sr_topk_ws_set_kernel(ws, "fused-avx512", &e), SR_ERR_CONFIG);
+        sr_error_clear(&e);
+    }
+    CU_ASSERT_EQUAL(sr_topk_ws_set_kernel(ws, "blas", &e), SR_OK);
+    CU_ASSERT_STRING_EQUAL(sr_topk_ws_kernel(ws, 64), "blas");
+    sr_topk_ws_destroy(&ws);
+    CU_ASSERT_EQUAL(m.current, 0);
 }
 
 static void test_merge_ties_and_padding(void)
@@ -413,6 +604,9 @@ static void register_tests(void)
     CU_add_test(s, "topk_uneven_empty_interleave", test_topk_uneven_empty_interleave);
     CU_add_test(s, "topk_no_exclusions_large", test_topk_no_exclusions_large);
     CU_add_test(s, "topk_query_blocks", test_topk_query_blocks);
+    CU_add_test(s, "fused_float_scores", test_fused_float_scores);
+    CU_add_test(s, "fused_special_values", test_fused_special_values);
+    CU_add_test(s, "kernel_choice", test_kernel_choice);
     CU_add_test(s, "merge_ties_and_padding", test_merge_ties_and_padding);
     CU_add_test(s, "exclusion_errors", test_exclusion_errors);
     CU_add_test(s, "topk_workspace_accounting", test_topk_workspace_accounting);
