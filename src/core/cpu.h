@@ -23,6 +23,9 @@ void sr_cpu_detect(sr_cpu *cpu);
 /* FP32 GFLOP/s of one core's FMA units over about `seconds` of work (2 flops
  * an FMA lane). The caller pins the thread or runs one rank per core. */
 double sr_cpu_fma_peak_gflops(const sr_cpu *cpu, double seconds);
+/* The same for vdpbf16ps (AVX512_BF16 dot products of bf16 pairs into fp32,
+ * 4 flops a lane); 0 where the CPU lacks AVX512_BF16. */
+double sr_cpu_bf16_peak_gflops(const sr_cpu *cpu, double seconds);
 
 /* "avx512f+bf16 (512-bit FMA), OpenBLAS 0.3.21 SkylakeX, 1 thread": for logs
  * and result rows. */
