@@ -184,7 +184,12 @@ sr_status sr_softmax_ws_set_precision(sr_softmax_ws *ws, const char *name, int64
     if (strcmp(name, "bf16"))
         SR_FAIL(err, SR_ERR_CONFIG, "loss.precision = %s: expected fp32 or bf16", name);
     sr_cpu own;
-    if (!cpu) sr_cpu_detect(&own), cpu = &own;
+    if (!cpu) {
+        sr_cpu_detect(&own);
+        cpu = &own;
+    }
+    /* Every CPU with AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4) has
+     * the BW and VL the kernel's target attribute also names. */
     if (!cpu->avx512_bf16 || !cpu->avx512f)
         SR_FAIL(err, SR_ERR_CONFIG, "loss.precision = bf16: this CPU lacks AVX512_BF16 (vdpbf16ps); use fp32");
     if (ws->fused != SR_FUSED_AVX512)
