@@ -6,8 +6,10 @@
  *   OPENBLAS_NUM_THREADS=2 mpirun -np 1 bench_softmax
  * Options: --items N (1000000) --dim d (64) --batch B (1024) --tile T (4096)
  *          --k K (20) --steps S (3) --excl E (50 training items per user)
- *          --kernels blas,fused-avx512,fused-avx2 (the step's paths, alternated
- *          within each round; one JSON line each, "speedup_vs_blas")
+ *          --kernels blas,fused-avx512,fused-avx2,fused-avx512-bf16 (the step's
+ *          paths, alternated within each round; one JSON line each,
+ *          "speedup_vs_blas"; the bf16 one also "speedup_vs_fused_fp32" and
+ *          its fraction of the vdpbf16ps peak measured in the same run)
  *          --eval-kernels blas,fused-avx512,fused-avx2 (the same for the eval;
  *          "--kernels none" skips the step); besides wall time, the eval lines
  *          give each rank's local kernel (sr_eval_topk_local, run apart) in
@@ -69,6 +71,15 @@ static void gemm_ref_measure(gemm_ref *g, int reps)
     g->t_nt = sr_bench_time_sgemm(0, 1, b, t, d, g->q, d, g->vt, d, g->cbuf, t, reps);
     g->t_tn = sr_bench_time_sgemm(1, 0, t, d, b, g->cbuf, t, g->q, d, g->dvb, d, reps);
     g->t_nn = sr_bench_time_sgemm(0, 0, b, d, t, g->cbuf, t, g->vt, d, g->dq, d, reps);
+}
+
+/* 1 where name is one of the comma-separated names in list. */
+static int listed_(const char *list, const char *name)
+{
+    const size_t len = strlen(name);
+    for (const char *p = list; p; p = strchr(p, ',') ? strchr(p, ',') + 1 : NULL)
+        if (!strncmp(p, name, len) && (p[len] == ',' || p[len] == 0)) return 1;
+    return 0;
 }
 
 /* The fields both result lines start with. */
@@ -264,6 +275,7 @@ int main(int argc, char **argv)
     const int64_t nr = sr_shard_count(&s, c.rank);
     int threads = openblas_get_num_threads();
     double core_peak = 0, peak = sr_bench_fma_peak(&c, threads, &core_peak);
+    double bf16_peak = sr_bench_peak(&c, threads, NULL, sr_cpu_bf16_peak_gflops); /* 0 without AVX512_BF16 */
     sr_cpu cpu;
     sr_cpu_detect(&cpu);
     char cpu_desc[256];
@@ -309,20 +321,21 @@ int main(int argc, char **argv)
 
     /* ---- softmax step, each kernel path --------------------------------- */
     /* Paths run alternately within each round (blas, fused-avx512,
-     * fused-avx2 where the CPU has them), so they share the machine's load;
-     * --kernels restricts the set (comma-separated). */
-    const char *want = sr_bench_arg_str(argc, argv, "--kernels", "blas,fused-avx512,fused-avx2");
-    static const char *const names[] = {"blas", "fused-avx512", "fused-avx2"};
-    enum { NK = 3 };
+     * fused-avx2, fused-avx512-bf16 where the CPU has them), so they share
+     * the machine's load; --kernels restricts the set (comma-separated). */
+    const char *want = sr_bench_arg_str(argc, argv, "--kernels", "blas,fused-avx512,fused-avx2,fused-avx512-bf16");
+    static const char *const names[] = {"blas", "fused-avx512", "fused-avx2", "fused-avx512-bf16"};
+    enum { NK = 4, K_FP32 = 1, K_BF16 = 3 };
     sr_mem kwork[NK]; /* the step's own allocations, one counter per path */
-    sr_softmax_ws *kws[NK] = {NULL, NULL, NULL};
+    sr_softmax_ws *kws[NK] = {NULL, NULL, NULL, NULL};
     int nk = 0, kidx[NK];
     for (int k = 0; k < NK; k++) {
-        if (!strstr(want, names[k])) continue;
+        if (!listed_(want, names[k])) continue;
         sr_mem_init(&kwork[k], 0);
         if (sr_softmax_ws_create(&kws[k], b, o.tile, &kwork[k], &e)) sr_comm_abort(&c, &e);
         sr_error_clear(&e);
-        if (sr_softmax_ws_set_kernel(kws[k], names[k], &e) != SR_OK) {
+        if (sr_softmax_ws_set_kernel(kws[k], k == K_BF16 ? "fused-avx512" : names[k], &e) != SR_OK ||
+            sr_softmax_ws_set_precision(kws[k], k == K_BF16 ? "bf16" : "fp32", d, NULL, &e) != SR_OK) {
             if (c.rank == 0) fprintf(stderr, "bench_softmax: skipping %s: %s\n", names[k], e.msg);
             sr_softmax_ws_destroy(&kws[k]);
             continue;
@@ -384,6 +397,12 @@ int main(int argc, char **argv)
         sr_bench_json_num(&js, "fraction_of_fma_peak", flops / step_s / 1e9 / peak, 3);
         sr_bench_json_num(&js, "best_fraction_of_fma_peak", flops / kbest[k] / 1e9 / peak, 3);
         if (blas_s > 0) sr_bench_json_num(&js, "speedup_vs_blas", blas_s / step_s, 3);
+        if (k == K_BF16) {
+            sr_bench_json_str(&js, "precision", "bf16");
+            if (ktotal[K_FP32] > 0) sr_bench_json_num(&js, "speedup_vs_fused_fp32", ktotal[K_FP32] / ktotal[k], 3);
+            sr_bench_json_num(&js, "bf16_peak_gflops", bf16_peak, 1);
+            sr_bench_json_num(&js, "best_fraction_of_bf16_peak", flops / kbest[k] / 1e9 / bf16_peak, 3);
+        }
         sr_bench_json_str(&js, "cpu", cpu_desc);
         sr_bench_json_str(&js, "flop_count", "4 GEMMs x 2BNd");
         sr_bench_json_num(&js, "sgemm_gflops", rate_mix, 2);

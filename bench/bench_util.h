@@ -28,15 +28,17 @@
 
 /* ---- the machine's peak, measured in this run -------------------------- */
 
-/* The job's FP32 FMA peak in GFLOP/s: every rank measures its core at the
- * same time (shared-core and frequency effects included), times its BLAS
- * threads, summed over ranks; *per_core gets the slowest rank's core. */
-static inline double sr_bench_fma_peak(const sr_comm *c, int threads, double *per_core)
+/* The job's peak in GFLOP/s of measure (sr_cpu_fma_peak_gflops, ...): every
+ * rank measures its core at the same time (shared-core and frequency effects
+ * included), times its BLAS threads, summed over ranks; *per_core gets the
+ * slowest rank's core. */
+static inline double sr_bench_peak(const sr_comm *c, int threads, double *per_core,
+                                   double (*measure)(const sr_cpu *, double))
 {
     sr_cpu cpu;
     sr_cpu_detect(&cpu);
     MPI_Barrier(c->comm);
-    double mine = sr_cpu_fma_peak_gflops(&cpu, 0.3), lo = mine;
+    double mine = measure(&cpu, 0.3), lo = mine;
     sr_error e;
     sr_error_clear(&e);
     double neg = -mine;
@@ -46,6 +48,12 @@ static inline double sr_bench_fma_peak(const sr_comm *c, int threads, double *pe
     double total = mine * threads;
     if (sr_comm_allreduce_sum(c, &total, 1, &e)) sr_comm_abort(c, &e);
     return total;
+}
+
+/* The job's FP32 FMA peak (sr_bench_peak). */
+static inline double sr_bench_fma_peak(const sr_comm *c, int threads, double *per_core)
+{
+    return sr_bench_peak(c, threads, per_core, sr_cpu_fma_peak_gflops);
 }
 
 /* ---- start, stop, options ----------------------------------------------- */

@@ -44,6 +44,10 @@ static const sr_config_key TABLE[] = {
     {"loss.kernel", SR_CFG_ENUM, F(loss_kernel), "blas", NOB, "blas|auto|fused-avx512|fused-avx2",
      "exact softmax path: blas = tiled SGEMM; auto = the widest fused register-tiled kernel the CPU "
      "has (d a multiple of 16, <= 512; SGEMM otherwise); other rounding than blas"},
+    {"loss.precision", SR_CFG_ENUM, F(loss_precision), "fp32", NOB, "fp32|bf16",
+     "exact softmax products: fp32; bf16 = the fused AVX-512 kernels with bf16-rounded inputs and fp32 "
+     "accumulation (loss.name = softmax, loss.kernel = auto or fused-avx512, d a multiple of 16, a CPU with "
+     "AVX512_BF16; logit error <= 2^-7 sum_k |q_k v_k|); tables stay fp32"},
     {"loss.negatives", SR_CFG_INT, F(loss_negatives), "256", 1, 1 << 26, NULL,
      "k: negatives drawn per step (ssm, nce; shared by the batch, or per query)"},
     {"loss.proposal", SR_CFG_ENUM, F(loss_proposal), "uniform", NOB, NULL,

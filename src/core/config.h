@@ -40,6 +40,7 @@ typedef struct sr_config {
     char loss_name[SR_CONFIG_NAME_MAX];
     int64_t loss_tile;           /* items per tile in the exact softmax */
     char loss_kernel[SR_CONFIG_NAME_MAX]; /* exact softmax path: blas | auto | fused-avx512 | fused-avx2 */
+    char loss_precision[SR_CONFIG_NAME_MAX]; /* exact softmax products: fp32 | bf16 (fused AVX-512 only) */
     int64_t loss_negatives;      /* k: sampled negatives per step (ssm, nce) */
     char loss_proposal[SR_CONFIG_NAME_MAX]; /* uniform | popularity | inbatch | dynamic */
     char loss_dns_base[SR_CONFIG_NAME_MAX]; /* base proposal of dynamic: uniform | popularity */

@@ -33,8 +33,8 @@ void sr_cpu_detect(sr_cpu *cpu)
 /* 12 independent accumulators in named registers (an array would live in
  * memory at -O2): enough chains to cover the FMA latency (4 cycles) on two
  * pipes. Returns the flops done. */
-#define FMA_LOOP(T, SET, F, ADD)                                                                       \
-    T x = SET(1.0f - 1e-7f), y = SET(1e-7f);                                                         \
+#define FMA_LOOP(T, SET, F, ADD, X, Y)                                                                 \
+    T x = (X), y = (Y);                                                                                \
     T a0 = SET(0), a1 = SET(1), a2 = SET(2), a3 = SET(3), a4 = SET(4), a5 = SET(5), a6 = SET(6),      \
       a7 = SET(7), a8 = SET(8), a9 = SET(9), a10 = SET(10), a11 = SET(11);                            \
     for (int64_t i = 0; i < iters; i++) {                                                              \
@@ -47,14 +47,16 @@ void sr_cpu_detect(sr_cpu *cpu)
 
 __attribute__((target("avx512f"))) SR_PEAK_OPT static double fma_loop_512(int64_t iters, float *sink)
 {
-    FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps);
+    FMA_LOOP(__m512, _mm512_set1_ps, _mm512_fmadd_ps, _mm512_add_ps, _mm512_set1_ps(1.0f - 1e-7f),
+             _mm512_set1_ps(1e-7f));
     *sink = _mm512_reduce_add_ps(sum);
     return (double)iters * 12 * 16 * 2;
 }
 
 __attribute__((target("avx2,fma"))) SR_PEAK_OPT static double fma_loop_256(int64_t iters, float *sink)
 {
-    FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps);
+    FMA_LOOP(__m256, _mm256_set1_ps, _mm256_fmadd_ps, _mm256_add_ps, _mm256_set1_ps(1.0f - 1e-7f),
+             _mm256_set1_ps(1e-7f));
     float v[8];
     _mm256_storeu_ps(v, sum);
     *sink = v[0] + v[7];
@@ -78,11 +80,20 @@ static double thread_cpu_now_(void)
     return (double)ts.tv_sec + 1e-9 * (double)ts.tv_nsec;
 }
 
-/* Best rate of repeated tries of ~20 ms on `clock`, until `seconds` of it. */
-static double fma_peak_(const sr_cpu *cpu, double seconds, double (*clock)(void))
+/* The same 12 chains of vdpbf16ps (64 flops each: 16 lanes x 2 bf16
+ * products, multiply and add); inputs the bf16 pairs (2^-7, 2^-7). */
+#define BF_PAIR _mm512_castsi512_ps(_mm512_set1_epi32(0x3C003C00))
+#define BF_DOT(a, x, y) _mm512_dpbf16_ps((a), (__m512bh)_mm512_castps_si512(x), (__m512bh)_mm512_castps_si512(y))
+__attribute__((target("avx512f,avx512bf16"))) SR_PEAK_OPT static double bf16_loop_512(int64_t iters, float *sink)
 {
-    double (*loop)(int64_t, float *) = cpu->vector_bits == 512 ? fma_loop_512
-                                      : cpu->vector_bits == 256 ? fma_loop_256 : fma_loop_scalar;
+    FMA_LOOP(__m512, _mm512_set1_ps, BF_DOT, _mm512_add_ps, BF_PAIR, BF_PAIR);
+    *sink = _mm512_reduce_add_ps(sum);
+    return (double)iters * 12 * 16 * 4;
+}
+
+/* Best rate of loop over about `seconds` of repeated tries of ~20 ms on `clock`. */
+static double best_rate_(double (*loop)(int64_t, float *), double seconds, double (*clock)(void))
+{
     float sink = 0;
     int64_t iters = 1 << 16;
     double best = 0, spent = 0;
@@ -96,11 +107,24 @@ static double fma_peak_(const sr_cpu *cpu, double seconds, double (*clock)(void)
     return best / 1e9;
 }
 
-double sr_cpu_fma_peak_gflops(const sr_cpu *cpu, double seconds) { return fma_peak_(cpu, seconds, sr_time_now); }
+static double (*fma_loop_(const sr_cpu *cpu))(int64_t, float *)
+{
+    return cpu->vector_bits == 512 ? fma_loop_512 : cpu->vector_bits == 256 ? fma_loop_256 : fma_loop_scalar;
+}
+
+double sr_cpu_fma_peak_gflops(const sr_cpu *cpu, double seconds)
+{
+    return best_rate_(fma_loop_(cpu), seconds, sr_time_now);
+}
 
 double sr_cpu_fma_peak_cpu_gflops(const sr_cpu *cpu, double seconds)
 {
-    return fma_peak_(cpu, seconds, thread_cpu_now_);
+    return best_rate_(fma_loop_(cpu), seconds, thread_cpu_now_);
+}
+
+double sr_cpu_bf16_peak_gflops(const sr_cpu *cpu, double seconds)
+{
+    return cpu->avx512_bf16 && cpu->avx512f ? best_rate_(bf16_loop_512, seconds, sr_time_now) : 0.0;
 }
 
 void sr_cpu_describe(const sr_cpu *cpu, char *buf, size_t len)

@@ -26,6 +26,9 @@ double sr_cpu_fma_peak_gflops(const sr_cpu *cpu, double seconds);
 /* The same in thread CPU seconds: on a shared machine, the rate while this
  * thread runs (set against a kernel's CPU time, not its wall time). */
 double sr_cpu_fma_peak_cpu_gflops(const sr_cpu *cpu, double seconds);
+/* The same for vdpbf16ps (AVX512_BF16 dot products of bf16 pairs into fp32,
+ * 4 flops a lane); 0 where the CPU lacks AVX512_BF16. */
+double sr_cpu_bf16_peak_gflops(const sr_cpu *cpu, double seconds);
 
 /* "avx512f+bf16 (512-bit FMA), OpenBLAS 0.3.21 SkylakeX, 1 thread": for logs
  * and result rows. */

@@ -3,6 +3,7 @@
 #include "loss/loss.h"
 
 #include <stdlib.h>
+#include <string.h>
 
 #include "loss/registry.h"
 
@@ -16,6 +17,9 @@ sr_status sr_loss_create(sr_loss **out, const sr_loss_init *in, sr_error *err)
     *out = NULL;
     const sr_loss_ops *ops = sr_loss_ops_find(in->cfg->loss_name);
     if (!ops) SR_FAIL(err, SR_ERR_CONFIG, "loss.name: unknown loss '%s'", in->cfg->loss_name);
+    if (ops->kind != SR_LOSS_SOFTMAX && in->cfg->loss_precision[0] && strcmp(in->cfg->loss_precision, "fp32"))
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.precision = %s applies to loss.name = softmax only (the fused exact "
+                "softmax kernels); loss.name = %s computes in fp32", in->cfg->loss_precision, in->cfg->loss_name);
     sr_loss *l = calloc(1, sizeof *l);
     if (!l) SR_FAIL(err, SR_ERR_NOMEM, "out of memory for the loss");
     l->ops = ops;

@@ -53,6 +53,7 @@ struct sr_softmax_ws {
     sr_lse *lse;   /* b_max: the caller's merge buffer */
     void *bufs;    /* the one block behind the four above */
     int fused;     /* -1: SGEMM path; else the sr_fused_isa of the fused kernels */
+    int bf16;      /* loss.precision = bf16: the AVX-512 fused kernels on bf16 products */
     float *pack;   /* fused only: threads x FUSED_PACK floats (packed V tiles) */
     float *mx;     /* fused only: b_max merged maxima as floats */
 };
@@ -157,15 +158,50 @@ sr_status sr_softmax_ws_set_kernel(sr_softmax_ws *ws, const char *name, sr_error
 }
 
 /* The fused kernels cover d % 16 == 0 up to SR_FUSED_D_MAX. */
-static int use_fused_(const sr_softmax_ws *ws, int64_t d)
+static int d_covered_(int64_t d) { return d % 16 == 0 && d <= SR_FUSED_D_MAX; }
+static int use_fused_(const sr_softmax_ws *ws, int64_t d) { return ws->fused >= 0 && d_covered_(d); }
+
+/* The variant the fused calls run (bf16 is an AVX-512 one). */
+static sr_fused_isa fused_isa_(const sr_softmax_ws *ws)
 {
-    return ws->fused >= 0 && d % 16 == 0 && d <= SR_FUSED_D_MAX;
+    return ws->bf16 && ws->fused == SR_FUSED_AVX512 ? SR_FUSED_AVX512_BF16 : (sr_fused_isa)ws->fused;
 }
 
 const char *sr_softmax_ws_kernel(const sr_softmax_ws *ws, int64_t d)
 {
     if (!use_fused_(ws, d)) return "blas";
-    return ws->fused == SR_FUSED_AVX512 ? "fused-avx512" : "fused-avx2";
+    sr_fused_isa isa = fused_isa_(ws);
+    return isa == SR_FUSED_AVX512_BF16 ? "fused-avx512-bf16" : isa == SR_FUSED_AVX512 ? "fused-avx512" : "fused-avx2";
+}
+
+sr_status sr_softmax_ws_set_precision(sr_softmax_ws *ws, const char *name, int64_t d, const sr_cpu *cpu,
+                                      sr_error *err)
+{
+    if (!strcmp(name, "fp32")) {
+        ws->bf16 = 0;
+        return SR_OK;
+    }
+    if (strcmp(name, "bf16"))
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.precision = %s: expected fp32 or bf16", name);
+    sr_cpu own;
+    if (!cpu) {
+        sr_cpu_detect(&own);
+        cpu = &own;
+    }
+    /* Every CPU with AVX512_BF16 (Cooper Lake, Sapphire Rapids, Zen 4) has
+     * the BW and VL the kernel's target attribute also names. */
+    if (!cpu->avx512_bf16 || !cpu->avx512f)
+        SR_FAIL(err, SR_ERR_CONFIG, "loss.precision = bf16: this CPU lacks AVX512_BF16 (vdpbf16ps); use fp32");
+    if (ws->fused != SR_FUSED_AVX512)
+        SR_FAIL(err, SR_ERR_CONFIG,
+                "loss.precision = bf16 needs loss.kernel = auto or fused-avx512 (bf16 has fused AVX-512 kernels "
+                "only), not %s", ws->fused < 0 ? "blas" : "fused-avx2");
+    if (!d_covered_(d))
+        SR_FAIL(err, SR_ERR_CONFIG,
+                "loss.precision = bf16: dimension %lld is not covered by the fused kernels (a multiple of 16, "
+                "at most %d)", (long long)d, SR_FUSED_D_MAX);
+    ws->bf16 = 1;
+    return SR_OK;
 }
 
 /* Shared argument checks; fills ws->trow. */
@@ -177,6 +213,9 @@ static sr_status check_args_(const char *fn, int64_t b, int64_t d, int64_t n_loc
         SR_FAIL(err, SR_ERR_INTERNAL, "%s: batch %lld outside [1, %lld] of the workspace", fn,
                 (long long)b, (long long)ws->b_max);
     if (d < 1 || d > INT_MAX) SR_FAIL(err, SR_ERR_INTERNAL, "%s: dimension %lld", fn, (long long)d);
+    if (ws->bf16 && (!use_fused_(ws, d) || ws->fused != SR_FUSED_AVX512)) /* never fp32 in silence */
+        SR_FAIL(err, SR_ERR_CONFIG, "%s: precision bf16 but kernel %s at dimension %lld", fn,
+                sr_softmax_ws_kernel(ws, d), (long long)d);
     if (rank < 0 || rank >= shard->p || n_local != sr_shard_count(shard, rank))
         SR_FAIL(err, SR_ERR_INTERNAL, "%s: rank %d holds %lld rows, the shard map says %lld", fn,
                 rank, (long long)n_local,
@@ -244,7 +283,7 @@ static void fused_fwd_worker_(void *arg, const sr_team_part *part)
     int64_t i0 = part->lo * FUSED_QUNIT, i1 = part->hi * FUSED_QUNIT;
     if (i1 > c->b) i1 = c->b;
     if (i1 <= i0) return;
-    sr_fused_forward((sr_fused_isa)c->ws->fused, c->q + i0 * c->d, i1 - i0, c->d, c->v, c->n_local,
+    sr_fused_forward(fused_isa_(c->ws), c->q + i0 * c->d, i1 - i0, c->d, c->v, c->n_local,
                      c->ws->trow + i0, c->ws->pack + (size_t)part->t * FUSED_PACK, c->part + i0);
 }
 
@@ -344,7 +383,7 @@ static void fused_bwd_worker_(void *arg, const sr_team_part *part)
         memset(dq, 0, (size_t)c->b * (size_t)c->d * sizeof(float));
     }
     if (j1 <= j0) return;
-    sr_fused_backward((sr_fused_isa)ws->fused, c->q, c->b, c->d, c->v, j0, j1, ws->mx, ws->scale, ws->trow,
+    sr_fused_backward(fused_isa_(ws), c->q, c->b, c->d, c->v, j0, j1, ws->mx, ws->scale, ws->trow,
                       (float)(1.0 / (double)c->b), ws->pack + (size_t)part->t * FUSED_PACK, dq,
                       c->dv ? c->dv + j0 * c->d : NULL);
 }

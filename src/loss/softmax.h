@@ -18,6 +18,7 @@
 #include <stdint.h>
 
 #include "comm/shard.h"
+#include "core/cpu.h"
 #include "core/error.h"
 #include "core/lse.h"
 #include "core/mem.h"
@@ -48,7 +49,17 @@ int64_t sr_softmax_ws_qblock(const sr_softmax_ws *ws);
  * the choice. Fused allocates a ~128 KiB pack buffer per thread (through the
  * workspace's sr_mem). Rounding differs from the SGEMM path (not its bits). */
 sr_status sr_softmax_ws_set_kernel(sr_softmax_ws *ws, const char *name, sr_error *err);
-/* The path a call of dimension d takes: "blas", "fused-avx512", "fused-avx2". */
+/* Precision of the fused path (docs/losses.md, "bf16 precision"): "fp32"
+ * (the default) or "bf16": every product of the AVX-512 fused kernels on
+ * bf16-rounded inputs with fp32 accumulation (softmax_fused.h). bf16 is
+ * refused (SR_ERR_CONFIG, the message names loss.precision) where cpu
+ * (NULL: this one, detected) lacks AVX512_BF16, where the kernel set before
+ * (sr_softmax_ws_set_kernel) is not fused-avx512, or where d is not covered;
+ * a later call at another d fails rather than run fp32. */
+sr_status sr_softmax_ws_set_precision(sr_softmax_ws *ws, const char *name, int64_t d, const sr_cpu *cpu,
+                                      sr_error *err);
+/* The path a call of dimension d takes: "blas", "fused-avx512",
+ * "fused-avx512-bf16", "fused-avx2". */
 const char *sr_softmax_ws_kernel(const sr_softmax_ws *ws, int64_t d);
 
 /* Phase 1. part[i] = triple of query i over this shard's items: max and sum
@@ -80,5 +91,14 @@ sr_status sr_softmax_backward(const float *q, int64_t b, int64_t d, const float 
 sr_status sr_softmax_ref(const float *q, int64_t b, int64_t d, const float *v_all, int64_t n,
                          const int64_t *targets, double *loss, double *dq, double *dv,
                          sr_error *err);
+/* Bounds on |bf16 fused path - sr_softmax_ref| for the same inputs (docs/
+ * losses.md, "bf16 precision"): the mean loss, dq (b x d) and dv (n x d)
+ * elementwise (either may be NULL). From bf16's unit roundoff u = 2^-8 (8
+ * significant bits, nearest even) per input: logit error
+ * e_ij <= (2u + u^2 + d 2^-24) sum_k |q_ik v_jk|;
+ * the fp32 path's own rounding (exp polynomial) is not included. Allocates
+ * 3 n doubles (SR_ERR_NOMEM). */
+sr_status sr_softmax_ref_bf16_bound(const float *q, int64_t b, int64_t d, const float *v_all, int64_t n,
+                                    const int64_t *targets, double *loss, double *dq, double *dv, sr_error *err);
 
 #endif

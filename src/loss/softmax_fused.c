@@ -1,5 +1,5 @@
-/* softmax_fused.c: the AVX-512 and AVX2 instances of the fused kernels
- * (softmax_fused_kern.h holds the body) and their dispatch.
+/* softmax_fused.c: the AVX-512, AVX-512 + BF16 and AVX2 instances of the
+ * fused kernels (softmax_fused_kern.h holds the body) and their dispatch.
  *
  * Each variant is compiled with a function target attribute, so a portable
  * build (no -march=native) still carries both; softmax.c calls one only
@@ -10,6 +10,7 @@
 #include "loss/softmax_fused.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <string.h>
 
 int64_t sr_fused_tile(int64_t d)
@@ -80,6 +81,15 @@ static inline TGT double hsum_d_avx512(__m512d lo, __m512d hi)
 #define HSUM_D(lo, hi) hsum_d_avx512((lo), (hi))
 
 #include "loss/softmax_fused_kern.h"
+
+/* ---- AVX-512 + BF16: the same tiles, products on bf16 pairs --------------- */
+#undef TGT
+#undef FN
+#define TGT __attribute__((target("avx512f,avx512bf16,avx512bw,avx512vl,avx2,fma")))
+#define FN(name) name##_bf16
+#define KBF16 1
+#include "loss/softmax_fused_kern.h"
+#undef KBF16
 
 #undef TGT
 #undef vf
@@ -167,6 +177,7 @@ void sr_fused_forward(sr_fused_isa isa, const float *q, int64_t nq, int64_t d, c
                       const int64_t *trow, float *pack, sr_lse *part)
 {
     if (isa == SR_FUSED_AVX512) forward_avx512(q, nq, d, v, n, trow, pack, part);
+    else if (isa == SR_FUSED_AVX512_BF16) forward_bf16(q, nq, d, v, n, trow, pack, part);
     else forward_avx2(q, nq, d, v, n, trow, pack, part);
 }
 
@@ -175,6 +186,7 @@ void sr_fused_backward(sr_fused_isa isa, const float *q, int64_t nq, int64_t d, 
                        float *pack, float *dq, float *dv)
 {
     if (isa == SR_FUSED_AVX512) backward_avx512(q, nq, d, v, j_lo, j_hi, mx, scale, trow, inv_b, pack, dq, dv);
+    else if (isa == SR_FUSED_AVX512_BF16) backward_bf16(q, nq, d, v, j_lo, j_hi, mx, scale, trow, inv_b, pack, dq, dv);
     else backward_avx2(q, nq, d, v, j_lo, j_hi, mx, scale, trow, inv_b, pack, dq, dv);
 }
 

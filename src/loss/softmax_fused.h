@@ -1,6 +1,6 @@
 /* softmax_fused.h: register-tiled exact-softmax kernels (forward triples,
  * backward dQ / dV) that keep each block of logits in vector registers: no
- * SGEMM, no logit buffer. AVX-512 and AVX2+FMA variants, both compiled in
+ * SGEMM, no logit buffer. AVX-512, AVX-512 + BF16 and AVX2+FMA variants, all compiled in
  * every build (function target attributes) and chosen at run time; the
  * caller (softmax.c) checks the CPU and the shape first. Covered shapes:
  * d a multiple of 16 in [16, SR_FUSED_D_MAX]. Same results as the SGEMM
@@ -17,7 +17,10 @@
 
 #define SR_FUSED_D_MAX 512
 
-typedef enum sr_fused_isa { SR_FUSED_AVX512 = 0, SR_FUSED_AVX2 = 1 } sr_fused_isa;
+/* SR_FUSED_AVX512_BF16: the AVX-512 tiles with every product (logits, dQ,
+ * dV) on bf16-rounded inputs (vdpbf16ps, fp32 accumulation); exp, sums, max
+ * as fp32. Needs AVX512_BF16 (and BW, VL). Error bound: docs/losses.md. */
+typedef enum sr_fused_isa { SR_FUSED_AVX512 = 0, SR_FUSED_AVX2 = 1, SR_FUSED_AVX512_BF16 = 2 } sr_fused_isa;
 
 /* Items per packed tile for dimension d (a multiple of 32, ~128 KiB of V). */
 int64_t sr_fused_tile(int64_t d);

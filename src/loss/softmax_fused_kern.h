@@ -1,9 +1,33 @@
 /* softmax_fused_kern.h: body of the fused kernels, included once per ISA by
  * softmax_fused.c with VL (floats a vector), NRV (vectors per item panel),
  * MRF / MRB (queries per forward / backward block), TGT (target attribute),
- * FN(name) and the vector helpers defined. Not a public header. */
+ * FN(name) and the vector helpers defined. Not a public header.
+ *
+ * KBF16 defined (AVX-512 only): the logit products take bf16 pairs along d
+ * (vdpbf16ps, fp32 accumulation), V packed as pairs with items fastest and
+ * each query block rounded once per tile; P is rounded to bf16 in registers
+ * and the backward's dQ += P V and dV = P^T Q take bf16 pairs too (along
+ * items, resp. queries). exp, its sums, the max and accumulations stay as in
+ * the fp32 instances. */
 
 #define NR (NRV * VL)
+#ifdef KBF16
+typedef uint32_t FN(qt); /* two bf16 (k even in the low half, k + 1 high) */
+#define QSTEP 2          /* components of d per product step */
+#define vq __m512i
+#define QLOAD(p) _mm512_loadu_si512((const void *)(p))
+#define QSET1(x) _mm512_set1_epi32((int)(x))
+#define QDOT(acc, a, b) _mm512_dpbf16_ps((acc), (__m512bh)(a), (__m512bh)(b))
+#define QBUF(name, MR) FN(qt) name[(MR) * SR_FUSED_D_MAX / 2] __attribute__((aligned(64)))
+#else
+typedef float FN(qt);
+#define QSTEP 1
+#define vq vf
+#define QLOAD(p) VLOAD(p)
+#define QSET1(x) VSET1(x)
+#define QDOT(acc, a, b) VFMA((a), (b), (acc))
+#define QBUF(name, MR) FN(qt) name[1]
+#endif
 
 /* exp(x) for x <= 88 (vexp.c's kernel: Cody-Waite by ln 2, degree-5
  * polynomial, 2^n through the exponent bits); x < -87, -inf, NaN give 0. */
@@ -26,6 +50,7 @@ static inline TGT vf FN(vexp)(vf x)
     return VAPPLY(keep, VCASTF(VADDI(VCASTI(y), VSHL23(ni))));
 }
 
+#ifndef KBF16
 /* V rows [j0, j0 + nj) -> panels of d x NR (item fastest), zero-padded. */
 static TGT void FN(pack)(const float *v, int64_t j0, int64_t nj, int64_t d, float *pack)
 {
@@ -41,21 +66,84 @@ static TGT void FN(pack)(const float *v, int64_t j0, int64_t nj, int64_t d, floa
     }
 }
 
+/* The query block in the product layout: fp32 rows as they are. */
+static inline TGT const float *FN(prep_q)(const float *q, int mr, int64_t d, float *buf)
+{
+    (void)mr, (void)d, (void)buf;
+    return q;
+}
+#else
+/* 16 floats -> 16 bf16 (round to nearest even), zero-extended to 32 bits. */
+static inline TGT __m512i FN(bf16x16)(const float *x)
+{
+    return _mm512_cvtepu16_epi32((__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x)));
+}
+
+/* One row of d floats -> d / 2 bf16 pairs along d. */
+static inline TGT void FN(round_row)(const float *x, int64_t d, uint32_t *dst)
+{
+    for (int64_t k = 0; k < d; k += 16)
+        _mm256_storeu_si256((__m256i *)(void *)(dst + k / 2), (__m256i)_mm512_cvtneps_pbh(_mm512_loadu_ps(x + k)));
+}
+
+/* dst[k] = (bf16 a[k], bf16 b[k]) for k < d; b NULL: zero high halves. */
+static inline TGT void FN(pair_rows)(const float *a, const float *b, int64_t d, uint32_t *dst)
+{
+    for (int64_t k = 0; k < d; k += 16) {
+        __m512i hi = b ? _mm512_slli_epi32(FN(bf16x16)(b + k), 16) : _mm512_setzero_si512();
+        _mm512_storeu_si512((void *)(dst + k), _mm512_or_si512(FN(bf16x16)(a + k), hi));
+    }
+}
+
+/* V rows [j0, j0 + nj) -> logit panels of d / 2 pairs x NR items (items
+ * fastest), then, from roundup(nj, NR) * d / 2 on, dQ panels of NR / 2 item
+ * pairs x d; zero-padded. Same bytes as the fp32 pack. */
+static TGT void FN(pack)(const float *v, int64_t j0, int64_t nj, int64_t d, uint32_t *pack)
+{
+    const int64_t dh = d / 2;
+    uint32_t *vt = pack + (nj + NR - 1) / NR * NR * dh, row[SR_FUSED_D_MAX / 2];
+    for (int64_t p0 = 0; p0 < nj; p0 += NR) {
+        uint32_t *dst = pack + p0 * dh;
+        for (int64_t jj = 0; jj < NR; jj++) {
+            if (p0 + jj < nj) FN(round_row)(v + (j0 + p0 + jj) * d, d, row);
+            else memset(row, 0, sizeof(uint32_t) * (size_t)dh);
+            for (int64_t k = 0; k < dh; k++) dst[k * NR + jj] = row[k];
+        }
+        for (int64_t jp = 0; jp < NR / 2; jp++) {
+            int64_t ja = p0 + 2 * jp;
+            uint32_t *t = vt + (p0 / 2 + jp) * d;
+            if (ja >= nj) memset(t, 0, sizeof(uint32_t) * (size_t)d);
+            else FN(pair_rows)(v + (j0 + ja) * d, ja + 1 < nj ? v + (j0 + ja + 1) * d : NULL, d, t);
+        }
+    }
+}
+
+/* The query block in the product layout: bf16 pairs along d, rounded once
+ * per block and tile (mr rows). */
+static inline TGT const uint32_t *FN(prep_q)(const float *q, int mr, int64_t d, uint32_t *buf)
+{
+    for (int i = 0; i < mr; i++) FN(round_row)(q + i * d, d, buf + i * d / 2);
+    return buf;
+}
+#endif
+
 /* acc[i][c] = q_i . (panel column block c), i < MR. The k loop is the
- * register-tiled GEMM core: NRV vector loads and MR broadcasts per k. */
+ * register-tiled GEMM core: NRV vector loads and MR broadcasts per step of
+ * QSTEP components (q: MR rows of d / QSTEP elements). */
 #define LOGITS(MR, acc, q, panel, d)                                                                   \
     do {                                                                                               \
+        const int64_t dk_ = (d) / QSTEP;                                                               \
         _Pragma("GCC unroll 16") for (int i_ = 0; i_ < (MR); i_++)                                     \
             _Pragma("GCC unroll 4") for (int c_ = 0; c_ < NRV; c_++) acc[i_][c_] = VZERO();           \
-        for (int64_t k_ = 0; k_ < (d); k_++) {                                                         \
-            vf b_[NRV];                                                                                \
+        for (int64_t k_ = 0; k_ < dk_; k_++) {                                                         \
+            vq b_[NRV];                                                                                \
             _Pragma("GCC unroll 4") for (int c_ = 0; c_ < NRV; c_++) b_[c_] =                          \
-                VLOAD((panel) + k_ * NR + c_ * VL);                                                    \
+                QLOAD((panel) + k_ * NR + c_ * VL);                                                    \
             _Pragma("GCC unroll 16") for (int i_ = 0; i_ < (MR); i_++)                                 \
             {                                                                                          \
-                vf a_ = VSET1((q)[i_ * (d) + k_]);                                                     \
+                vq a_ = QSET1((q)[i_ * dk_ + k_]);                                                     \
                 _Pragma("GCC unroll 4") for (int c_ = 0; c_ < NRV; c_++) acc[i_][c_] =                 \
-                    VFMA(a_, b_[c_], acc[i_][c_]);                                                     \
+                    QDOT(acc[i_][c_], a_, b_[c_]);                                                     \
             }                                                                                          \
         }                                                                                              \
     } while (0)
@@ -88,13 +176,15 @@ static TGT void FN(raise)(FN(st) *s, const vf *x)
 }
 
 /* Forward over one MRF-query block (q rows, state st) and one tile. */
-static TGT void FN(fwd_tile)(const float *q, int64_t d, const float *pack, int64_t j0, int64_t nt,
+static TGT void FN(fwd_tile)(const float *q, int64_t d, const FN(qt) *pack, int64_t j0, int64_t nt,
                              const int64_t *trow, int mr, FN(st) *st, float *tgt)
 {
+    QBUF(qk, MRF);
+    const FN(qt) *qq = FN(prep_q)(q, MRF, d, qk);
     for (int64_t p0 = 0; p0 < nt; p0 += NR) {
         const int nj = nt - p0 < NR ? (int)(nt - p0) : NR;
         vf acc[MRF][NRV];
-        LOGITS(MRF, acc, q, pack + p0 * d, d);
+        LOGITS(MRF, acc, qq, pack + p0 * d / QSTEP, d);
         if (nj < NR) /* items past the shard's end: -inf, exp gives 0 */
             for (int i = 0; i < MRF; i++) {
                 float t[NR];
@@ -126,8 +216,9 @@ static TGT void FN(fwd_tile)(const float *q, int64_t d, const float *pack, int64
 }
 
 static TGT void FN(forward)(const float *q, int64_t nq, int64_t d, const float *v, int64_t n,
-                            const int64_t *trow, float *pack, sr_lse *part)
+                            const int64_t *trow, float *packf, sr_lse *part)
 {
+    FN(qt) *pack = (FN(qt) *)(void *)packf; /* the bf16 instance stores pairs */
     const int64_t ntile = sr_fused_tile(d);
     float qpad[MRF * SR_FUSED_D_MAX];
     int64_t tpad[MRF];
@@ -170,9 +261,10 @@ static TGT void FN(forward)(const float *q, int64_t nq, int64_t d, const float *
     }
 }
 
+#ifndef KBF16
 /* Backward over one MRB-query block and one tile: P in registers, then
  * through a small L1 buffer (for broadcasts) into dQ and dV rows. */
-static TGT void FN(bwd_tile)(const float *q, int64_t d, const float *pack, const float *v, int64_t j0,
+static TGT void FN(bwd_tile)(const float *q, int64_t d, const FN(qt) *pack, const float *v, int64_t j0,
                              int64_t nt, const float *mx, const float *scale, const int64_t *trow, float inv_b,
                              float *dq, float *dv)
 {
@@ -218,10 +310,103 @@ static TGT void FN(bwd_tile)(const float *q, int64_t d, const float *pack, const
     }
 }
 
-static TGT void FN(backward)(const float *q, int64_t nq, int64_t d, const float *v, int64_t j_lo, int64_t j_hi,
-                             const float *mx, const float *scale, const int64_t *trow, float inv_b, float *pack,
+#else
+#if NRV != 2 || MRB % 2
+#error "the bf16 backward pairs two 16-lane P columns and an even number of queries"
+#endif
+/* P of one panel in bf16 (acc: logits in, P out): pb[i][jp] pairs along
+ * items (dQ), pt[ip][j] pairs along queries (dV); items >= nj are zero so a
+ * padded pair adds nothing (padded V is zero, but exp(-max) may overflow). */
+static inline TGT void FN(form_p)(vf acc[MRB][NRV], const float *mx, const float *scale, const int64_t *trow,
+                                  int64_t jbase, int nj, float inv_b, uint32_t *pb, uint32_t *pt)
+{
+    static const uint16_t ilv[2][32] __attribute__((aligned(64))) = { /* row 2ip in even halves, 2ip + 1 odd */
+        {0, 32, 1, 33, 2, 34, 3, 35, 4, 36, 5, 37, 6, 38, 7, 39, 8, 40, 9, 41, 10, 42, 11, 43, 12, 44, 13, 45, 14, 46, 15, 47},
+        {16, 48, 17, 49, 18, 50, 19, 51, 20, 52, 21, 53, 22, 54, 23, 55,
+         24, 56, 25, 57, 26, 58, 27, 59, 28, 60, 29, 61, 30, 62, 31, 63}};
+    __m512i row[MRB];
+    _Pragma("GCC unroll 16") for (int i = 0; i < MRB; i++)
+    {
+        vf m = VSET1(mx[i]), sc = VSET1(scale[i]);
+        int64_t tr = trow[i] - jbase;
+        _Pragma("GCC unroll 4") for (int c = 0; c < NRV; c++)
+        {
+            int live = nj - c * VL; /* lanes of real items in this column block */
+            __mmask16 keep = live >= VL ? (__mmask16)0xFFFF : live <= 0 ? 0 : (__mmask16)((1u << live) - 1);
+            vf p = _mm512_maskz_mul_ps(keep, VEXP(VSUB(acc[i][c], m)), sc);
+            if (tr >= c * VL && tr < c * VL + VL && tr < nj) /* owner only */
+                p = _mm512_mask_sub_ps(p, (__mmask16)(1u << (tr - c * VL)), p, VSET1(inv_b));
+            acc[i][c] = p;
+        }
+        row[i] = (__m512i)_mm512_cvtne2ps_pbh(acc[i][1], acc[i][0]); /* items 0..31 in order */
+        _mm512_store_si512((void *)(pb + i * NR / 2), row[i]);
+    }
+    const __m512i lo = _mm512_load_si512((const void *)ilv[0]), hi = _mm512_load_si512((const void *)ilv[1]);
+    _Pragma("GCC unroll 8") for (int ip = 0; ip < MRB / 2; ip++)
+    {
+        _mm512_store_si512((void *)(pt + ip * NR), _mm512_permutex2var_epi16(row[2 * ip], lo, row[2 * ip + 1]));
+        _mm512_store_si512((void *)(pt + ip * NR + VL), _mm512_permutex2var_epi16(row[2 * ip], hi, row[2 * ip + 1]));
+    }
+}
+
+/* dq (MRB x d) += P V over one panel: lanes along d, bf16 pairs of items. */
+static inline TGT void FN(bwd_dq)(const uint32_t *pb, const uint32_t *vt, int nj, int64_t d, float *dq)
+{
+    const int njp = (nj + 1) / 2;
+    for (int64_t kv = 0; kv < d / VL; kv++) {
+        vf a[MRB];
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRB; i++) a[i] = VLOAD(dq + i * d + kv * VL);
+        for (int jp = 0; jp < njp; jp++) {
+            vq x = QLOAD(vt + jp * d + kv * VL);
+            _Pragma("GCC unroll 16") for (int i = 0; i < MRB; i++) a[i] = QDOT(a[i], QSET1(pb[i * NR / 2 + jp]), x);
+        }
+        _Pragma("GCC unroll 16") for (int i = 0; i < MRB; i++) VSTORE(dq + i * d + kv * VL, a[i]);
+    }
+}
+
+/* dv rows [0, nj) of the panel += P^T Q: lanes along d, bf16 pairs of queries. */
+static inline TGT void FN(bwd_dv)(const uint32_t *pt, const uint32_t *qi, int nj, int64_t d, float *dr)
+{
+    for (int64_t kv = 0; kv < d / VL; kv++) {
+        vq qv[MRB / 2];
+        _Pragma("GCC unroll 8") for (int ip = 0; ip < MRB / 2; ip++) qv[ip] = QLOAD(qi + ip * d + kv * VL);
+        for (int j = 0; j < nj; j++) {
+            vf a = VLOAD(dr + j * d + kv * VL);
+            _Pragma("GCC unroll 8") for (int ip = 0; ip < MRB / 2; ip++) a = QDOT(a, QSET1(pt[ip * NR + j]), qv[ip]);
+            VSTORE(dr + j * d + kv * VL, a);
+        }
+    }
+}
+
+/* Backward over one MRB-query block and one tile, all three products on
+ * bf16 pairs with fp32 accumulation. */
+static TGT void FN(bwd_tile)(const float *q, int64_t d, const uint32_t *pack, const float *v, int64_t j0,
+                             int64_t nt, const float *mx, const float *scale, const int64_t *trow, float inv_b,
                              float *dq, float *dv)
 {
+    (void)v; /* dQ reads the packed item pairs instead */
+    uint32_t pb[MRB * NR / 2] __attribute__((aligned(64))), pt[MRB / 2 * NR] __attribute__((aligned(64)));
+    uint32_t qi[MRB / 2 * SR_FUSED_D_MAX] __attribute__((aligned(64)));
+    QBUF(qk, MRB);
+    const uint32_t *qq = FN(prep_q)(q, MRB, d, qk), *vt = pack + (nt + NR - 1) / NR * NR * d / 2;
+    if (dv)
+        for (int ip = 0; ip < MRB / 2; ip++) FN(pair_rows)(q + 2 * ip * d, q + (2 * ip + 1) * d, d, qi + ip * d);
+    for (int64_t p0 = 0; p0 < nt; p0 += NR) {
+        const int nj = nt - p0 < NR ? (int)(nt - p0) : NR;
+        vf acc[MRB][NRV];
+        LOGITS(MRB, acc, qq, pack + p0 * d / 2, d);
+        FN(form_p)(acc, mx, scale, trow, j0 + p0, nj, inv_b, pb, pt);
+        if (dq) FN(bwd_dq)(pb, vt + p0 / 2 * d, nj, d, dq);
+        if (dv) FN(bwd_dv)(pt, qi, nj, d, dv + p0 * d);
+    }
+}
+#endif
+
+static TGT void FN(backward)(const float *q, int64_t nq, int64_t d, const float *v, int64_t j_lo, int64_t j_hi,
+                             const float *mx, const float *scale, const int64_t *trow, float inv_b, float *packf,
+                             float *dq, float *dv)
+{
+    FN(qt) *pack = (FN(qt) *)(void *)packf;
     const int64_t ntile = sr_fused_tile(d);
     float qpad[MRB * SR_FUSED_D_MAX], dqt[MRB * SR_FUSED_D_MAX];
     float mpad[MRB], spad[MRB];
@@ -258,3 +443,9 @@ static TGT void FN(backward)(const float *q, int64_t nq, int64_t d, const float 
 
 #undef NR
 #undef LOGITS
+#undef QSTEP
+#undef vq
+#undef QLOAD
+#undef QSET1
+#undef QDOT
+#undef QBUF

@@ -65,12 +65,14 @@ static sr_status softmax_create_(void **state, const sr_loss_ops *ops, const sr_
     l->n_local = sr_shard_count(in->items, in->c->rank);
     sr_status st = sr_softmax_ws_create(&l->ws, in->b_max, in->cfg->loss_tile, in->mem, err);
     if (st == SR_OK && in->cfg->loss_kernel[0]) st = sr_softmax_ws_set_kernel(l->ws, in->cfg->loss_kernel, err);
+    const char *prec = in->cfg->loss_precision[0] ? in->cfg->loss_precision : "fp32";
+    if (st == SR_OK) st = sr_softmax_ws_set_precision(l->ws, prec, in->d, NULL, err);
     if (st == SR_OK) { /* the path this run takes, beside the "cpu:" line */
         sr_log lg;
         sr_log_init(&lg, in->c->rank, in->c->size);
-        sr_log_root(&lg, SR_LOG_INFO, "loss: exact softmax kernel %s (loss.kernel = %s, d = %lld)",
+        sr_log_root(&lg, SR_LOG_INFO, "loss: exact softmax kernel %s (loss.kernel = %s, loss.precision = %s, d = %lld)",
                     sr_softmax_ws_kernel(l->ws, in->d), in->cfg->loss_kernel[0] ? in->cfg->loss_kernel : "blas",
-                    (long long)in->d);
+                    prec, (long long)in->d);
     }
     if (st == SR_OK) {
         l->dv = sr_mem_calloc(in->mem, (size_t)(l->n_local > 0 ? l->n_local : 1) * (size_t)in->d,

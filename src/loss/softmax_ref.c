@@ -5,6 +5,7 @@
  * float inputs. O(B N d) per pass, no workspace; for tests and small checks.
  */
 #include <math.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "loss/softmax.h"
@@ -51,5 +52,58 @@ sr_status sr_softmax_ref(const float *q, int64_t b, int64_t d, const float *v_al
         }
     }
     *loss = total / (double)b;
+    return SR_OK;
+}
+
+/* Per-query part of the bf16 bound: e[j] = c_z sum_k |q_k v_jk| for every j,
+ * E = max_j e[j]; g[j] = the bracket of docs/losses.md ("bf16 precision")
+ * with the reference P (|P - y| in h[j]). */
+static void bf16_row_(const float *qi, int64_t d, const float *v_all, int64_t n, int64_t t, double *e, double *g,
+                      double *h, double *emax)
+{
+    const double u = 0x1p-8, cz = 2 * u + u * u + (double)d * 0x1p-24 / (1 - (double)d * 0x1p-24);
+    double mx = -INFINITY, s = 0.0, big = 0.0;
+    for (int64_t j = 0; j < n; j++) {
+        double a = 0.0;
+        for (int64_t k = 0; k < d; k++) a += fabs((double)qi[k] * (double)v_all[j * d + k]);
+        e[j] = cz * a;
+        big = fmax(big, e[j]);
+        g[j] = dot_(qi, v_all + j * d, d);
+        mx = fmax(mx, g[j]);
+    }
+    for (int64_t j = 0; j < n; j++) s += exp(g[j] - mx);
+    for (int64_t j = 0; j < n; j++) {
+        double p = exp(g[j] - mx) / s;
+        h[j] = fabs(p - (j == t ? 1.0 : 0.0));
+        /* |P~ - P| <= P (e^{2E} - 1); bf16(P~ - y) and bf16(v) add 2u + u^2 of |P - y|. */
+        g[j] = (1 + u) * (1 + u) * p * expm1(2 * big) + (2 * u + u * u) * h[j];
+    }
+    *emax = big;
+}
+
+sr_status sr_softmax_ref_bf16_bound(const float *q, int64_t b, int64_t d, const float *v_all, int64_t n,
+                                    const int64_t *targets, double *loss, double *dq, double *dv, sr_error *err)
+{
+    double ignored;
+    SR_TRY(sr_softmax_ref(q, b, d, v_all, n, targets, &ignored, NULL, NULL, err)); /* argument checks */
+    double *e = malloc((size_t)n * 3 * sizeof(double));
+    if (!e) SR_FAIL(err, SR_ERR_NOMEM, "softmax bf16 bound: out of memory");
+    double *g = e + n, *h = g + n, total = 0.0;
+    const double u = 0x1p-8, ga_q = (double)n * 0x1p-24 * (1 + u) * (1 + u), ga_v = (double)b * 0x1p-24 * (1 + u) * (1 + u);
+    if (dq) memset(dq, 0, (size_t)(b * d) * sizeof(double));
+    if (dv) memset(dv, 0, (size_t)(n * d) * sizeof(double));
+    for (int64_t i = 0; i < b; i++) {
+        const float *qi = q + i * d;
+        double emax;
+        bf16_row_(qi, d, v_all, n, targets[i], e, g, h, &emax);
+        total += emax + e[targets[i]]; /* |d lse| <= max |dz|, plus the target's own */
+        for (int64_t j = 0; j < n; j++)
+            for (int64_t k = 0; k < d; k++) { /* fp32 accumulation: n (dQ), b (dV) terms */
+                if (dq) dq[i * d + k] += (g[j] + ga_q * h[j]) * fabs((double)v_all[j * d + k]) / (double)b;
+                if (dv) dv[j * d + k] += (g[j] + ga_v * h[j]) * fabs((double)qi[k]) / (double)b;
+            }
+    }
+    *loss = total / (double)b;
+    free(e);
     return SR_OK;
 }

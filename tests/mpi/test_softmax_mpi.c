@@ -6,7 +6,8 @@
  * rank, within 1e-5 of the reference), its dV rows against the reference
  * rows, and the all-reduced partial dQ against the reference dQ. Layouts:
  * balanced blocks, uneven blocks with an empty rank, interleave; with the
- * default (SGEMM) path and with each fused kernel the CPU has.
+ * default (SGEMM) path and with each fused kernel the CPU has, bf16 included
+ * (within its derived bound, so the same at every rank count to that bound).
  */
 #include <math.h>
 #include <stdio.h>
@@ -36,9 +37,12 @@ static int suite_clean(void)
     return 0;
 }
 
-/* kernel: sr_softmax_ws_set_kernel's name (NULL: the default path). */
-static void run_case_kernel(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t seed, const char *what,
-                            const char *kernel)
+/* kernel: sr_softmax_ws_set_kernel's name (NULL: the default path);
+ * precision: sr_softmax_ws_set_precision's (NULL: fp32). Allowed error: the
+ * fp32 tolerance (1e-5 of the largest reference entry) plus, for bf16, the
+ * bound sr_softmax_ref_bf16_bound computes from the data, entry by entry. */
+static void run_case_prec(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t seed, const char *what,
+                          const char *kernel, const char *precision)
 {
     const sr_comm *c = &g_comm;
     int64_t n = s->n;
@@ -61,6 +65,7 @@ static void run_case_kernel(sr_shard *s, int64_t b, int64_t d, int64_t tile, uin
     sr_softmax_ws *ws = NULL;
     CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, b, tile, NULL, &e), SR_OK);
     if (kernel) CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_kernel(ws, kernel, &e), SR_OK);
+    if (precision) CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_precision(ws, precision, d, NULL, &e), SR_OK);
     float *dq = malloc((size_t)(b * d) * sizeof(float));
     float *dv = malloc((size_t)(nr * d + 1) * sizeof(float));
     double loss = NAN;
@@ -72,7 +77,10 @@ static void run_case_kernel(sr_shard *s, int64_t b, int64_t d, int64_t tile, uin
     double *rdq = malloc((size_t)(b * d) * sizeof(double));
     double *rdv = malloc((size_t)(n * d) * sizeof(double));
     CU_ASSERT_EQUAL_FATAL(sr_softmax_ref(q, b, d, v, n, tg, &ref_loss, rdq, rdv, &e), SR_OK);
-    CU_ASSERT(fabs(loss - ref_loss) < 1e-5 * fmax(1.0, fabs(ref_loss)));
+    double bl = 0, *bdq = calloc((size_t)(b * d), sizeof(double)), *bdv = calloc((size_t)(n * d), sizeof(double));
+    if (precision && !strcmp(precision, "bf16"))
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ref_bf16_bound(q, b, d, v, n, tg, &bl, bdq, bdv, &e), SR_OK);
+    CU_ASSERT(fabs(loss - ref_loss) <= bl + 1e-5 * fmax(1.0, fabs(ref_loss)));
 
     /* Same loss bits on every rank: max and min over ranks agree. */
     double lmax = loss, lmin = -loss;
@@ -81,27 +89,30 @@ static void run_case_kernel(sr_shard *s, int64_t b, int64_t d, int64_t tile, uin
     CU_ASSERT(lmax == -lmin);
 
     /* dV rows of this shard against the reference rows. */
+    /* num: the worst error / allowed ratio; den: the largest reference entry. */
     double num = 0, den = 0;
     for (int64_t j = 0; j < n * d; j++) den = fmax(den, fabs(rdv[j]));
     for (int64_t j = 0; j < nr; j++)
-        for (int64_t k = 0; k < d; k++)
-            num = fmax(num, fabs(dv[j * d + k] - rdv[sr_shard_global(s, c->rank, j) * d + k]));
-    CU_ASSERT(num <= 1e-5 * den);
-    if (!(num <= 1e-5 * den)) fprintf(stderr, "[rank %d] %s: dv err %.3g of %.3g\n", c->rank, what, num, den);
+        for (int64_t k = 0; k < d; k++) {
+            int64_t g = sr_shard_global(s, c->rank, j) * d + k;
+            num = fmax(num, fabs(dv[j * d + k] - rdv[g]) / (bdv[g] + 1e-5 * den));
+        }
+    CU_ASSERT(num <= 1.0);
+    if (!(num <= 1.0)) fprintf(stderr, "[rank %d] %s: dv err / allowed %.3g\n", c->rank, what, num);
 
     /* Sum of the partial dQ over ranks against the reference. */
     double *sq = malloc((size_t)(b * d) * sizeof(double));
     for (int64_t k = 0; k < b * d; k++) sq[k] = dq[k];
     CU_ASSERT_EQUAL(sr_comm_allreduce_sum(c, sq, b * d, &e), SR_OK);
     num = den = 0;
-    for (int64_t k = 0; k < b * d; k++) {
-        num = fmax(num, fabs(sq[k] - rdq[k]));
-        den = fmax(den, fabs(rdq[k]));
-    }
-    CU_ASSERT(num <= 1e-5 * den);
-    if (!(num <= 1e-5 * den)) fprintf(stderr, "[rank %d] %s: dq err %.3g of %.3g\n", c->rank, what, num, den);
+    for (int64_t k = 0; k < b * d; k++) den = fmax(den, fabs(rdq[k]));
+    for (int64_t k = 0; k < b * d; k++) num = fmax(num, fabs(sq[k] - rdq[k]) / (bdq[k] + 1e-5 * den));
+    CU_ASSERT(num <= 1.0);
+    if (!(num <= 1.0)) fprintf(stderr, "[rank %d] %s: dq err / allowed %.3g\n", c->rank, what, num);
 
     free(sq);
+    free(bdq);
+    free(bdv);
     free(rdq);
     free(rdv);
     free(dq);
@@ -115,7 +126,7 @@ static void run_case_kernel(sr_shard *s, int64_t b, int64_t d, int64_t tile, uin
 
 static void run_case(sr_shard *s, int64_t b, int64_t d, int64_t tile, uint64_t seed, const char *what)
 {
-    run_case_kernel(s, b, d, tile, seed, what, NULL);
+    run_case_prec(s, b, d, tile, seed, what, NULL, NULL);
 }
 
 static void test_step_block(void)
@@ -178,14 +189,17 @@ static void test_step_bad_target_everywhere(void)
  * with b and n_local off the register blocks. */
 static void test_step_fused(void)
 {
-    static const char *const names[] = {"fused-avx512", "fused-avx2"};
+    static const char *const names[] = {"fused-avx512", "fused-avx2", "fused-avx512"};
+    static const char *const precs[] = {"fp32", "fp32", "bf16"};
+    static const char *const what[] = {"fused-avx512", "fused-avx2", "fused-avx512 bf16"};
     int p = sr_test_size();
-    for (int k = 0; k < 2; k++) {
+    for (int k = 0; k < 3; k++) {
         sr_softmax_ws *ws = NULL;
         sr_error e;
         sr_error_clear(&e);
         CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 1, 16, NULL, &e), SR_OK);
         sr_status ok = sr_softmax_ws_set_kernel(ws, names[k], &e);
+        if (ok == SR_OK) ok = sr_softmax_ws_set_precision(ws, precs[k], 16, NULL, &e);
         sr_softmax_ws_destroy(&ws);
         if (ok != SR_OK) {
             if (g_comm.rank == 0) fprintf(stderr, "  SKIP %s: %s\n", names[k], e.msg);
@@ -193,17 +207,17 @@ static void test_step_fused(void)
         }
         sr_shard s;
         CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 203, p, NULL, &e), SR_OK);
-        run_case_kernel(&s, 13, 32, 4096, 105, names[k], names[k]);
+        run_case_prec(&s, 13, 32, 4096, 105, what[k], names[k], precs[k]);
         sr_shard_destroy(&s);
         int64_t counts[4] = {0, 0, 0, 0};
         counts[0] = 150; /* rank 1 (if any) holds nothing */
         for (int r = 2; r < p; r++) counts[r] = 53 / (p - 2) + (r == p - 1 ? 53 % (p - 2) : 0);
         if (p <= 2) counts[0] = 203;
         CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 203, p, counts, &e), SR_OK);
-        run_case_kernel(&s, 7, 16, 4096, 106, names[k], names[k]);
+        run_case_prec(&s, 7, 16, 4096, 106, what[k], names[k], precs[k]);
         sr_shard_destroy(&s);
         CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, 97, p, &e), SR_OK);
-        run_case_kernel(&s, 9, 64, 4096, 107, names[k], names[k]);
+        run_case_prec(&s, 9, 64, 4096, 107, what[k], names[k], precs[k]);
         sr_shard_destroy(&s);
     }
 }

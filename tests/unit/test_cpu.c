@@ -1,6 +1,8 @@
 /* test_cpu.c: feature detection agrees with what the compiler was told and
  * with the FMA loop the peak runs; the peak is positive and scales with the
- * vector width the CPU reports; the description names the BLAS core. */
+ * vector width the CPU reports; the description names the BLAS core. The
+ * vdpbf16ps peak is 0 without AVX512_BF16 and, with it, more than the FMA
+ * peak's 2 flops a lane (4 flops a lane, at least 1 a cycle at 0.5 GHz). */
 #include <string.h>
 
 #include "core/cpu.h"
@@ -26,10 +28,23 @@ static void test_detect_and_peak(void)
     CU_ASSERT_PTR_NOT_NULL(strstr(d, "-bit FMA"));
 }
 
+static void test_bf16_peak(void)
+{
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    sr_cpu none = cpu;
+    none.avx512_bf16 = false;
+    CU_ASSERT_EQUAL(sr_cpu_bf16_peak_gflops(&none, 0.05), 0.0);
+    if (!cpu.avx512_bf16) return;
+    CU_ASSERT(cpu.avx512f);
+    CU_ASSERT(sr_cpu_bf16_peak_gflops(&cpu, 0.05) > 16 * 4 * 0.5);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("cpu", NULL, NULL);
     CU_add_test(s, "detect_and_peak", test_detect_and_peak);
+    CU_add_test(s, "bf16_peak", test_bf16_peak);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }

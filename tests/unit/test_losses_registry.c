@@ -87,6 +87,31 @@ static void test_unknown_name_at_create(void)
     CU_ASSERT_STRING_EQUAL(e.msg, "loss.name: unknown loss 'nope'");
 }
 
+/* loss.precision = bf16 with any loss but the exact softmax: refused at
+ * create, before the loss touches c, with the exact text. */
+static void test_bf16_only_softmax(void)
+{
+    const sr_loss_ops *o;
+    for (size_t i = 0; (o = sr_loss_ops_at(i)) != NULL; i++) {
+        if (o->kind == SR_LOSS_SOFTMAX) continue;
+        sr_config c;
+        sr_config_defaults(&c);
+        sr_error e;
+        sr_error_clear(&e);
+        CU_ASSERT_EQUAL_FATAL(sr_config_set(&c, "loss.name", o->name, "test", &e), SR_OK);
+        CU_ASSERT_EQUAL_FATAL(sr_config_set(&c, "loss.precision", "bf16", "test", &e), SR_OK);
+        sr_loss_init in = {NULL, &c, NULL, NULL, NULL, 1, 1, NULL};
+        sr_loss *l = NULL;
+        CU_ASSERT_EQUAL(sr_loss_create(&l, &in, &e), SR_ERR_CONFIG);
+        CU_ASSERT_PTR_NULL(l);
+        char want[256];
+        snprintf(want, sizeof want,
+                 "loss.precision = bf16 applies to loss.name = softmax only (the fused exact softmax kernels); "
+                 "loss.name = %s computes in fp32", o->name);
+        CU_ASSERT_STRING_EQUAL(e.msg, want);
+    }
+}
+
 enum { N = 23, B = 5, D = 4 };
 
 static void test_create_every_loss(void)
@@ -156,6 +181,7 @@ static void register_tests(void)
     CU_add_test(s, "names_are_config_choices", test_names_are_config_choices);
     CU_add_test(s, "help_lists_names", test_help_lists_names);
     CU_add_test(s, "unknown_name_at_create", test_unknown_name_at_create);
+    CU_add_test(s, "bf16_only_softmax", test_bf16_only_softmax);
     CU_add_test(s, "create_every_loss", test_create_every_loss);
 }
 

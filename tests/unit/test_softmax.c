@@ -22,6 +22,7 @@ typedef struct problem {
     float *v;        /* n x d, global order */
     int64_t *target; /* b */
     const char *kernel; /* sr_softmax_ws_set_kernel's name; NULL: the default */
+    const char *precision; /* sr_softmax_ws_set_precision's name; NULL: the default (fp32) */
 } problem;
 
 static void problem_make(problem *p, int64_t b, int64_t d, int64_t n, double scale, uint64_t seed)
@@ -30,6 +31,7 @@ static void problem_make(problem *p, int64_t b, int64_t d, int64_t n, double sca
     p->d = d;
     p->n = n;
     p->kernel = NULL;
+    p->precision = NULL;
     p->q = malloc((size_t)(b * d) * sizeof(float));
     p->v = malloc((size_t)(n * d) * sizeof(float));
     p->target = malloc((size_t)b * sizeof(int64_t));
@@ -78,7 +80,9 @@ static sr_status run_virtual(const problem *p, const sr_shard *s, int64_t tile, 
     sr_softmax_ws *ws = NULL;
     sr_status st = sr_softmax_ws_create(&ws, p->b, tile, &m, &e);
     if (st) return st;
-    if (p->kernel && (st = sr_softmax_ws_set_kernel(ws, p->kernel, &e)) != SR_OK) {
+    if ((p->kernel && (st = sr_softmax_ws_set_kernel(ws, p->kernel, &e)) != SR_OK) ||
+        (p->precision && (st = sr_softmax_ws_set_precision(ws, p->precision, p->d, NULL, &e)) != SR_OK)) {
+        fprintf(stderr, "run_virtual: %s\n", e.msg);
         sr_softmax_ws_destroy(&ws);
         return st;
     }
@@ -598,6 +602,32 @@ static void test_errors_and_nan(void)
 
 /* ---- fused register-tiled kernels ------------------------------------------ */
 
+/* check over block shards (P = 4 uneven with an empty one) and interleaved
+ * shards at P = 1..4 (1 and 4 for n > 500); the worst value it returned. */
+static double over_shards(const problem *p, double (*check)(const problem *, const sr_shard *, const char *),
+                          const char *what)
+{
+    double worst = 0;
+    for (int P = 1; P <= 4; P += (p->n > 500 ? 3 : 1)) {
+        sr_shard s;
+        sr_error e;
+        sr_error_clear(&e);
+        const int64_t counts[4] = {p->n / 2, 0, p->n - p->n / 2 - p->n / 5, p->n / 5};
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p->n, P, P == 4 ? counts : NULL, &e), SR_OK);
+        worst = fmax(worst, check(p, &s, what));
+        sr_shard_destroy(&s);
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p->n, P, &e), SR_OK);
+        worst = fmax(worst, check(p, &s, what));
+        sr_shard_destroy(&s);
+    }
+    return worst;
+}
+
+static double check_fused(const problem *p, const sr_shard *s, const char *what)
+{
+    return check_against_ref(p, s, 4096, 1e-5, what);
+}
+
 /* The fused variants this CPU runs; the others are skipped with a message. */
 static int fused_kernels(const char **names)
 {
@@ -637,18 +667,7 @@ static void test_fused_shapes(void)
             for (int64_t i = 0; i < p.b; i++)
                 p.target[i] = i < (int64_t)(sizeof edges / sizeof *edges) ? edges[i] % p.n : p.target[i];
             p.target[p.b - 1] = p.n - 1;
-            for (int P = 1; P <= 4; P += (p.n > 500 ? 3 : 1)) {
-                sr_shard s;
-                sr_error e;
-                sr_error_clear(&e);
-                const int64_t counts[4] = {p.n / 2, 0, p.n - p.n / 2 - p.n / 5, p.n / 5};
-                CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, P, P == 4 ? counts : NULL, &e), SR_OK);
-                worst = fmax(worst, check_against_ref(&p, &s, 4096, 1e-5, names[k]));
-                sr_shard_destroy(&s);
-                CU_ASSERT_EQUAL_FATAL(sr_shard_init_interleave(&s, p.n, P, &e), SR_OK);
-                worst = fmax(worst, check_against_ref(&p, &s, 4096, 1e-5, names[k]));
-                sr_shard_destroy(&s);
-            }
+            worst = fmax(worst, over_shards(&p, check_fused, names[k]));
             problem_free(&p);
         }
     if (sr_test_rank() == 0) fprintf(stderr, "  fused shapes: worst relative error %.2e\n", worst);
@@ -755,6 +774,195 @@ static void test_fused_paths_and_nan(void)
     }
 }
 
+/* ---- bf16 precision --------------------------------------------------------- */
+
+/* 1 where this CPU runs the bf16 kernels (else a SKIP line). */
+static int bf16_available(void)
+{
+    sr_softmax_ws *ws = NULL;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 1, 16, NULL, &e), SR_OK);
+    int ok = sr_softmax_ws_set_kernel(ws, "fused-avx512", &e) == SR_OK &&
+             sr_softmax_ws_set_precision(ws, "bf16", 64, NULL, &e) == SR_OK;
+    if (!ok && sr_test_rank() == 0) fprintf(stderr, "  SKIP bf16: %s\n", e.msg);
+    sr_softmax_ws_destroy(&ws);
+    return ok;
+}
+
+/* worst over k of |a_k - r_k| / (bound_k + floor): <= 1 passes. */
+static double bound_ratio(const double *a, const double *r, const double *bound, int64_t n, double floor)
+{
+    double worst = 0.0;
+    for (int64_t k = 0; k < n; k++) worst = fmax(worst, fabs(a[k] - r[k]) / (bound[k] + floor));
+    return worst;
+}
+
+/* The bf16 path on shard map s against the float64 twin, within the bound
+ * computed from the data (sr_softmax_ref_bf16_bound) plus the fp32 path's
+ * own tolerance (1e-5 of the largest entry, as the fp32 fused tests). Returns
+ * the worst error / allowed ratio. */
+static double check_bf16(const problem *p, const sr_shard *s, const char *what)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    const int64_t nq = p->b * p->d, nv = p->n * p->d;
+    double rl, bl, *r = malloc((size_t)(2 * (nq + nv)) * sizeof(double));
+    double *rdq = r, *rdv = r + nq, *bdq = rdv + nv, *bdv = bdq + nq;
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ref(p->q, p->b, p->d, p->v, p->n, p->target, &rl, rdq, rdv, &e), SR_OK);
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ref_bf16_bound(p->q, p->b, p->d, p->v, p->n, p->target, &bl, bdq, bdv, &e),
+                          SR_OK);
+    result got;
+    result_alloc(&got, p);
+    CU_ASSERT_EQUAL(run_virtual(p, s, 4096, &got), SR_OK);
+    double mq = 0, mv = 0;
+    for (int64_t k = 0; k < nq; k++) mq = fmax(mq, fabs(rdq[k]));
+    for (int64_t k = 0; k < nv; k++) mv = fmax(mv, fabs(rdv[k]));
+    double rloss = fabs(got.loss - rl) / (bl + 1e-5 * fmax(1.0, fabs(rl)));
+    double rq = bound_ratio(got.dq, rdq, bdq, nq, 1e-5 * mq), rv = bound_ratio(got.dv, rdv, bdv, nv, 1e-5 * mv);
+    double worst = fmax(rloss, fmax(rq, rv));
+    CU_ASSERT(worst <= 1.0);
+    if (!(worst <= 1.0) || getenv("SR_TEST_VERBOSE"))
+        fprintf(stderr, "%s b=%lld d=%lld n=%lld P=%d: error/bound loss %.3f (%.2e of %.2e) dq %.3f dv %.3f\n", what,
+                (long long)p->b, (long long)p->d, (long long)p->n, s->p, rloss, fabs(got.loss - rl), bl, rq, rv);
+    result_free(&got);
+    free(r);
+    return worst;
+}
+
+/* bf16 loss and gradients against the float64 twin within the derived bound
+ * (docs/losses.md, "bf16 precision"): b off the 6 / 8 query blocks, n off
+ * the 32-item panels and the 512-item tile at d = 64 (odd n: a padded item
+ * pair in dQ), d from 16 to 256, block and interleaved shards at P = 1..4
+ * with an empty shard, targets at panel edges. */
+static void test_fused_bf16_bound(void)
+{
+    if (!bf16_available()) return;
+    static const int64_t shapes[][3] = {/* b, d, n */
+                                        {1, 16, 1},   {5, 16, 31},   {7, 32, 33},  {13, 64, 100}, {9, 64, 1101},
+                                        {33, 48, 97}, {17, 256, 70}, {8, 128, 257}, {150, 32, 523}};
+    double worst = 0;
+    for (size_t sh = 0; sh < sizeof shapes / sizeof *shapes; sh++) {
+        problem p;
+        problem_make(&p, shapes[sh][0], shapes[sh][1], shapes[sh][2], 0.6, 700 + sh);
+        p.kernel = "fused-avx512";
+        p.precision = "bf16";
+        for (int64_t i = 0; i < p.b && i < 6; i++) p.target[i] = (int64_t[]){0, 31, 32, 63, 511, 512}[i] % p.n;
+        p.target[p.b - 1] = p.n - 1;
+        worst = fmax(worst, over_shards(&p, check_bf16, "bf16"));
+        problem_free(&p);
+    }
+    if (sr_test_rank() == 0) fprintf(stderr, "  bf16: worst error / bound %.3f\n", worst);
+}
+
+/* x rounded to bf16 (nearest, ties to even), as a float; finite x only. */
+static float bf16_round(float x)
+{
+    uint32_t u;
+    memcpy(&u, &x, 4);
+    u = (u + 0x7FFFu + ((u >> 16) & 1u)) & 0xFFFF0000u;
+    memcpy(&x, &u, 4);
+    return x;
+}
+
+/* Really bf16: each target logit of the bf16 forward is the dot product of
+ * the bf16-rounded inputs (to fp32 accumulation, d 2^-24 sum |q~ v~|), and
+ * most differ from the fp32 fused kernel's logits by more than that. */
+static void test_fused_bf16_logits(void)
+{
+    if (!bf16_available()) return;
+    problem p;
+    problem_make(&p, 29, 64, 300, 0.6, 741);
+    sr_shard s;
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, p.n, 1, NULL, &e), SR_OK);
+    sr_lse t16[29], t32[29];
+    for (int pass = 0; pass < 2; pass++) {
+        sr_softmax_ws *ws = NULL;
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, p.b, 4096, NULL, &e), SR_OK);
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_kernel(ws, "fused-avx512", &e), SR_OK);
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_precision(ws, pass ? "bf16" : "fp32", p.d, NULL, &e), SR_OK);
+        CU_ASSERT_STRING_EQUAL(sr_softmax_ws_kernel(ws, p.d), pass ? "fused-avx512-bf16" : "fused-avx512");
+        CU_ASSERT_EQUAL(sr_softmax_partial(p.q, p.b, p.d, p.v, p.n, &s, 0, p.target, ws, pass ? t16 : t32, &e),
+                        SR_OK);
+        sr_softmax_ws_destroy(&ws);
+    }
+    int far = 0;
+    for (int64_t i = 0; i < p.b; i++) {
+        const float *qi = p.q + i * p.d, *vt = p.v + p.target[i] * p.d;
+        double z = 0, a = 0;
+        for (int64_t k = 0; k < p.d; k++) {
+            double x = (double)bf16_round(qi[k]) * (double)bf16_round(vt[k]);
+            z += x;
+            a += fabs(x);
+        }
+        double acc = (double)p.d * 0x1p-24 * a;
+        CU_ASSERT(fabs(t16[i].target - z) <= acc);
+        if (fabs(t16[i].target - z) > acc)
+            fprintf(stderr, "bf16 logit %lld: %.9g, bf16 inputs give %.9g\n", (long long)i, t16[i].target, z);
+        far += fabs(t32[i].target - z) > acc;
+    }
+    CU_ASSERT(far > p.b / 2);
+    if (sr_test_rank() == 0) fprintf(stderr, "  bf16 logits: %d of %lld fp32 logits off the bf16 ones\n", far, (long long)p.b);
+    sr_shard_destroy(&s);
+    problem_free(&p);
+}
+
+/* set_precision(name, d, cpu) refuses with SR_ERR_CONFIG and exactly want. */
+static void refuse(sr_softmax_ws *ws, const char *name, int64_t d, const sr_cpu *cpu, const char *want)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    CU_ASSERT_EQUAL(sr_softmax_ws_set_precision(ws, name, d, cpu, &e), SR_ERR_CONFIG);
+    CU_ASSERT_STRING_EQUAL(e.msg, want);
+    if (strcmp(e.msg, want)) fprintf(stderr, "got:  %s\nwant: %s\n", e.msg, want);
+}
+
+/* set_precision's refusals, text exact; a bf16 workspace called at an
+ * uncovered d fails instead of running fp32. */
+static void test_fused_bf16_refusals(void)
+{
+    sr_error e;
+    sr_error_clear(&e);
+    sr_softmax_ws *ws = NULL;
+    CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_create(&ws, 4, 64, NULL, &e), SR_OK);
+    refuse(ws, "fp16", 64, NULL, "loss.precision = fp16: expected fp32 or bf16");
+    sr_cpu no_bf16 = {.fma = true, .avx2 = true, .avx512f = true, .avx512_bf16 = false, .vector_bits = 512};
+    refuse(ws, "bf16", 64, &no_bf16, "loss.precision = bf16: this CPU lacks AVX512_BF16 (vdpbf16ps); use fp32");
+    CU_ASSERT_EQUAL(sr_softmax_ws_set_precision(ws, "fp32", 64, &no_bf16, &e), SR_OK);
+    sr_cpu has = no_bf16;
+    has.avx512_bf16 = true;
+    refuse(ws, "bf16", 64, &has,
+           "loss.precision = bf16 needs loss.kernel = auto or fused-avx512 (bf16 has fused AVX-512 kernels only), "
+           "not blas");
+    if (sr_softmax_ws_set_kernel(ws, "fused-avx2", &e) == SR_OK)
+        refuse(ws, "bf16", 64, &has,
+               "loss.precision = bf16 needs loss.kernel = auto or fused-avx512 (bf16 has fused AVX-512 kernels "
+               "only), not fused-avx2");
+    if (sr_softmax_ws_set_kernel(ws, "fused-avx512", &e) == SR_OK) {
+        refuse(ws, "bf16", 24, &has,
+               "loss.precision = bf16: dimension 24 is not covered by the fused kernels (a multiple of 16, at most "
+               "512)");
+        refuse(ws, "bf16", 528, &has,
+               "loss.precision = bf16: dimension 528 is not covered by the fused kernels (a multiple of 16, at "
+               "most 512)");
+    }
+    if (bf16_available()) {
+        CU_ASSERT_EQUAL_FATAL(sr_softmax_ws_set_precision(ws, "bf16", 64, NULL, &e), SR_OK);
+        CU_ASSERT_STRING_EQUAL(sr_softmax_ws_kernel(ws, 64), "fused-avx512-bf16");
+        sr_shard s;
+        CU_ASSERT_EQUAL_FATAL(sr_shard_init_block(&s, 3, 1, NULL, &e), SR_OK);
+        float q[4 * 24] = {0}, v[3 * 24] = {0};
+        int64_t tg[4] = {0, 1, 2, 0};
+        sr_lse part[4];
+        CU_ASSERT_EQUAL(sr_softmax_partial(q, 4, 24, v, 3, &s, 0, tg, ws, part, &e), SR_ERR_CONFIG);
+        CU_ASSERT_STRING_EQUAL(e.msg, "softmax forward: precision bf16 but kernel blas at dimension 24");
+        sr_shard_destroy(&s);
+    }
+    sr_softmax_ws_destroy(&ws);
+}
+
 static void register_tests(void)
 {
     CU_pSuite s = CU_add_suite("softmax", NULL, NULL);
@@ -773,6 +981,9 @@ static void register_tests(void)
     CU_add_test(s, "fused_shapes", test_fused_shapes);
     CU_add_test(s, "fused_extreme", test_fused_extreme);
     CU_add_test(s, "fused_paths_and_nan", test_fused_paths_and_nan);
+    CU_add_test(s, "fused_bf16_bound", test_fused_bf16_bound);
+    CU_add_test(s, "fused_bf16_logits", test_fused_bf16_logits);
+    CU_add_test(s, "fused_bf16_refusals", test_fused_bf16_refusals);
 }
 
 int main(int argc, char **argv) { return sr_test_main(argc, argv, register_tests); }
