@@ -36,15 +36,17 @@ usage() {
 usage: slurm/study-1m.sh [options]          (every option also as the upper-case variable)
   --study NAME          results/NAME, runs/NAME, out/NAME (default study-1m)
   --items N             catalogue size (default 1000000)
-  --users U             users (default 20000)
+  --users U             users (default 8000; evaluation costs U x N x d per split)
   --interactions M      interactions over all splits (default 1000000)
   --topics T            planted topics (default 1000)
   --data FILE           dataset (default data/STUDY-synth.h5; generated when missing)
   --np P                ranks per run (default SLURM_NTASKS, else 2)
   --max-epochs E        epoch cap of the sampled and cheap losses (default 50)
-  --exact-epochs E      epoch cap of the exact softmax and the sparse maps (default 12)
+  --exact-epochs E      epoch cap of the exact softmax (default 8)
+  --sparse-epochs E     epoch cap of the sparse maps (default 4)
   --patience P          validations without a new best before stopping (default 3)
-  --budget S            wall seconds per run per invocation, sampled/cheap losses (0 = none; default 3600)
+  --budget S            wall seconds per configuration (all its seeds) per invocation, sampled/cheap
+                        losses (0 = none; default 5400)
   --exact-budget S      the same for the exact softmax and the sparse maps (default 21600 = 6 h)
   --seeds LIST          seeds of the sampled/cheap losses (default 1,2,3)
   --ks LIST             SSM negatives (default 64,256,1024,4096)
@@ -62,11 +64,11 @@ EOF
 
 SOFTREC_HOME=${SOFTREC_HOME:-${SLURM_SUBMIT_DIR:-$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)}}
 STUDY=${STUDY:-study-1m}
-ITEMS=${ITEMS:-1000000} USERS=${USERS:-20000} INTERACTIONS=${INTERACTIONS:-1000000} TOPICS=${TOPICS:-1000}
+ITEMS=${ITEMS:-1000000} USERS=${USERS:-8000} INTERACTIONS=${INTERACTIONS:-1000000} TOPICS=${TOPICS:-1000}
 SEED=${SEED:-1} DATA=${DATA:-}
 NP=${NP:-${SLURM_NTASKS:-2}}
-MAX_EPOCHS=${MAX_EPOCHS:-50} EXACT_EPOCHS=${EXACT_EPOCHS:-12} PATIENCE=${PATIENCE:-3}
-BUDGET=${BUDGET:-3600} EXACT_BUDGET=${EXACT_BUDGET:-21600}
+MAX_EPOCHS=${MAX_EPOCHS:-50} EXACT_EPOCHS=${EXACT_EPOCHS:-8} SPARSE_EPOCHS=${SPARSE_EPOCHS:-4} PATIENCE=${PATIENCE:-3}
+BUDGET=${BUDGET:-5400} EXACT_BUDGET=${EXACT_BUDGET:-21600}
 SEEDS=${SEEDS:-1,2,3} KS=${KS:-64,256,1024,4096} PROPOSALS=${PROPOSALS:-uniform,popularity}
 NCE_KS=${NCE_KS:-1024} SPARSE=${SPARSE-entmax} ONLY=${ONLY:-} SETS=${SETS:-} REPORT=${REPORT:-1} LIST=0
 TRAIN_SETS="model.dim=64 train.batch_size=1024 optim.name=adam train.lr=0.005 eval.topk=10,20
@@ -84,6 +86,7 @@ while (( $# )); do
     --np) want "$@"; NP=$2; shift ;;
     --max-epochs) want "$@"; MAX_EPOCHS=$2; shift ;;
     --exact-epochs) want "$@"; EXACT_EPOCHS=$2; shift ;;
+    --sparse-epochs) want "$@"; SPARSE_EPOCHS=$2; shift ;;
     --patience) want "$@"; PATIENCE=$2; shift ;;
     --budget) want "$@"; BUDGET=$2; shift ;;
     --exact-budget) want "$@"; EXACT_BUDGET=$2; shift ;;
@@ -101,7 +104,7 @@ while (( $# )); do
   esac
   shift
 done
-for v in ITEMS USERS INTERACTIONS TOPICS NP MAX_EPOCHS EXACT_EPOCHS PATIENCE BUDGET EXACT_BUDGET; do
+for v in ITEMS USERS INTERACTIONS TOPICS NP MAX_EPOCHS EXACT_EPOCHS SPARSE_EPOCHS PATIENCE BUDGET EXACT_BUDGET; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "study-1m: ${v,,} = '${!v}' is not a non-negative integer" >&2; exit 2; }
 done
 (( NP >= 1 )) || { echo "study-1m: --np must be >= 1" >&2; exit 2; }
@@ -111,7 +114,7 @@ DATA=${DATA:-$SOFTREC_HOME/data/$STUDY-synth.h5}
 # The configurations: "name loss k proposal seeds epochs budget", one a line.
 # Sampled and cheap losses first: 3 seeds (train.seeds), MAX_EPOCHS, BUDGET;
 # then the exact softmax and the sparse maps (full scores, the exact step's
-# cost): one seed, EXACT_EPOCHS, EXACT_BUDGET.
+# cost): one seed, EXACT_EPOCHS (SPARSE_EPOCHS), EXACT_BUDGET.
 study_configs() {
   local k q
   for k in ${KS//,/ }; do for q in ${PROPOSALS//,/ }; do
@@ -121,7 +124,7 @@ study_configs() {
   echo "hsm hsm - - $SEEDS $MAX_EPOCHS $BUDGET"
   echo "bpr bpr - - $SEEDS $MAX_EPOCHS $BUDGET"
   echo "softmax softmax - - 1 $EXACT_EPOCHS $EXACT_BUDGET"
-  for k in ${SPARSE//,/ }; do echo "$k $k - - 1 $EXACT_EPOCHS $EXACT_BUDGET"; done
+  for k in ${SPARSE//,/ }; do echo "$k $k - - 1 $SPARSE_EPOCHS $EXACT_BUDGET"; done
 }
 mapfile -t CONFIGS < <(study_configs)
 if [[ -n $ONLY ]]; then
@@ -148,11 +151,13 @@ sr_ensure_synth "$DATA" "$USERS" "$ITEMS" "$INTERACTIONS" "$SEED" --topics "$TOP
 export SR_N; SR_N=$(sr_data_items "$DATA")
 [[ -n $SR_N ]] || sr_die "cannot read the item count of $DATA (softrec data info)"
 
+partial_path() { local r; r=$(sr_row_path "$STUDY" "$1"); echo "${r%.json}.partial.json"; }
+
 # study_partial NAME RUNDIR: a row for a run stopped by its budget: no test
 # metrics, its run directory (or one per seed) so the report draws its curve.
 study_partial() {
   local name=$1 rundir=$2
-  "$SR_PYTHON" - "$(sr_row_path "$STUDY" "$name").partial.json" "$rundir" "$STUDY" "$name" "$NP" "$SR_N" <<'EOF'
+  "$SR_PYTHON" - "$(partial_path "$name")" "$rundir" "$STUDY" "$name" "$NP" "$SR_N" <<'EOF'
 import json, os, sys
 out, rundir, study, name, P, N = sys.argv[1:]
 dirs = sorted(os.path.join(rundir, d) for d in os.listdir(rundir) if d.startswith("seed-")) or [rundir]
@@ -160,13 +165,15 @@ rows = []
 for d in dirs:
     if not os.path.exists(os.path.join(d, "metrics.jsonl")):
         continue
-    cfg = {}
+    cfg, section = {}, ""
     try:
-        for line in open(os.path.join(d, "config.ini")):
+        for line in open(os.path.join(d, "config.ini")):   # [section] then key = value
             line = line.split("#")[0].strip()
-            if "=" in line and not line.startswith("["):
+            if line.startswith("[") and line.endswith("]"):
+                section = line[1:-1].strip()
+            elif "=" in line:
                 k, v = (x.strip() for x in line.split("=", 1))
-                cfg[k] = v
+                cfg[f"{section}.{k}" if section else k] = v
     except OSError:
         pass
     secs = None
@@ -177,6 +184,10 @@ for d in dirs:
             pass
     rows.append({"study": study, "name": name, "partial": True, "P": int(P), "N": int(N), "run_dir": d,
                  "loss": cfg.get("loss.name"), "train_seconds": secs, "config": cfg})
+if not rows:                       # stopped before its first epoch ended: no curve yet
+    if os.path.exists(out):
+        os.remove(out)
+    sys.exit(0)
 with open(out + ".tmp", "w") as f:
     for r in rows:
         f.write(json.dumps(r) + "\n")
@@ -196,7 +207,7 @@ study_run() {
   [[ $k != - ]] && args+=(--set loss.negatives="$k" --set loss.proposal="$q")
   if [[ $seeds == *,* ]]; then args+=(--set train.seeds="$seeds"); else args+=(--set train.seed="$seeds"); fi
   local row; row=$(sr_row_path "$STUDY" "$name")
-  [[ -s $row ]] && { rm -f "$row.partial.json"; sr_log "$STUDY/$name: finished (row exists), skipped"; return 0; }
+  [[ -s $row ]] && { rm -f "$(partial_path "$name")"; sr_log "$STUDY/$name: finished (row exists), skipped"; return 0; }
   # The budget: a watcher signals the launcher (softrec-run turns TERM into
   # USR1 for the ranks; srun and mpirun pass USR1 on) after BUDGET seconds.
   local flag=$SR_RUNS/$STUDY/$name.budget-spent pending=$SR_PENDING rc=0
@@ -208,7 +219,7 @@ study_run() {
     study_partial "$name" "$SR_RUNS/$STUDY/$name"
     rc=0
   elif (( rc == 0 )); then
-    rm -f "$row.partial.json"
+    rm -f "$(partial_path "$name")"
   fi
   rm -f "$flag"
   return "$rc"
