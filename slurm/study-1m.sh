@@ -51,7 +51,8 @@ usage: slurm/study-1m.sh [options]          (every option also as the upper-case
   --seeds LIST          seeds of the sampled/cheap losses (default 1,2,3)
   --ks LIST             SSM negatives (default 64,256,1024,4096)
   --proposals LIST      SSM proposals (default uniform,popularity)
-  --nce-ks LIST         NCE negatives, popularity proposal (default 1024)
+  --nce-ks LIST         NCE negatives (default 1024)
+  --nce-proposals LIST  NCE proposals (default uniform)
   --sparse LIST         sparse maps run like the exact loss (default entmax; '' for none)
   --only REGEX          run only the configurations whose name matches (the report still reads all)
   --sets "K=V ..."      extra --set of every run (after the defaults below)
@@ -70,7 +71,7 @@ NP=${NP:-${SLURM_NTASKS:-2}}
 MAX_EPOCHS=${MAX_EPOCHS:-50} EXACT_EPOCHS=${EXACT_EPOCHS:-8} SPARSE_EPOCHS=${SPARSE_EPOCHS:-4} PATIENCE=${PATIENCE:-3}
 BUDGET=${BUDGET:-5400} EXACT_BUDGET=${EXACT_BUDGET:-21600}
 SEEDS=${SEEDS:-1,2,3} KS=${KS:-64,256,1024,4096} PROPOSALS=${PROPOSALS:-uniform,popularity}
-NCE_KS=${NCE_KS:-1024} SPARSE=${SPARSE-entmax} ONLY=${ONLY:-} SETS=${SETS:-} REPORT=${REPORT:-1} LIST=0
+NCE_KS=${NCE_KS:-1024} NCE_PROPOSALS=${NCE_PROPOSALS:-uniform} SPARSE=${SPARSE-entmax} ONLY=${ONLY:-} SETS=${SETS:-} REPORT=${REPORT:-1} LIST=0
 TRAIN_SETS="model.dim=64 train.batch_size=1024 optim.name=adam train.lr=0.005 eval.topk=10,20
 eval.valid_metric=ndcg@20 eval.every=1 eval.test_curve=true train.checkpoint_every=2000 train.keep_checkpoints=2"
 
@@ -94,6 +95,7 @@ while (( $# )); do
     --ks) want "$@"; KS=$2; shift ;;
     --proposals) want "$@"; PROPOSALS=$2; shift ;;
     --nce-ks) want "$@"; NCE_KS=$2; shift ;;
+    --nce-proposals) want "$@"; NCE_PROPOSALS=$2; shift ;;
     --sparse) [[ $# -ge 2 ]] || { echo "study-1m: --sparse wants a value ('' for none)" >&2; exit 2; }; SPARSE=$2; shift ;;
     --only) want "$@"; ONLY=$2; shift ;;
     --sets) want "$@"; SETS=$2; shift ;;
@@ -120,7 +122,9 @@ study_configs() {
   for k in ${KS//,/ }; do for q in ${PROPOSALS//,/ }; do
     echo "ssm-k$k-$q ssm $k $q $SEEDS $MAX_EPOCHS $BUDGET"
   done; done
-  for k in ${NCE_KS//,/ }; do echo "nce-k$k-popularity nce $k popularity $SEEDS $MAX_EPOCHS $BUDGET"; done
+  for k in ${NCE_KS//,/ }; do for q in ${NCE_PROPOSALS//,/ }; do
+    echo "nce-k$k-$q nce $k $q $SEEDS $MAX_EPOCHS $BUDGET"
+  done; done
   echo "hsm hsm - - $SEEDS $MAX_EPOCHS $BUDGET"
   echo "bpr bpr - - $SEEDS $MAX_EPOCHS $BUDGET"
   echo "softmax softmax - - 1 $EXACT_EPOCHS $EXACT_BUDGET"
