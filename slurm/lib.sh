@@ -72,11 +72,23 @@ trap 'sr_on_signal TERM' TERM
 
 # sr_exec CMD...: run CMD in the background and wait for it while staying
 # responsive to the traps above (a foreground command would delay them).
-# Returns CMD's exit status.
+# Returns CMD's exit status. With SR_BUDGET=S > 0, CMD is stopped like at the
+# time limit after S seconds (TERM to launch/softrec-run, which the ranks get
+# as USR1; USR1 to srun/mpirun) and the file SR_BUDGET_FLAG is created first,
+# so the caller can tell a spent budget from the job's time-limit signal.
 sr_exec() {
   "$@" &
   SR_CHILD=$!
-  local rc
+  local rc watcher=
+  if (( ${SR_BUDGET:-0} > 0 )); then
+    local sig=USR1; [[ $SR_LAUNCHER == local ]] && sig=TERM
+    ( trap 'kill "$s" 2>/dev/null; exit 0' TERM
+      sleep "$SR_BUDGET" & s=$!; wait "$s"
+      sr_log "run budget of $SR_BUDGET s spent: SIG$sig to pid $SR_CHILD"
+      [[ -n ${SR_BUDGET_FLAG:-} ]] && : > "$SR_BUDGET_FLAG"
+      kill -"$sig" "$SR_CHILD" 2>/dev/null ) &
+    watcher=$!
+  fi
   while :; do
     if wait "$SR_CHILD"; then rc=0; else rc=$?; fi
     # wait returns >128 when a trapped signal interrupted it; the child may
@@ -84,6 +96,7 @@ sr_exec() {
     if (( rc > 128 )) && kill -0 "$SR_CHILD" 2>/dev/null; then continue; fi
     break
   done
+  [[ -n $watcher ]] && { kill "$watcher" 2>/dev/null; wait "$watcher" 2>/dev/null || true; }
   SR_CHILD=
   return "$rc"
 }

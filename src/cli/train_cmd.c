@@ -153,7 +153,7 @@ static bool key_is_semantic(const char *name)
     static const char *const free_keys[] = {
         "run.dir", "run.progress_every", "train.epochs", "train.resume", "train.checkpoint_every",
         "train.keep_checkpoints", "train.max_bad_steps", "train.watchdog_factor",
-        "train.watchdog_min_seconds", "eval.every",
+        "train.watchdog_min_seconds", "eval.every", "eval.test_curve",
     };
     for (size_t i = 0; i < sizeof free_keys / sizeof *free_keys; i++)
         if (!strcmp(name, free_keys[i])) return false;

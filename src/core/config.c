@@ -121,6 +121,8 @@ static const sr_config_key TABLE[] = {
      "empty = ndcg at the first eval.topk)"},
     {"eval.test_model", SR_CFG_ENUM, F(eval_test_model), "best", NOB, "best|last",
      "model the reported test metrics are of: the best-validation epoch's (run.dir/best.h5) or the last"},
+    {"eval.test_curve", SR_CFG_BOOL, F(eval_test_curve), "false", NOB, NULL,
+     "also rank the test split at every validation (metrics.jsonl \"test\"; doubles the evaluation cost)"},
     {"train.early_stop_patience", SR_CFG_INT, F(train_early_stop_patience), "0", 0, 1e9, NULL,
      "stop after this many validations without a new best (0 = off)"},
     {"shard.layout", SR_CFG_ENUM, F(shard_layout), "block", NOB, "block|interleave",

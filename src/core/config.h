@@ -80,6 +80,7 @@ typedef struct sr_config {
     int64_t eval_every;
     char eval_valid_metric[SR_CONFIG_NAME_MAX]; /* "ndcg@20"; empty: ndcg at eval_topk[0] */
     char eval_test_model[SR_CONFIG_NAME_MAX];   /* best | last */
+    bool eval_test_curve;                       /* rank the test split at every validation too */
     int64_t train_early_stop_patience;         /* validations without a new best; 0 = off */
     /* layout */
     char shard_layout[SR_CONFIG_NAME_MAX]; /* block | interleave */

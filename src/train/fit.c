@@ -265,12 +265,16 @@ static sr_status end_epoch(fit_run *f, int64_t epoch, sr_error *err)
     json_object_set_new(line, "loss", sr_json_number(f->pos.epoch_loss / (double)t->steps_per_epoch, 1e-6));
     json_object_set_new(line, "epoch_seconds", sr_json_number(secs, 1e-3));
     json_object_set_new(line, "examples_per_second", sr_json_number((double)t->ex_total / secs, 0.1));
+    json_object_set_new(line, "train_seconds", sr_json_number(f->pos.train_seconds, 1e-3));
     sr_status st = SR_OK;
     if (cfg->eval_every > 0 && epoch % cfg->eval_every == 0 && t->meta.nnz[SR_SPLIT_VALID] > 0) {
         sr_eval_result v;
         st = evaluate(f, SR_SPLIT_VALID, &v, err);
         if (st == SR_OK) json_object_set_new(line, "valid", sr_eval_result_to_json(&v));
         if (st == SR_OK) st = select_model(f, epoch, &v, err);
+        sr_eval_result te;
+        if (st == SR_OK && cfg->eval_test_curve) st = evaluate(f, SR_SPLIT_TEST, &te, err);
+        if (st == SR_OK && cfg->eval_test_curve) json_object_set_new(line, "test", sr_eval_result_to_json(&te));
     }
     if (st == SR_OK) sr_report_append(cfg, &t->log, t->c->rank, line);
     json_decref(line);
