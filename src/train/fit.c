@@ -219,6 +219,15 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
     return SR_OK;
 }
 
+/* Whether train.early_stop_patience validations after best_epoch's have
+ * passed by epoch (a validation epoch, or the last one a resumed run
+ * completed: validations happen at multiples of eval.every). */
+static bool patience_spent(const sr_config *cfg, int64_t epoch, int64_t best_epoch)
+{
+    if (cfg->train_early_stop_patience <= 0 || cfg->eval_every <= 0 || best_epoch <= 0) return false;
+    return epoch / cfg->eval_every - best_epoch / cfg->eval_every >= cfg->train_early_stop_patience;
+}
+
 /* A validation's verdict: a new best eval.valid_metric keeps the model as
  * run.dir/best.h5 (committed like model.h5); train.early_stop_patience
  * validations without one end the training. */
@@ -240,8 +249,8 @@ static sr_status select_model(fit_run *f, int64_t epoch, const sr_eval_result *v
         sr_guard_unwatch(f->guard);
         return st;
     }
-    const int64_t every = cfg->eval_every, since = epoch / every - f->pos.best_epoch / every;
-    if (cfg->train_early_stop_patience > 0 && since >= cfg->train_early_stop_patience) {
+    if (patience_spent(cfg, epoch, f->pos.best_epoch)) {
+        const int64_t since = epoch / cfg->eval_every - f->pos.best_epoch / cfg->eval_every;
         f->res->stopped_early = epoch;
         sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld: %lld validations without a better %s than epoch %lld's %.6f: "
                     "stopped (train.early_stop_patience)", (long long)epoch, (long long)since,
@@ -369,6 +378,14 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_guard *guard, sr_fit_result *res, sr_
     fit_run f = {.t = t, .res = res, .guard = guard};
     sr_status st = fit_start(&f, err);
     f.last_epoch = f.pos.epoch - 1;
+    if (st == SR_OK && patience_spent(&t->cfg, f.last_epoch, f.pos.best_epoch)) {
+        /* a resumed run that early stopping had ended: finish it again (the
+         * same test rows), do not train on; a larger patience continues it */
+        res->stopped_early = f.last_epoch;
+        sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld: early stopping had ended this run (best epoch %lld); "
+                    "raise train.early_stop_patience to train on", (long long)f.last_epoch,
+                    (long long)f.pos.best_epoch);
+    }
     for (int64_t e = f.pos.epoch; e <= t->cfg.train_epochs && st == SR_OK && !res->stopped && !res->stopped_early;
          e++) {
         f.t_epoch = sr_time_now();

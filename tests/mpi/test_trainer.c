@@ -234,6 +234,23 @@ static void test_model_selection(void)
         CU_ASSERT_EQUAL(r.mrr[0], want[k]->mrr[0]);
         sr_trainer_destroy(&t);
     }
+    /* A resume of the early-stopped run trains nothing and reports the same
+     * rows (before, it trained on from the stop: seeds sweeps re-ran
+     * finished seeds); a larger patience continues it. */
+    snprintf(cfg.train_resume, sizeof cfg.train_resume, "auto");
+    sr_fit_result again;
+    CU_ASSERT_EQUAL_FATAL(fit(&c, &cfg, &again, NULL), SR_OK);
+    CU_ASSERT_EQUAL(again.steps, 0);
+    CU_ASSERT_EQUAL(again.stopped_early, res.stopped_early);
+    CU_ASSERT_EQUAL(again.epochs, res.epochs);
+    CU_ASSERT_EQUAL(again.best_epoch, res.best_epoch);
+    CU_ASSERT_EQUAL(again.test_epoch, res.test_epoch);
+    CU_ASSERT_EQUAL(again.test.ndcg[0], res.test.ndcg[0]);
+    CU_ASSERT_EQUAL(again.test_last.ndcg[0], res.test_last.ndcg[0]);
+    cfg.train_early_stop_patience = 40;
+    CU_ASSERT_EQUAL_FATAL(fit(&c, &cfg, &again, NULL), SR_OK);
+    CU_ASSERT(again.steps > 0);
+    CU_ASSERT(again.epochs > res.epochs);
     /* eval.test_model = last reports the last epoch's model */
     toy_config(&cfg, data, "select-last", 40);
     cfg.train_early_stop_patience = 2;
