@@ -320,6 +320,10 @@ static sr_status test_models(fit_run *f, sr_error *err)
     SR_TRY(evaluate(f, SR_SPLIT_TEST, &res->test_last, err));
     res->test = res->test_last;
     res->test_epoch = f->last_epoch;
+    /* a resumed finished run has not seen its best validation in this
+     * process: measured again on that model (evaluation is deterministic) */
+    const bool revalid = res->best_valid.users == 0 && f->pos.best_epoch > 0;
+    if (revalid && f->pos.best_epoch == f->last_epoch) SR_TRY(evaluate(f, SR_SPLIT_VALID, &res->best_valid, err));
     if (strcmp(t->cfg.eval_test_model, "best") || f->pos.best_epoch <= 0 || f->pos.best_epoch == f->last_epoch)
         return SR_OK;
     char path[SR_CONFIG_PATH_MAX + 32];
@@ -332,6 +336,7 @@ static sr_status test_models(fit_run *f, sr_error *err)
         return SR_OK;
     }
     SR_TRY(sr_trainer_load(t, path, err));
+    if (revalid) SR_TRY(evaluate(f, SR_SPLIT_VALID, &res->best_valid, err));
     res->test_epoch = f->pos.best_epoch;
     return evaluate(f, SR_SPLIT_TEST, &res->test, err);
 }

@@ -247,6 +247,8 @@ static void test_model_selection(void)
     CU_ASSERT_EQUAL(again.test_epoch, res.test_epoch);
     CU_ASSERT_EQUAL(again.test.ndcg[0], res.test.ndcg[0]);
     CU_ASSERT_EQUAL(again.test_last.ndcg[0], res.test_last.ndcg[0]);
+    CU_ASSERT_EQUAL(again.best_valid.users, res.best_valid.users); /* measured again, the same */
+    CU_ASSERT_EQUAL(again.best_valid.mrr[0], res.best_valid.mrr[0]);
     cfg.train_early_stop_patience = 40;
     CU_ASSERT_EQUAL_FATAL(fit(&c, &cfg, &again, NULL), SR_OK);
     CU_ASSERT(again.steps > 0);
