@@ -45,6 +45,9 @@ usage: slurm/study-1m.sh [options]          (every option also as the upper-case
   --exact-epochs E      epoch cap of the exact softmax (default 8)
   --sparse-epochs E     epoch cap of the sparse maps (default 4)
   --patience P          validations without a new best before stopping (default 3)
+  --nce-patience P      the same for NCE (default 10: NCE first spends several epochs pushing every
+                        score down to its fixed normaliser, log Z = 0, with flat validation;
+                        docs/experiments.md section 6)
   --budget S            wall seconds per configuration (all its seeds) per invocation, sampled/cheap
                         losses (0 = none; default 5400)
   --exact-budget S      the same for the exact softmax and the sparse maps (default 21600 = 6 h)
@@ -68,7 +71,7 @@ STUDY=${STUDY:-study-1m}
 ITEMS=${ITEMS:-1000000} USERS=${USERS:-8000} INTERACTIONS=${INTERACTIONS:-1000000} TOPICS=${TOPICS:-1000}
 SEED=${SEED:-1} DATA=${DATA:-}
 NP=${NP:-${SLURM_NTASKS:-2}}
-MAX_EPOCHS=${MAX_EPOCHS:-50} EXACT_EPOCHS=${EXACT_EPOCHS:-8} SPARSE_EPOCHS=${SPARSE_EPOCHS:-4} PATIENCE=${PATIENCE:-3}
+MAX_EPOCHS=${MAX_EPOCHS:-50} EXACT_EPOCHS=${EXACT_EPOCHS:-8} SPARSE_EPOCHS=${SPARSE_EPOCHS:-4} PATIENCE=${PATIENCE:-3} NCE_PATIENCE=${NCE_PATIENCE:-10}
 BUDGET=${BUDGET:-5400} EXACT_BUDGET=${EXACT_BUDGET:-21600}
 SEEDS=${SEEDS:-1,2,3} KS=${KS:-64,256,1024,4096} PROPOSALS=${PROPOSALS:-uniform,popularity}
 NCE_KS=${NCE_KS:-1024} NCE_PROPOSALS=${NCE_PROPOSALS:-uniform} SPARSE=${SPARSE-entmax} ONLY=${ONLY:-} SETS=${SETS:-} REPORT=${REPORT:-1} LIST=0
@@ -89,6 +92,7 @@ while (( $# )); do
     --exact-epochs) want "$@"; EXACT_EPOCHS=$2; shift ;;
     --sparse-epochs) want "$@"; SPARSE_EPOCHS=$2; shift ;;
     --patience) want "$@"; PATIENCE=$2; shift ;;
+    --nce-patience) want "$@"; NCE_PATIENCE=$2; shift ;;
     --budget) want "$@"; BUDGET=$2; shift ;;
     --exact-budget) want "$@"; EXACT_BUDGET=$2; shift ;;
     --seeds) want "$@"; SEEDS=$2; shift ;;
@@ -106,7 +110,7 @@ while (( $# )); do
   esac
   shift
 done
-for v in ITEMS USERS INTERACTIONS TOPICS NP MAX_EPOCHS EXACT_EPOCHS SPARSE_EPOCHS PATIENCE BUDGET EXACT_BUDGET; do
+for v in ITEMS USERS INTERACTIONS TOPICS NP MAX_EPOCHS EXACT_EPOCHS SPARSE_EPOCHS PATIENCE NCE_PATIENCE BUDGET EXACT_BUDGET; do
   [[ ${!v} =~ ^[0-9]+$ ]] || { echo "study-1m: ${v,,} = '${!v}' is not a non-negative integer" >&2; exit 2; }
 done
 (( NP >= 1 )) || { echo "study-1m: --np must be >= 1" >&2; exit 2; }
@@ -206,7 +210,7 @@ study_run() {
   local name loss k q seeds epochs budget
   read -r name loss k q seeds epochs budget <<< "$1"
   local args=(--set data.path="$DATA" --set loss.name="$loss" --set train.epochs="$epochs"
-              --set train.early_stop_patience="$PATIENCE")
+              --set train.early_stop_patience="$([[ $loss == nce ]] && echo "$NCE_PATIENCE" || echo "$PATIENCE")")
   local kv; for kv in $TRAIN_SETS $SETS; do args+=(--set "$kv"); done
   [[ $k != - ]] && args+=(--set loss.negatives="$k" --set loss.proposal="$q")
   if [[ $seeds == *,* ]]; then args+=(--set train.seeds="$seeds"); else args+=(--set train.seed="$seeds"); fi
