@@ -109,10 +109,16 @@ static void test_phases_and_limits(void)
         /* warm-up: min_seconds, then 20 x the median of ~20 ms */
         double l = sr_guard_limit(g);
         if (step <= SR_GUARD_WARMUP) CU_ASSERT_DOUBLE_EQUAL(l, 0.05, 1e-12);
-        if (step > SR_GUARD_WARMUP) CU_ASSERT(l > 0.3 && l < 3);
+        /* 20 x a median >= 20 ms; the upper bound only says "a median of
+         * steps", loose because a loaded machine stretches the sleeps */
+        if (step > SR_GUARD_WARMUP) CU_ASSERT(l > 0.3 && l < 30);
         usleep(20000);
         sr_guard_step_end(g, step);
-        CU_ASSERT_DOUBLE_EQUAL(sr_guard_limit(g), l > 0.05 ? l : 0.05, 0.5); /* after the step: armed */
+        /* after the step: armed with the step's limit (the median now
+         * includes this step, so not l exactly; a 0 would be disarmed) */
+        double after = sr_guard_limit(g);
+        CU_ASSERT(after >= 0.05 - 1e-12);
+        if (step > SR_GUARD_WARMUP) CU_ASSERT(after > 0.3 && after < 30);
     }
     /* a step whose end names another step is not timed */
     sr_guard_step_begin(g, 7);
