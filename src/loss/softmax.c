@@ -129,19 +129,8 @@ int64_t sr_softmax_ws_qblock(const sr_softmax_ws *ws) { return ws->qb; }
 
 sr_status sr_softmax_ws_set_kernel(sr_softmax_ws *ws, const char *name, sr_error *err)
 {
-    sr_cpu cpu;
-    sr_cpu_detect(&cpu);
-    const int has512 = cpu.avx512f, has2 = cpu.avx2 && cpu.fma;
-    int want;
-    if (!strcmp(name, "blas")) want = -1;
-    else if (!strcmp(name, "auto")) want = has512 ? SR_FUSED_AVX512 : has2 ? SR_FUSED_AVX2 : -1;
-    else if (!strcmp(name, "fused-avx512") || !strcmp(name, "fused-avx2")) {
-        want = name[6] == 'a' && name[9] == '5' ? SR_FUSED_AVX512 : SR_FUSED_AVX2;
-        if (want == SR_FUSED_AVX512 ? !has512 : !has2)
-            SR_FAIL(err, SR_ERR_CONFIG, "softmax kernel %s: this CPU lacks %s", name,
-                    want == SR_FUSED_AVX512 ? "AVX-512F" : "AVX2 and FMA");
-    } else
-        SR_FAIL(err, SR_ERR_CONFIG, "softmax kernel '%s': expected blas, auto, fused-avx512 or fused-avx2", name);
+    int want = -1;
+    SR_TRY(sr_fused_choose("softmax", name, &want, err));
     if (want >= 0 && !ws->pack) {
         ws->pack = sr_mem_alloc(ws->mem, (size_t)ws->threads * (size_t)FUSED_PACK * sizeof(float), 0,
                                 "softmax fused pack", err);

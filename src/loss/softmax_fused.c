@@ -13,6 +13,32 @@
 #include <stdint.h>
 #include <string.h>
 
+#include "core/cpu.h"
+
+sr_status sr_fused_choose(const char *what, const char *name, int *isa, sr_error *err)
+{
+    static const struct {
+        const char *name;
+        int isa;
+    } known[] = {{"blas", -1}, {"fused-avx512", SR_FUSED_AVX512}, {"fused-avx2", SR_FUSED_AVX2}};
+    sr_cpu cpu;
+    sr_cpu_detect(&cpu);
+    const int has[2] = {cpu.avx512f, cpu.avx2 && cpu.fma}; /* indexed by sr_fused_isa */
+    if (!strcmp(name, "auto")) {
+        *isa = has[SR_FUSED_AVX512] ? SR_FUSED_AVX512 : has[SR_FUSED_AVX2] ? SR_FUSED_AVX2 : -1;
+        return SR_OK;
+    }
+    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
+        if (strcmp(name, known[i].name)) continue;
+        if (known[i].isa >= 0 && !has[known[i].isa])
+            SR_FAIL(err, SR_ERR_CONFIG, "%s kernel %s: this CPU lacks %s", what, name,
+                    known[i].isa == SR_FUSED_AVX512 ? "AVX-512F" : "AVX2 and FMA");
+        *isa = known[i].isa;
+        return SR_OK;
+    }
+    SR_FAIL(err, SR_ERR_CONFIG, "%s kernel '%s': expected blas, auto, fused-avx512 or fused-avx2", what, name);
+}
+
 int64_t sr_fused_tile(int64_t d)
 {
     int64_t nt = ((int64_t)32768 / d) / 32 * 32; /* 128 KiB of packed V: stays in L2 */

@@ -6,13 +6,15 @@
  * d a multiple of 16 in [16, SR_FUSED_D_MAX]. Same results as the SGEMM
  * path up to float rounding (order of the d-sums, float pair-sums of exp).
  * Design, figures and limits: docs/benchmarks.md, "fused exact softmax".
- * Pure: caller arrays and sizes only, no allocation, no globals.
+ * The kernels are pure: caller arrays and sizes only, no allocation, no
+ * globals; sr_fused_choose reads CPUID.
  */
 #ifndef SR_LOSS_SOFTMAX_FUSED_H
 #define SR_LOSS_SOFTMAX_FUSED_H
 
 #include <stdint.h>
 
+#include "core/error.h"
 #include "core/lse.h"
 
 #define SR_FUSED_D_MAX 512
@@ -21,6 +23,13 @@
  * dV) on bf16-rounded inputs (vdpbf16ps, fp32 accumulation); exp, sums, max
  * as fp32. Needs AVX512_BF16 (and BW, VL). Error bound: docs/losses.md. */
 typedef enum sr_fused_isa { SR_FUSED_AVX512 = 0, SR_FUSED_AVX2 = 1, SR_FUSED_AVX512_BF16 = 2 } sr_fused_isa;
+
+/* A kernel name (loss.kernel) -> *isa, the fused variant to run, or -1 for
+ * the SGEMM path: "blas" -1; "auto" the widest variant this CPU has, else
+ * -1; "fused-avx512", "fused-avx2" (SR_ERR_CONFIG "<what> kernel NAME: this
+ * CPU lacks ..." where it does not); anything else SR_ERR_CONFIG. `what`
+ * names the caller in messages ("softmax", "eval"). */
+sr_status sr_fused_choose(const char *what, const char *name, int *isa, sr_error *err);
 
 /* Items per packed tile for dimension d (a multiple of 32, ~128 KiB of V). */
 int64_t sr_fused_tile(int64_t d);

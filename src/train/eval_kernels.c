@@ -30,7 +30,6 @@
 #include <stdlib.h>
 #include <string.h>
 
-#include "core/cpu.h"
 #include "core/team.h"
 #include "train/eval_fused.h"
 #include "train/topk_heap.h"
@@ -125,36 +124,10 @@ void sr_topk_ws_set_scorer(sr_topk_ws *ws, sr_score_fn fn, void *ctx)
 
 /* ---- kernel choice ------------------------------------------------------ */
 
-/* name -> sr_fused_isa, or -1 for blas; a fused variant the CPU lacks is
- * a configuration error, "auto" falls back to blas. */
-static sr_status kernel_parse_(const char *name, int *isa, sr_error *err)
-{
-    static const struct {
-        const char *name;
-        int isa;
-    } known[] = {{"blas", -1}, {"fused-avx512", SR_FUSED_AVX512}, {"fused-avx2", SR_FUSED_AVX2}};
-    sr_cpu cpu;
-    sr_cpu_detect(&cpu);
-    const int has[2] = {cpu.avx512f, cpu.avx2 && cpu.fma};
-    if (!strcmp(name, "auto")) {
-        *isa = has[SR_FUSED_AVX512] ? SR_FUSED_AVX512 : has[SR_FUSED_AVX2] ? SR_FUSED_AVX2 : -1;
-        return SR_OK;
-    }
-    for (size_t i = 0; i < sizeof known / sizeof known[0]; i++) {
-        if (strcmp(name, known[i].name)) continue;
-        if (known[i].isa >= 0 && !has[known[i].isa])
-            SR_FAIL(err, SR_ERR_CONFIG, "eval kernel %s: this CPU lacks %s", name,
-                    known[i].isa == SR_FUSED_AVX512 ? "AVX-512F" : "AVX2 and FMA");
-        *isa = known[i].isa;
-        return SR_OK;
-    }
-    SR_FAIL(err, SR_ERR_CONFIG, "eval kernel '%s': expected blas, auto, fused-avx512 or fused-avx2", name);
-}
-
 sr_status sr_topk_ws_set_kernel(sr_topk_ws *ws, const char *name, sr_error *err)
 {
     int isa = -1;
-    SR_TRY(kernel_parse_(name, &isa, err));
+    SR_TRY(sr_fused_choose("eval", name, &isa, err));
     if (isa >= 0 && !ws->pack) {
         ws->pack = sr_mem_alloc(ws->mem, (size_t)ws->threads * SR_EVAL_FUSED_PACK * sizeof(float), 0,
                                 "top-k fused pack", err);
