@@ -48,8 +48,9 @@ static sr_status make_dirs(const char *path, sr_error *err)
 }
 
 /* Reliability hooks (fault injection, the watchdog's heartbeats; the guard
- * is the caller's, start-up watched already) and the checkpoint directory; then continue from its latest checkpoint when
- * train.resume = auto finds one. */
+ * is the caller's, start-up watched already) and the checkpoint directory;
+ * then continue from its latest checkpoint when train.resume = auto finds
+ * one. */
 static sr_status fit_start(fit_run *f, sr_error *err)
 {
     sr_trainer *t = f->t;
@@ -219,13 +220,14 @@ static sr_status fit_steps(fit_run *f, int64_t epoch, sr_error *err)
     return SR_OK;
 }
 
-/* Whether train.early_stop_patience validations after best_epoch's have
- * passed by epoch (a validation epoch, or the last one a resumed run
- * completed: validations happen at multiples of eval.every). */
-static bool patience_spent(const sr_config *cfg, int64_t epoch, int64_t best_epoch)
+/* The validations since best_epoch's by epoch (a validation epoch, or the
+ * last one a resumed run completed: validations happen at multiples of
+ * eval.every) when they reach train.early_stop_patience, else 0. */
+static int64_t patience_spent(const sr_config *cfg, int64_t epoch, int64_t best_epoch)
 {
-    if (cfg->train_early_stop_patience <= 0 || cfg->eval_every <= 0 || best_epoch <= 0) return false;
-    return epoch / cfg->eval_every - best_epoch / cfg->eval_every >= cfg->train_early_stop_patience;
+    if (cfg->train_early_stop_patience <= 0 || cfg->eval_every <= 0 || best_epoch <= 0) return 0;
+    const int64_t since = epoch / cfg->eval_every - best_epoch / cfg->eval_every;
+    return since >= cfg->train_early_stop_patience ? since : 0;
 }
 
 /* A validation's verdict: a new best eval.valid_metric keeps the model as
@@ -249,8 +251,8 @@ static sr_status select_model(fit_run *f, int64_t epoch, const sr_eval_result *v
         sr_guard_unwatch(f->guard);
         return st;
     }
-    if (patience_spent(cfg, epoch, f->pos.best_epoch)) {
-        const int64_t since = epoch / cfg->eval_every - f->pos.best_epoch / cfg->eval_every;
+    const int64_t since = patience_spent(cfg, epoch, f->pos.best_epoch);
+    if (since > 0) {
         f->res->stopped_early = epoch;
         sr_log_root(&t->log, SR_LOG_INFO, "epoch %lld: %lld validations without a better %s than epoch %lld's %.6f: "
                     "stopped (train.early_stop_patience)", (long long)epoch, (long long)since,
@@ -383,7 +385,7 @@ sr_status sr_trainer_fit(sr_trainer *t, sr_guard *guard, sr_fit_result *res, sr_
     fit_run f = {.t = t, .res = res, .guard = guard};
     sr_status st = fit_start(&f, err);
     f.last_epoch = f.pos.epoch - 1;
-    if (st == SR_OK && patience_spent(&t->cfg, f.last_epoch, f.pos.best_epoch)) {
+    if (st == SR_OK && patience_spent(&t->cfg, f.last_epoch, f.pos.best_epoch) > 0) {
         /* a resumed run that early stopping had ended: finish it again (the
          * same test rows), do not train on; a larger patience continues it */
         res->stopped_early = f.last_epoch;
